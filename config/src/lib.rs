@@ -1,0 +1,1 @@
+//! TOML configuration schema and validation.

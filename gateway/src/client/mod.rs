@@ -1,0 +1,1 @@
+//! The NFSv4.1 client: transport, session with slot table, backchannel, lease renewal, recovery.

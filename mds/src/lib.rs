@@ -1,0 +1,1 @@
+//! Embedded NFSv4.1 pNFS block-layout metadata server.

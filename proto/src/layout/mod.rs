@@ -1,0 +1,4 @@
+//! pNFS layout-type specific bodies.
+
+pub mod block;
+pub mod scsi;

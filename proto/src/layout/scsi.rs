@@ -1,0 +1,1 @@
+//! RFC 8154 SCSI layout: volumes with designators and PR keys, extents, layout update.

@@ -1,0 +1,1 @@
+//! ublk frontend: one /dev/ublkbN per configured file.
