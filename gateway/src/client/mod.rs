@@ -1,1 +1,8 @@
 //! The NFSv4.1 client: transport, session with slot table, backchannel, lease renewal, recovery.
+
+pub mod error;
+pub mod rpc;
+pub mod slots;
+pub mod transport;
+
+pub use error::ClientError;
