@@ -1,7 +1,12 @@
-//! NFSv4.1 (RFC 8881) types, COMPOUND operations and attributes.
+//! NFSv4.1 (RFC 8881) and the NFSv4.2 (RFC 7862) additions: basic types, COMPOUND operations
+//! and attributes.
+
+pub(crate) mod macros;
 
 pub mod attr;
 pub mod ops;
 pub mod types;
 
+pub use attr::{Bitmap4, Fattr4};
+pub use ops::*;
 pub use types::*;

@@ -233,10 +233,31 @@ impl NfsStat {
     pub const RETURNCONFLICT: Self = Self(10086);
     /// NFS4ERR_DELEG_REVOKED.
     pub const DELEG_REVOKED: Self = Self(10087);
+    /// NFS4ERR_PARTNER_NOTSUPP (4.2).
+    pub const PARTNER_NOTSUPP: Self = Self(10088);
+    /// NFS4ERR_PARTNER_NO_AUTH (4.2).
+    pub const PARTNER_NO_AUTH: Self = Self(10089);
+    /// NFS4ERR_UNION_NOTSUPP (4.2).
+    pub const UNION_NOTSUPP: Self = Self(10090);
+    /// NFS4ERR_OFFLOAD_DENIED (4.2).
+    pub const OFFLOAD_DENIED: Self = Self(10091);
+    /// NFS4ERR_WRONG_LFS (4.2).
+    pub const WRONG_LFS: Self = Self(10092);
+    /// NFS4ERR_BADLABEL (4.2).
+    pub const BADLABEL: Self = Self(10093);
+    /// NFS4ERR_OFFLOAD_NO_REQS (4.2).
+    pub const OFFLOAD_NO_REQS: Self = Self(10094);
 
     /// True for NFS4_OK.
     pub fn is_ok(self) -> bool {
         self == Self::OK
+    }
+}
+
+impl Default for NfsStat {
+    /// NFS4_OK.
+    fn default() -> Self {
+        Self::OK
     }
 }
 
@@ -352,6 +373,25 @@ impl XdrDecode for FileHandle {
         Ok(Self(dec.opaque("nfs_fh4", NFS4_FHSIZE_BYTES)?.to_vec()))
     }
 }
+
+/// nfs_ftype4: NF4REG, a regular file.
+pub const NF4REG: u32 = 1;
+/// nfs_ftype4: NF4DIR, a directory.
+pub const NF4DIR: u32 = 2;
+/// nfs_ftype4: NF4BLK, a block device.
+pub const NF4BLK: u32 = 3;
+/// nfs_ftype4: NF4CHR, a character device.
+pub const NF4CHR: u32 = 4;
+/// nfs_ftype4: NF4LNK, a symbolic link.
+pub const NF4LNK: u32 = 5;
+/// nfs_ftype4: NF4SOCK, a socket.
+pub const NF4SOCK: u32 = 6;
+/// nfs_ftype4: NF4FIFO, a named pipe.
+pub const NF4FIFO: u32 = 7;
+/// nfs_ftype4: NF4ATTRDIR, a named-attribute directory.
+pub const NF4ATTRDIR: u32 = 8;
+/// nfs_ftype4: NF4NAMEDATTR, a named attribute.
+pub const NF4NAMEDATTR: u32 = 9;
 
 /// clientid4.
 pub type ClientId = u64;
