@@ -235,3 +235,56 @@ fn too_many_ops_and_long_tags_are_refused() {
     let long = CompoundArgs::new("x".repeat(NFS4_MAX_TAG_BYTES + 1), vec![]);
     assert!(from_bytes::<CompoundArgs>(&to_bytes(&long)).is_err());
 }
+
+#[test]
+fn fattr_encodes_set_and_requested_attributes_in_bit_order() {
+    use pnfs_proto::nfs4::attr::*;
+    let attrs = Fattr {
+        file_type: Some(NF4REG),
+        size: Some(4096),
+        mode: Some(0o644),
+        fs_layout_types: Some(vec![LayoutType::BlockVolume]),
+        layout_blksize: Some(4096),
+        ..Fattr::default()
+    };
+    // Requested: type, size, time_modify (not set), fs_layout_types, layout_blksize;
+    // mode is set but not requested.
+    let request = Bitmap4::from_bits(&[
+        FATTR4_LAYOUT_BLKSIZE,
+        FATTR4_TYPE,
+        FATTR4_SIZE,
+        FATTR4_TIME_MODIFY,
+        FATTR4_FS_LAYOUT_TYPES,
+    ]);
+    let f = attrs.encode_masked(&request);
+    let expected = hex(&[
+        "00000003",          // attrmask: 3 words
+        "00000012",          // word 0: type (1), size (4)
+        "40000000",          // word 1: fs_layout_types (62 = 32 + 30)
+        "00000002",          // word 2: layout_blksize (65 = 64 + 1)
+        "00000018",          // attr_vals: 24 bytes
+        "00000001",          // type NF4REG
+        "0000000000001000",  // size 4096
+        "00000001 00000003", // fs_layout_types: [LAYOUT4_BLOCK_VOLUME]
+        "00001000",          // layout_blksize 4096
+    ]);
+    assert_eq!(to_bytes(&f), expected);
+    let back = Fattr::from_fattr4(&from_bytes(&expected).unwrap()).unwrap();
+    assert_eq!(
+        back,
+        Fattr {
+            mode: None,
+            ..attrs.clone()
+        }
+    );
+
+    // Unknown bit (fs_locations_info, 67) and trailing value bytes are errors.
+    let mut bad = f.clone();
+    bad.attrmask.set(FATTR4_FS_LOCATIONS_INFO);
+    assert!(Fattr::from_fattr4(&bad).is_err());
+    let mut bad = f;
+    bad.attr_vals.extend_from_slice(&[0, 0, 0, 0]);
+    assert!(Fattr::from_fattr4(&bad).is_err());
+    // Full round trip of everything set.
+    assert_eq!(Fattr::from_fattr4(&attrs.to_fattr4()), Ok(attrs));
+}
