@@ -8,13 +8,14 @@
 //! list and the rest of the message is ignored — the receiver answers the ops before it and
 //! then CB_ILLEGAL with NFS4ERR_OP_ILLEGAL, which is what RFC 8881 §20.11 asks for.
 //!
-//! A few types (bitmap4, fattr4, fsid4, state_owner4, open_delegation4) are defined here until
-//! the fore-channel module exports them; they have the same shape, so swapping is a `use`.
+//! bitmap4, fattr4, state_owner4 and open_delegation4 are the fore channel's types
+//! ([`crate::nfs4`]); fsid4 is defined here as [`Fsid`].
 
 use crate::nfs4::types::{
     DeviceId, FileHandle, LayoutIoMode, LayoutType, NfsStat, SequenceId, SessionId, SlotId,
     Stateid, NFS4_OPAQUE_LIMIT_BYTES,
 };
+use crate::nfs4::{Bitmap4, Fattr4, OpenDelegation, StateOwner};
 use crate::xdr::{Decoder, Encoder, XdrDecode, XdrEncode, XdrError, XdrResult};
 
 /// Program number the Linux client and our gateway use for the callback program (the client
@@ -39,10 +40,6 @@ pub const CB_MAX_REFERRING_CALLS: usize = 256;
 pub const CB_MAX_NOTIFY_ENTRIES: usize = 1024;
 /// Largest notify_vals of one notify4.
 pub const CB_MAX_NOTIFY_VALS_BYTES: usize = 64 * 1024;
-/// Most bitmap4 words accepted (bits up to 255).
-pub const CB_MAX_BITMAP_WORDS: usize = 8;
-/// Largest fattr4 attr_vals accepted in a CB_GETATTR reply.
-pub const CB_MAX_FATTR_BYTES: usize = 1024 * 1024;
 
 /// OP_CB_GETATTR.
 pub const OP_CB_GETATTR: u32 = 3;
@@ -98,79 +95,7 @@ pub const NOTIFY_DEVICEID4_CHANGE: u32 = 1;
 pub const NOTIFY_DEVICEID4_DELETE: u32 = 2;
 
 // ---------------------------------------------------------------------------------------------
-// Types shared with the fore channel, local until nfs4 exports them.
-
-/// bitmap4: a set of bit numbers. (Local copy of the fore channel's type; same wire form.)
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct Bitmap4(pub Vec<u32>);
-
-impl Bitmap4 {
-    /// The set with the given bits.
-    pub fn from_bits(bits: &[u32]) -> Self {
-        let mut words: Vec<u32> = Vec::new();
-        for &bit in bits {
-            let word = usize::try_from(bit / 32).unwrap_or(usize::MAX);
-            if word >= words.len() {
-                words.resize(word + 1, 0);
-            }
-            words[word] |= 1 << (bit % 32);
-        }
-        Self(words)
-    }
-
-    /// True when `bit` is set.
-    pub fn contains(&self, bit: u32) -> bool {
-        let word = usize::try_from(bit / 32).unwrap_or(usize::MAX);
-        self.0.get(word).is_some_and(|w| w & (1 << (bit % 32)) != 0)
-    }
-
-    /// The set bits in increasing order.
-    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.0.iter().enumerate().flat_map(|(i, &w)| {
-            let base = u32::try_from(i).unwrap_or(u32::MAX).saturating_mul(32);
-            (0..32u32)
-                .filter(move |b| w & (1 << b) != 0)
-                .map(move |b| base + b)
-        })
-    }
-}
-
-impl XdrEncode for Bitmap4 {
-    fn encode(&self, enc: &mut Encoder) {
-        enc.put_array(&self.0);
-    }
-}
-
-impl XdrDecode for Bitmap4 {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        Ok(Self(dec.array("bitmap4", CB_MAX_BITMAP_WORDS)?))
-    }
-}
-
-/// fattr4 as on the wire. (Local copy of the fore channel's type; same wire form.)
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Fattr4 {
-    /// attrmask.
-    pub attrmask: Bitmap4,
-    /// attr_vals, at most [`CB_MAX_FATTR_BYTES`].
-    pub attr_vals: Vec<u8>,
-}
-
-impl XdrEncode for Fattr4 {
-    fn encode(&self, enc: &mut Encoder) {
-        self.attrmask.encode(enc);
-        enc.put_opaque(&self.attr_vals);
-    }
-}
-
-impl XdrDecode for Fattr4 {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        Ok(Self {
-            attrmask: Bitmap4::decode(dec)?,
-            attr_vals: dec.opaque("fattr4.attr_vals", CB_MAX_FATTR_BYTES)?.to_vec(),
-        })
-    }
-}
+// fsid4 (the fore channel has no type for it yet).
 
 /// fsid4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -194,260 +119,6 @@ impl XdrDecode for Fsid {
             major: dec.u64()?,
             minor: dec.u64()?,
         })
-    }
-}
-
-/// state_owner4 / lock_owner4.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct StateOwner {
-    /// clientid.
-    pub clientid: u64,
-    /// owner, at most NFS4_OPAQUE_LIMIT bytes.
-    pub owner: Vec<u8>,
-}
-
-impl XdrEncode for StateOwner {
-    fn encode(&self, enc: &mut Encoder) {
-        enc.put_u64(self.clientid);
-        enc.put_opaque(&self.owner);
-    }
-}
-
-impl XdrDecode for StateOwner {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        Ok(Self {
-            clientid: dec.u64()?,
-            owner: dec
-                .opaque("state_owner4.owner", NFS4_OPAQUE_LIMIT_BYTES)?
-                .to_vec(),
-        })
-    }
-}
-
-/// nfsace4.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct NfsAce {
-    /// acetype4.
-    pub ace_type: u32,
-    /// aceflag4.
-    pub flag: u32,
-    /// acemask4.
-    pub access_mask: u32,
-    /// who (utf8str_mixed).
-    pub who: String,
-}
-
-impl XdrEncode for NfsAce {
-    fn encode(&self, enc: &mut Encoder) {
-        enc.put_u32(self.ace_type);
-        enc.put_u32(self.flag);
-        enc.put_u32(self.access_mask);
-        enc.put_str(&self.who);
-    }
-}
-
-impl XdrDecode for NfsAce {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        Ok(Self {
-            ace_type: dec.u32()?,
-            flag: dec.u32()?,
-            access_mask: dec.u32()?,
-            who: dec.string("nfsace4.who", NFS4_OPAQUE_LIMIT_BYTES)?,
-        })
-    }
-}
-
-/// nfs_space_limit4.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SpaceLimit {
-    /// NFS_LIMIT_SIZE (1): a size in bytes.
-    Size(u64),
-    /// NFS_LIMIT_BLOCKS (2): nfs_modified_limit4.
-    Blocks {
-        /// num_blocks.
-        num_blocks: u32,
-        /// bytes_per_block.
-        bytes_per_block: u32,
-    },
-}
-
-impl XdrEncode for SpaceLimit {
-    fn encode(&self, enc: &mut Encoder) {
-        match self {
-            Self::Size(bytes) => {
-                enc.put_u32(1);
-                enc.put_u64(*bytes);
-            }
-            Self::Blocks {
-                num_blocks,
-                bytes_per_block,
-            } => {
-                enc.put_u32(2);
-                enc.put_u32(*num_blocks);
-                enc.put_u32(*bytes_per_block);
-            }
-        }
-    }
-}
-
-impl XdrDecode for SpaceLimit {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        match dec.u32()? {
-            1 => Ok(Self::Size(dec.u64()?)),
-            2 => Ok(Self::Blocks {
-                num_blocks: dec.u32()?,
-                bytes_per_block: dec.u32()?,
-            }),
-            value => Err(XdrError::BadEnum {
-                what: "limit_by4",
-                value,
-            }),
-        }
-    }
-}
-
-/// open_none_delegation4 (why_no_delegation4 with its arms).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WhyNoDelegation {
-    /// WND4_NOT_WANTED (0).
-    NotWanted,
-    /// WND4_CONTENTION (1).
-    Contention {
-        /// ond_server_will_push_deleg.
-        server_will_push: bool,
-    },
-    /// WND4_RESOURCE (2).
-    Resource {
-        /// ond_server_will_signal_avail.
-        server_will_signal: bool,
-    },
-    /// WND4_NOT_SUPP_FTYPE (3) … WND4_IS_DIR (8), which carry nothing.
-    Other(u32),
-}
-
-/// Largest why_no_delegation4 value (WND4_IS_DIR).
-const WND4_MAX: u32 = 8;
-
-impl XdrEncode for WhyNoDelegation {
-    fn encode(&self, enc: &mut Encoder) {
-        match self {
-            Self::NotWanted => enc.put_u32(0),
-            Self::Contention { server_will_push } => {
-                enc.put_u32(1);
-                enc.put_bool(*server_will_push);
-            }
-            Self::Resource { server_will_signal } => {
-                enc.put_u32(2);
-                enc.put_bool(*server_will_signal);
-            }
-            Self::Other(v) => enc.put_u32(*v),
-        }
-    }
-}
-
-impl XdrDecode for WhyNoDelegation {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        match dec.u32()? {
-            0 => Ok(Self::NotWanted),
-            1 => Ok(Self::Contention {
-                server_will_push: dec.bool()?,
-            }),
-            2 => Ok(Self::Resource {
-                server_will_signal: dec.bool()?,
-            }),
-            v @ 3..=WND4_MAX => Ok(Self::Other(v)),
-            value => Err(XdrError::BadEnum {
-                what: "why_no_delegation4",
-                value,
-            }),
-        }
-    }
-}
-
-/// open_delegation4.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum OpenDelegation {
-    /// OPEN_DELEGATE_NONE (0).
-    None,
-    /// OPEN_DELEGATE_READ (1).
-    Read {
-        /// stateid.
-        stateid: Stateid,
-        /// recall.
-        recall: bool,
-        /// permissions.
-        permissions: NfsAce,
-    },
-    /// OPEN_DELEGATE_WRITE (2).
-    Write {
-        /// stateid.
-        stateid: Stateid,
-        /// recall.
-        recall: bool,
-        /// space_limit.
-        space_limit: SpaceLimit,
-        /// permissions.
-        permissions: NfsAce,
-    },
-    /// OPEN_DELEGATE_NONE_EXT (3).
-    NoneExt(WhyNoDelegation),
-}
-
-impl XdrEncode for OpenDelegation {
-    fn encode(&self, enc: &mut Encoder) {
-        match self {
-            Self::None => enc.put_u32(0),
-            Self::Read {
-                stateid,
-                recall,
-                permissions,
-            } => {
-                enc.put_u32(1);
-                stateid.encode(enc);
-                enc.put_bool(*recall);
-                permissions.encode(enc);
-            }
-            Self::Write {
-                stateid,
-                recall,
-                space_limit,
-                permissions,
-            } => {
-                enc.put_u32(2);
-                stateid.encode(enc);
-                enc.put_bool(*recall);
-                space_limit.encode(enc);
-                permissions.encode(enc);
-            }
-            Self::NoneExt(why) => {
-                enc.put_u32(3);
-                why.encode(enc);
-            }
-        }
-    }
-}
-
-impl XdrDecode for OpenDelegation {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        match dec.u32()? {
-            0 => Ok(Self::None),
-            1 => Ok(Self::Read {
-                stateid: Stateid::decode(dec)?,
-                recall: dec.bool()?,
-                permissions: NfsAce::decode(dec)?,
-            }),
-            2 => Ok(Self::Write {
-                stateid: Stateid::decode(dec)?,
-                recall: dec.bool()?,
-                space_limit: SpaceLimit::decode(dec)?,
-                permissions: NfsAce::decode(dec)?,
-            }),
-            3 => Ok(Self::NoneExt(WhyNoDelegation::decode(dec)?)),
-            value => Err(XdrError::BadEnum {
-                what: "open_delegation_type4",
-                value,
-            }),
-        }
     }
 }
 

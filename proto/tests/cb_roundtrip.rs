@@ -10,6 +10,10 @@ use pnfs_proto::cb::*;
 use pnfs_proto::nfs4::types::{
     DeviceId, FileHandle, LayoutIoMode, LayoutType, NfsStat, SessionId, Stateid,
 };
+use pnfs_proto::nfs4::{
+    Bitmap4, Fattr4, ModifiedLimit, NfsAce, OpenDelegation, OpenNoneDelegation, OpenReadDelegation,
+    OpenWriteDelegation, SpaceLimit, StateOwner,
+};
 use pnfs_proto::xdr::{from_bytes, to_bytes, XdrError};
 
 struct Rng(u64);
@@ -400,33 +404,32 @@ fn random_arg_op(rng: &mut Rng, opnum: u32) -> CbArgOp {
             fh: fh(rng),
             delegation: match rng.below(4) {
                 0 => OpenDelegation::None,
-                1 => OpenDelegation::Read {
+                1 => OpenDelegation::Read(OpenReadDelegation {
                     stateid: stateid(rng),
                     recall: rng.bool(),
                     permissions: ace(rng),
-                },
-                2 => OpenDelegation::Write {
+                }),
+                2 => OpenDelegation::Write(OpenWriteDelegation {
                     stateid: stateid(rng),
                     recall: rng.bool(),
                     space_limit: if rng.bool() {
                         SpaceLimit::Size(rng.next())
                     } else {
-                        SpaceLimit::Blocks {
+                        SpaceLimit::Blocks(ModifiedLimit {
                             num_blocks: rng.u32(),
                             bytes_per_block: rng.u32(),
-                        }
+                        })
                     },
                     permissions: ace(rng),
-                },
-                _ => OpenDelegation::NoneExt(match rng.below(4) {
-                    0 => WhyNoDelegation::NotWanted,
-                    1 => WhyNoDelegation::Contention {
-                        server_will_push: rng.bool(),
+                }),
+                _ => OpenDelegation::NoneExt(match rng.below(3) {
+                    0 => OpenNoneDelegation::Contention {
+                        server_will_push_deleg: rng.bool(),
                     },
-                    2 => WhyNoDelegation::Resource {
-                        server_will_signal: rng.bool(),
+                    1 => OpenNoneDelegation::Resource {
+                        server_will_signal_avail: rng.bool(),
                     },
-                    _ => WhyNoDelegation::Other(3 + rng.below(6) as u32),
+                    _ => OpenNoneDelegation::Other([0, 3, 4, 5, 6, 7, 8][rng.below(7) as usize]),
                 }),
             },
         }),
