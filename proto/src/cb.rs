@@ -678,8 +678,8 @@ impl XdrEncode for CbCompoundArgs {
 }
 
 impl XdrDecode for CbCompoundArgs {
-    /// Decodes the arguments. After an unknown operation the rest of the buffer is consumed
-    /// unread (CB_COMPOUND4args is the last item of a CB_COMPOUND call).
+    /// Decodes the arguments. After an unknown operation the rest of the buffer (whole XDR
+    /// units) is consumed unread: CB_COMPOUND4args is the last item of a CB_COMPOUND call.
     fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
         let tag = dec.string("CB_COMPOUND tag", CB_MAX_TAG_BYTES)?;
         let minorversion = dec.u32()?;
@@ -691,8 +691,11 @@ impl XdrDecode for CbCompoundArgs {
             let illegal = matches!(op, CbArgOp::Illegal { .. });
             ops.push(op);
             if illegal {
+                // Skip the unparseable rest in whole XDR units; a call that is not a multiple
+                // of four bytes is malformed anyway and its tail stays unread (an error in
+                // `from_bytes`).
                 let rest = dec.remaining();
-                dec.opaque_fixed(rest)?;
+                dec.opaque_fixed(rest - rest % 4)?;
                 break;
             }
         }
