@@ -1,0 +1,154 @@
+# pnfs-gateway guest library: sourced (bash) in every guest before the test's script.
+#
+# The guest runs the host's root read-only through an overlay (so everything is writable and
+# nothing reaches the host), with tmpfs on /run and /mnt, loopback up, no udev and no network.
+# The script runs with `set -eEo pipefail`; `step NAME` names the step that is running.
+#
+# Functions (all fail the script with a message naming what is missing or wrong):
+#   require_module MOD...         modprobe kernel modules ("kernel feature missing: MOD")
+#   make_xfs_volume SIZE_MIB      image on tmpfs + loop device + mkfs.xfs; sets PNFS_VOL_IMG,
+#                                 PNFS_VOL_DEV (e.g. /dev/loop0), PNFS_VOL_UUID
+#   start_nfsd_pnfs [SIZE_MIB]    Linux nfsd exporting a fresh XFS (make_xfs_volume) mounted on
+#                                 $PNFS_EXPORT (/mnt/export) as the NFSv4 pseudo-root with
+#                                 `pnfs`; NFSv4.1/4.2 only, lease and grace 10 s; sets
+#                                 PNFS_NFSD_PORT=2049
+#   stop_nfsd                     stop nfsd threads, mountd, rpcbind; unexport
+#   start_blkmapd                 the pNFS block-layout device mapper daemon (idempotent)
+#   mount_kernel_client [MNT] [OPTS]  blkmapd + `mount -t nfs -o vers=4.1[,OPTS] localhost:/ MNT`
+#                                 (MNT defaults to /mnt/nfs; sets PNFS_CLIENT_MNT)
+#   umount_kernel_client [MNT]    unmount (the kernel client returns its layouts)
+#   nfs_mountstats MNT            the /proc/self/mountstats block of the NFS mount on MNT
+#   nfs_op_count OP [MNT]         per-op RPC count from /proc/self/mountstats (e.g. LAYOUTGET)
+#   nfs_pnfs_type [MNT]           the "pnfs=" field of mountstats (LAYOUT_BLOCK_VOLUME when used)
+#   drop_caches                   sync and drop page/dentry/inode caches
+#   assert_eq EXPECTED ACTUAL MSG / assert_gt A B MSG   (fail MSG and step NAME: the prelude)
+#   wait_for TIMEOUT_S CMD...     run CMD until it succeeds, at most TIMEOUT_S seconds
+
+PNFS_EXPORT=${PNFS_EXPORT:-/mnt/export}
+PNFS_WORK=${PNFS_WORK:-/run/pnfs}
+
+assert_eq() {
+	[ "$1" = "$2" ] || fail "$3: expected '$1', got '$2'"
+}
+
+assert_gt() {
+	[ "$1" -gt "$2" ] || fail "$3: expected $1 > $2"
+}
+
+wait_for() {
+	local timeout_s=$1 i
+	shift
+	for ((i = 0; i < timeout_s * 10; i++)); do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.1
+	done
+	fail "timed out after ${timeout_s}s waiting for: $*"
+}
+
+require_module() {
+	local m
+	for m in "$@"; do
+		modprobe "$m" || fail "kernel feature missing: module $m does not load in $(uname -r)"
+	done
+}
+
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
+make_xfs_volume() {
+	local size_mib=${1:-1024}
+	# mkfs.xfs refuses devices under 300 MiB.
+	[ "$size_mib" -ge 300 ] || fail "make_xfs_volume: XFS needs >= 300 MiB, got $size_mib"
+	require_module loop xfs
+	mkdir -p "$PNFS_WORK"
+	PNFS_VOL_IMG=$PNFS_WORK/vol-$$-$RANDOM.img
+	truncate -s "${size_mib}M" "$PNFS_VOL_IMG"
+	PNFS_VOL_DEV=$(losetup -f --show "$PNFS_VOL_IMG")
+	mkfs.xfs -q -f "$PNFS_VOL_DEV"
+	# The block layout's volume signature: the XFS superblock UUID.
+	PNFS_VOL_UUID=$(blkid -o value -s UUID "$PNFS_VOL_DEV" 2>/dev/null || true)
+	export PNFS_VOL_IMG PNFS_VOL_DEV PNFS_VOL_UUID
+	echo "xfs volume: $PNFS_VOL_DEV on $PNFS_VOL_IMG (${size_mib} MiB, uuid ${PNFS_VOL_UUID:-?})"
+}
+
+_pnfs_mount_once() {
+	# _pnfs_mount_once FSTYPE SOURCE DIR: mount unless DIR is already a mount point.
+	mkdir -p "$3"
+	mountpoint -q "$3" || mount -t "$1" "$2" "$3"
+}
+
+start_nfsd_pnfs() {
+	local size_mib=${1:-1024}
+	make_xfs_volume "$size_mib"
+	mkdir -p "$PNFS_EXPORT"
+	mount "$PNFS_VOL_DEV" "$PNFS_EXPORT"
+	require_module nfsd blocklayoutdriver
+	_pnfs_mount_once nfsd nfsd /proc/fs/nfsd
+	_pnfs_mount_once rpc_pipefs sunrpc /run/rpc_pipefs
+	# The export must be the NFSv4 pseudo-root: nfsd cannot build one on the guest's 9p root.
+	echo "$PNFS_EXPORT *(rw,pnfs,no_root_squash,insecure,no_subtree_check,fsid=0)" >/etc/exports
+	mkdir -p /run/rpcbind /var/lib/nfs
+	pgrep -x rpcbind >/dev/null || rpcbind -w
+	exportfs -ra
+	pgrep -x rpc.mountd >/dev/null || rpc.mountd -N 3
+	echo 10 >/proc/fs/nfsd/nfsv4leasetime
+	echo 10 >/proc/fs/nfsd/nfsv4gracetime
+	# "-N 2" fails with "2: Unsupported version" on this kernel.
+	rpc.nfsd -N 3 -V 4.1 -V 4.2 4
+	PNFS_NFSD_PORT=2049
+	export PNFS_NFSD_PORT PNFS_EXPORT
+	exportfs -v | grep -q 'pnfs' || fail "nfsd does not export $PNFS_EXPORT with pnfs: $(exportfs -v)"
+	echo "nfsd: exporting $PNFS_EXPORT (xfs on $PNFS_VOL_DEV) with pnfs, NFSv4.1/4.2 on port 2049"
+}
+
+stop_nfsd() {
+	rpc.nfsd 0 || true
+	exportfs -ua || true
+	pkill -x rpc.mountd || true
+	pkill -x rpcbind || true
+}
+
+start_blkmapd() {
+	require_module blocklayoutdriver
+	_pnfs_mount_once rpc_pipefs sunrpc /run/rpc_pipefs
+	pgrep -x blkmapd >/dev/null || blkmapd
+	wait_for 10 pgrep -x blkmapd
+}
+
+mount_kernel_client() {
+	local mnt=${1:-/mnt/nfs} opts=${2:-}
+	start_blkmapd
+	require_module nfsv4
+	mkdir -p "$mnt"
+	mount -t nfs -o "vers=4.1${opts:+,$opts}" localhost:/ "$mnt"
+	PNFS_CLIENT_MNT=$mnt
+	export PNFS_CLIENT_MNT
+	echo "kernel client: localhost:/ on $mnt (vers=4.1${opts:+,$opts})"
+}
+
+umount_kernel_client() {
+	local mnt=${1:-${PNFS_CLIENT_MNT:-/mnt/nfs}}
+	umount "$mnt"
+}
+
+# nfs_mountstats MNT: the mountstats block of the NFS mount on MNT.
+nfs_mountstats() {
+	awk -v mnt="$1" '
+		/^device / { inblock = ($5 == mnt) }
+		inblock { print }
+	' /proc/self/mountstats
+}
+
+nfs_op_count() {
+	local op=$1 mnt=${2:-${PNFS_CLIENT_MNT:-/mnt/nfs}} n
+	n=$(nfs_mountstats "$mnt" | awk -v op="$op:" '$1 == op { print $2; exit }')
+	[ -n "$n" ] || fail "no per-op statistics for $op on $mnt in /proc/self/mountstats"
+	echo "$n"
+}
+
+nfs_pnfs_type() {
+	local mnt=${1:-${PNFS_CLIENT_MNT:-/mnt/nfs}}
+	nfs_mountstats "$mnt" | grep -o 'pnfs=[A-Za-z_]*' | head -n 1 | cut -d= -f2
+}
