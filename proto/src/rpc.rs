@@ -720,6 +720,19 @@ impl XdrDecode for RpcMsg {
     }
 }
 
+/// Encodes a whole record: record mark, the rpc_msg header, then `body` (the procedure
+/// arguments or results; `None` for NULL procedures and replies that are not SUCCESS).
+pub fn encode_record(msg: &RpcMsg, body: Option<&dyn XdrEncode>) -> XdrResult<Vec<u8>> {
+    let mut enc = Encoder::new();
+    let mark = begin_record(&mut enc);
+    msg.encode(&mut enc);
+    if let Some(body) = body {
+        body.encode(&mut enc);
+    }
+    finish_record(&mut enc, mark)?;
+    Ok(enc.into_inner())
+}
+
 /// Decodes the rpc_msg header at the start of `record` and returns it with the rest of the
 /// record (the procedure arguments or results).
 pub fn decode_message(record: &[u8]) -> XdrResult<(RpcMsg, &[u8])> {

@@ -288,3 +288,45 @@ fn fattr_encodes_set_and_requested_attributes_in_bit_order() {
     // Full round trip of everything set.
     assert_eq!(Fattr::from_fattr4(&attrs.to_fattr4()), Ok(attrs));
 }
+
+#[test]
+fn header_is_readable_when_the_ops_are_not() {
+    // "ab" tag, minor version 7, 200 ops announced, garbage after.
+    let bytes = hex(&["00000002 61620000 00000007 000000c8 ffffffff"]);
+    assert!(from_bytes::<CompoundArgs>(&bytes).is_err());
+    let head = CompoundArgs::decode_header(&bytes).unwrap();
+    assert_eq!(
+        head,
+        CompoundHeader {
+            tag: "ab".into(),
+            minorversion: 7,
+            op_count: 200
+        }
+    );
+    let res = CompoundRes::new(
+        "",
+        vec![
+            NfsResOp::Putrootfh(NfsStat::OK),
+            NfsResOp::Lookup(NfsStat::NOENT),
+        ],
+    );
+    assert_eq!(res.status, NfsStat::NOENT);
+    assert_eq!(res.first_error(), Some((1, NfsStat::NOENT)));
+}
+
+#[test]
+fn whole_rpc_record_with_compound_body() {
+    use pnfs_proto::rpc::*;
+    let call = RpcMsg::call(
+        9,
+        CallBody::new(NFS_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, OpaqueAuth::None),
+    );
+    let args = CompoundArgs::new("", vec![NfsArgOp::Putrootfh, NfsArgOp::Getfh]);
+    let record = encode_record(&call, Some(&args)).unwrap();
+    let mut reader = RecordReader::new(1 << 20);
+    let got = reader.feed_all(&record).unwrap();
+    assert_eq!(got.len(), 1);
+    let (msg, body) = decode_message(&got[0]).unwrap();
+    assert_eq!(msg, call);
+    assert_eq!(from_bytes::<CompoundArgs>(body), Ok(args));
+}

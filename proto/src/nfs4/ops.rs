@@ -357,7 +357,10 @@ impl<T: XdrEncode> XdrEncode for Result<T, NfsStat> {
                 enc.put_u32(NfsStat::OK.0);
                 v.encode(enc);
             }
-            Err(status) => status.encode(enc),
+            Err(status) => {
+                debug_assert!(!status.is_ok(), "Err(NFS4_OK) has no wire form");
+                status.encode(enc);
+            }
         }
     }
 }
@@ -3243,6 +3246,33 @@ impl CompoundArgs {
     }
 }
 
+/// The fixed head of COMPOUND4args, readable even when the operations are not.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CompoundHeader {
+    /// tag.
+    pub tag: String,
+    /// minorversion.
+    pub minorversion: u32,
+    /// Number of operations announced (not checked against [`NFS4_MAX_COMPOUND_OPS`]).
+    pub op_count: u32,
+}
+
+impl CompoundArgs {
+    /// Reads only the tag, minor version and operation count of an encoded COMPOUND4args.
+    ///
+    /// A server whose full decode failed uses it to answer with the right tag and
+    /// NFS4ERR_TOO_MANY_OPS (count above the limit), NFS4ERR_MINOR_VERS_MISMATCH or
+    /// NFS4ERR_BADXDR and an empty result array.
+    pub fn decode_header(bytes: &[u8]) -> XdrResult<CompoundHeader> {
+        let mut dec = Decoder::new(bytes);
+        Ok(CompoundHeader {
+            tag: dec.string("COMPOUND4args.tag", NFS4_MAX_TAG_BYTES)?,
+            minorversion: dec.u32()?,
+            op_count: dec.u32()?,
+        })
+    }
+}
+
 impl XdrEncode for CompoundArgs {
     fn encode(&self, enc: &mut Encoder) {
         enc.put_str(&self.tag);
@@ -3299,6 +3329,17 @@ impl CompoundRes {
             tag: tag.into(),
             resarray,
         }
+    }
+}
+
+impl CompoundRes {
+    /// The index and status of the first failed result, if any.
+    pub fn first_error(&self) -> Option<(usize, NfsStat)> {
+        self.resarray
+            .iter()
+            .enumerate()
+            .find(|(_, r)| !r.status().is_ok())
+            .map(|(i, r)| (i, r.status()))
     }
 }
 
