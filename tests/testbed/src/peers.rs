@@ -2,12 +2,12 @@
 //!
 //! Each runs in the foreground as a child of the test on 127.0.0.1 at a free port, with its
 //! files (config, log, pid, state) in its own temp dir; dropping the handle stops it
-//! (SIGTERM, then SIGKILL after [`STOP_GRACE`]). They also die with the test process.
+//! (SIGTERM, then SIGKILL after [`STOP_GRACE`]). Keep the handle alive as long as the peer is
+//! needed; a handle may be moved to (and dropped on) any thread.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -154,16 +154,10 @@ struct PeerProcess {
 
 impl PeerProcess {
     fn spawn(mut cmd: Command, name: &'static str, hint: &str) -> Result<PeerProcess> {
-        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no parent memory;
-        // it kills the peer if the thread that started it dies, so no peer outlives a test.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // No PR_SET_PDEATHSIG here (unlike the guest): it fires when the *thread* that
+        // spawned the peer exits, and a peer may outlive that thread (a shared peer, a
+        // blocking-pool thread). The handle's Drop stops the peer; Ctrl-C reaches it through
+        // the process group.
         let child = cmd.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => TestbedError::ToolMissing {
                 tool: name.to_owned(),
@@ -395,7 +389,7 @@ impl Nbdkit {
             .try_clone()
             .map_err(TestbedError::io("dup nbdkit.log"))?;
         let mut cmd = Command::new(binary);
-        cmd.args(["-f", "--exit-with-parent", "-i", "127.0.0.1", "-p"])
+        cmd.args(["-f", "-i", "127.0.0.1", "-p"])
             .arg(port.to_string())
             .arg("-P")
             .arg(&pid_file)
