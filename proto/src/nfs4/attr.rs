@@ -580,9 +580,39 @@ fattr_table! {
 pub const FATTR4_FS_LOCATIONS_INFO: u32 = 67;
 
 impl Fattr {
+    /// Write-only attributes: GETATTR asking for them gets NFS4ERR_INVAL (RFC 8881 §5.5,
+    /// §5.12; nfs-ganesha refuses exactly these).
+    pub const WRITE_ONLY: &'static [u32] = &[
+        FATTR4_TIME_ACCESS_SET,
+        FATTR4_TIME_MODIFY_SET,
+        FATTR4_LAYOUT_HINT,
+        FATTR4_RETENTION_SET,
+        FATTR4_RETENTEVT_SET,
+        FATTR4_MODE_SET_MASKED,
+    ];
+
+    /// Attributes that exist only from NFSv4.2 (RFC 7862); a minor-version-1 request should
+    /// not ask for them.
+    pub const MINOR2_ONLY: &'static [u32] = &[
+        FATTR4_CLONE_BLKSIZE,
+        FATTR4_SPACE_FREED,
+        FATTR4_CHANGE_ATTR_TYPE,
+        FATTR4_SEC_LABEL,
+    ];
+
     /// A bitmap of every attribute [`Fattr`] knows.
     pub fn known_bitmap() -> Bitmap4 {
         Bitmap4::from_bits(Self::KNOWN)
+    }
+
+    /// A bitmap of every attribute [`Fattr`] knows that a GETATTR of `minorversion` may ask
+    /// for (no write-only attributes; no NFSv4.2 attributes below minor version 2).
+    pub fn readable_bitmap(minorversion: u32) -> Bitmap4 {
+        let mut b = Self::known_bitmap().difference(&Bitmap4::from_bits(Self::WRITE_ONLY));
+        if minorversion < 2 {
+            b = b.difference(&Bitmap4::from_bits(Self::MINOR2_ONLY));
+        }
+        b
     }
 
     /// Encodes every attribute that is set.
