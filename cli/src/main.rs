@@ -1,6 +1,303 @@
-//! The `pnfsgw` command.
+//! The `pnfsgw` command: `run`, `export`, `check-config`, `mds`, `stats`, `demo`.
+//! Exit codes are in [`args::EXIT_CODES_HELP`].
 
-fn main() {
-    eprintln!("pnfsgw: not built yet");
-    std::process::exit(2);
+mod args;
+mod backend;
+mod control;
+mod demo;
+mod notify;
+mod service;
+mod size;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use pnfs_config::{
+    Config, ControlConfig, DataPath, DeviceConfig, Frontend, MdsConfig, NbdConfig, UblkDefaults,
+    VolumePattern, VolumeSearch,
+};
+use tokio::sync::watch;
+
+use args::{Cli, Command, DataPathArg};
+use backend::DeviceSpec;
+use service::Outcome;
+
+/// Success.
+pub const EXIT_OK: u8 = 0;
+/// Runtime failure.
+pub const EXIT_FAILURE: u8 = 1;
+/// Usage or configuration error.
+pub const EXIT_USAGE: u8 = 2;
+/// Served, but some device failed to start.
+pub const EXIT_PARTIAL: u8 = 3;
+
+fn main() -> ExitCode {
+    // clap exits with 2 on usage errors and 0 for --help/--version.
+    let cli = Cli::parse();
+    init_logging();
+    ExitCode::from(match cli.command {
+        Command::CheckConfig(a) => check_config(&a.file),
+        Command::Run(a) => match pnfs_config::load(&a.config) {
+            Ok(config) => {
+                let specs = config
+                    .devices
+                    .iter()
+                    .map(|d| DeviceSpec {
+                        config: d.clone(),
+                        create_size_bytes: None,
+                    })
+                    .collect();
+                run_service(config, specs, None)
+            }
+            Err(e) => {
+                eprintln!("pnfsgw: {e}");
+                EXIT_USAGE
+            }
+        },
+        Command::Export(a) => match export_config(&a) {
+            Ok((config, specs)) => run_service(config, specs, Some(Box::new(print_export_ready))),
+            Err(e) => {
+                eprintln!("pnfsgw export: {e}");
+                EXIT_USAGE
+            }
+        },
+        Command::Mds(a) => match backend::mds_main(a.mds) {
+            Ok(()) => EXIT_OK,
+            Err(e) => {
+                eprintln!("pnfsgw mds: {e}");
+                EXIT_FAILURE
+            }
+        },
+        Command::Stats(a) => stats(&a),
+        Command::Demo(a) => demo::main(a),
+    })
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn check_config(file: &std::path::Path) -> u8 {
+    match pnfs_config::load(file) {
+        Ok(c) => {
+            println!("{}: ok ({} device(s))", file.display(), c.devices.len());
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn stats(a: &args::StatsArgs) -> u8 {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match rt.block_on(control::fetch(&a.control)) {
+        Ok(snap) => {
+            if a.json {
+                match serde_json::to_string_pretty(&snap) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("pnfsgw stats: {e}");
+                        return EXIT_FAILURE;
+                    }
+                }
+            } else {
+                print!("{}", snap.to_text());
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("pnfsgw stats: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("pnfsgw: cannot start the async runtime: {e}");
+            EXIT_FAILURE
+        })
+}
+
+/// A watch that turns true on the first SIGINT or SIGTERM; a second one exits at once.
+pub(crate) fn shutdown_on_signals() -> std::io::Result<watch::Receiver<bool>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT: stopping cleanly (again to exit at once)"),
+            _ = term.recv() => tracing::info!("SIGTERM: stopping cleanly (again to exit at once)"),
+        }
+        let _ = tx.send(true);
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        tracing::error!("second signal: exiting without a clean stop");
+        std::process::exit(i32::from(EXIT_FAILURE));
+    });
+    Ok(rx)
+}
+
+/// Runs the service on a fresh runtime until a signal; maps the outcome to the exit code.
+fn run_service(config: Config, specs: Vec<DeviceSpec>, on_ready: Option<service::OnReady>) -> u8 {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let shutdown = match shutdown_on_signals() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("cannot install signal handlers: {e}");
+                return EXIT_FAILURE;
+            }
+        };
+        exit_code(service::run(config, specs, shutdown, on_ready).await)
+    })
+}
+
+/// Logs how the service ended and gives its exit code.
+pub(crate) fn exit_code(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::Clean => {
+            tracing::info!("stopped cleanly");
+            EXIT_OK
+        }
+        Outcome::Partial(failed) => {
+            tracing::warn!(
+                "stopped cleanly; these devices had failed to start: {}",
+                failed.join(", ")
+            );
+            EXIT_PARTIAL
+        }
+        Outcome::Failed(e) => {
+            tracing::error!("failed: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+fn print_export_ready(ready: &service::Ready) {
+    for (_, uri) in &ready.nbd_uris {
+        println!("{uri}");
+    }
+    for (_, path) in &ready.ublk_paths {
+        println!("{path}");
+    }
+}
+
+/// The one-device configuration of `pnfsgw export`.
+fn export_config(a: &args::ExportArgs) -> Result<(Config, Vec<DeviceSpec>), String> {
+    let mds = pnfs_config::parse_host_port(&a.mds).map_err(|e| format!("--mds: {e}"))?;
+    pnfs_config::check_absolute_path(&a.path).map_err(|e| format!("--path {:?}: {e}", a.path))?;
+    let mut entries = Vec::new();
+    for v in &a.volumes {
+        pnfs_config::check_absolute_path(v).map_err(|e| format!("--volume {v:?}: {e}"))?;
+        entries.push(VolumePattern {
+            pattern: PathBuf::from(v),
+        });
+    }
+    if a.nbd.port() == 0 {
+        return Err("--nbd: port 0 is not allowed: clients could not find it".into());
+    }
+    let file_name = a.path.rsplit('/').next().unwrap_or_default().to_owned();
+    let export = a.name.clone().unwrap_or(file_name);
+    if export.is_empty() || export.len() > pnfs_config::NBD_EXPORT_NAME_MAX_BYTES {
+        return Err("--name: 1 to 4096 bytes".into());
+    }
+    let name: String = export
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(pnfs_config::DEVICE_NAME_MAX_BYTES)
+        .collect();
+    let machine_name = pnfs_config::local_host_name();
+    let ublk = UblkDefaults {
+        queues: pnfs_config::UBLK_QUEUES_DEFAULT,
+        depth: pnfs_config::UBLK_DEPTH_DEFAULT,
+    };
+    let mut frontends = vec![Frontend::Nbd];
+    if a.ublk {
+        frontends.push(Frontend::Ublk);
+    }
+    let device = DeviceConfig {
+        name,
+        path: a.path.clone(),
+        frontends,
+        export,
+        read_only: a.read_only,
+        block_size: None,
+        queues: ublk.queues,
+        depth: ublk.depth,
+        max_cached_extents: pnfs_config::MAX_CACHED_EXTENTS_DEFAULT,
+        data_path: data_path(a.data_path),
+    };
+    let config = Config {
+        mds: MdsConfig {
+            addresses: vec![mds],
+            auth: pnfs_config::AuthSys {
+                uid: 0,
+                gid: 0,
+                machine_name: machine_name.clone(),
+            },
+            client_owner: format!("pnfsgw:{machine_name}:export:{}", a.path),
+            lease_margin_ms: pnfs_config::LEASE_MARGIN_DEFAULT_MS,
+            connect_timeout_ms: pnfs_config::CONNECT_TIMEOUT_DEFAULT_MS,
+            request_timeout_ms: pnfs_config::REQUEST_TIMEOUT_DEFAULT_MS,
+            max_io_ms: pnfs_config::MAX_IO_DEFAULT_MS,
+        },
+        volumes: VolumeSearch { entries },
+        nbd: NbdConfig {
+            tcp: vec![a.nbd],
+            unix: Vec::new(),
+            max_connections: pnfs_config::NBD_MAX_CONNECTIONS_DEFAULT,
+        },
+        ublk,
+        control: ControlConfig {
+            socket: a.control.clone(),
+        },
+        devices: vec![device.clone()],
+    };
+    Ok((
+        config,
+        vec![DeviceSpec {
+            config: device,
+            create_size_bytes: a.create,
+        }],
+    ))
+}
+
+pub(crate) fn data_path(a: DataPathArg) -> DataPath {
+    match a {
+        DataPathArg::Pnfs => DataPath::Pnfs,
+        DataPathArg::Mds => DataPath::Mds,
+    }
+}
+
+/// Waits until `rx` turns true (or its sender is gone), holding no borrow across awaits.
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await.map(|_| ());
 }

@@ -38,6 +38,8 @@ pub mod model;
 mod raw;
 mod validate;
 
+pub use validate::{check_absolute_path, parse_host_port};
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 

@@ -501,7 +501,7 @@ impl Checker<'_> {
 
 /// Checks an absolute, normal path: starts with `/`, no empty, `.` or `..` components, no NUL,
 /// bounded length.
-pub(crate) fn check_absolute_path(p: &str) -> Result<(), String> {
+pub fn check_absolute_path(p: &str) -> Result<(), String> {
     if !p.starts_with('/') {
         return Err("must be an absolute path (start with /)".into());
     }
@@ -530,7 +530,7 @@ pub(crate) fn check_absolute_path(p: &str) -> Result<(), String> {
 }
 
 /// Parses `host:port` / `[v6]:port`.
-pub(crate) fn parse_host_port(s: &str) -> Result<HostPort, String> {
+pub fn parse_host_port(s: &str) -> Result<HostPort, String> {
     let bad = || {
         format!("{s:?} is not host:port (e.g. \"mds.example:2049\", \"10.0.0.5:2049\", \"[fd00::5]:2049\")")
     };

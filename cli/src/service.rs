@@ -1,0 +1,393 @@
+//! The gateway service shared by `run`, `export` and `demo`: connect to the MDS, open every
+//! device, start the frontends, report readiness, serve until told to stop, then stop in order
+//! (frontends drain → devices commit and return layouts → session destroyed).
+//!
+//! A device that cannot start (its file missing on the MDS, a block size mismatch, …) is
+//! logged by name and marked failed in `pnfsgw stats`; the other devices still start, and the
+//! process exits with [`crate::EXIT_PARTIAL`] when it stops. If no device starts, the service
+//! fails at once ([`crate::EXIT_FAILURE`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pnfs_config::{Config, Frontend};
+use tokio::sync::watch;
+
+use crate::backend::{self, Device, DeviceSpec, Gateway, NbdExport, NbdListeners, NbdServer};
+use crate::control::ControlSocket;
+use crate::notify::notify;
+use crate::status::{Board, DeviceStatus, FrontendStatus, Snapshot, State};
+
+/// How the service ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stopped cleanly; every device had started.
+    Clean,
+    /// Stopped cleanly, but these devices had failed to start.
+    Partial(Vec<String>),
+    /// Could not start, or failed while running or stopping.
+    Failed(String),
+}
+
+/// What is being served, for the ready line and the demo's instructions.
+#[derive(Debug, Clone, Default)]
+pub struct Ready {
+    /// `(device name, NBD URI)` for every NBD export on a TCP listener.
+    pub nbd_uris: Vec<(String, String)>,
+    /// `(device name, /dev/ublkbN)`.
+    pub ublk_paths: Vec<(String, String)>,
+    /// Names of devices that failed to start.
+    pub failed: Vec<String>,
+}
+
+/// Called once when every device that could start is up.
+pub type OnReady = Box<dyn FnOnce(&Ready) + Send>;
+
+/// The URI clients use for `export` on `addr`.
+pub fn nbd_uri(addr: &std::net::SocketAddr, export: &str) -> String {
+    format!("nbd://{addr}/{export}")
+}
+
+/// Runs the service until `shutdown` turns true (or a fatal error).
+pub async fn run(
+    config: Config,
+    specs: Vec<DeviceSpec>,
+    shutdown: watch::Receiver<bool>,
+    on_ready: Option<OnReady>,
+) -> Outcome {
+    let board = Board::new(
+        config
+            .mds
+            .addresses
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        specs.iter().map(initial_status(&config)).collect(),
+    );
+    let control = match ControlSocket::bind(&config.control.socket) {
+        Ok(c) => c,
+        Err(e) => {
+            return Outcome::Failed(format!(
+                "control socket {}: {e}",
+                config.control.socket.display()
+            ))
+        }
+    };
+    let (control_stop_tx, control_stop_rx) = watch::channel(false);
+    let control_task = tokio::spawn(control.serve(board.clone(), control_stop_rx));
+
+    let outcome = serve(&config, &specs, &board, shutdown, on_ready).await;
+
+    board.set_refresh(None);
+    // Closing the control socket is last, so `pnfsgw stats` shows the stop progress.
+    let _ = control_stop_tx.send(true);
+    if let Err(e) = control_task.await {
+        tracing::warn!("control socket task: {e}");
+    }
+    outcome
+}
+
+fn initial_status(config: &Config) -> impl Fn(&DeviceSpec) -> DeviceStatus + '_ {
+    move |spec| {
+        let d = &spec.config;
+        let mut frontends = Vec::new();
+        if d.has(Frontend::Nbd) {
+            let location = match (config.nbd.tcp.first(), config.nbd.unix.first()) {
+                (Some(addr), _) => nbd_uri(addr, &d.export),
+                (None, Some(path)) => format!("nbd+unix:///{}?socket={}", d.export, path.display()),
+                (None, None) => String::new(),
+            };
+            frontends.push(FrontendStatus {
+                kind: "nbd".into(),
+                location,
+                state: State::Starting,
+            });
+        }
+        if d.has(Frontend::Ublk) {
+            frontends.push(FrontendStatus {
+                kind: "ublk".into(),
+                location: String::new(),
+                state: State::Starting,
+            });
+        }
+        DeviceStatus {
+            name: d.name.clone(),
+            path: d.path.clone(),
+            size_bytes: None,
+            data_path: d.data_path.to_string(),
+            state: State::Starting,
+            frontends,
+            counters: BTreeMap::new(),
+        }
+    }
+}
+
+/// Sets the state of every frontend of `kind` on device `index`.
+fn frontend_state(board: &Board, index: usize, kind: &str, state: State, location: Option<String>) {
+    board.device(index, |d| {
+        for f in d.frontends.iter_mut().filter(|f| f.kind == kind) {
+            f.state = state.clone();
+            if let Some(l) = &location {
+                f.location.clone_from(l);
+            }
+        }
+    });
+}
+
+async fn serve(
+    config: &Config,
+    specs: &[DeviceSpec],
+    board: &Board,
+    mut shutdown: watch::Receiver<bool>,
+    on_ready: Option<OnReady>,
+) -> Outcome {
+    let gateway = tokio::select! {
+        g = Gateway::connect(config) => match g {
+            Ok(g) => Arc::new(g),
+            Err(e) => {
+                let addrs: Vec<String> = config.mds.addresses.iter().map(ToString::to_string).collect();
+                return Outcome::Failed(format!("connecting to the MDS at {}: {e}", addrs.join(", ")));
+            }
+        },
+        _ = crate::stopped(&mut shutdown) => return Outcome::Clean,
+    };
+    tracing::info!("connected to the MDS");
+
+    // Open every device; a failure is reported by name and the others go on.
+    let mut devices: Vec<Option<Arc<Device>>> = Vec::with_capacity(specs.len());
+    let mut failed = Vec::new();
+    for (i, spec) in specs.iter().enumerate() {
+        let d = &spec.config;
+        let opened = tokio::select! {
+            r = gateway.open(spec) => r,
+            _ = crate::stopped(&mut shutdown) => Err(backend::BackendError::Failed("stopped while starting".into())),
+        };
+        match opened {
+            Ok(dev) => {
+                tracing::info!(device = %d.name, "device {}: opened {} ({} bytes, data path {})", d.name, d.path, dev.size_bytes, d.data_path);
+                let size = dev.size_bytes;
+                board.device(i, |s| {
+                    s.size_bytes = Some(size);
+                    s.state = State::Up;
+                });
+                devices.push(Some(Arc::new(dev)));
+            }
+            Err(e) => {
+                tracing::error!(device = %d.name, "device {}: cannot start: {} on the MDS: {e}; the other devices start anyway", d.name, d.path);
+                board.device(i, |s| {
+                    s.state = State::Failed(e.to_string());
+                    for f in &mut s.frontends {
+                        f.state = State::Failed("device not started".into());
+                    }
+                });
+                failed.push(d.name.clone());
+                devices.push(None);
+            }
+        }
+    }
+    let opened: Vec<(usize, Arc<Device>)> = devices
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| d.clone().map(|d| (i, d)))
+        .collect();
+    if opened.is_empty() {
+        let outcome = Outcome::Failed(format!("no device could start ({})", failed.join(", ")));
+        drop(devices);
+        match Arc::try_unwrap(gateway) {
+            Ok(g) => {
+                if let Err(e) = g.shutdown().await {
+                    tracing::error!("ending the MDS session: {e}");
+                }
+            }
+            Err(_) => tracing::error!("ending the MDS session: the gateway is still in use"),
+        }
+        return outcome;
+    }
+    {
+        let gateway = Arc::clone(&gateway);
+        let devs = devices.clone();
+        board.set_refresh(Some(Arc::new(move |snap: &mut Snapshot| {
+            snap.counters = gateway.counters();
+            for (status, dev) in snap.devices.iter_mut().zip(&devs) {
+                if let Some(dev) = dev {
+                    status.counters = dev.counters();
+                }
+            }
+        })));
+    }
+
+    let mut ready = Ready {
+        failed: failed.clone(),
+        ..Ready::default()
+    };
+    let mut fatal: Option<String> = None;
+
+    // Frontends get their own stop signal: they stop first, before the devices close.
+    let (front_stop_tx, front_stop_rx) = watch::channel(false);
+
+    // NBD: one server for every device with the nbd frontend.
+    let nbd_exports: Vec<(usize, NbdExport)> = opened
+        .iter()
+        .filter(|(i, _)| specs[*i].config.has(Frontend::Nbd))
+        .map(|(i, dev)| {
+            let c = &specs[*i].config;
+            (
+                *i,
+                NbdExport {
+                    name: c.export.clone(),
+                    device: Arc::clone(dev),
+                    read_only: c.read_only,
+                },
+            )
+        })
+        .collect();
+    let mut nbd_task = None;
+    if !nbd_exports.is_empty() {
+        let listeners = NbdListeners {
+            tcp: config.nbd.tcp.clone(),
+            unix: config.nbd.unix.clone(),
+            max_connections: config.nbd.max_connections,
+        };
+        match NbdServer::bind(&listeners).await {
+            Ok(server) => {
+                for (i, e) in &nbd_exports {
+                    frontend_state(board, *i, "nbd", State::Up, None);
+                    for addr in &config.nbd.tcp {
+                        ready
+                            .nbd_uris
+                            .push((specs[*i].config.name.clone(), nbd_uri(addr, &e.name)));
+                    }
+                }
+                let exports = nbd_exports.into_iter().map(|(_, e)| e).collect();
+                nbd_task = Some(tokio::spawn(server.serve(exports, front_stop_rx.clone())));
+            }
+            Err(e) => {
+                // Without its NBD listeners the service cannot do what it was asked.
+                for (i, _) in &nbd_exports {
+                    frontend_state(board, *i, "nbd", State::Failed(e.to_string()), None);
+                }
+                fatal = Some(format!("NBD server: {e}"));
+            }
+        }
+    }
+
+    // ublk: one device each; a missing kernel driver fails only the ublk frontends.
+    let mut ublk_devices = Vec::new();
+    if fatal.is_none() {
+        for (i, dev) in &opened {
+            let spec = &specs[*i];
+            if !spec.config.has(Frontend::Ublk) {
+                continue;
+            }
+            match backend::start_ublk(spec, Arc::clone(dev)).await {
+                Ok(u) => {
+                    tracing::info!(device = %spec.config.name, "device {}: {}", spec.config.name, u.path);
+                    frontend_state(board, *i, "ublk", State::Up, Some(u.path.clone()));
+                    ready
+                        .ublk_paths
+                        .push((spec.config.name.clone(), u.path.clone()));
+                    ublk_devices.push((*i, u));
+                }
+                Err(e) => {
+                    tracing::error!(device = %spec.config.name, "device {}: ublk frontend failed: {e}", spec.config.name);
+                    frontend_state(board, *i, "ublk", State::Failed(e.to_string()), None);
+                    if !spec.config.has(Frontend::Nbd) && !failed.contains(&spec.config.name) {
+                        failed.push(spec.config.name.clone());
+                    }
+                }
+            }
+        }
+        ready.failed.clone_from(&failed);
+    }
+
+    if fatal.is_none() {
+        let up = opened.len();
+        let status = if failed.is_empty() {
+            format!("serving {up} device(s)")
+        } else {
+            format!("serving {up} device(s); failed: {}", failed.join(", "))
+        };
+        notify(&format!("READY=1\nSTATUS={status}"));
+        tracing::info!("ready: {status}");
+        if let Some(f) = on_ready {
+            f(&ready);
+        }
+        // Serve until told to stop, or until the NBD server dies.
+        tokio::select! {
+            _ = crate::stopped(&mut shutdown) => tracing::info!("stopping: signal received"),
+            r = async { match nbd_task.as_mut() { Some(t) => t.await, None => std::future::pending().await } } => {
+                nbd_task = None;
+                fatal = Some(match r {
+                    Ok(Ok(())) => "NBD server stopped unexpectedly".into(),
+                    Ok(Err(e)) => format!("NBD server: {e}"),
+                    Err(e) => format!("NBD server task: {e}"),
+                });
+            }
+        }
+    }
+
+    // Stop in order.
+    notify("STOPPING=1\nSTATUS=stopping: draining frontends, committing layouts");
+    for (i, _) in &opened {
+        board.device(*i, |d| d.state = State::Stopping);
+    }
+    let _ = front_stop_tx.send(true);
+    let mut errors: Vec<String> = fatal.into_iter().collect();
+    if let Some(t) = nbd_task {
+        match t.await {
+            Ok(Ok(())) => tracing::info!("NBD server stopped"),
+            Ok(Err(e)) => errors.push(format!("NBD server: {e}")),
+            Err(e) => errors.push(format!("NBD server task: {e}")),
+        }
+    }
+    for (i, u) in ublk_devices {
+        let name = &specs[i].config.name;
+        let path = u.path.clone();
+        match u.stop().await {
+            Ok(()) => {
+                tracing::info!(device = %name, "device {name}: {path} deleted");
+                frontend_state(board, i, "ublk", State::Stopped, None);
+            }
+            Err(e) => errors.push(format!("device {name}: deleting {path}: {e}")),
+        }
+    }
+    for (i, dev) in &opened {
+        let name = &specs[*i].config.name;
+        match dev.close().await {
+            Ok(()) => {
+                tracing::info!(device = %name, "device {name}: committed, layouts returned, closed");
+                board.device(*i, |d| {
+                    d.state = State::Stopped;
+                    for f in d.frontends.iter_mut().filter(|f| f.state == State::Up) {
+                        f.state = State::Stopped;
+                    }
+                });
+            }
+            Err(e) => {
+                errors.push(format!("device {name}: closing: {e}"));
+                board.device(*i, |d| d.state = State::Failed(format!("closing: {e}")));
+            }
+        }
+    }
+    board.set_refresh(None);
+    drop(opened);
+    drop(devices);
+    match Arc::try_unwrap(gateway) {
+        Ok(g) => match g.shutdown().await {
+            Ok(()) => tracing::info!("session destroyed"),
+            Err(e) => errors.push(format!("ending the MDS session: {e}")),
+        },
+        Err(_) => errors.push("ending the MDS session: the gateway is still in use".into()),
+    }
+    if !errors.is_empty() {
+        for e in &errors {
+            tracing::error!("{e}");
+        }
+        return Outcome::Failed(errors.join("; "));
+    }
+    if failed.is_empty() {
+        Outcome::Clean
+    } else {
+        Outcome::Partial(failed)
+    }
+}

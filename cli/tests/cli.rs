@@ -1,0 +1,190 @@
+//! The `pnfsgw` binary as users run it: exit codes and messages.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pnfsgw");
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pnfsgw-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/pnfsgw.example.toml")
+}
+
+#[test]
+fn check_config_accepts_the_example() {
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(example())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (2 device(s))"));
+}
+
+#[test]
+fn check_config_rejects_with_file_line_column_and_exit_2() {
+    let dir = tmpdir("bad");
+    let file = dir.join("bad.toml");
+    std::fs::write(
+        &file,
+        "[mds]\naddresses = [\"127.0.0.1:2049\"]\n[nbd]\ntcp = [\"127.0.0.1:10809\"]\n\
+         [[device]]\nname = \"a\"\npath = \"/a\"\nfrontends = [\"ublk\"]\nqueues = 0\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "{}:9:10: queues = 0 is out of range: it must be between 1 and 64",
+            file.display()
+        )
+    );
+
+    std::fs::write(
+        &file,
+        "[mds]\naddresses = [\"127.0.0.1:2049\"]\nbogus = 1\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("{}:3:1: ", file.display())),
+        "{err}"
+    );
+    assert!(err.contains("bogus"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_with_a_bad_config_exits_2() {
+    let out = Command::new(BIN)
+        .args(["run", "--config", "/nonexistent/pnfsgw.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/pnfsgw.toml: cannot read"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_documents_exit_codes() {
+    let out = Command::new(BIN)
+        .args(["export", "--mds", "x:1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN)
+        .args([
+            "export",
+            "--mds",
+            "nohost",
+            "--path",
+            "/f",
+            "--nbd",
+            "127.0.0.1:10809",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--mds"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "0  success",
+        "1  runtime failure",
+        "2  usage or configuration error",
+        "3  run/export",
+    ] {
+        assert!(help.contains(line), "{help}");
+    }
+}
+
+#[test]
+fn stats_without_a_gateway_exits_1() {
+    let dir = tmpdir("stats");
+    let out = Command::new(BIN)
+        .args(["stats", "--control"])
+        .arg(dir.join("none.sock"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is the gateway running?"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An MDS address where nothing listens: bind a port, then free it.
+fn dead_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn run_against_an_unreachable_mds_fails_with_exit_1_and_cleans_up() {
+    let dir = tmpdir("run");
+    let file = dir.join("gw.toml");
+    let control = dir.join("control.sock");
+    std::fs::write(
+        &file,
+        format!(
+            "[mds]\naddresses = [\"127.0.0.1:{}\"]\nconnect_timeout_ms = 2000\n\
+             [nbd]\ntcp = [\"127.0.0.1:{}\"]\n[control]\nsocket = \"{}\"\n\
+             [[device]]\nname = \"a\"\npath = \"/a\"\n",
+            dead_port(),
+            dead_port(),
+            control.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "pnfsgw run did not give up");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        err.push_str(&line.unwrap());
+        err.push('\n');
+    }
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("connecting to the MDS at 127.0.0.1:"), "{err}");
+    assert!(!control.exists(), "control socket left behind");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
