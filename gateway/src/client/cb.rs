@@ -6,7 +6,9 @@
 
 use std::sync::Mutex;
 
-use pnfs_proto::nfs4::{DeviceId, FileHandle, LayoutType, NfsStat, SessionId, Stateid, NFS4_OPAQUE_LIMIT_BYTES};
+use pnfs_proto::nfs4::{
+    DeviceId, FileHandle, LayoutType, NfsStat, SessionId, Stateid, NFS4_OPAQUE_LIMIT_BYTES,
+};
 use pnfs_proto::xdr::{Decoder, Encoder, XdrError, XdrResult};
 
 use crate::mds_api::{CallbackSink, DeviceNotification, LayoutRecall, RecallTarget};
@@ -77,7 +79,10 @@ impl CbSlotTable {
 
     /// RFC 8881 §2.10.6.1 for the back channel.
     pub fn check(&self, slot: u32, seqid: u32, highest: u32) -> CbSeqDecision {
-        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let n = slots.len();
         let Some(s) = usize::try_from(slot).ok().and_then(|i| slots.get_mut(i)) else {
             return CbSeqDecision::Error(NfsStat::BADSLOT);
@@ -108,7 +113,10 @@ impl CbSlotTable {
 
     /// Stores the reply of the request in progress on `slot`.
     pub fn finish(&self, slot: u32, reply: &[u8]) {
-        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(s) = usize::try_from(slot).ok().and_then(|i| slots.get_mut(i)) {
             s.in_progress = false;
             s.cached = Some(reply.to_vec());
@@ -184,7 +192,12 @@ fn decode_op(dec: &mut Decoder<'_>) -> XdrResult<CbOp> {
                     dec.u32()?;
                 }
             }
-            CbOp::Sequence { session, seqid, slot, highest_slot }
+            CbOp::Sequence {
+                session,
+                seqid,
+                slot,
+                highest_slot,
+            }
         }
         cbop::LAYOUTRECALL => {
             let layout_type: LayoutType = dec.get()?;
@@ -202,9 +215,19 @@ fn decode_op(dec: &mut Decoder<'_>) -> XdrResult<CbOp> {
                     minor: dec.u64()?,
                 },
                 3 => RecallTarget::All,
-                value => return Err(XdrError::BadEnum { what: "layoutrecall_type4", value }),
+                value => {
+                    return Err(XdrError::BadEnum {
+                        what: "layoutrecall_type4",
+                        value,
+                    })
+                }
             };
-            CbOp::LayoutRecall(LayoutRecall { layout_type, iomode, changed, target })
+            CbOp::LayoutRecall(LayoutRecall {
+                layout_type,
+                iomode,
+                changed,
+                target,
+            })
         }
         cbop::RECALL_ANY => CbOp::RecallAny {
             keep: dec.u32()?,
@@ -228,12 +251,19 @@ fn decode_op(dec: &mut Decoder<'_>) -> XdrResult<CbOp> {
                     let layout_type = v.get()?;
                     let device_id: DeviceId = v.get()?;
                     let immediate = v.bool()?;
-                    out.push(DeviceNotification::Change { layout_type, device_id, immediate });
+                    out.push(DeviceNotification::Change {
+                        layout_type,
+                        device_id,
+                        immediate,
+                    });
                 }
                 if mask & (1 << 2) != 0 {
                     let layout_type = v.get()?;
                     let device_id: DeviceId = v.get()?;
-                    out.push(DeviceNotification::Delete { layout_type, device_id });
+                    out.push(DeviceNotification::Delete {
+                        layout_type,
+                        device_id,
+                    });
                 }
             }
             CbOp::NotifyDeviceId(out)
@@ -241,7 +271,10 @@ fn decode_op(dec: &mut Decoder<'_>) -> XdrResult<CbOp> {
         cbop::RECALL => {
             let stateid = dec.get()?;
             let _truncate = dec.bool()?;
-            CbOp::Recall { stateid, fh: dec.get()? }
+            CbOp::Recall {
+                stateid,
+                fh: dec.get()?,
+            }
         }
         cbop::GETATTR => {
             let _fh: FileHandle = dec.get()?;
@@ -250,7 +283,7 @@ fn decode_op(dec: &mut Decoder<'_>) -> XdrResult<CbOp> {
         }
         // Defined ops we do not implement: their arguments cannot be skipped generically, so
         // the compound stops here (which is what an error result does anyway).
-        3..=cbop::MAX_DEFINED => CbOp::NotSupported(op),
+        n if (3..=cbop::MAX_DEFINED).contains(&n) => CbOp::NotSupported(n),
         _ => CbOp::Illegal,
     })
 }
@@ -284,7 +317,12 @@ pub fn decode_cb_compound(args: &[u8]) -> XdrResult<CbCompound> {
             break;
         }
     }
-    Ok(CbCompound { tag, minor_version, ops, op_count })
+    Ok(CbCompound {
+        tag,
+        minor_version,
+        ops,
+        op_count,
+    })
 }
 
 /// What the client must do after answering (work that needs the fore channel).
@@ -311,7 +349,9 @@ pub struct CbContext<'a> {
 
 impl std::fmt::Debug for CbContext<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CbContext").field("session", &self.session).finish_non_exhaustive()
+        f.debug_struct("CbContext")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
     }
 }
 
@@ -327,13 +367,21 @@ fn result_header(tag: &[u8], status: NfsStat, n: usize) -> Encoder {
 pub fn handle_cb_compound(cb: &CbCompound, ctx: &CbContext<'_>) -> (Vec<u8>, Vec<FollowUp>) {
     let mut follow = Vec::new();
     if cb.minor_version != 1 {
-        return (result_header(&cb.tag, NfsStat::MINOR_VERS_MISMATCH, 0).into_inner(), follow);
+        return (
+            result_header(&cb.tag, NfsStat::MINOR_VERS_MISMATCH, 0).into_inner(),
+            follow,
+        );
     }
     let mut results: Vec<(u32, NfsStat, Option<Vec<u8>>)> = Vec::new();
     let mut seq_slot = None;
     for (i, op) in cb.ops.iter().enumerate() {
         let (num, status, body) = match op {
-            CbOp::Sequence { session, seqid, slot, highest_slot } => {
+            CbOp::Sequence {
+                session,
+                seqid,
+                slot,
+                highest_slot,
+            } => {
                 if i != 0 {
                     (cbop::SEQUENCE, NfsStat::SEQUENCE_POS, None)
                 } else if *session != ctx.session {
@@ -364,20 +412,32 @@ pub fn handle_cb_compound(cb: &CbCompound, ctx: &CbContext<'_>) -> (Vec<u8>, Vec
                 (cbop::LAYOUTRECALL, st, None)
             }
             CbOp::RecallAny { keep, mask } => {
-                let st = ctx.sink.as_ref().map_or(NfsStat::OK, |s| s.recall_any(*mask, *keep));
+                let st = ctx
+                    .sink
+                    .as_ref()
+                    .map_or(NfsStat::OK, |s| s.recall_any(*mask, *keep));
                 (cbop::RECALL_ANY, st, None)
             }
             CbOp::RecallableObjAvail { mask } => {
-                let st = ctx.sink.as_ref().map_or(NfsStat::OK, |s| s.recallable_obj_avail(*mask));
+                let st = ctx
+                    .sink
+                    .as_ref()
+                    .map_or(NfsStat::OK, |s| s.recallable_obj_avail(*mask));
                 (cbop::RECALLABLE_OBJ_AVAIL, st, None)
             }
             CbOp::NotifyDeviceId(n) => {
-                let st = ctx.sink.as_ref().map_or(NfsStat::OK, |s| s.notify_deviceid(n));
+                let st = ctx
+                    .sink
+                    .as_ref()
+                    .map_or(NfsStat::OK, |s| s.notify_deviceid(n));
                 (cbop::NOTIFY_DEVICEID, st, None)
             }
             CbOp::Recall { stateid, fh } => {
                 // We never keep delegations; if the server granted one we return it.
-                follow.push(FollowUp::ReturnDelegation { fh: fh.clone(), stateid: *stateid });
+                follow.push(FollowUp::ReturnDelegation {
+                    fh: fh.clone(),
+                    stateid: *stateid,
+                });
                 (cbop::RECALL, NfsStat::OK, None)
             }
             CbOp::GetAttr => (cbop::GETATTR, NfsStat::BADHANDLE, None),
@@ -432,7 +492,10 @@ mod tests {
     struct Sink(Mutex<Vec<String>>);
     impl CallbackSink for Sink {
         fn layout_recall(&self, r: LayoutRecall) -> NfsStat {
-            self.0.lock().unwrap().push(format!("recall {:?}", r.target));
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("recall {:?}", r.target));
             NfsStat::OK
         }
         fn recall_any(&self, mask: u32, keep: u32) -> NfsStat {
@@ -471,14 +534,23 @@ mod tests {
         let session = SessionId([7; 16]);
         let slots = CbSlotTable::new(1);
         let sink = Arc::new(Sink::default());
-        let ctx = CbContext { session, slots: &slots, sink: Some(sink.clone()) };
-        let args = compound(session, 1, |e| {
-            e.put_u32(cbop::LAYOUTRECALL);
-            e.put(&LayoutType::BlockVolume);
-            e.put(&LayoutIoMode::Any);
-            e.put_bool(true);
-            e.put_u32(3);
-        }, 1);
+        let ctx = CbContext {
+            session,
+            slots: &slots,
+            sink: Some(sink.clone()),
+        };
+        let args = compound(
+            session,
+            1,
+            |e| {
+                e.put_u32(cbop::LAYOUTRECALL);
+                e.put(&LayoutType::BlockVolume);
+                e.put(&LayoutIoMode::Any);
+                e.put_bool(true);
+                e.put_u32(3);
+            },
+            1,
+        );
         let cb = decode_cb_compound(&args).unwrap();
         let (reply, _) = handle_cb_compound(&cb, &ctx);
         let mut d = Decoder::new(&reply);
@@ -502,17 +574,27 @@ mod tests {
     fn unknown_ops_get_illegal_and_recall_returns_the_delegation() {
         let session = SessionId([7; 16]);
         let slots = CbSlotTable::new(2);
-        let ctx = CbContext { session, slots: &slots, sink: None };
+        let ctx = CbContext {
+            session,
+            slots: &slots,
+            sink: None,
+        };
         let cb = decode_cb_compound(&compound(session, 1, |e| e.put_u32(999), 1)).unwrap();
         let (r, _) = handle_cb_compound(&cb, &ctx);
         let mut d = Decoder::new(&r);
         assert_eq!(d.u32().unwrap(), NfsStat::OP_ILLEGAL.0);
-        let cb = decode_cb_compound(&compound(session, 2, |e| {
-            e.put_u32(cbop::RECALL);
-            e.put(&Stateid::default());
-            e.put_bool(false);
-            e.put(&FileHandle(vec![1, 2]));
-        }, 1)).unwrap();
+        let cb = decode_cb_compound(&compound(
+            session,
+            2,
+            |e| {
+                e.put_u32(cbop::RECALL);
+                e.put(&Stateid::default());
+                e.put_bool(false);
+                e.put(&FileHandle(vec![1, 2]));
+            },
+            1,
+        ))
+        .unwrap();
         let (r, follow) = handle_cb_compound(&cb, &ctx);
         assert_eq!(Decoder::new(&r).u32().unwrap(), 0);
         assert_eq!(follow.len(), 1);

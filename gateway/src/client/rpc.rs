@@ -9,8 +9,18 @@ use pnfs_proto::rpc::{
 use pnfs_proto::xdr::{Encoder, XdrEncode, XdrResult};
 
 /// Encodes a complete CALL message (header, AUTH_SYS cred, AUTH_NONE verifier, then `args`).
-pub fn encode_call(xid: u32, prog: u32, vers: u32, proc_num: u32, cred: &AuthSys, args: &[u8]) -> Vec<u8> {
-    let msg = RpcMsg::call(xid, CallBody::new(prog, vers, proc_num, OpaqueAuth::Sys(cred.clone())));
+pub fn encode_call(
+    xid: u32,
+    prog: u32,
+    vers: u32,
+    proc_num: u32,
+    cred: &AuthSys,
+    args: &[u8],
+) -> Vec<u8> {
+    let msg = RpcMsg::call(
+        xid,
+        CallBody::new(prog, vers, proc_num, OpaqueAuth::Sys(cred.clone())),
+    );
     let mut enc = Encoder::with_buffer(Vec::with_capacity(args.len() + 128));
     msg.encode(&mut enc);
     let mut buf = enc.into_inner();
@@ -99,7 +109,13 @@ mod tests {
         };
         let msg = encode_call(7, 100_003, 4, 1, &cred, &[0, 0, 0, 9]);
         match parse_message(&msg).unwrap() {
-            Message::Call { xid, prog, vers, proc_num, args_offset } => {
+            Message::Call {
+                xid,
+                prog,
+                vers,
+                proc_num,
+                args_offset,
+            } => {
                 assert_eq!((xid, prog, vers, proc_num), (7, 100_003, 4, 1));
                 assert_eq!(&msg[args_offset..], &[0, 0, 0, 9]);
             }
@@ -107,11 +123,20 @@ mod tests {
         }
         let reply = encode_accepted_reply(7, AcceptStat::Success, &[1, 2, 3, 4]);
         match parse_message(&reply).unwrap() {
-            Message::Reply { xid: 7, body: Ok(off) } => assert_eq!(&reply[off..], &[1, 2, 3, 4]),
+            Message::Reply {
+                xid: 7,
+                body: Ok(off),
+            } => assert_eq!(&reply[off..], &[1, 2, 3, 4]),
             other => panic!("{other:?}"),
         }
         let reply = encode_accepted_reply(8, AcceptStat::ProcUnavail, &[]);
-        assert!(matches!(parse_message(&reply).unwrap(), Message::Reply { xid: 8, body: Err(_) }));
+        assert!(matches!(
+            parse_message(&reply).unwrap(),
+            Message::Reply {
+                xid: 8,
+                body: Err(_)
+            }
+        ));
         assert!(parse_message(&[0, 0, 0, 1, 0, 0, 0, 9]).is_err());
     }
 }

@@ -113,7 +113,10 @@ impl SlotTable {
     pub fn update_limits(&self, highest_slotid: SlotId, target_highest_slotid: SlotId) {
         let mut st = self.lock();
         let len = SlotId::try_from(st.seqids.len()).unwrap_or(MAX_SLOTS);
-        let grow_to = highest_slotid.max(target_highest_slotid).saturating_add(1).min(MAX_SLOTS);
+        let grow_to = highest_slotid
+            .max(target_highest_slotid)
+            .saturating_add(1)
+            .min(MAX_SLOTS);
         if grow_to > len {
             // The server may raise the slot count above the negotiated value (dynamic growth);
             // new slots start at sequence id 0 (first request uses 1).
@@ -223,7 +226,10 @@ mod tests {
         let t2 = t.clone();
         let waiter = tokio::spawn(async move { t2.acquire().await.map(|g| (g.slot, g.seqid)) });
         tokio::time::sleep(Duration::from_millis(10)).await;
-        assert!(!waiter.is_finished(), "only one slot usable: the second caller waits");
+        assert!(
+            !waiter.is_finished(),
+            "only one slot usable: the second caller waits"
+        );
         g.complete();
         assert_eq!(waiter.await.unwrap(), Some((0, 2)));
         // Growth beyond the negotiated count (server raised its target).

@@ -73,7 +73,12 @@ pub struct ReplyHandle {
 impl ReplyHandle {
     /// Sends an accepted reply. An error means the connection is gone (the server will retry
     /// the callback on another one, so this is logged by the caller, not fatal).
-    pub async fn send(&self, xid: u32, stat: AcceptStat, results: &[u8]) -> Result<(), ClientError> {
+    pub async fn send(
+        &self,
+        xid: u32,
+        stat: AcceptStat,
+        results: &[u8],
+    ) -> Result<(), ClientError> {
         let msg = rpc::encode_accepted_reply(xid, stat, results);
         self.writer
             .send(msg)
@@ -93,7 +98,9 @@ struct Pending {
 /// Data for a reply: the whole record and the offset of the results in it.
 fn fail_all(pending: &Mutex<Pending>, why: &str) {
     let calls = {
-        let mut p = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut p = pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if p.closed.is_none() {
             p.closed = Some(why.to_owned());
         }
@@ -192,7 +199,10 @@ impl Transport {
         let xid = self.next_xid.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
-            let mut p = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut p = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(why) = &p.closed {
                 return Err(ClientError::ConnectionLost(why.clone()));
             }
@@ -225,7 +235,11 @@ impl Transport {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(mut wr: W, mut rx: mpsc::Receiver<Vec<u8>>, pending: Arc<Mutex<Pending>>) {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut wr: W,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    pending: Arc<Mutex<Pending>>,
+) {
     while let Some(msg) = rx.recv().await {
         if let Err(e) = write_record(&mut wr, &msg).await {
             tracing::debug!(error = %e, "RPC connection write failed");
@@ -276,7 +290,11 @@ impl<R: AsyncRead + Unpin> RecordStream<R> {
             self.buf.clear();
             self.start = 0;
             self.buf.resize(READ_CHUNK_BYTES, 0);
-            let n = self.rd.read(&mut self.buf).await.map_err(|e| format!("read: {e}"))?;
+            let n = self
+                .rd
+                .read(&mut self.buf)
+                .await
+                .map_err(|e| format!("read: {e}"))?;
             self.buf.truncate(n);
             if n == 0 {
                 return if self.reader.is_idle() {
@@ -320,14 +338,22 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 };
                 let _ = tx.send(result);
             }
-            Ok(Message::Call { xid, prog, vers, proc_num, args_offset }) => {
+            Ok(Message::Call {
+                xid,
+                prog,
+                vers,
+                proc_num,
+                args_offset,
+            }) => {
                 let call = IncomingCall {
                     xid,
                     prog,
                     vers,
                     proc_num,
                     args: record[args_offset..].to_vec(),
-                    reply: ReplyHandle { writer: writer.clone() },
+                    reply: ReplyHandle {
+                        writer: writer.clone(),
+                    },
                 };
                 if incoming.send(call).await.is_err() {
                     tracing::warn!(xid, "backchannel call dropped: no handler");
@@ -371,12 +397,16 @@ mod tests {
             write_record(&mut bwr, &cb).await.unwrap();
             for r in [r2, r1] {
                 let xid = Decoder::new(&r).u32().unwrap();
-                let reply = rpc::encode_accepted_reply(xid, AcceptStat::Success, &xid.to_be_bytes());
+                let reply =
+                    rpc::encode_accepted_reply(xid, AcceptStat::Success, &xid.to_be_bytes());
                 write_record(&mut bwr, &reply).await.unwrap();
             }
             // Read our reply to the callback.
             let r = brd.next().await.unwrap().unwrap();
-            assert!(matches!(rpc::parse_message(&r).unwrap(), Message::Reply { xid: 9, .. }));
+            assert!(matches!(
+                rpc::parse_message(&r).unwrap(),
+                Message::Reply { xid: 9, .. }
+            ));
             (brd, bwr)
         });
         let c = cred();
@@ -385,7 +415,10 @@ mod tests {
         assert_eq!(y.unwrap(), 101u32.to_be_bytes());
         let call = irx.recv().await.unwrap();
         assert_eq!((call.xid, call.prog, call.proc_num), (9, 0x4000_0000, 0));
-        call.reply.send(call.xid, AcceptStat::Success, &[]).await.unwrap();
+        call.reply
+            .send(call.xid, AcceptStat::Success, &[])
+            .await
+            .unwrap();
         let (brd, bwr) = peer.await.unwrap();
         // Peer closes: further calls fail with ConnectionLost, no hang.
         drop((brd, bwr));
@@ -409,6 +442,9 @@ mod tests {
         let (_brd, mut bwr) = tokio::io::split(b);
         write_record(&mut bwr, &[0u8; 100]).await.unwrap();
         let err = t.call(1, 1, 1, &cred(), &[]).await.unwrap_err();
-        assert!(matches!(err, ClientError::ConnectionLost(ref why) if why.contains("bad record")), "{err}");
+        assert!(
+            matches!(err, ClientError::ConnectionLost(ref why) if why.contains("bad record")),
+            "{err}"
+        );
     }
 }

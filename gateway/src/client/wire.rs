@@ -474,7 +474,13 @@ impl Op {
     pub fn encode(&self, enc: &mut Encoder) {
         enc.put_u32(self.opnum());
         match self {
-            Op::Sequence { session, seqid, slot, highest_slot, cache_this } => {
+            Op::Sequence {
+                session,
+                seqid,
+                slot,
+                highest_slot,
+                cache_this,
+            } => {
                 enc.put(session);
                 enc.put_u32(*seqid);
                 enc.put_u32(*slot);
@@ -489,7 +495,13 @@ impl Op {
             Op::PutFh(fh) => enc.put(fh),
             Op::Lookup(name) => enc.put_str(name),
             Op::GetAttr(attrs) => put_bitmap(enc, attrs),
-            Op::Open { access, owner, clientid, create, claim } => {
+            Op::Open {
+                access,
+                owner,
+                clientid,
+                create,
+                claim,
+            } => {
                 enc.put_u32(0); // seqid (ignored in 4.1)
                 enc.put_u32(*access);
                 enc.put_u32(share::DENY_NONE);
@@ -519,28 +531,48 @@ impl Op {
                 enc.put_u32(0);
                 enc.put(sid);
             }
-            Op::SetSize { stateid, size_bytes } => {
+            Op::SetSize {
+                stateid,
+                size_bytes,
+            } => {
                 enc.put(stateid);
                 put_bitmap(enc, &[attr::SIZE]);
                 enc.put_opaque(&size_bytes.to_be_bytes());
             }
-            Op::Read { stateid, offset_bytes, count_bytes } => {
+            Op::Read {
+                stateid,
+                offset_bytes,
+                count_bytes,
+            } => {
                 enc.put(stateid);
                 enc.put_u64(*offset_bytes);
                 enc.put_u32(*count_bytes);
             }
-            Op::Write { stateid, offset_bytes, stable, data } => {
+            Op::Write {
+                stateid,
+                offset_bytes,
+                stable,
+                data,
+            } => {
                 enc.put(stateid);
                 enc.put_u64(*offset_bytes);
                 enc.put_u32(*stable);
                 enc.put_opaque(data);
             }
-            Op::Commit { offset_bytes, count_bytes } => {
+            Op::Commit {
+                offset_bytes,
+                count_bytes,
+            } => {
                 enc.put_u64(*offset_bytes);
                 enc.put_u32(*count_bytes);
             }
             Op::DelegReturn(sid) => enc.put(sid),
-            Op::ExchangeId { verifier, owner, flags, mach_cred } => {
+            Op::ExchangeId {
+                verifier,
+                owner,
+                flags,
+                mach_cred,
+            } => {
                 enc.put(verifier);
                 enc.put_opaque(owner);
                 enc.put_u32(*flags);
@@ -560,14 +592,28 @@ impl Op {
                     // spo_must_allow: state teardown the machine credential may do.
                     put_bitmap(
                         enc,
-                        &[opnum::CLOSE, opnum::COMMIT, opnum::DELEGRETURN, opnum::WRITE, opnum::LAYOUTRETURN],
+                        &[
+                            opnum::CLOSE,
+                            opnum::COMMIT,
+                            opnum::DELEGRETURN,
+                            opnum::WRITE,
+                            opnum::LAYOUTRETURN,
+                        ],
                     );
                 } else {
                     enc.put_u32(SP4_NONE);
                 }
                 enc.put_u32(0); // eia_client_impl_id<1>: none
             }
-            Op::CreateSession { clientid, seqid, flags, fore, back, cb_program, cb_sec } => {
+            Op::CreateSession {
+                clientid,
+                seqid,
+                flags,
+                fore,
+                back,
+                cb_program,
+                cb_sec,
+            } => {
                 enc.put_u64(*clientid);
                 enc.put_u32(*seqid);
                 enc.put_u32(*flags);
@@ -623,12 +669,22 @@ impl Op {
                 enc.put(layout_type);
                 enc.put_opaque(body);
             }
-            Op::LayoutReturn { reclaim, layout_type, iomode, target } => {
+            Op::LayoutReturn {
+                reclaim,
+                layout_type,
+                iomode,
+                target,
+            } => {
                 enc.put_bool(*reclaim);
                 enc.put(layout_type);
                 enc.put(iomode);
                 match target {
-                    ReturnTarget::File { offset_bytes, length_bytes, stateid, body } => {
+                    ReturnTarget::File {
+                        offset_bytes,
+                        length_bytes,
+                        stateid,
+                        body,
+                    } => {
                         enc.put_u32(1);
                         enc.put_u64(*offset_bytes);
                         enc.put_u64(*length_bytes);
@@ -639,7 +695,12 @@ impl Op {
                     ReturnTarget::All => enc.put_u32(3),
                 }
             }
-            Op::GetDeviceInfo { device_id, layout_type, max_count, notify } => {
+            Op::GetDeviceInfo {
+                device_id,
+                layout_type,
+                max_count,
+                notify,
+            } => {
                 enc.put(device_id);
                 enc.put(layout_type);
                 enc.put_u32(*max_count);
@@ -733,7 +794,10 @@ pub fn decode_fattr(dec: &mut Decoder<'_>) -> XdrResult<Attrs> {
             if word & (1 << bit) == 0 {
                 continue;
             }
-            let n = u32::try_from(w).unwrap_or(u32::MAX).saturating_mul(32).saturating_add(bit);
+            let n = u32::try_from(w)
+                .unwrap_or(u32::MAX)
+                .saturating_mul(32)
+                .saturating_add(bit);
             match n {
                 attr::TYPE => a.file_type = Some(d.u32()?),
                 attr::CHANGE => a.change = Some(d.u64()?),
@@ -744,7 +808,9 @@ pub fn decode_fattr(dec: &mut Decoder<'_>) -> XdrResult<Attrs> {
                 attr::MODE => {
                     d.u32()?;
                 }
-                attr::FS_LAYOUT_TYPES => a.fs_layout_types = d.array("fs_layout_types", MAX_LAYOUT_TYPES)?,
+                attr::FS_LAYOUT_TYPES => {
+                    a.fs_layout_types = d.array("fs_layout_types", MAX_LAYOUT_TYPES)?
+                }
                 attr::LAYOUT_BLKSIZE => a.layout_blksize = Some(d.u32()?),
                 attr::LAYOUT_ALIGNMENT => a.layout_alignment = Some(d.u32()?),
                 other => {
@@ -913,7 +979,12 @@ fn decode_delegation(dec: &mut Decoder<'_>) -> XdrResult<Option<Stateid>> {
                         dec.u32()?;
                         dec.u32()?;
                     }
-                    value => return Err(XdrError::BadEnum { what: "limitby4", value }),
+                    value => {
+                        return Err(XdrError::BadEnum {
+                            what: "limitby4",
+                            value,
+                        })
+                    }
                 }
             }
             // nfsace4
@@ -933,7 +1004,10 @@ fn decode_delegation(dec: &mut Decoder<'_>) -> XdrResult<Option<Stateid>> {
             }
             Ok(None)
         }
-        value => Err(XdrError::BadEnum { what: "open_delegation_type4", value }),
+        value => Err(XdrError::BadEnum {
+            what: "open_delegation_type4",
+            value,
+        }),
     }
 }
 
@@ -961,7 +1035,10 @@ fn decode_ok(op: u32, dec: &mut Decoder<'_>) -> XdrResult<OpRes> {
             let _rflags = dec.u32()?;
             decode_bitmap(dec)?;
             let delegation = decode_delegation(dec)?;
-            OpRes::Open(OpenRes { stateid, delegation })
+            OpRes::Open(OpenRes {
+                stateid,
+                delegation,
+            })
         }
         CLOSE => OpRes::Close(dec.get()?),
         SETATTR => {
@@ -990,18 +1067,32 @@ fn decode_ok(op: u32, dec: &mut Decoder<'_>) -> XdrResult<OpRes> {
                     decode_bitmap(dec)?;
                     decode_bitmap(dec)?;
                 }
-                value => return Err(XdrError::BadEnum { what: "state_protect_how4 (we never ask SSV)", value }),
+                value => {
+                    return Err(XdrError::BadEnum {
+                        what: "state_protect_how4 (we never ask SSV)",
+                        value,
+                    })
+                }
             }
             let _minor = dec.u64()?;
             let server_major = dec.opaque("so_major_id", NFS4_OPAQUE_LIMIT_BYTES)?.to_vec();
-            let server_scope = dec.opaque("eir_server_scope", NFS4_OPAQUE_LIMIT_BYTES)?.to_vec();
+            let server_scope = dec
+                .opaque("eir_server_scope", NFS4_OPAQUE_LIMIT_BYTES)?
+                .to_vec();
             let n = dec.length("eir_server_impl_id", 1)?;
             for _ in 0..n {
                 dec.opaque("nii_domain", NFS4_OPAQUE_LIMIT_BYTES)?;
                 dec.opaque("nii_name", NFS4_OPAQUE_LIMIT_BYTES)?;
                 let _: NfsTime = dec.get()?;
             }
-            OpRes::ExchangeId { clientid, seqid, flags, state_protect, server_major, server_scope }
+            OpRes::ExchangeId {
+                clientid,
+                seqid,
+                flags,
+                state_protect,
+                server_major,
+                server_scope,
+            }
         }
         CREATE_SESSION => OpRes::CreateSession {
             session: dec.get()?,
@@ -1030,7 +1121,11 @@ fn decode_ok(op: u32, dec: &mut Decoder<'_>) -> XdrResult<OpRes> {
                     body: Bytes::copy_from_slice(dec.opaque("loc_body", MAX_BODY_BYTES)?),
                 });
             }
-            OpRes::LayoutGet { return_on_close, stateid, segments }
+            OpRes::LayoutGet {
+                return_on_close,
+                stateid,
+                segments,
+            }
         }
         LAYOUTCOMMIT => OpRes::LayoutCommit {
             new_size_bytes: dec.option::<u64>()?,
@@ -1042,9 +1137,18 @@ fn decode_ok(op: u32, dec: &mut Decoder<'_>) -> XdrResult<OpRes> {
             let layout_type = dec.get()?;
             let body = Bytes::copy_from_slice(dec.opaque("da_addr_body", MAX_BODY_BYTES)?);
             let bm = decode_bitmap(dec)?;
-            OpRes::DeviceInfo { layout_type, body, notify: bm.first().copied().unwrap_or(0) }
+            OpRes::DeviceInfo {
+                layout_type,
+                body,
+                notify: bm.first().copied().unwrap_or(0),
+            }
         }
-        value => return Err(XdrError::BadEnum { what: "nfs_opnum4 in reply", value }),
+        value => {
+            return Err(XdrError::BadEnum {
+                what: "nfs_opnum4 in reply",
+                value,
+            })
+        }
     })
 }
 
@@ -1074,13 +1178,21 @@ pub fn decode_compound(buf: &[u8], sent: &[u32]) -> XdrResult<CompoundRes> {
                 (opnum::LAYOUTGET, NfsStat::LAYOUTTRYLATER) => u32::from(dec.bool()?),
                 _ => 0,
             };
-            failure = Some(OpFailure { opnum: op, status: st, detail });
+            failure = Some(OpFailure {
+                opnum: op,
+                status: st,
+                detail,
+            });
             break;
         }
     }
     if failure.is_none() && !status.is_ok() {
         // A compound-level error without an op result (e.g. MINOR_VERS_MISMATCH).
-        failure = Some(OpFailure { opnum: sent.first().copied().unwrap_or(0), status, detail: 0 });
+        failure = Some(OpFailure {
+            opnum: sent.first().copied().unwrap_or(0),
+            status,
+            detail: 0,
+        });
     }
     Ok(CompoundRes { results, failure })
 }
@@ -1093,7 +1205,10 @@ mod tests {
     fn bitmap_sets_the_right_words_and_fattr_decodes_in_order() {
         let mut enc = Encoder::new();
         put_bitmap(&mut enc, &[attr::SIZE, attr::LAYOUT_BLKSIZE]);
-        assert_eq!(enc.as_slice(), &[0, 0, 0, 3, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 2]);
+        assert_eq!(
+            enc.as_slice(),
+            &[0, 0, 0, 3, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 2]
+        );
         let mut vals = Encoder::new();
         vals.put_u64(4096);
         vals.put_u32(65536);
@@ -1119,9 +1234,16 @@ mod tests {
         enc.put_u32(0);
         enc.put_u32(opnum::LOOKUP);
         enc.put_u32(NfsStat::NOENT.0);
-        let r = decode_compound(enc.as_slice(), &[opnum::PUTROOTFH, opnum::LOOKUP, opnum::GETFH]).unwrap();
+        let r = decode_compound(
+            enc.as_slice(),
+            &[opnum::PUTROOTFH, opnum::LOOKUP, opnum::GETFH],
+        )
+        .unwrap();
         assert_eq!(r.results, vec![OpRes::Empty]);
-        assert_eq!(r.failure.map(|f| (f.opnum, f.status)), Some((opnum::LOOKUP, NfsStat::NOENT)));
+        assert_eq!(
+            r.failure.map(|f| (f.opnum, f.status)),
+            Some((opnum::LOOKUP, NfsStat::NOENT))
+        );
         assert!(decode_compound(enc.as_slice(), &[opnum::PUTROOTFH, opnum::GETFH]).is_err());
         // A huge op count is refused before allocating.
         let mut enc = Encoder::new();
