@@ -11,7 +11,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use pnfs_config::{Config, DeviceConfig};
+use std::time::Duration;
+
+use pnfs_config::{Config, DeviceConfig, MdsConfig};
+use pnfs_gateway::client::{ClientConfig, NfsClient};
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -44,7 +47,9 @@ pub struct DeviceSpec {
 /// The gateway core: one NFSv4.1 client session to the MDS and the volume map.
 #[derive(Debug)]
 pub struct Gateway {
-    _private: (),
+    client: NfsClient,
+    /// The address the session is on.
+    pub mds_addr: String,
 }
 
 /// One open device: a file on the MDS, as a Disk.
@@ -54,14 +59,48 @@ pub struct Device {
     pub size_bytes: u64,
 }
 
+/// The NFSv4.1 client settings from the `[mds]` table.
+fn client_config(mds: &MdsConfig) -> ClientConfig {
+    let mut c = ClientConfig::new(mds.client_owner.clone());
+    c.uid = mds.auth.uid;
+    c.gid = mds.auth.gid;
+    c.machine_name.clone_from(&mds.auth.machine_name);
+    c.connect_timeout_ms = mds.connect_timeout_ms;
+    c.stall_limit_ms = mds.stall_limit_ms;
+    c.limits.call_timeout_ms = mds.request_timeout_ms;
+    c
+}
+
 impl Gateway {
-    /// Connects to the MDS (EXCHANGE_ID, CREATE_SESSION, RECLAIM_COMPLETE) and resolves the
-    /// volume search list.
+    /// Connects to the first MDS address that answers (EXCHANGE_ID, CREATE_SESSION), each
+    /// try bounded by `connect_timeout_ms`.
     pub async fn connect(config: &Config) -> Result<Self, BackendError> {
-        let _ = config;
-        Err(BackendError::NotBuilt(
-            "the NFSv4.1 client (pnfs-gateway client/)",
-        ))
+        let limit = Duration::from_millis(config.mds.connect_timeout_ms);
+        let mut errors = Vec::new();
+        for addr in &config.mds.addresses {
+            let addr = addr.to_string();
+            let cfg = client_config(&config.mds);
+            match tokio::time::timeout(limit, NfsClient::connect(&addr, cfg)).await {
+                Ok(Ok(client)) => {
+                    tracing::info!(
+                        "MDS {addr}: session up, lease {} s, {} fore-channel slots",
+                        client.lease().as_secs(),
+                        client.fore_slots()
+                    );
+                    return Ok(Self {
+                        client,
+                        mds_addr: addr,
+                    });
+                }
+                Ok(Err(e)) => errors.push(format!("{addr}: {e}")),
+                Err(_) => errors.push(format!(
+                    "{addr}: no session within connect_timeout_ms = {}",
+                    config.mds.connect_timeout_ms
+                )),
+            }
+            tracing::warn!("{}", errors.last().map_or("", String::as_str));
+        }
+        Err(BackendError::Failed(errors.join("; ")))
     }
 
     /// Opens one device's file (creating it when asked) and sets up its pNFS disk.
@@ -72,12 +111,31 @@ impl Gateway {
 
     /// Whole-gateway counters for `pnfsgw stats`.
     pub fn counters(&self) -> BTreeMap<String, u64> {
-        BTreeMap::new()
+        let s = self.client.stats();
+        [
+            ("mds.connects", s.connects),
+            ("mds.binds", s.binds),
+            ("mds.sessions", s.sessions),
+            ("mds.client_ids", s.client_ids),
+            ("mds.reclaimed_opens", s.reclaimed_opens),
+            ("mds.reopened_opens", s.reopened_opens),
+            ("mds.renewals", s.renewals),
+            ("mds.delay_retries", s.delay_retries),
+            ("mds.callbacks", s.callbacks),
+            ("mds.delegations_returned", s.delegations_returned),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 
-    /// Ends the session (DESTROY_SESSION, DESTROY_CLIENTID) after every device is closed.
+    /// Ends the session (open files closed, DESTROY_SESSION, DESTROY_CLIENTID) after every
+    /// device is closed.
     pub async fn shutdown(self) -> Result<(), BackendError> {
-        Ok(())
+        self.client
+            .shutdown()
+            .await
+            .map_err(|e| BackendError::Failed(e.to_string()))
     }
 }
 

@@ -169,6 +169,7 @@ pub fn main(a: DemoArgs) -> u8 {
                 connect_timeout_ms: pnfs_config::CONNECT_TIMEOUT_DEFAULT_MS,
                 request_timeout_ms: pnfs_config::REQUEST_TIMEOUT_DEFAULT_MS,
                 max_io_ms: pnfs_config::MAX_IO_DEFAULT_MS,
+                stall_limit_ms: pnfs_config::STALL_LIMIT_DEFAULT_MS,
             },
             volumes: VolumeSearch {
                 entries: vec![VolumePattern {

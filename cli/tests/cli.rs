@@ -188,3 +188,27 @@ fn run_against_an_unreachable_mds_fails_with_exit_1_and_cleans_up() {
     assert!(!control.exists(), "control socket left behind");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn systemd_units_verify() {
+    let have = Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !have {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "systemd-analyze is missing (apt-get install systemd)"
+        );
+        eprintln!("SKIP: systemd-analyze not installed");
+        return;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd/verify.sh");
+    let out = Command::new(script).arg(BIN).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

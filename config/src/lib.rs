@@ -104,6 +104,8 @@ pub const CONNECT_TIMEOUT_DEFAULT_MS: u64 = 10_000;
 pub const REQUEST_TIMEOUT_DEFAULT_MS: u64 = 30_000;
 /// Default `max_io_ms`.
 pub const MAX_IO_DEFAULT_MS: u64 = 10_000;
+/// Default `stall_limit_ms`.
+pub const STALL_LIMIT_DEFAULT_MS: u64 = 300_000;
 /// Default control socket.
 pub const CONTROL_SOCKET_DEFAULT: &str = "/run/pnfsgw/control.sock";
 

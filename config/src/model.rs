@@ -71,6 +71,9 @@ pub struct MdsConfig {
     pub request_timeout_ms: u64,
     /// The longest one direct volume I/O may take (part of the fencing budget).
     pub max_io_ms: u64,
+    /// How long a request may stall while the MDS is unreachable, restarting or in its grace
+    /// period before it fails; must cover a server restart plus its grace period.
+    pub stall_limit_ms: u64,
 }
 
 /// `[volumes]`: absolute paths; a pattern may use `*` and `?` in its last component.

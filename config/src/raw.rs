@@ -41,6 +41,8 @@ pub(crate) struct RawMds {
     pub request_timeout_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub max_io_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub stall_limit_ms: Option<Spanned<u64>>,
 }
 
 /// `[mds.auth]`: AUTH_SYS credentials.

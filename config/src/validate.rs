@@ -238,6 +238,13 @@ impl Checker<'_> {
                 TIMEOUT_MAX_MS,
                 MAX_IO_DEFAULT_MS,
             )?,
+            stall_limit_ms: self.ranged(
+                m.stall_limit_ms.as_ref(),
+                "stall_limit_ms",
+                1,
+                TIMEOUT_MAX_MS,
+                STALL_LIMIT_DEFAULT_MS,
+            )?,
         })
     }
 
