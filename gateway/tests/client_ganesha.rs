@@ -480,3 +480,76 @@ async fn ganesha_restart_gives_a_new_client_id_and_the_open_is_recovered() {
     c.close(&f).await.unwrap();
     c.shutdown().await.unwrap();
 }
+
+/// Records what the client tells the pNFS layer.
+#[derive(Default)]
+struct RecordingSink {
+    restarted: std::sync::atomic::AtomicU32,
+    lost: std::sync::atomic::AtomicU32,
+}
+
+impl pnfs_gateway::mds_api::CallbackSink for RecordingSink {
+    fn layout_recall(&self, _r: pnfs_gateway::mds_api::LayoutRecall) -> pnfs_proto::nfs4::NfsStat {
+        pnfs_proto::nfs4::NfsStat::NOMATCHING_LAYOUT
+    }
+    fn recall_any(&self, _m: u32, _k: u32) -> pnfs_proto::nfs4::NfsStat {
+        pnfs_proto::nfs4::NfsStat::OK
+    }
+    fn notify_deviceid(
+        &self,
+        _n: &[pnfs_gateway::mds_api::DeviceNotification],
+    ) -> pnfs_proto::nfs4::NfsStat {
+        pnfs_proto::nfs4::NfsStat::OK
+    }
+    fn server_restarted(&self) -> pnfs_gateway::mds_api::BoxFuture<()> {
+        self.restarted
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async {})
+    }
+    fn state_lost(&self) {
+        self.lost.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ganesha_restart_with_grace_reclaims_the_open_with_claim_previous() {
+    let mut g = Ganesha::start("grace", 5, false);
+    let c = NfsClient::connect(&g.addr(), config("grace"))
+        .await
+        .unwrap();
+    let sink: Arc<RecordingSink> = Arc::default();
+    let weak: std::sync::Weak<dyn pnfs_gateway::mds_api::CallbackSink> = {
+        let dynsink: Arc<dyn pnfs_gateway::mds_api::CallbackSink> = sink.clone();
+        Arc::downgrade(&dynsink)
+    };
+    c.set_callback_sink(weak);
+    // The server starts in grace: the first non-reclaim OPEN stalls (GRACE) until it ends.
+    let f = c
+        .open(
+            "export/g.bin",
+            OpenMode {
+                read_only: false,
+                create_size_bytes: Some(0),
+            },
+        )
+        .await
+        .unwrap();
+    write_all(&c, &f, 0, &pattern(0, 8192, 3)).await;
+    c.commit(&f, 0, 0).await.unwrap();
+    g.kill();
+    g.spawn();
+    write_all(&c, &f, 8192, &pattern(8192, 8192, 3)).await;
+    c.commit(&f, 0, 0).await.unwrap();
+    assert_eq!(read_all(&c, &f, 0, 16384).await, pattern(0, 16384, 3));
+    let s = c.stats();
+    assert_eq!(s.client_ids, 2, "{s:?}");
+    assert_eq!(
+        (s.reclaimed_opens, s.reopened_opens),
+        (1, 0),
+        "CLAIM_PREVIOUS accepted in grace: {s:?}"
+    );
+    assert_eq!(sink.restarted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(sink.lost.load(std::sync::atomic::Ordering::SeqCst), 0);
+    c.close(&f).await.unwrap();
+    c.shutdown().await.unwrap();
+}

@@ -21,6 +21,8 @@
 
 pub mod cb;
 pub mod error;
+#[cfg(test)]
+mod fake_peer_tests;
 mod mds_impl;
 pub mod rpc;
 pub mod session;
