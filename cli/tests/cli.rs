@@ -212,3 +212,74 @@ fn systemd_units_verify() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `pnfsgw` with `args` until it exits (bounded), returning (exit code, stderr).
+fn run_to_exit(args: &[&str], limit: Duration) -> (Option<i32>, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        for line in BufReader::new(stderr).lines() {
+            s.push_str(&line.unwrap());
+            s.push('\n');
+        }
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "pnfsgw {args:?} did not exit within {limit:?}:\n{}",
+                reader.join().unwrap()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (status.code(), reader.join().unwrap())
+}
+
+#[test]
+fn run_against_ganesha_reports_a_missing_file_by_name() {
+    let dir = tmpdir("ganesha");
+    let export = dir.join("export");
+    std::fs::create_dir_all(&export).unwrap();
+    let Some(ganesha) = pnfs_testbed::require(pnfs_testbed::Ganesha::start(&export)) else {
+        return;
+    };
+    let file = dir.join("gw.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[mds]\naddresses = [\"{}\"]\nconnect_timeout_ms = 10000\n\
+             [nbd]\ntcp = [\"127.0.0.1:{}\"]\n[control]\nsocket = \"{}\"\n\
+             [[device]]\nname = \"missing\"\npath = \"/export/no-such-file\"\n",
+            ganesha.addr(),
+            dead_port(),
+            dir.join("control.sock").display()
+        ),
+    )
+    .unwrap();
+    let (code, err) = run_to_exit(
+        &["run", "--config", file.to_str().unwrap()],
+        Duration::from_secs(60),
+    );
+    assert!(err.contains("session up"), "{err}");
+    assert!(
+        err.contains("device missing: cannot start: /export/no-such-file"),
+        "{err}"
+    );
+    assert!(err.contains("no device could start (missing)"), "{err}");
+    assert_eq!(code, Some(1), "{err}");
+    ganesha.stop();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
