@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::{GuestReport, Result, TestbedError};
-use crate::initramfs::ensure_initramfs;
+use crate::initramfs::{ensure_initramfs, ensure_module_cache};
 use crate::kernel::{find_guest_kernel, GuestKernel};
 use crate::util::{shell_quote, tail_file, tail_lines, FileLock, TempDir};
 
@@ -154,6 +154,7 @@ impl GuestOutcome {
 pub struct GuestRunner {
     kernel: GuestKernel,
     initramfs: PathBuf,
+    module_cache: PathBuf,
 }
 
 impl GuestRunner {
@@ -169,7 +170,12 @@ impl GuestRunner {
         )?;
         let kernel = find_guest_kernel()?;
         let initramfs = ensure_initramfs(&kernel)?;
-        Ok(GuestRunner { kernel, initramfs })
+        let module_cache = ensure_module_cache(&kernel)?;
+        Ok(GuestRunner {
+            kernel,
+            initramfs,
+            module_cache,
+        })
     }
 
     /// The kernel this runner boots.
@@ -332,10 +338,13 @@ impl GuestRunner {
             .arg(&self.kernel.image)
             .arg("-initrd")
             .arg(&self.initramfs)
-            .args([
-                "-append",
-                "console=ttyS0 panic=-1 rdinit=/init mitigations=off",
-            ])
+            .arg("-append")
+            .arg(format!(
+                // mitigations=off: speculation mitigations cost a lot under TCG and protect
+                // nothing in a throw-away test guest.
+                "console=ttyS0 panic=-1 rdinit=/init mitigations=off pnfs.modcache={}",
+                self.module_cache.display()
+            ))
             .arg("-serial")
             .arg(format!("file:{}", kernel_log.display()))
             .args([

@@ -38,19 +38,7 @@ pub fn ensure_initramfs(kernel: &GuestKernel) -> Result<PathBuf> {
     key.update(INIT_SCRIPT.as_bytes());
     key.update(kernel.release.as_bytes());
     for file in std::iter::once(busybox.to_path_buf()).chain(modules.iter().cloned()) {
-        let meta = fs::metadata(&file).map_err(TestbedError::io(format!(
-            "stat {} for the initramfs",
-            file.display()
-        )))?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        key.update(file.as_os_str().as_encoded_bytes());
-        key.update(&meta.len().to_le_bytes());
-        key.update(&mtime.to_le_bytes());
+        hash_file_identity(&mut key, &file)?;
     }
     let cache_dir = std::env::temp_dir().join("pnfs-testbed-cache");
     fs::create_dir_all(&cache_dir)
@@ -69,6 +57,88 @@ pub fn ensure_initramfs(kernel: &GuestKernel) -> Result<PathBuf> {
     fs::write(&tmp, &archive).map_err(TestbedError::io(format!("write {}", tmp.display())))?;
     fs::rename(&tmp, &path).map_err(TestbedError::io(format!("rename to {}", path.display())))?;
     Ok(path)
+}
+
+/// Modules the guest tests load often, decompressed once on the host (with their
+/// dependencies) so the guest kernel need not decompress them under emulation each boot.
+pub const DECOMPRESSED_MODULES: &[&str] = &[
+    "loop",
+    "xfs",
+    "nfsd",
+    "nfsv4",
+    "blocklayoutdriver",
+    "rpcsec_gss_krb5",
+    "ublk_drv",
+    "nbd",
+    "crc32c_generic",
+    "crc32c_intel",
+];
+
+/// Returns a directory that mirrors `<modules_dir>/kernel` for [`DECOMPRESSED_MODULES`]:
+/// same relative paths and names (`.ko.xz`), decompressed contents (kmod detects compression
+/// by magic number, not by name). The guest overlays it on `/lib/modules/<release>/kernel`.
+/// Cached by a key over the module files; built under a temporary name, then renamed.
+pub fn ensure_module_cache(kernel: &GuestKernel) -> Result<PathBuf> {
+    let modules = resolve_modules(&kernel.modules_dir, DECOMPRESSED_MODULES)?;
+    let mut key = StableHash::new();
+    key.update(LAYOUT_VERSION);
+    key.update(kernel.release.as_bytes());
+    for file in &modules {
+        hash_file_identity(&mut key, file)?;
+    }
+    let cache_dir = std::env::temp_dir().join("pnfs-testbed-cache");
+    let dir = cache_dir.join(format!("modules-{:016x}", key.finish()));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let tmp = cache_dir.join(format!(
+        "modules-{:016x}.{}.tmp",
+        key.finish(),
+        std::process::id()
+    ));
+    let kernel_dir = kernel.modules_dir.join("kernel");
+    for module in &modules {
+        let rel = module.strip_prefix(&kernel_dir).map_err(|_| {
+            TestbedError::Invalid(format!(
+                "module {} is not under {}",
+                module.display(),
+                kernel_dir.display()
+            ))
+        })?;
+        let dest = tmp.join(rel);
+        if let Some(parent) = dest.parent() {
+            fs::create_dir_all(parent)
+                .map_err(TestbedError::io(format!("create {}", parent.display())))?;
+        }
+        fs::write(&dest, read_module(module)?)
+            .map_err(TestbedError::io(format!("write {}", dest.display())))?;
+    }
+    match fs::rename(&tmp, &dir) {
+        Ok(()) => Ok(dir),
+        // Another process built the same cache first: use theirs.
+        Err(_) if dir.is_dir() => {
+            let _ = fs::remove_dir_all(&tmp);
+            Ok(dir)
+        }
+        Err(e) => Err(TestbedError::Io {
+            what: format!("rename {} to {}", tmp.display(), dir.display()),
+            source: e,
+        }),
+    }
+}
+
+fn hash_file_identity(key: &mut StableHash, file: &Path) -> Result<()> {
+    let meta = fs::metadata(file).map_err(TestbedError::io(format!("stat {}", file.display())))?;
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    key.update(file.as_os_str().as_encoded_bytes());
+    key.update(&meta.len().to_le_bytes());
+    key.update(&mtime.to_le_bytes());
+    Ok(())
 }
 
 /// Resolves `names` and their dependencies through `modules.dep`, in load order
