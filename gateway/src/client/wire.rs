@@ -1,84 +1,36 @@
-//! COMPOUND arguments and results for the fore-channel operations this client sends
-//! (RFC 8881 §18). Pure encoding and decoding, no I/O; every length from the server is bounded.
-//!
-//! This is the client's own op table: `pnfs_proto::nfs4::ops` did not exist when the client was
-//! written. Only the shapes the client needs are here; bodies of layouts and device addresses
-//! stay opaque.
+//! The fore-channel operations this client sends (RFC 8881 §18), as a small vocabulary
+//! ([`Op`], [`OpRes`]) mapped onto `pnfs_proto::nfs4::ops`, which does all the XDR. No I/O;
+//! every length from the server is bounded by proto's decoders plus the checks here.
 
 use bytes::Bytes;
+use pnfs_proto::nfs4::attr::Fattr;
+use pnfs_proto::nfs4::ops as p;
 use pnfs_proto::nfs4::{
-    ClientId, DeviceId, FileHandle, LayoutIoMode, LayoutType, NfsStat, NfsTime, SequenceId,
-    SessionId, SlotId, Stateid, Verifier, NFS4_OPAQUE_LIMIT_BYTES,
+    Bitmap4, ClientId, DeviceId, Fattr4, FileHandle, LayoutIoMode, LayoutType, NfsStat, NfsTime,
+    SequenceId, SessionId, SlotId, Stateid, Verifier,
 };
-use pnfs_proto::xdr::{Decoder, Encoder, XdrError, XdrResult};
+use pnfs_proto::xdr::{from_bytes, to_bytes, XdrError, XdrResult};
 
 /// NFSv4 minor version used.
 pub const MINOR_VERSION: u32 = 1;
 /// Most operations in one compound we accept in a reply.
 pub const MAX_COMPOUND_OPS: usize = 32;
-/// Longest tag we accept in a reply.
-pub const MAX_TAG_BYTES: usize = 256;
-/// Most bitmap words we accept.
-pub const MAX_BITMAP_WORDS: usize = 8;
-/// Longest attribute value blob we accept in a GETATTR reply.
-pub const MAX_ATTR_VALS_BYTES: usize = 64 * 1024;
-/// Largest layout / device body we accept.
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
-/// Most layout segments in one LAYOUTGET reply.
-pub const MAX_LAYOUT_SEGMENTS: usize = 1024;
-/// Largest READ payload we accept.
-pub const MAX_READ_BYTES: usize = 4 * 1024 * 1024;
+/// Largest GETDEVICEINFO reply we ask for (proto bounds device addresses at 1 MiB).
+pub const MAX_BODY_BYTES: usize = p::NFS4_MAX_DEVICE_ADDR_BYTES;
 
-/// Operation numbers (nfs_opnum4).
+/// Operation numbers (nfs_opnum4) the client uses, from proto.
 pub mod opnum {
-    /// CLOSE.
-    pub const CLOSE: u32 = 4;
-    /// COMMIT.
-    pub const COMMIT: u32 = 5;
-    /// DELEGRETURN.
-    pub const DELEGRETURN: u32 = 8;
-    /// GETATTR.
-    pub const GETATTR: u32 = 9;
-    /// GETFH.
-    pub const GETFH: u32 = 10;
-    /// LOOKUP.
-    pub const LOOKUP: u32 = 15;
-    /// OPEN.
-    pub const OPEN: u32 = 18;
-    /// PUTFH.
-    pub const PUTFH: u32 = 22;
-    /// PUTROOTFH.
-    pub const PUTROOTFH: u32 = 24;
-    /// READ.
-    pub const READ: u32 = 25;
-    /// SETATTR.
-    pub const SETATTR: u32 = 34;
-    /// WRITE.
-    pub const WRITE: u32 = 38;
-    /// BIND_CONN_TO_SESSION.
-    pub const BIND_CONN_TO_SESSION: u32 = 41;
-    /// EXCHANGE_ID.
-    pub const EXCHANGE_ID: u32 = 42;
-    /// CREATE_SESSION.
-    pub const CREATE_SESSION: u32 = 43;
-    /// DESTROY_SESSION.
-    pub const DESTROY_SESSION: u32 = 44;
-    /// GETDEVICEINFO.
-    pub const GETDEVICEINFO: u32 = 47;
-    /// LAYOUTCOMMIT.
-    pub const LAYOUTCOMMIT: u32 = 49;
-    /// LAYOUTGET.
-    pub const LAYOUTGET: u32 = 50;
-    /// LAYOUTRETURN.
-    pub const LAYOUTRETURN: u32 = 51;
-    /// SEQUENCE.
-    pub const SEQUENCE: u32 = 53;
-    /// DESTROY_CLIENTID.
-    pub const DESTROY_CLIENTID: u32 = 57;
-    /// RECLAIM_COMPLETE.
-    pub const RECLAIM_COMPLETE: u32 = 58;
-    /// ILLEGAL.
-    pub const ILLEGAL: u32 = 10044;
+    pub use pnfs_proto::nfs4::ops::{
+        OP_BIND_CONN_TO_SESSION as BIND_CONN_TO_SESSION, OP_CLOSE as CLOSE, OP_COMMIT as COMMIT,
+        OP_CREATE_SESSION as CREATE_SESSION, OP_DELEGRETURN as DELEGRETURN,
+        OP_DESTROY_CLIENTID as DESTROY_CLIENTID, OP_DESTROY_SESSION as DESTROY_SESSION,
+        OP_EXCHANGE_ID as EXCHANGE_ID, OP_GETATTR as GETATTR, OP_GETDEVICEINFO as GETDEVICEINFO,
+        OP_GETFH as GETFH, OP_ILLEGAL as ILLEGAL, OP_LAYOUTCOMMIT as LAYOUTCOMMIT,
+        OP_LAYOUTGET as LAYOUTGET, OP_LAYOUTRETURN as LAYOUTRETURN, OP_LOOKUP as LOOKUP,
+        OP_OPEN as OPEN, OP_PUTFH as PUTFH, OP_PUTROOTFH as PUTROOTFH, OP_READ as READ,
+        OP_RECLAIM_COMPLETE as RECLAIM_COMPLETE, OP_SEQUENCE as SEQUENCE, OP_SETATTR as SETATTR,
+        OP_WRITE as WRITE,
+    };
 }
 
 /// Attribute numbers used.
@@ -176,27 +128,27 @@ pub struct ChannelAttrs {
 }
 
 impl ChannelAttrs {
-    fn encode(&self, enc: &mut Encoder) {
-        enc.put_u32(self.header_pad_bytes);
-        enc.put_u32(self.max_request_bytes);
-        enc.put_u32(self.max_response_bytes);
-        enc.put_u32(self.max_response_cached_bytes);
-        enc.put_u32(self.max_operations);
-        enc.put_u32(self.max_requests);
-        enc.put_u32(0); // ca_rdma_ird<1>: none
+    fn to_proto(self) -> p::ChannelAttrs {
+        p::ChannelAttrs {
+            headerpadsize: self.header_pad_bytes,
+            maxrequestsize: self.max_request_bytes,
+            maxresponsesize: self.max_response_bytes,
+            maxresponsesize_cached: self.max_response_cached_bytes,
+            maxoperations: self.max_operations,
+            maxrequests: self.max_requests,
+            rdma_ird: None,
+        }
     }
 
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        let a = Self {
-            header_pad_bytes: dec.u32()?,
-            max_request_bytes: dec.u32()?,
-            max_response_bytes: dec.u32()?,
-            max_response_cached_bytes: dec.u32()?,
-            max_operations: dec.u32()?,
-            max_requests: dec.u32()?,
-        };
-        let _ird: Vec<u32> = dec.array("ca_rdma_ird", 1)?;
-        Ok(a)
+    fn from_proto(a: &p::ChannelAttrs) -> Self {
+        Self {
+            header_pad_bytes: a.headerpadsize,
+            max_request_bytes: a.maxrequestsize,
+            max_response_bytes: a.maxresponsesize,
+            max_response_cached_bytes: a.maxresponsesize_cached,
+            max_operations: a.maxoperations,
+            max_requests: a.maxrequests,
+        }
     }
 }
 
@@ -418,22 +370,11 @@ pub enum ReturnTarget {
     All,
 }
 
-fn put_bitmap(enc: &mut Encoder, attrs: &[u32]) {
-    let words = attrs.iter().map(|a| a / 32 + 1).max().unwrap_or(0);
-    let mut bm = vec![0u32; usize::try_from(words).unwrap_or(0)];
-    for a in attrs {
-        if let Some(w) = bm.get_mut(usize::try_from(a / 32).unwrap_or(usize::MAX)) {
-            *w |= 1 << (a % 32);
-        }
-    }
-    enc.put_array(&bm);
+fn attrs_with(set: impl FnOnce(&mut Fattr)) -> Fattr4 {
+    let mut f = Fattr::default();
+    set(&mut f);
+    f.to_fattr4()
 }
-
-fn mode_attr(enc: &mut Encoder, mode: u32) {
-    put_bitmap(enc, &[attr::MODE]);
-    enc.put_opaque(&mode.to_be_bytes());
-}
-
 impl Op {
     /// The operation number.
     pub fn opnum(&self) -> u32 {
@@ -470,9 +411,9 @@ impl Op {
         op_name(self.opnum())
     }
 
-    /// Appends nfs_argop4.
-    pub fn encode(&self, enc: &mut Encoder) {
-        enc.put_u32(self.opnum());
+    /// The proto form of this operation.
+    pub fn to_proto(&self) -> p::NfsArgOp {
+        use p::NfsArgOp as A;
         match self {
             Op::Sequence {
                 session,
@@ -480,131 +421,129 @@ impl Op {
                 slot,
                 highest_slot,
                 cache_this,
-            } => {
-                enc.put(session);
-                enc.put_u32(*seqid);
-                enc.put_u32(*slot);
-                enc.put_u32(*highest_slot);
-                enc.put_bool(*cache_this);
-            }
-            Op::PutRootFh | Op::GetFh | Op::ReclaimComplete => {
-                if matches!(self, Op::ReclaimComplete) {
-                    enc.put_bool(false);
-                }
-            }
-            Op::PutFh(fh) => enc.put(fh),
-            Op::Lookup(name) => enc.put_str(name),
-            Op::GetAttr(attrs) => put_bitmap(enc, attrs),
+            } => A::Sequence(p::SequenceArgs {
+                sessionid: *session,
+                sequenceid: *seqid,
+                slotid: *slot,
+                highest_slotid: *highest_slot,
+                cachethis: *cache_this,
+            }),
+            Op::PutRootFh => A::Putrootfh,
+            Op::GetFh => A::Getfh,
+            Op::ReclaimComplete => A::ReclaimComplete(false),
+            Op::PutFh(fh) => A::Putfh(fh.clone()),
+            Op::Lookup(name) => A::Lookup(p::LookupArgs {
+                objname: name.clone(),
+            }),
+            Op::GetAttr(attrs) => A::Getattr(p::GetattrArgs {
+                attr_request: Bitmap4::from_bits(attrs),
+            }),
             Op::Open {
                 access,
                 owner,
                 clientid,
                 create,
                 claim,
-            } => {
-                enc.put_u32(0); // seqid (ignored in 4.1)
-                enc.put_u32(*access);
-                enc.put_u32(share::DENY_NONE);
-                enc.put_u64(*clientid);
-                enc.put_opaque(owner);
-                match create {
-                    OpenCreate::No => enc.put_u32(0),
+            } => A::Open(p::OpenArgs {
+                seqid: 0,
+                share_access: *access,
+                share_deny: share::DENY_NONE,
+                owner: p::StateOwner {
+                    clientid: *clientid,
+                    owner: owner.clone(),
+                },
+                openhow: match create {
+                    OpenCreate::No => p::OpenFlag::NoCreate,
                     OpenCreate::Guarded { mode } => {
-                        enc.put_u32(1); // OPEN4_CREATE
-                        enc.put_u32(1); // GUARDED4
-                        mode_attr(enc, *mode);
+                        p::OpenFlag::Create(p::CreateHow::Guarded(attrs_with(|f| {
+                            f.mode = Some(*mode)
+                        })))
                     }
-                }
-                match claim {
-                    OpenClaim::Null(name) => {
-                        enc.put_u32(0);
-                        enc.put_str(name);
-                    }
-                    OpenClaim::Previous => {
-                        enc.put_u32(1);
-                        enc.put_u32(0); // OPEN_DELEGATE_NONE
-                    }
-                    OpenClaim::Fh => enc.put_u32(4),
-                }
-            }
-            Op::Close(sid) => {
-                enc.put_u32(0);
-                enc.put(sid);
-            }
+                },
+                claim: match claim {
+                    OpenClaim::Null(name) => p::OpenClaim::Null(name.clone()),
+                    OpenClaim::Previous => p::OpenClaim::Previous(p::OpenDelegationType::None),
+                    OpenClaim::Fh => p::OpenClaim::Fh,
+                },
+            }),
+            Op::Close(sid) => A::Close(p::CloseArgs {
+                seqid: 0,
+                open_stateid: *sid,
+            }),
             Op::SetSize {
                 stateid,
                 size_bytes,
-            } => {
-                enc.put(stateid);
-                put_bitmap(enc, &[attr::SIZE]);
-                enc.put_opaque(&size_bytes.to_be_bytes());
-            }
+            } => A::Setattr(p::SetattrArgs {
+                stateid: *stateid,
+                obj_attributes: attrs_with(|f| f.size = Some(*size_bytes)),
+            }),
             Op::Read {
                 stateid,
                 offset_bytes,
                 count_bytes,
-            } => {
-                enc.put(stateid);
-                enc.put_u64(*offset_bytes);
-                enc.put_u32(*count_bytes);
-            }
+            } => A::Read(p::ReadArgs {
+                stateid: *stateid,
+                offset: *offset_bytes,
+                count: *count_bytes,
+            }),
             Op::Write {
                 stateid,
                 offset_bytes,
                 stable,
                 data,
-            } => {
-                enc.put(stateid);
-                enc.put_u64(*offset_bytes);
-                enc.put_u32(*stable);
-                enc.put_opaque(data);
-            }
+            } => A::Write(p::WriteArgs {
+                stateid: *stateid,
+                offset: *offset_bytes,
+                stable: match stable {
+                    0 => p::StableHow::Unstable,
+                    1 => p::StableHow::DataSync,
+                    _ => p::StableHow::FileSync,
+                },
+                data: data.to_vec(),
+            }),
             Op::Commit {
                 offset_bytes,
                 count_bytes,
-            } => {
-                enc.put_u64(*offset_bytes);
-                enc.put_u32(*count_bytes);
-            }
-            Op::DelegReturn(sid) => enc.put(sid),
+            } => A::Commit(p::CommitArgs {
+                offset: *offset_bytes,
+                count: *count_bytes,
+            }),
+            Op::DelegReturn(sid) => A::Delegreturn(*sid),
             Op::ExchangeId {
                 verifier,
                 owner,
                 flags,
                 mach_cred,
-            } => {
-                enc.put(verifier);
-                enc.put_opaque(owner);
-                enc.put_u32(*flags);
-                if *mach_cred {
-                    enc.put_u32(SP4_MACH_CRED);
-                    // spo_must_enforce: the client-ID and session ops (RFC 8881 §18.35.3).
-                    put_bitmap(
-                        enc,
-                        &[
+            } => A::ExchangeId(p::ExchangeIdArgs {
+                clientowner: p::ClientOwner {
+                    verifier: *verifier,
+                    ownerid: owner.clone(),
+                },
+                flags: *flags,
+                state_protect: if *mach_cred {
+                    // spo_must_enforce: the client-ID and session ops (RFC 8881 §18.35.3);
+                    // spo_must_allow: state teardown the machine credential may do.
+                    p::StateProtectA::MachCred(p::StateProtectOps {
+                        must_enforce: Bitmap4::from_bits(&[
                             opnum::BIND_CONN_TO_SESSION,
                             opnum::EXCHANGE_ID,
                             opnum::CREATE_SESSION,
                             opnum::DESTROY_SESSION,
                             opnum::DESTROY_CLIENTID,
-                        ],
-                    );
-                    // spo_must_allow: state teardown the machine credential may do.
-                    put_bitmap(
-                        enc,
-                        &[
+                        ]),
+                        must_allow: Bitmap4::from_bits(&[
                             opnum::CLOSE,
                             opnum::COMMIT,
                             opnum::DELEGRETURN,
                             opnum::WRITE,
                             opnum::LAYOUTRETURN,
-                        ],
-                    );
+                        ]),
+                    })
                 } else {
-                    enc.put_u32(SP4_NONE);
-                }
-                enc.put_u32(0); // eia_client_impl_id<1>: none
-            }
+                    p::StateProtectA::None
+                },
+                client_impl_id: None,
+            }),
             Op::CreateSession {
                 clientid,
                 seqid,
@@ -613,24 +552,22 @@ impl Op {
                 back,
                 cb_program,
                 cb_sec,
-            } => {
-                enc.put_u64(*clientid);
-                enc.put_u32(*seqid);
-                enc.put_u32(*flags);
-                fore.encode(enc);
-                back.encode(enc);
-                enc.put_u32(*cb_program);
-                enc.put_u32(1); // one callback_sec_parms4
-                enc.put_u32(pnfs_proto::rpc::AUTH_SYS);
-                enc.put(cb_sec);
-            }
-            Op::DestroySession(s) => enc.put(s),
-            Op::DestroyClientId(c) => enc.put_u64(*c),
-            Op::BindConnToSession(s) => {
-                enc.put(s);
-                enc.put_u32(CDFC4_FORE_OR_BOTH);
-                enc.put_bool(false);
-            }
+            } => A::CreateSession(p::CreateSessionArgs {
+                clientid: *clientid,
+                sequence: *seqid,
+                flags: *flags,
+                fore_chan_attrs: fore.to_proto(),
+                back_chan_attrs: back.to_proto(),
+                cb_program: *cb_program,
+                sec_parms: vec![p::CallbackSecParms::Sys(cb_sec.clone())],
+            }),
+            Op::DestroySession(s) => A::DestroySession(*s),
+            Op::DestroyClientId(c) => A::DestroyClientid(*c),
+            Op::BindConnToSession(s) => A::BindConnToSession(p::BindConnToSessionArgs {
+                sessid: *s,
+                dir: p::ChannelDirFromClient::ForeOrBoth,
+                use_conn_in_rdma_mode: false,
+            }),
             Op::LayoutGet {
                 signal,
                 layout_type,
@@ -640,16 +577,16 @@ impl Op {
                 min_length_bytes,
                 stateid,
                 max_count,
-            } => {
-                enc.put_bool(*signal);
-                enc.put(layout_type);
-                enc.put(iomode);
-                enc.put_u64(*offset_bytes);
-                enc.put_u64(*length_bytes);
-                enc.put_u64(*min_length_bytes);
-                enc.put(stateid);
-                enc.put_u32(*max_count);
-            }
+            } => A::Layoutget(p::LayoutgetArgs {
+                signal_layout_avail: *signal,
+                layout_type: *layout_type,
+                iomode: *iomode,
+                offset: *offset_bytes,
+                length: *length_bytes,
+                minlength: *min_length_bytes,
+                stateid: *stateid,
+                maxcount: *max_count,
+            }),
             Op::LayoutCommit {
                 offset_bytes,
                 length_bytes,
@@ -659,53 +596,54 @@ impl Op {
                 time_modify,
                 layout_type,
                 body,
-            } => {
-                enc.put_u64(*offset_bytes);
-                enc.put_u64(*length_bytes);
-                enc.put_bool(*reclaim);
-                enc.put(stateid);
-                enc.put_option(last_write_offset.as_ref());
-                enc.put_option(time_modify.as_ref());
-                enc.put(layout_type);
-                enc.put_opaque(body);
-            }
+            } => A::Layoutcommit(p::LayoutcommitArgs {
+                offset: *offset_bytes,
+                length: *length_bytes,
+                reclaim: *reclaim,
+                stateid: *stateid,
+                last_write_offset: *last_write_offset,
+                time_modify: *time_modify,
+                layoutupdate: p::LayoutUpdate {
+                    lou_type: *layout_type,
+                    lou_body: body.to_vec(),
+                },
+            }),
             Op::LayoutReturn {
                 reclaim,
                 layout_type,
                 iomode,
                 target,
-            } => {
-                enc.put_bool(*reclaim);
-                enc.put(layout_type);
-                enc.put(iomode);
-                match target {
+            } => A::Layoutreturn(p::LayoutreturnArgs {
+                reclaim: *reclaim,
+                layout_type: *layout_type,
+                iomode: *iomode,
+                layoutreturn: match target {
                     ReturnTarget::File {
                         offset_bytes,
                         length_bytes,
                         stateid,
                         body,
-                    } => {
-                        enc.put_u32(1);
-                        enc.put_u64(*offset_bytes);
-                        enc.put_u64(*length_bytes);
-                        enc.put(stateid);
-                        enc.put_opaque(body);
-                    }
-                    ReturnTarget::Fsid => enc.put_u32(2),
-                    ReturnTarget::All => enc.put_u32(3),
-                }
-            }
+                    } => p::Layoutreturn::File(p::LayoutreturnFile {
+                        offset: *offset_bytes,
+                        length: *length_bytes,
+                        stateid: *stateid,
+                        body: body.to_vec(),
+                    }),
+                    ReturnTarget::Fsid => p::Layoutreturn::Fsid,
+                    ReturnTarget::All => p::Layoutreturn::All,
+                },
+            }),
             Op::GetDeviceInfo {
                 device_id,
                 layout_type,
                 max_count,
                 notify,
-            } => {
-                enc.put(device_id);
-                enc.put(layout_type);
-                enc.put_u32(*max_count);
-                enc.put_array(&[*notify]);
-            }
+            } => A::Getdeviceinfo(p::GetdeviceinfoArgs {
+                device_id: *device_id,
+                layout_type: *layout_type,
+                maxcount: *max_count,
+                notify_types: Bitmap4(vec![*notify]),
+            }),
         }
     }
 }
@@ -743,14 +681,10 @@ pub fn op_name(op: u32) -> &'static str {
 
 /// Encodes COMPOUND4args.
 pub fn encode_compound(tag: &str, ops: &[Op]) -> Vec<u8> {
-    let mut enc = Encoder::new();
-    enc.put_str(tag);
-    enc.put_u32(MINOR_VERSION);
-    enc.put_u32(u32::try_from(ops.len()).unwrap_or(u32::MAX));
-    for op in ops {
-        op.encode(&mut enc);
-    }
-    enc.into_inner()
+    to_bytes(&p::CompoundArgs::new(
+        tag,
+        ops.iter().map(Op::to_proto).collect(),
+    ))
 }
 
 /// Decoded attributes (only those this client asks for).
@@ -776,53 +710,22 @@ pub struct Attrs {
     pub layout_alignment: Option<u32>,
 }
 
-/// Most layout types we accept in fs_layout_types.
-const MAX_LAYOUT_TYPES: usize = 16;
-
-fn decode_bitmap(dec: &mut Decoder<'_>) -> XdrResult<Vec<u32>> {
-    dec.array("bitmap4", MAX_BITMAP_WORDS)
-}
-
-/// Decodes fattr4 (bitmap + attr_vals), understanding the attributes listed in [`attr`].
-pub fn decode_fattr(dec: &mut Decoder<'_>) -> XdrResult<Attrs> {
-    let bm = decode_bitmap(dec)?;
-    let vals = dec.opaque("attr_vals", MAX_ATTR_VALS_BYTES)?;
-    let mut d = Decoder::new(vals);
-    let mut a = Attrs::default();
-    for (w, word) in bm.iter().enumerate() {
-        for bit in 0..32u32 {
-            if word & (1 << bit) == 0 {
-                continue;
-            }
-            let n = u32::try_from(w)
-                .unwrap_or(u32::MAX)
-                .saturating_mul(32)
-                .saturating_add(bit);
-            match n {
-                attr::TYPE => a.file_type = Some(d.u32()?),
-                attr::CHANGE => a.change = Some(d.u64()?),
-                attr::SIZE => a.size_bytes = Some(d.u64()?),
-                attr::FSID => a.fsid = Some((d.u64()?, d.u64()?)),
-                attr::LEASE_TIME => a.lease_time_s = Some(d.u32()?),
-                attr::FILEID => a.fileid = Some(d.u64()?),
-                attr::MODE => {
-                    d.u32()?;
-                }
-                attr::FS_LAYOUT_TYPES => {
-                    a.fs_layout_types = d.array("fs_layout_types", MAX_LAYOUT_TYPES)?
-                }
-                attr::LAYOUT_BLKSIZE => a.layout_blksize = Some(d.u32()?),
-                attr::LAYOUT_ALIGNMENT => a.layout_alignment = Some(d.u32()?),
-                other => {
-                    return Err(XdrError::Invalid {
-                        what: "fattr4",
-                        detail: format!("server returned attribute {other} that was not asked for"),
-                    })
-                }
-            }
-        }
+impl Attrs {
+    /// From a decoded fattr4 (proto checks every value; unknown attributes are an error).
+    pub fn from_fattr4(f: &Fattr4) -> XdrResult<Self> {
+        let a = Fattr::from_fattr4(f)?;
+        Ok(Self {
+            file_type: a.file_type,
+            change: a.change,
+            size_bytes: a.size,
+            fsid: a.fsid.map(|f| (f.major, f.minor)),
+            lease_time_s: a.lease_time,
+            fileid: a.fileid,
+            fs_layout_types: a.fs_layout_types.unwrap_or_default(),
+            layout_blksize: a.layout_blksize,
+            layout_alignment: a.layout_alignment,
+        })
     }
-    Ok(a)
 }
 
 /// Result of OPEN.
@@ -963,234 +866,166 @@ pub struct CompoundRes {
     pub failure: Option<OpFailure>,
 }
 
-fn decode_delegation(dec: &mut Decoder<'_>) -> XdrResult<Option<Stateid>> {
-    match dec.u32()? {
-        0 => Ok(None),
-        t @ (1 | 2) => {
-            let sid: Stateid = dec.get()?;
-            let _recall = dec.bool()?;
-            if t == 2 {
-                // nfs_space_limit4
-                match dec.u32()? {
-                    1 => {
-                        dec.u64()?;
-                    }
-                    2 => {
-                        dec.u32()?;
-                        dec.u32()?;
-                    }
-                    value => {
-                        return Err(XdrError::BadEnum {
-                            what: "limitby4",
-                            value,
-                        })
-                    }
-                }
-            }
-            // nfsace4
-            dec.u32()?;
-            dec.u32()?;
-            dec.u32()?;
-            dec.opaque("nfsace4.who", NFS4_OPAQUE_LIMIT_BYTES)?;
-            Ok(Some(sid))
-        }
-        3 => {
-            // open_none_delegation4
-            match dec.u32()? {
-                1 | 2 => {
-                    dec.bool()?;
-                }
-                _ => {}
-            }
-            Ok(None)
-        }
-        value => Err(XdrError::BadEnum {
-            what: "open_delegation_type4",
-            value,
-        }),
+fn delegation_stateid(d: &p::OpenDelegation) -> Option<Stateid> {
+    match d {
+        p::OpenDelegation::Read(r) => Some(r.stateid),
+        p::OpenDelegation::Write(w) => Some(w.stateid),
+        _ => None,
     }
 }
 
-fn decode_ok(op: u32, dec: &mut Decoder<'_>) -> XdrResult<OpRes> {
-    use opnum::*;
-    Ok(match op {
-        SEQUENCE => OpRes::Sequence {
-            session: dec.get()?,
-            seqid: dec.u32()?,
-            slot: dec.u32()?,
-            highest_slot: dec.u32()?,
-            target_highest_slot: dec.u32()?,
-            status_flags: dec.u32()?,
-        },
-        PUTROOTFH | PUTFH | LOOKUP | DELEGRETURN | DESTROY_SESSION | DESTROY_CLIENTID
-        | RECLAIM_COMPLETE => OpRes::Empty,
-        GETFH => OpRes::Fh(dec.get()?),
-        GETATTR => OpRes::Attrs(decode_fattr(dec)?),
-        OPEN => {
-            let stateid = dec.get()?;
-            // change_info4
-            dec.bool()?;
-            dec.u64()?;
-            dec.u64()?;
-            let _rflags = dec.u32()?;
-            decode_bitmap(dec)?;
-            let delegation = decode_delegation(dec)?;
-            OpRes::Open(OpenRes {
-                stateid,
-                delegation,
-            })
-        }
-        CLOSE => OpRes::Close(dec.get()?),
-        SETATTR => {
-            decode_bitmap(dec)?;
-            OpRes::Empty
-        }
-        READ => {
-            let eof = dec.bool()?;
-            let data = Bytes::copy_from_slice(dec.opaque("READ data", MAX_READ_BYTES)?);
-            OpRes::Read { eof, data }
-        }
-        WRITE => OpRes::Write {
-            count_bytes: dec.u32()?,
-            committed: dec.u32()?,
-            verifier: dec.get()?,
-        },
-        COMMIT => OpRes::Commit(dec.get()?),
-        EXCHANGE_ID => {
-            let clientid = dec.u64()?;
-            let seqid = dec.u32()?;
-            let flags = dec.u32()?;
-            let state_protect = dec.u32()?;
-            match state_protect {
-                SP4_NONE => {}
-                SP4_MACH_CRED => {
-                    decode_bitmap(dec)?;
-                    decode_bitmap(dec)?;
-                }
-                value => {
-                    return Err(XdrError::BadEnum {
-                        what: "state_protect_how4 (we never ask SSV)",
-                        value,
-                    })
-                }
-            }
-            let _minor = dec.u64()?;
-            let server_major = dec.opaque("so_major_id", NFS4_OPAQUE_LIMIT_BYTES)?.to_vec();
-            let server_scope = dec
-                .opaque("eir_server_scope", NFS4_OPAQUE_LIMIT_BYTES)?
-                .to_vec();
-            let n = dec.length("eir_server_impl_id", 1)?;
-            for _ in 0..n {
-                dec.opaque("nii_domain", NFS4_OPAQUE_LIMIT_BYTES)?;
-                dec.opaque("nii_name", NFS4_OPAQUE_LIMIT_BYTES)?;
-                let _: NfsTime = dec.get()?;
-            }
-            OpRes::ExchangeId {
-                clientid,
-                seqid,
-                flags,
-                state_protect,
-                server_major,
-                server_scope,
-            }
-        }
-        CREATE_SESSION => OpRes::CreateSession {
-            session: dec.get()?,
-            seqid: dec.u32()?,
-            flags: dec.u32()?,
-            fore: ChannelAttrs::decode(dec)?,
-            back: ChannelAttrs::decode(dec)?,
-        },
-        BIND_CONN_TO_SESSION => {
-            let _s: SessionId = dec.get()?;
-            let dir = dec.u32()?;
-            dec.bool()?;
-            OpRes::BindConn { dir }
-        }
-        LAYOUTGET => {
-            let return_on_close = dec.bool()?;
-            let stateid = dec.get()?;
-            let n = dec.length("logr_layout", MAX_LAYOUT_SEGMENTS)?;
-            let mut segments = Vec::with_capacity(n.min(dec.remaining() / 24));
-            for _ in 0..n {
-                segments.push(crate::mds_api::LayoutSegment {
-                    offset_bytes: dec.u64()?,
-                    length_bytes: dec.u64()?,
-                    iomode: dec.get()?,
-                    layout_type: dec.get()?,
-                    body: Bytes::copy_from_slice(dec.opaque("loc_body", MAX_BODY_BYTES)?),
-                });
-            }
-            OpRes::LayoutGet {
-                return_on_close,
-                stateid,
-                segments,
-            }
-        }
-        LAYOUTCOMMIT => OpRes::LayoutCommit {
-            new_size_bytes: dec.option::<u64>()?,
-        },
-        LAYOUTRETURN => OpRes::LayoutReturn {
-            stateid: dec.option::<Stateid>()?,
-        },
-        GETDEVICEINFO => {
-            let layout_type = dec.get()?;
-            let body = Bytes::copy_from_slice(dec.opaque("da_addr_body", MAX_BODY_BYTES)?);
-            let bm = decode_bitmap(dec)?;
-            OpRes::DeviceInfo {
-                layout_type,
-                body,
-                notify: bm.first().copied().unwrap_or(0),
-            }
-        }
-        value => {
-            return Err(XdrError::BadEnum {
-                what: "nfs_opnum4 in reply",
-                value,
-            })
-        }
+fn failure(opnum: u32, status: NfsStat, detail: u32) -> Result<OpRes, OpFailure> {
+    Err(OpFailure {
+        opnum,
+        status,
+        detail,
     })
+}
+
+/// One result: its [`OpRes`] or why it failed.
+fn convert(r: p::NfsResOp) -> XdrResult<Result<OpRes, OpFailure>> {
+    use p::NfsResOp as R;
+    let opnum = r.opnum();
+    let status = r.status();
+    if !status.is_ok() {
+        let detail = match &r {
+            R::Getdeviceinfo(p::GetdeviceinfoRes::TooSmall { mincount }) => *mincount,
+            R::Layoutget(p::LayoutgetRes::TryLater {
+                will_signal_layout_avail,
+            }) => u32::from(*will_signal_layout_avail),
+            _ => 0,
+        };
+        return Ok(failure(opnum, status, detail));
+    }
+    Ok(Ok(match r {
+        R::Sequence(Ok(s)) => OpRes::Sequence {
+            session: s.sessionid,
+            seqid: s.sequenceid,
+            slot: s.slotid,
+            highest_slot: s.highest_slotid,
+            target_highest_slot: s.target_highest_slotid,
+            status_flags: s.status_flags,
+        },
+        R::Getfh(Ok(f)) => OpRes::Fh(f.object),
+        R::Getattr(Ok(a)) => OpRes::Attrs(Attrs::from_fattr4(&a.obj_attributes)?),
+        R::Open(Ok(o)) => OpRes::Open(OpenRes {
+            stateid: o.stateid,
+            delegation: delegation_stateid(&o.delegation),
+        }),
+        R::Close(Ok(s)) => OpRes::Close(s),
+        R::Read(Ok(r)) => OpRes::Read {
+            eof: r.eof,
+            data: Bytes::from(r.data),
+        },
+        R::Write(Ok(w)) => OpRes::Write {
+            count_bytes: w.count,
+            committed: match w.committed {
+                p::StableHow::Unstable => 0,
+                p::StableHow::DataSync => 1,
+                p::StableHow::FileSync => 2,
+            },
+            verifier: w.writeverf,
+        },
+        R::Commit(Ok(c)) => OpRes::Commit(c.writeverf),
+        R::ExchangeId(Ok(e)) => OpRes::ExchangeId {
+            clientid: e.clientid,
+            seqid: e.sequenceid,
+            flags: e.flags,
+            state_protect: match e.state_protect {
+                p::StateProtectR::None => SP4_NONE,
+                p::StateProtectR::MachCred(_) => SP4_MACH_CRED,
+                p::StateProtectR::Ssv(_) => SP4_SSV,
+            },
+            server_major: e.server_owner.major_id,
+            server_scope: e.server_scope,
+        },
+        R::CreateSession(Ok(c)) => OpRes::CreateSession {
+            session: c.sessionid,
+            seqid: c.sequence,
+            flags: c.flags,
+            fore: ChannelAttrs::from_proto(&c.fore_chan_attrs),
+            back: ChannelAttrs::from_proto(&c.back_chan_attrs),
+        },
+        R::BindConnToSession(Ok(b)) => OpRes::BindConn {
+            dir: match b.dir {
+                p::ChannelDirFromServer::Fore => 1,
+                p::ChannelDirFromServer::Back => 2,
+                p::ChannelDirFromServer::Both => CDFS4_BOTH,
+            },
+        },
+        R::Layoutget(p::LayoutgetRes::Ok(l)) => OpRes::LayoutGet {
+            return_on_close: l.return_on_close,
+            stateid: l.stateid,
+            segments: l
+                .layouts
+                .into_iter()
+                .map(|s| crate::mds_api::LayoutSegment {
+                    offset_bytes: s.offset,
+                    length_bytes: s.length,
+                    iomode: s.iomode,
+                    layout_type: s.content.loc_type,
+                    body: Bytes::from(s.content.loc_body),
+                })
+                .collect(),
+        },
+        R::Layoutcommit(Ok(c)) => OpRes::LayoutCommit {
+            new_size_bytes: c.newsize,
+        },
+        R::Layoutreturn(Ok(r)) => OpRes::LayoutReturn { stateid: r.stateid },
+        R::Getdeviceinfo(p::GetdeviceinfoRes::Ok(d)) => OpRes::DeviceInfo {
+            layout_type: d.device_addr.layout_type,
+            body: Bytes::from(d.device_addr.addr_body),
+            notify: d.notification.0.first().copied().unwrap_or(0),
+        },
+        R::Putrootfh(_)
+        | R::Putfh(_)
+        | R::Lookup(_)
+        | R::Delegreturn(_)
+        | R::DestroySession(_)
+        | R::DestroyClientid(_)
+        | R::ReclaimComplete(_)
+        | R::Setattr(_) => OpRes::Empty,
+        other => {
+            return Err(XdrError::Invalid {
+                what: "COMPOUND4res",
+                detail: format!("unexpected result for op {}", other.opnum()),
+            })
+        }
+    }))
 }
 
 /// Decodes COMPOUND4res. `sent` are the op numbers sent, to check the reply's order.
 pub fn decode_compound(buf: &[u8], sent: &[u32]) -> XdrResult<CompoundRes> {
-    let mut dec = Decoder::new(buf);
-    let status = NfsStat(dec.u32()?);
-    dec.opaque("compound tag", MAX_TAG_BYTES)?;
-    let n = dec.length("resarray", MAX_COMPOUND_OPS)?;
-    let mut results = Vec::with_capacity(n);
+    let res: p::CompoundRes = from_bytes(buf)?;
+    if res.resarray.len() > sent.len().min(MAX_COMPOUND_OPS) {
+        return Err(XdrError::Invalid {
+            what: "COMPOUND4res",
+            detail: format!("{} results for {} ops", res.resarray.len(), sent.len()),
+        });
+    }
+    let mut results = Vec::with_capacity(res.resarray.len());
     let mut failure = None;
-    for i in 0..n {
-        let op = dec.u32()?;
-        let expected = sent.get(i).copied();
-        if expected != Some(op) && op != opnum::ILLEGAL {
+    for (i, r) in res.resarray.into_iter().enumerate() {
+        let op = r.opnum();
+        if sent.get(i) != Some(&op) && op != opnum::ILLEGAL {
             return Err(XdrError::Invalid {
                 what: "COMPOUND4res",
-                detail: format!("result {i} is op {op}, sent {expected:?}"),
+                detail: format!("result {i} is op {op}, sent {:?}", sent.get(i)),
             });
         }
-        let st = NfsStat(dec.u32()?);
-        if st.is_ok() {
-            results.push(decode_ok(op, &mut dec)?);
-        } else {
-            let detail = match (op, st) {
-                (opnum::GETDEVICEINFO, NfsStat::TOOSMALL) => dec.u32()?,
-                (opnum::LAYOUTGET, NfsStat::LAYOUTTRYLATER) => u32::from(dec.bool()?),
-                _ => 0,
-            };
-            failure = Some(OpFailure {
-                opnum: op,
-                status: st,
-                detail,
-            });
-            break;
+        match convert(r)? {
+            Ok(x) => results.push(x),
+            Err(f) => {
+                failure = Some(f);
+                break;
+            }
         }
     }
-    if failure.is_none() && !status.is_ok() {
+    if failure.is_none() && !res.status.is_ok() {
         // A compound-level error without an op result (e.g. MINOR_VERS_MISMATCH).
         failure = Some(OpFailure {
             opnum: sent.first().copied().unwrap_or(0),
-            status,
+            status: res.status,
             detail: 0,
         });
     }
@@ -1200,56 +1035,85 @@ pub fn decode_compound(buf: &[u8], sent: &[u32]) -> XdrResult<CompoundRes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pnfs_proto::xdr::Encoder;
 
     #[test]
-    fn bitmap_sets_the_right_words_and_fattr_decodes_in_order() {
-        let mut enc = Encoder::new();
-        put_bitmap(&mut enc, &[attr::SIZE, attr::LAYOUT_BLKSIZE]);
+    fn getattr_bitmap_and_attribute_values_go_through_proto() {
+        let p::NfsArgOp::Getattr(g) =
+            Op::GetAttr(vec![attr::SIZE, attr::LAYOUT_BLKSIZE]).to_proto()
+        else {
+            panic!("not GETATTR")
+        };
         assert_eq!(
-            enc.as_slice(),
-            &[0, 0, 0, 3, 0, 0, 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 2]
+            g.attr_request.0,
+            vec![1 << attr::SIZE, 0, 1 << (attr::LAYOUT_BLKSIZE - 64)]
         );
-        let mut vals = Encoder::new();
-        vals.put_u64(4096);
-        vals.put_u32(65536);
-        let mut f = Encoder::new();
-        put_bitmap(&mut f, &[attr::SIZE, attr::LAYOUT_BLKSIZE]);
-        f.put_opaque(vals.as_slice());
-        let a = decode_fattr(&mut Decoder::new(f.as_slice())).unwrap();
+        let fattr = attrs_with(|f| {
+            f.size = Some(4096);
+            f.layout_blksize = Some(65536);
+            f.fs_layout_types = Some(vec![LayoutType::BlockVolume]);
+        });
+        let a = Attrs::from_fattr4(&fattr).unwrap();
         assert_eq!((a.size_bytes, a.layout_blksize), (Some(4096), Some(65536)));
-        // An attribute we did not ask for cannot be skipped: clear error, no panic.
-        let mut f = Encoder::new();
-        put_bitmap(&mut f, &[12]);
-        f.put_opaque(&[0; 4]);
-        assert!(decode_fattr(&mut Decoder::new(f.as_slice())).is_err());
+        assert_eq!(a.fs_layout_types, vec![LayoutType::BlockVolume]);
     }
 
     #[test]
     fn compound_reply_stops_at_the_failing_op_and_checks_order() {
-        let mut enc = Encoder::new();
-        enc.put_u32(NfsStat::NOENT.0);
-        enc.put_str("");
-        enc.put_u32(2);
-        enc.put_u32(opnum::PUTROOTFH);
-        enc.put_u32(0);
-        enc.put_u32(opnum::LOOKUP);
-        enc.put_u32(NfsStat::NOENT.0);
-        let r = decode_compound(
-            enc.as_slice(),
-            &[opnum::PUTROOTFH, opnum::LOOKUP, opnum::GETFH],
-        )
-        .unwrap();
+        let reply = to_bytes(&p::CompoundRes::new(
+            "",
+            vec![
+                p::NfsResOp::Putrootfh(NfsStat::OK),
+                p::NfsResOp::Lookup(NfsStat::NOENT),
+            ],
+        ));
+        let r = decode_compound(&reply, &[opnum::PUTROOTFH, opnum::LOOKUP, opnum::GETFH]).unwrap();
         assert_eq!(r.results, vec![OpRes::Empty]);
         assert_eq!(
             r.failure.map(|f| (f.opnum, f.status)),
             Some((opnum::LOOKUP, NfsStat::NOENT))
         );
-        assert!(decode_compound(enc.as_slice(), &[opnum::PUTROOTFH, opnum::GETFH]).is_err());
+        assert!(decode_compound(&reply, &[opnum::PUTROOTFH, opnum::GETFH]).is_err());
+        // TOOSMALL carries the server's minimum count.
+        let reply = to_bytes(&p::CompoundRes::new(
+            "",
+            vec![p::NfsResOp::Getdeviceinfo(p::GetdeviceinfoRes::TooSmall {
+                mincount: 9000,
+            })],
+        ));
+        let f = decode_compound(&reply, &[opnum::GETDEVICEINFO])
+            .unwrap()
+            .failure
+            .unwrap();
+        assert_eq!((f.status, f.detail), (NfsStat::TOOSMALL, 9000));
         // A huge op count is refused before allocating.
         let mut enc = Encoder::new();
         enc.put_u32(0);
         enc.put_str("");
         enc.put_u32(u32::MAX);
         assert!(decode_compound(enc.as_slice(), &[]).is_err());
+    }
+
+    #[test]
+    fn encoded_compounds_decode_as_the_same_ops() {
+        let ops = vec![
+            Op::PutRootFh,
+            Op::Lookup("export".into()),
+            Op::Open {
+                access: share::ACCESS_BOTH | share::WANT_NO_DELEG,
+                owner: b"o".to_vec(),
+                clientid: 5,
+                create: OpenCreate::Guarded { mode: 0o600 },
+                claim: OpenClaim::Null("f".into()),
+            },
+            Op::GetFh,
+        ];
+        let args: p::CompoundArgs = from_bytes(&encode_compound("t", &ops)).unwrap();
+        assert_eq!(args.minorversion, MINOR_VERSION);
+        assert_eq!(
+            args.argarray,
+            ops.iter().map(Op::to_proto).collect::<Vec<_>>()
+        );
+        assert_eq!(args.argarray[2].opnum(), opnum::OPEN);
     }
 }
