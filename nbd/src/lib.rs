@@ -1,1 +1,44 @@
-//! NBD protocol codec (no I/O) and tokio NBD server.
+//! NBD protocol codec (no I/O) and tokio NBD server for pnfs-gateway.
+//!
+//! - [`codec`]: the wire format (handshake, options, requests, replies) as pure parsers and
+//!   encoders with limits on everything the peer controls.
+//! - [`export`]: an [`Export`] is a named [`pnfs_gateway::disk::Disk`] with its NBD settings
+//!   and counters; an [`ExportSet`] is what a server offers.
+//! - [`server`]: [`serve`] on a TCP or Unix listener until a shutdown future completes.
+//!
+//! What the server implements (reference: `doc/proto.md` of the NetworkBlockDevice project):
+//! fixed newstyle handshake with `NBD_FLAG_NO_ZEROES`; `NBD_OPT_EXPORT_NAME`, `ABORT`,
+//! `LIST`, `INFO`, `GO` (with `NBD_INFO_EXPORT`, `NAME`, `DESCRIPTION`, `BLOCK_SIZE`),
+//! `STRUCTURED_REPLY`, `LIST_META_CONTEXT` and `SET_META_CONTEXT` (`base:allocation`);
+//! every other option, `STARTTLS` included, gets `NBD_REP_ERR_UNSUP` (no TLS). Commands
+//! `READ`, `WRITE` (FUA), `DISC`, `FLUSH`, `TRIM`, `CACHE`, `WRITE_ZEROES` (`NO_HOLE`,
+//! `FAST_ZERO` when the export opts in), `BLOCK_STATUS` (`REQ_ONE`); many requests in flight
+//! per connection, replies out of order; `NBD_FLAG_CAN_MULTI_CONN` only when the disk says
+//! so. Extended headers are not implemented (clients fall back).
+//!
+//! Error handling at the boundary: every request is checked once (command, flags,
+//! alignment to the minimum block size, maximum block size, then
+//! [`pnfs_gateway::disk::validate_request`]) and refused with an NBD error reply while the
+//! connection keeps working; disk errors are mapped once by [`nbd_error_from_disk`]. A
+//! `NBD_CMD_WRITE` whose payload exceeds [`codec::CodecLimits::max_write_payload_bytes`]
+//! (32 MiB by default) is answered with EINVAL and then the connection is closed, because its
+//! payload is not read. A malformed handshake (bad magic, unknown client flags, oversized
+//! option) closes only that connection.
+
+pub mod codec;
+mod connection;
+pub mod error;
+pub mod export;
+mod negotiate;
+pub mod server;
+mod session;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{nbd_error_from_disk, nbd_error_from_errno, NbdError, NbdResult};
+pub use export::{BlockSizes, DynDisk, Export, ExportSet, ExportStats, StatsSnapshot};
+pub use negotiate::BASE_ALLOCATION_CONTEXT_ID;
+pub use server::{
+    serve, serve_stream, serve_with_config, Listener, NbdStream, ServerConfig, ShutdownSignal,
+};
+pub use session::{descriptors_from_extents, status_flags, Session};

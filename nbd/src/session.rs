@@ -1,0 +1,507 @@
+//! One connection's transmission phase: request validation (once, at the boundary), execution
+//! against the disk, and the reply bytes.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use pnfs_gateway::disk::{validate_request, DiskInfo, ExtentStatus, RequestKind, StatusExtent};
+use tracing::{debug, warn};
+
+use crate::codec::consts::*;
+use crate::codec::{encode_chunk, encode_simple_reply, BlockDescriptor, Chunk, ChunkPayload};
+use crate::codec::{Command, Request};
+use crate::error::nbd_error_from_disk;
+use crate::export::{BlockSizes, Export};
+
+/// What was agreed in the handshake for one connection.
+#[derive(Debug)]
+pub struct Session {
+    /// The export.
+    pub export: Arc<Export>,
+    /// The disk info at the time of `NBD_OPT_GO` (read-only applied); requests are validated
+    /// against it.
+    pub info: DiskInfo,
+    /// Advertised block size constraints.
+    pub sizes: BlockSizes,
+    /// Advertised transmission flags.
+    pub transmission_flags: u16,
+    /// Structured replies negotiated.
+    pub structured: bool,
+    /// The `base:allocation` context id, if selected for this export.
+    pub base_allocation_id: Option<u32>,
+    /// Most descriptors in one block status reply.
+    pub max_block_status_descriptors: usize,
+}
+
+/// An error answered to one request: NBD error value and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub error: u32,
+    pub message: String,
+}
+
+fn refuse(error: u32, message: impl Into<String>) -> Refusal {
+    Refusal {
+        error,
+        message: message.into(),
+    }
+}
+
+/// Flags each command accepts (FUA is accepted on every command, as the protocol asks).
+fn allowed_flags(cmd: Command, session: &Session, fast_zero: bool) -> u16 {
+    let mut allowed = CMD_FLAG_FUA;
+    match cmd {
+        Command::Read if session.structured => allowed |= CMD_FLAG_DF,
+        Command::WriteZeroes => {
+            allowed |= CMD_FLAG_NO_HOLE;
+            if fast_zero {
+                allowed |= CMD_FLAG_FAST_ZERO;
+            }
+        }
+        Command::BlockStatus => allowed |= CMD_FLAG_REQ_ONE,
+        _ => {}
+    }
+    allowed
+}
+
+/// The checks every request goes through before the disk sees it: command, flags, block
+/// status negotiation, alignment to the minimum block, the maximum payload, and then the
+/// Disk API's own [`validate_request`] (range, read-only, size).
+pub(crate) fn check_request(req: &Request, session: &Session) -> Result<(), Refusal> {
+    let kind = match req.command {
+        Command::Read => RequestKind::Read,
+        Command::Write => RequestKind::Write,
+        Command::Trim => RequestKind::Trim,
+        Command::WriteZeroes => RequestKind::WriteZeroes,
+        Command::Cache | Command::BlockStatus => RequestKind::Status,
+        Command::Flush => {
+            check_flags(req, session)?;
+            return Ok(());
+        }
+        Command::Disc => return Ok(()),
+        Command::Unknown(c) => return Err(refuse(NBD_EINVAL, format!("unknown command {c}"))),
+    };
+    check_flags(req, session)?;
+    if req.command == Command::BlockStatus {
+        if session.base_allocation_id.is_none() {
+            return Err(refuse(
+                NBD_EINVAL,
+                "block status needs base:allocation selected with NBD_OPT_SET_META_CONTEXT",
+            ));
+        }
+        if req.length_bytes == 0 {
+            return Err(refuse(NBD_EINVAL, "block status of length 0"));
+        }
+    }
+    let min = u64::from(session.sizes.minimum_bytes);
+    if req.offset_bytes % min != 0 || u64::from(req.length_bytes) % min != 0 {
+        return Err(refuse(
+            NBD_EINVAL,
+            format!(
+                "offset {} / length {} not aligned to the minimum block size {min}",
+                req.offset_bytes, req.length_bytes
+            ),
+        ));
+    }
+    if matches!(req.command, Command::Read | Command::Write | Command::Cache)
+        && req.length_bytes > session.sizes.maximum_bytes
+    {
+        return Err(refuse(
+            NBD_EINVAL,
+            format!(
+                "length {} exceeds the maximum block size {}",
+                req.length_bytes, session.sizes.maximum_bytes
+            ),
+        ));
+    }
+    validate_request(
+        &session.info,
+        kind,
+        req.offset_bytes,
+        u64::from(req.length_bytes),
+    )
+    .map_err(|e| refuse(nbd_error_from_disk(&e), e.to_string()))
+}
+
+fn check_flags(req: &Request, session: &Session) -> Result<(), Refusal> {
+    let allowed = allowed_flags(req.command, session, session.export.fast_zero());
+    let bad = req.flags & !allowed;
+    if bad != 0 {
+        return Err(refuse(
+            NBD_EINVAL,
+            format!(
+                "flags {bad:#06x} are not valid for {} on this connection",
+                req.command.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The bytes of one complete reply (all its chunks), in order.
+#[derive(Debug, Default)]
+pub(crate) struct WireReply {
+    pub parts: Vec<Bytes>,
+}
+
+impl WireReply {
+    fn simple(error: u32, cookie: u64, data: Option<Bytes>) -> Self {
+        let mut head = BytesMut::with_capacity(SIMPLE_REPLY_HEADER_BYTES);
+        encode_simple_reply(error, cookie, &mut head);
+        let mut parts = vec![head.freeze()];
+        parts.extend(data);
+        Self { parts }
+    }
+
+    fn chunk(chunk: &Chunk) -> Self {
+        let mut head = BytesMut::new();
+        let tail = encode_chunk(chunk, &mut head);
+        let mut parts = vec![head.freeze()];
+        parts.extend(tail);
+        Self { parts }
+    }
+}
+
+/// The reply for a refused or failed request.
+pub(crate) fn error_reply(session: &Session, req: &Request, r: &Refusal) -> WireReply {
+    if session.structured {
+        WireReply::chunk(&Chunk {
+            flags: REPLY_FLAG_DONE,
+            cookie: req.cookie,
+            payload: ChunkPayload::Error {
+                error: r.error,
+                message: r.message.clone(),
+            },
+        })
+    } else {
+        WireReply::simple(r.error, req.cookie, None)
+    }
+}
+
+fn ok_reply(req: &Request) -> WireReply {
+    WireReply::simple(0, req.cookie, None)
+}
+
+/// Runs one checked request (not DISC) and returns its reply.
+pub(crate) async fn execute(session: &Session, req: Request, payload: Bytes) -> WireReply {
+    let stats = session.export.stats();
+    stats.request(req.command.code());
+    let result = match check_request(&req, session) {
+        Ok(()) => run(session, &req, payload).await,
+        Err(r) => Err(r),
+    };
+    match result {
+        Ok(reply) => reply,
+        Err(r) => {
+            stats.error();
+            if r.error == NBD_EIO || r.error == NBD_ENOSPC {
+                warn!("{} failed: {}", req.command.name(), r.message);
+            } else {
+                debug!("{} refused: {}", req.command.name(), r.message);
+            }
+            error_reply(session, &req, &r)
+        }
+    }
+}
+
+fn disk_err(e: pnfs_gateway::disk::DiskError) -> Refusal {
+    refuse(nbd_error_from_disk(&e), e.to_string())
+}
+
+async fn run(session: &Session, req: &Request, payload: Bytes) -> Result<WireReply, Refusal> {
+    let disk = session.export.disk();
+    let stats = session.export.stats();
+    let fua = req.has_flag(CMD_FLAG_FUA);
+    let offset = req.offset_bytes;
+    let length = req.length_bytes;
+    match req.command {
+        Command::Read => {
+            let data = if length == 0 {
+                Bytes::new()
+            } else {
+                disk.read(offset, length).await.map_err(disk_err)?
+            };
+            if data.len() != length as usize {
+                return Err(refuse(
+                    NBD_EIO,
+                    format!("disk returned {} bytes for a read of {length}", data.len()),
+                ));
+            }
+            stats.add_read(u64::from(length));
+            if !session.structured {
+                return Ok(WireReply::simple(0, req.cookie, Some(data)));
+            }
+            let payload = if data.is_empty() {
+                ChunkPayload::None
+            } else {
+                ChunkPayload::OffsetData {
+                    offset_bytes: offset,
+                    data,
+                }
+            };
+            Ok(WireReply::chunk(&Chunk {
+                flags: REPLY_FLAG_DONE,
+                cookie: req.cookie,
+                payload,
+            }))
+        }
+        Command::Write => {
+            if length > 0 {
+                disk.write(offset, payload, fua).await.map_err(disk_err)?;
+            }
+            stats.add_written(u64::from(length));
+            Ok(ok_reply(req))
+        }
+        Command::Flush => {
+            disk.flush().await.map_err(disk_err)?;
+            Ok(ok_reply(req))
+        }
+        Command::Trim => {
+            if length > 0 {
+                disk.trim(offset, u64::from(length))
+                    .await
+                    .map_err(disk_err)?;
+                if fua {
+                    // The Disk API's trim has no FUA of its own.
+                    disk.flush().await.map_err(disk_err)?;
+                }
+            }
+            stats.add_trimmed(u64::from(length));
+            Ok(ok_reply(req))
+        }
+        Command::WriteZeroes => {
+            if length > 0 {
+                let may_unmap = !req.has_flag(CMD_FLAG_NO_HOLE);
+                disk.write_zeroes(offset, u64::from(length), may_unmap, fua)
+                    .await
+                    .map_err(disk_err)?;
+            }
+            stats.add_zeroed(u64::from(length));
+            Ok(ok_reply(req))
+        }
+        Command::Cache => {
+            // The Disk API has no prefetch; asking for the range's status loads the layouts
+            // and extents a following read or write needs.
+            if length > 0 {
+                disk.block_status(offset, u64::from(length))
+                    .await
+                    .map_err(disk_err)?;
+            }
+            Ok(ok_reply(req))
+        }
+        Command::BlockStatus => {
+            let id = session
+                .base_allocation_id
+                .ok_or_else(|| refuse(NBD_EINVAL, "no metadata context selected"))?;
+            let extents = disk
+                .block_status(offset, u64::from(length))
+                .await
+                .map_err(disk_err)?;
+            let descriptors = descriptors_from_extents(
+                &extents,
+                offset,
+                length,
+                session.sizes.minimum_bytes,
+                req.has_flag(CMD_FLAG_REQ_ONE),
+                session.max_block_status_descriptors,
+            )
+            .map_err(|m| refuse(NBD_EIO, m))?;
+            Ok(WireReply::chunk(&Chunk {
+                flags: REPLY_FLAG_DONE,
+                cookie: req.cookie,
+                payload: ChunkPayload::BlockStatus {
+                    context_id: id,
+                    descriptors,
+                },
+            }))
+        }
+        Command::Disc | Command::Unknown(_) => Err(refuse(NBD_EINVAL, "not executable")),
+    }
+}
+
+/// `base:allocation` flags for a disk extent status.
+pub fn status_flags(status: ExtentStatus) -> u32 {
+    match status {
+        ExtentStatus::Data => 0,
+        ExtentStatus::Zero => STATE_ZERO,
+        ExtentStatus::Hole => STATE_HOLE | STATE_ZERO,
+    }
+}
+
+/// Turns the disk's extents for `[offset, offset + length)` into block status descriptors:
+/// clipped to the request, aligned to `min_block` (a block that straddles two statuses gets
+/// the flags both share, which is always safe), equal neighbours merged, at most
+/// `max_descriptors` (only one with `req_one`). `offset` and `length` must be multiples of
+/// `min_block` and `length` > 0. Extents that do not start at `offset` or have gaps are an
+/// error (a broken disk), reported as EIO.
+pub fn descriptors_from_extents(
+    extents: &[StatusExtent],
+    offset: u64,
+    length: u32,
+    min_block: u32,
+    req_one: bool,
+    max_descriptors: usize,
+) -> Result<Vec<BlockDescriptor>, String> {
+    let req_end = offset + u64::from(length);
+    let min = u64::from(min_block.max(1));
+    // 1. Clip and check contiguity: runs of (end, flags) from `offset`.
+    let mut runs: Vec<(u64, u32)> = Vec::new();
+    let mut pos = offset;
+    for e in extents {
+        if e.length_bytes == 0 {
+            continue;
+        }
+        if e.offset_bytes != pos {
+            return Err(format!(
+                "disk block status: extent at {} where {pos} was expected",
+                e.offset_bytes
+            ));
+        }
+        let end = e
+            .offset_bytes
+            .checked_add(e.length_bytes)
+            .ok_or("disk block status: extent end overflows")?
+            .min(req_end);
+        runs.push((end, status_flags(e.status)));
+        pos = end;
+        if pos >= req_end {
+            break;
+        }
+    }
+    if runs.is_empty() {
+        return Err("disk block status returned no extent".into());
+    }
+    // 2. Align run ends down to the minimum block; partial blocks AND into the next run.
+    let mut out: Vec<(u64, u64, u32)> = Vec::new();
+    let mut start = offset;
+    let mut carry: Option<u32> = None;
+    for (end, flags) in runs {
+        let aligned_end = if end == req_end {
+            end
+        } else {
+            end - (end - offset) % min
+        };
+        if let Some(c) = carry.take() {
+            // The block at `start` is shared with earlier runs.
+            if aligned_end >= start + min {
+                out.push((start, start + min, c & flags));
+                start += min;
+            } else {
+                carry = Some(c & flags);
+                continue;
+            }
+        }
+        if aligned_end > start {
+            out.push((start, aligned_end, flags));
+            start = aligned_end;
+        }
+        if aligned_end != end {
+            carry = Some(carry.map_or(flags, |c| c & flags));
+        }
+    }
+    if out.is_empty() {
+        // Everything the disk described lies inside the first block.
+        out.push((offset, offset + min, carry.unwrap_or(0)));
+    }
+    // 3. Merge equal neighbours, cap the count.
+    let mut merged: Vec<BlockDescriptor> = Vec::new();
+    let mut last_flags = None;
+    for (s, e, f) in out {
+        let len = u32::try_from(e - s).map_err(|_| "descriptor longer than 4 GiB")?;
+        if last_flags == Some(f) {
+            if let Some(d) = merged.last_mut() {
+                d.length_bytes += len;
+                continue;
+            }
+        }
+        merged.push(BlockDescriptor {
+            length_bytes: len,
+            status_flags: f,
+        });
+        last_flags = Some(f);
+    }
+    let cap = if req_one { 1 } else { max_descriptors.max(1) };
+    merged.truncate(cap);
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext(offset_bytes: u64, length_bytes: u64, status: ExtentStatus) -> StatusExtent {
+        StatusExtent {
+            offset_bytes,
+            length_bytes,
+            status,
+        }
+    }
+
+    fn d(length_bytes: u32, status_flags: u32) -> BlockDescriptor {
+        BlockDescriptor {
+            length_bytes,
+            status_flags,
+        }
+    }
+
+    const H: u32 = STATE_HOLE | STATE_ZERO;
+
+    #[test]
+    fn extents_map_clip_and_merge() {
+        let e = [
+            ext(0, 4096, ExtentStatus::Data),
+            ext(4096, 4096, ExtentStatus::Data),
+            ext(8192, 8192, ExtentStatus::Zero),
+            ext(16384, 1 << 20, ExtentStatus::Hole),
+        ];
+        let got = descriptors_from_extents(&e, 0, 32768, 512, false, 100).unwrap();
+        assert_eq!(got, vec![d(8192, 0), d(8192, STATE_ZERO), d(16384, H)]);
+        let got = descriptors_from_extents(&e, 0, 32768, 512, true, 100).unwrap();
+        assert_eq!(got, vec![d(8192, 0)]);
+        let got = descriptors_from_extents(&e, 0, 32768, 512, false, 2).unwrap();
+        assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn unaligned_boundaries_share_flags() {
+        // Data [0, 1000), hole [1000, 4096) with 512-byte blocks: block [512, 1024) is both.
+        let e = [
+            ext(0, 1000, ExtentStatus::Data),
+            ext(1000, 3096, ExtentStatus::Hole),
+        ];
+        let got = descriptors_from_extents(&e, 0, 4096, 512, false, 100).unwrap();
+        assert_eq!(got, vec![d(1024, 0), d(3072, H)]);
+        // Zero [0,100) then hole: the first block is zero (HOLE dropped), rest hole.
+        let e = [
+            ext(0, 100, ExtentStatus::Zero),
+            ext(100, 8092, ExtentStatus::Hole),
+        ];
+        let got = descriptors_from_extents(&e, 0, 8192, 4096, false, 100).unwrap();
+        assert_eq!(got, vec![d(4096, STATE_ZERO), d(4096, H)]);
+        // A disk that stops short inside the first block still yields one descriptor.
+        let e = [ext(0, 10, ExtentStatus::Hole)];
+        let got = descriptors_from_extents(&e, 0, 8192, 4096, false, 100).unwrap();
+        assert_eq!(got, vec![d(4096, H)]);
+        // Every descriptor is a multiple of the minimum block.
+        let e = [
+            ext(4096, 1, ExtentStatus::Data),
+            ext(4097, 5000, ExtentStatus::Zero),
+            ext(9097, 100_000, ExtentStatus::Hole),
+        ];
+        let got = descriptors_from_extents(&e, 4096, 65536, 4096, false, 100).unwrap();
+        assert!(got.iter().all(|x| x.length_bytes % 4096 == 0));
+        assert_eq!(got.iter().map(|x| x.length_bytes).sum::<u32>(), 65536);
+    }
+
+    #[test]
+    fn broken_extents_are_errors() {
+        assert!(descriptors_from_extents(&[], 0, 512, 512, false, 10).is_err());
+        let e = [ext(512, 512, ExtentStatus::Data)];
+        assert!(descriptors_from_extents(&e, 0, 1024, 512, false, 10).is_err());
+        let e = [
+            ext(0, 512, ExtentStatus::Data),
+            ext(1024, 512, ExtentStatus::Data),
+        ];
+        assert!(descriptors_from_extents(&e, 0, 2048, 512, false, 10).is_err());
+    }
+}
