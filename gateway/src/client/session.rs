@@ -1455,11 +1455,12 @@ fn answer_callback(inner: &Arc<Inner>, call: &IncomingCall) -> (AcceptStat, Vec<
             };
             let session = lock(&inner.conn).session.clone();
             let Some(session) = session else {
-                let mut enc = pnfs_proto::xdr::Encoder::new();
-                enc.put_u32(NfsStat::BADSESSION.0);
-                enc.put_opaque(&cbc.tag);
-                enc.put_u32(0);
-                return (AcceptStat::Success, enc.into_inner());
+                let res = pnfs_proto::cb::CbCompoundRes {
+                    status: NfsStat::BADSESSION,
+                    tag: cbc.tag.clone(),
+                    results: vec![],
+                };
+                return (AcceptStat::Success, pnfs_proto::xdr::to_bytes(&res));
             };
             let ctx = cb::CbContext {
                 session: session.id,
