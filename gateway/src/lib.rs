@@ -6,8 +6,10 @@
 //! - [`pnfs`]: layouts and extents, volume resolution, the I/O engine, fencing, and the
 //!   [`disk::Disk`] implementation for one file.
 //! - [`mds_api`]: the boundary between the two.
+//! - [`stats`]: counters the CLI prints.
 
 pub mod client;
 pub mod disk;
 pub mod mds_api;
 pub mod pnfs;
+pub mod stats;

@@ -1,1 +1,382 @@
 //! The pNFS block layer: layout and extent cache, volume map, I/O engine, fencing, Disk impl.
+//!
+//! - [`volume`]: [`volume::VolumeIo`] and its real ([`volume::FileVolume`]), fault and trace
+//!   layers.
+//! - [`device`]: GETDEVICEINFO bodies → volume trees matched by signature; device cache.
+//! - [`extent_cache`]: the per-file extent cache (sorted pieces, COW pairs, pending commits).
+//! - [`fence`]: lease-timed fencing.
+//! - `layout`: LAYOUTGET / LAYOUTCOMMIT / LAYOUTRETURN with the stateid rules.
+//! - `engine`: the data path (direct I/O, read-modify-write, MDS fallback).
+//! - `recall`: the [`crate::mds_api::CallbackSink`] implementation.
+//! - [`file_disk`]: [`file_disk::PnfsDisk`], the [`crate::disk::Disk`] of one file.
+//! - `testing` (feature `testing`): an MDS test double and the seeded random workload.
+//!
+//! One [`PnfsClient`] serves every file of one MDS (one client ID); each configured file is a
+//! [`file_disk::PnfsDisk`].
+
+pub mod device;
+mod engine;
+pub mod extent_cache;
+pub mod fence;
+pub mod file_disk;
+mod layout;
+mod range_lock;
+mod recall;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod volume;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use pnfs_proto::nfs4::{DeviceId, FileHandle, LayoutIoMode, Stateid};
+use thiserror::Error;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+
+use crate::disk::{DiskError, DiskErrorKind};
+use crate::mds_api::{CallbackSink, LeaseStatus, MdsError, MetadataServer, OpenFile, OpenMode};
+use crate::stats::Stats;
+
+use device::DeviceCache;
+use extent_cache::ExtentCache;
+use fence::FenceConfig;
+use file_disk::PnfsDisk;
+use range_lock::RangeLocks;
+use volume::VolumeIo;
+
+/// Errors inside the pNFS layer; mapped once to [`DiskError`] at the Disk boundary.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PnfsError {
+    /// An MDS call failed.
+    #[error(transparent)]
+    Mds(#[from] MdsError),
+    /// A layout or device body was malformed or unusable.
+    #[error("layout: {0}")]
+    Layout(String),
+    /// A volume I/O failed.
+    #[error("volume: {0}")]
+    Volume(String),
+    /// The layer is shutting down.
+    #[error("shutting down")]
+    Shutdown,
+}
+
+impl From<PnfsError> for DiskError {
+    fn from(e: PnfsError) -> Self {
+        let kind = match &e {
+            PnfsError::Mds(m) => match m.kind {
+                crate::mds_api::MdsErrorKind::Shutdown => DiskErrorKind::Shutdown,
+                crate::mds_api::MdsErrorKind::Status(s)
+                    if s == pnfs_proto::nfs4::NfsStat::NOSPC
+                        || s == pnfs_proto::nfs4::NfsStat::DQUOT =>
+                {
+                    DiskErrorKind::NoSpace
+                }
+                _ => DiskErrorKind::Io,
+            },
+            PnfsError::Shutdown => DiskErrorKind::Shutdown,
+            _ => DiskErrorKind::Io,
+        };
+        DiskError::new(kind, e.to_string())
+    }
+}
+
+/// Tunables of the pNFS layer (limits on everything).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PnfsConfig {
+    /// Lease fencing.
+    pub fence: FenceConfig,
+    /// How much to ask for in one LAYOUTGET beyond what a request needs.
+    pub layout_chunk_bytes: u64,
+    /// LAYOUTGET retries on LAYOUTTRYLATER / RECALLCONFLICT / DELAY before using the MDS.
+    pub layoutget_max_retries: u32,
+    /// First backoff of those retries (doubles each time).
+    pub layoutget_retry_base: Duration,
+    /// After LAYOUTUNAVAILABLE, how long the file uses the MDS before asking again.
+    pub unavailable_backoff: Duration,
+    /// LAYOUTCOMMIT once this many uncommitted pieces are pending (besides on flush).
+    pub commit_threshold_pieces: usize,
+    /// Most extents in one LAYOUTCOMMIT.
+    pub commit_max_extents: usize,
+    /// Memory bound: total cached pieces over all files before whole files are evicted (LRU).
+    pub max_cached_pieces: usize,
+    /// How long a request waits for a recall of its range to finish before using the MDS.
+    pub recall_wait: Duration,
+    /// Largest MDS READ/WRITE.
+    pub mds_io_chunk_bytes: u32,
+    /// loga_maxcount of LAYOUTGET.
+    pub layoutget_max_reply_bytes: u32,
+    /// Most planning rounds (LAYOUTGET, waits) for one request before using the MDS.
+    pub max_plan_rounds: u32,
+    /// Open volumes with O_DIRECT where possible.
+    pub prefer_direct_io: bool,
+}
+
+impl Default for PnfsConfig {
+    fn default() -> Self {
+        Self {
+            fence: FenceConfig::default(),
+            layout_chunk_bytes: 64 << 20,
+            layoutget_max_retries: 6,
+            layoutget_retry_base: Duration::from_millis(50),
+            unavailable_backoff: Duration::from_secs(30),
+            commit_threshold_pieces: 256,
+            commit_max_extents: 1024,
+            max_cached_pieces: 1 << 20,
+            recall_wait: Duration::from_secs(30),
+            mds_io_chunk_bytes: 1 << 20,
+            layoutget_max_reply_bytes: 1 << 20,
+            max_plan_rounds: 16,
+            prefer_direct_io: true,
+        }
+    }
+}
+
+/// Mutable layout state of one file (behind [`FileCtx::state`], never held across an await).
+#[derive(Debug)]
+struct FileState {
+    cache: ExtentCache,
+    /// The current layout stateid (None: next LAYOUTGET is seeded by the open stateid).
+    layout_stateid: Option<Stateid>,
+    /// A LAYOUTGET for this file is on the wire.
+    layoutget_in_flight: bool,
+    /// Use the MDS until this instant (after LAYOUTUNAVAILABLE and similar).
+    mds_only_until: Option<Instant>,
+    /// Ranges being recalled: no new direct I/O there.
+    recalls: Vec<(u64, u64)>,
+    /// Direct I/O in flight: id → range.
+    in_flight: HashMap<u64, (u64, u64)>,
+    next_io_id: u64,
+    /// Devices the cached layouts use (fdatasync on flush).
+    devices_used: Vec<DeviceId>,
+    last_use: Instant,
+    closed: bool,
+}
+
+/// One open file with its layout state.
+#[derive(Debug)]
+struct FileCtx {
+    open: OpenFile,
+    read_only: bool,
+    size_bytes: u64,
+    /// The server block: unit of read-modify-write into INVALID extents.
+    block_bytes: u64,
+    iomode: LayoutIoMode,
+    state: Mutex<FileState>,
+    /// Signalled when in-flight I/O drains or a recall finishes.
+    changed: Notify,
+    layoutget_lock: tokio::sync::Mutex<()>,
+    commit_lock: tokio::sync::Mutex<()>,
+    write_locks: RangeLocks,
+}
+
+impl FileCtx {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FileState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Server block sizes accepted (DESIGN: 4 KiB to 1 MiB, and up to 16 MiB tolerated).
+const MIN_BLOCK_BYTES: u64 = 4096;
+const MAX_BLOCK_BYTES: u64 = 16 << 20;
+
+/// Shared state of a [`PnfsClient`].
+struct Shared<M: MetadataServer> {
+    me: Weak<Shared<M>>,
+    mds: Arc<M>,
+    cfg: PnfsConfig,
+    volumes: Vec<Arc<dyn VolumeIo>>,
+    devices: DeviceCache,
+    stats: Arc<Stats>,
+    files: Mutex<Vec<Arc<FileCtx>>>,
+    lease_rx: watch::Receiver<LeaseStatus>,
+}
+
+impl<M: MetadataServer> std::fmt::Debug for Shared<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("cfg", &self.cfg)
+            .field("volumes", &self.volumes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: MetadataServer> Shared<M> {
+    fn self_arc(&self) -> Option<Arc<Self>> {
+        self.me.upgrade()
+    }
+
+    fn devices_clear(&self) {
+        for d in self.devices.all() {
+            self.devices.invalidate(&d.device_id);
+        }
+    }
+
+    fn files(&self) -> Vec<Arc<FileCtx>> {
+        self.files.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn file_by_fh(&self, fh: &FileHandle) -> Option<Arc<FileCtx>> {
+        self.files()
+            .into_iter()
+            .find(|f| &f.open.fh == fh && !f.lock().closed)
+    }
+}
+
+/// The pNFS block-layout client of one MDS: owns the device cache and every open file's layout
+/// state, and receives the callbacks.
+#[derive(Debug)]
+pub struct PnfsClient<M: MetadataServer> {
+    shared: Arc<Shared<M>>,
+}
+
+impl<M: MetadataServer> Clone for PnfsClient<M> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<M: MetadataServer> PnfsClient<M> {
+    /// A client over `mds`, resolving devices against `volumes` (the configured search list,
+    /// already opened, possibly wrapped in fault/trace layers). Registers itself as the
+    /// callback sink.
+    pub fn new(
+        mds: Arc<M>,
+        volumes: Vec<Arc<dyn VolumeIo>>,
+        cfg: PnfsConfig,
+        stats: Arc<Stats>,
+    ) -> Self {
+        let lease_rx = mds.lease_watch();
+        let shared = Arc::new_cyclic(|me| Shared {
+            me: me.clone(),
+            mds: Arc::clone(&mds),
+            cfg,
+            volumes,
+            devices: DeviceCache::default(),
+            stats,
+            files: Mutex::new(Vec::new()),
+            lease_rx,
+        });
+        let weak: Weak<Shared<M>> = Arc::downgrade(&shared);
+        let sink: Weak<dyn CallbackSink> = weak;
+        mds.set_callback_sink(sink);
+        Self { shared }
+    }
+
+    /// Opens the volumes at `paths` as [`volume::FileVolume`]s (O_DIRECT if `prefer_direct`).
+    pub fn open_volumes(
+        paths: &[std::path::PathBuf],
+        read_only: bool,
+        prefer_direct: bool,
+    ) -> Result<Vec<Arc<dyn VolumeIo>>, PnfsError> {
+        paths
+            .iter()
+            .map(|p| {
+                volume::FileVolume::open(p, read_only, prefer_direct)
+                    .map(|v| Arc::new(v) as Arc<dyn VolumeIo>)
+                    .map_err(|e| PnfsError::Volume(format!("{}: {e}", p.display())))
+            })
+            .collect()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.shared.stats
+    }
+
+    /// The MDS.
+    pub fn mds(&self) -> &Arc<M> {
+        &self.shared.mds
+    }
+
+    /// Opens `path` on the MDS and returns its disk. The disk size is the file size at open
+    /// and stays fixed (writes past it are refused by `validate_request`).
+    pub async fn open_disk(&self, path: &str, read_only: bool) -> Result<PnfsDisk<M>, PnfsError> {
+        let open = self
+            .shared
+            .mds
+            .open(
+                path,
+                OpenMode {
+                    read_only,
+                    create_size_bytes: None,
+                },
+            )
+            .await?;
+        let hint = u64::from(open.layout_blksize_bytes.max(open.layout_alignment_bytes));
+        let block_bytes = if hint.is_power_of_two() {
+            hint.clamp(MIN_BLOCK_BYTES, MAX_BLOCK_BYTES)
+        } else {
+            MIN_BLOCK_BYTES
+        };
+        let ctx = Arc::new(FileCtx {
+            size_bytes: open.size_bytes,
+            read_only,
+            block_bytes,
+            iomode: if read_only {
+                LayoutIoMode::Read
+            } else {
+                LayoutIoMode::ReadWrite
+            },
+            open,
+            state: Mutex::new(FileState {
+                cache: ExtentCache::new(),
+                layout_stateid: None,
+                layoutget_in_flight: false,
+                mds_only_until: None,
+                recalls: Vec::new(),
+                in_flight: HashMap::new(),
+                next_io_id: 0,
+                devices_used: Vec::new(),
+                last_use: Instant::now(),
+                closed: false,
+            }),
+            changed: Notify::new(),
+            layoutget_lock: tokio::sync::Mutex::new(()),
+            commit_lock: tokio::sync::Mutex::new(()),
+            write_locks: RangeLocks::default(),
+        });
+        self.shared
+            .files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(&ctx));
+        Ok(PnfsDisk::new(Arc::clone(&self.shared), ctx))
+    }
+
+    /// Total cached pieces over all files.
+    pub fn cached_pieces(&self) -> usize {
+        self.shared
+            .files()
+            .iter()
+            .map(|f| f.lock().cache.len())
+            .sum()
+    }
+
+    /// Returns every layout (commit + LAYOUTRETURN) and closes every file: the shutdown path.
+    pub async fn shutdown(&self) -> Result<(), PnfsError> {
+        let mut first_err = None;
+        for f in self.shared.files() {
+            if let Err(e) = layout::close_file(&self.shared, &f).await {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+fn align_down(v: u64, a: u64) -> u64 {
+    v - v % a
+}
+
+fn align_up(v: u64, a: u64) -> u64 {
+    v.div_ceil(a).saturating_mul(a)
+}

@@ -1,0 +1,463 @@
+//! The data path: plan a request against the extent cache, issue direct volume I/O (with
+//! read-modify-write of server blocks into INVALID extents and copy-on-write fill), and fall
+//! back to MDS READ/WRITE when no layout, a recall, the fence or a volume error says so.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use super::extent_cache::{Piece, PieceState, StorageRef};
+use super::fence::{wait_unfenced, FenceDecision};
+use super::layout::{commit, ensure_device, ensure_layout, maybe_evict, LayoutOutcome};
+use super::{align_down, align_up, overlaps, FileCtx, PnfsError, Shared};
+use crate::mds_api::{MetadataServer, StableHow};
+use crate::stats::Stats;
+
+/// In-flight registration of a direct I/O; unregisters (and wakes drains) on drop.
+struct InFlight<'a> {
+    f: &'a Arc<FileCtx>,
+    id: u64,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.f.lock().in_flight.remove(&self.id);
+        self.f.changed.notify_waiters();
+    }
+}
+
+/// What to do with a request.
+enum Plan<'a> {
+    /// Direct I/O over these pieces (clipped to the planned range), registered in flight.
+    Direct(Vec<Piece>, InFlight<'a>),
+    /// Through the MDS.
+    Mds,
+}
+
+/// Why direct I/O stopped part-way.
+enum DirectError {
+    /// Use the MDS for the request (fenced, or a volume error).
+    Fallback,
+    /// A real error.
+    Fatal(PnfsError),
+}
+
+fn needs_write_layout(p: &Piece) -> bool {
+    matches!(p.state, PieceState::ReadOnly(_) | PieceState::None)
+}
+
+/// Plans `[start, end)`: waits for the fence, recalls and LAYOUTGETs (bounded) and registers
+/// the I/O in flight. `write` plans need writable pieces everywhere.
+async fn plan<'a, M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &'a Arc<FileCtx>,
+    start: u64,
+    end: u64,
+    write: bool,
+) -> Result<Plan<'a>, PnfsError> {
+    let mut lease_rx = sh.lease_rx.clone();
+    let mut rounds = 0u32;
+    loop {
+        rounds += 1;
+        if rounds > sh.cfg.max_plan_rounds {
+            return Ok(Plan::Mds);
+        }
+        if wait_unfenced(&sh.cfg.fence, &mut lease_rx, || {
+            Stats::inc(&sh.stats.fencing_events);
+        })
+        .await
+            == FenceDecision::Fenced
+        {
+            Stats::inc(&sh.stats.fenced_to_mds);
+            return Ok(Plan::Mds);
+        }
+        let notified = f.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let need_layout = {
+            let mut st = f.lock();
+            if st.closed {
+                return Err(PnfsError::Shutdown);
+            }
+            if st.mds_only_until.is_some_and(|t| Instant::now() < t) {
+                return Ok(Plan::Mds);
+            }
+            if st.recalls.iter().any(|&r| overlaps(r, (start, end))) {
+                None
+            } else if st.cache.gaps(start, end).is_empty() {
+                let pieces = st.cache.lookup(start, end);
+                if write && pieces.iter().any(needs_write_layout) {
+                    return Ok(Plan::Mds);
+                }
+                if rounds == 1 {
+                    Stats::inc(&sh.stats.cache_hits);
+                }
+                st.last_use = Instant::now();
+                let id = st.next_io_id;
+                st.next_io_id += 1;
+                st.in_flight.insert(id, (start, end));
+                return Ok(Plan::Direct(pieces, InFlight { f, id }));
+            } else {
+                Some(())
+            }
+        };
+        match need_layout {
+            None => {
+                // A recall of this range is running: wait for it (bounded), then re-plan.
+                if tokio::time::timeout(sh.cfg.recall_wait, notified)
+                    .await
+                    .is_err()
+                {
+                    return Ok(Plan::Mds);
+                }
+            }
+            Some(()) => {
+                if rounds == 1 {
+                    Stats::inc(&sh.stats.cache_misses);
+                }
+                match ensure_layout(sh, f, start, end).await {
+                    Ok(LayoutOutcome::Progress) => maybe_evict(sh, f),
+                    Ok(LayoutOutcome::Unavailable) => return Ok(Plan::Mds),
+                    Err(e) => {
+                        tracing::warn!(path = %f.open.path, error = %e, "LAYOUTGET failed: using the MDS");
+                        return Ok(Plan::Mds);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Fence check right before issuing one direct I/O (no await between check and issue).
+fn may_issue<M: MetadataServer>(sh: &Arc<Shared<M>>) -> bool {
+    let ok = sh
+        .cfg
+        .fence
+        .may_issue(&sh.lease_rx.borrow(), Instant::now());
+    if !ok {
+        Stats::inc(&sh.stats.fencing_events);
+    }
+    ok
+}
+
+/// Reads `len` bytes at `storage` of a logical volume.
+async fn volume_read<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    storage: StorageRef,
+    len: u64,
+    out: &mut [u8],
+) -> Result<(), DirectError> {
+    let dev = ensure_device(sh, storage.device_id)
+        .await
+        .map_err(|_| DirectError::Fallback)?;
+    let spans = dev
+        .map_range(storage.offset_bytes, len)
+        .map_err(|_| DirectError::Fallback)?;
+    let mut at = 0usize;
+    for s in spans {
+        let n = usize::try_from(s.length_bytes)
+            .map_err(|e| DirectError::Fatal(PnfsError::Volume(e.to_string())))?;
+        if !may_issue(sh) {
+            return Err(DirectError::Fallback);
+        }
+        match s.volume.read(s.offset_bytes, n).await {
+            Ok(data) => out[at..at + n].copy_from_slice(&data),
+            Err(e) => {
+                Stats::inc(&sh.stats.volume_errors);
+                tracing::warn!(volume = s.volume.name(), offset = s.offset_bytes, error = %e, "volume read failed: using the MDS");
+                return Err(DirectError::Fallback);
+            }
+        }
+        Stats::add(&sh.stats.direct_read_bytes, s.length_bytes);
+        at += n;
+    }
+    Ok(())
+}
+
+/// Writes `data` at `storage` of a logical volume.
+async fn volume_write<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    storage: StorageRef,
+    data: Bytes,
+) -> Result<(), DirectError> {
+    let dev = ensure_device(sh, storage.device_id)
+        .await
+        .map_err(|_| DirectError::Fallback)?;
+    let spans = dev
+        .map_range(storage.offset_bytes, data.len() as u64)
+        .map_err(|_| DirectError::Fallback)?;
+    let mut at = 0usize;
+    for s in spans {
+        let n = usize::try_from(s.length_bytes)
+            .map_err(|e| DirectError::Fatal(PnfsError::Volume(e.to_string())))?;
+        if !may_issue(sh) {
+            return Err(DirectError::Fallback);
+        }
+        if let Err(e) = s.volume.write(s.offset_bytes, data.slice(at..at + n)).await {
+            Stats::inc(&sh.stats.volume_errors);
+            tracing::warn!(volume = s.volume.name(), offset = s.offset_bytes, error = %e, "volume write failed: using the MDS");
+            return Err(DirectError::Fallback);
+        }
+        Stats::add(&sh.stats.direct_write_bytes, s.length_bytes);
+        at += n;
+    }
+    Ok(())
+}
+
+/// Reads through the MDS (chunked; zeros past EOF).
+pub(super) async fn mds_read<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    offset: u64,
+    out: &mut [u8],
+) -> Result<(), PnfsError> {
+    let chunk = usize::try_from(sh.cfg.mds_io_chunk_bytes.max(4096)).unwrap_or(1 << 20);
+    let mut at = 0usize;
+    // Bound: each round either moves forward or hits EOF.
+    while at < out.len() {
+        let want = (out.len() - at).min(chunk);
+        let want_u32 = u32::try_from(want).map_err(|e| PnfsError::Volume(e.to_string()))?;
+        let r = sh.mds.read(&f.open, offset + at as u64, want_u32).await?;
+        let n = r.data.len().min(want);
+        out[at..at + n].copy_from_slice(&r.data[..n]);
+        Stats::add(&sh.stats.mds_read_bytes, n as u64);
+        if n == 0 || (r.eof && n < want) {
+            out[at + n..].fill(0);
+            break;
+        }
+        at += n;
+    }
+    Ok(())
+}
+
+/// Writes through the MDS (chunked, FILE_SYNC, short writes continued).
+pub(super) async fn mds_write_all<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    offset: u64,
+    data: Bytes,
+) -> Result<(), PnfsError> {
+    let chunk = usize::try_from(sh.cfg.mds_io_chunk_bytes.max(4096)).unwrap_or(1 << 20);
+    let mut at = 0usize;
+    let mut zero_rounds = 0u32;
+    let mut need_commit = false;
+    while at < data.len() {
+        let n = (data.len() - at).min(chunk);
+        let r = sh
+            .mds
+            .write(
+                &f.open,
+                offset + at as u64,
+                data.slice(at..at + n),
+                StableHow::FileSync,
+            )
+            .await?;
+        let done = usize::try_from(r.count_bytes).unwrap_or(0).min(n);
+        if done == 0 {
+            zero_rounds += 1;
+            if zero_rounds > 3 {
+                return Err(PnfsError::Volume("MDS WRITE makes no progress".into()));
+            }
+        }
+        need_commit |= r.committed != StableHow::FileSync;
+        Stats::add(&sh.stats.mds_write_bytes, done as u64);
+        at += done;
+    }
+    if need_commit {
+        sh.mds.commit(&f.open, offset, data.len() as u64).await?;
+    }
+    Ok(())
+}
+
+/// A write through the MDS while we may hold layouts for the range: commit our pending
+/// writes first (the server must not treat our written blocks as unwritten), then write,
+/// then forget the cached pieces of the touched blocks (the server's state changed there).
+async fn mds_write_range<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    offset: u64,
+    data: Bytes,
+) -> Result<(), PnfsError> {
+    let end = offset + data.len() as u64;
+    let has_pending = !f.lock().cache.uncommitted(0, u64::MAX).is_empty();
+    if has_pending {
+        commit(sh, f, false).await?;
+    }
+    mds_write_all(sh, f, offset, data).await?;
+    let (bs, be) = (
+        align_down(offset, f.block_bytes),
+        align_up(end, f.block_bytes),
+    );
+    let mut st = f.lock();
+    st.cache.remove_range(bs, be);
+    Ok(())
+}
+
+/// Reads `[offset, offset + len)` into a buffer.
+pub(super) async fn read<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>, PnfsError> {
+    let mut out = vec![0u8; len];
+    let end = offset + len as u64;
+    match plan(sh, f, offset, end, false).await? {
+        Plan::Mds => {
+            mds_read(sh, f, offset, &mut out).await?;
+        }
+        Plan::Direct(pieces, guard) => {
+            let mut fallback = false;
+            for p in &pieces {
+                let s = usize::try_from(p.file_offset_bytes - offset)
+                    .map_err(|e| PnfsError::Volume(e.to_string()))?;
+                let n = usize::try_from(p.length_bytes)
+                    .map_err(|e| PnfsError::Volume(e.to_string()))?;
+                let source = match p.state {
+                    PieceState::ReadWrite(st)
+                    | PieceState::Uncommitted(st)
+                    | PieceState::ReadOnly(st) => Some(st),
+                    PieceState::Invalid { cow_source, .. } => cow_source,
+                    PieceState::None => None,
+                };
+                match source {
+                    None => {
+                        out[s..s + n].fill(0);
+                        Stats::add(&sh.stats.zero_fill_read_bytes, p.length_bytes);
+                    }
+                    Some(st) => match volume_read(sh, st, p.length_bytes, &mut out[s..s + n]).await
+                    {
+                        Ok(()) => {}
+                        Err(DirectError::Fallback) => {
+                            fallback = true;
+                            break;
+                        }
+                        Err(DirectError::Fatal(e)) => return Err(e),
+                    },
+                }
+            }
+            drop(guard);
+            if fallback {
+                mds_read(sh, f, offset, &mut out).await?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `data` at `offset`.
+pub(super) async fn write<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    offset: u64,
+    data: Bytes,
+) -> Result<(), PnfsError> {
+    let end = offset + data.len() as u64;
+    let block = f.block_bytes;
+    let (bs, be) = (align_down(offset, block), align_up(end, block));
+    let _wl = f.write_locks.lock(bs, be).await;
+    // Plan the block-expanded range: RMW needs the states of the whole blocks.
+    let (pieces, guard) = match plan(
+        sh,
+        f,
+        bs,
+        be.min(align_up(f.size_bytes, block)).max(end),
+        true,
+    )
+    .await?
+    {
+        Plan::Mds => return mds_write_range(sh, f, offset, data).await,
+        Plan::Direct(p, g) => (p, g),
+    };
+    let mut written: Vec<(u64, u64)> = Vec::new();
+    let mut result: Result<(), DirectError> = Ok(());
+    for p in &pieces {
+        let (ps, pe) = (p.file_offset_bytes, p.end_bytes());
+        let (ws, we) = (ps.max(offset), pe.min(end));
+        if ws >= we {
+            continue;
+        }
+        let slice = |a: u64, b: u64| {
+            data.slice(
+                usize::try_from(a - offset).unwrap_or(0)..usize::try_from(b - offset).unwrap_or(0),
+            )
+        };
+        let r = match p.state {
+            PieceState::ReadWrite(st) | PieceState::Uncommitted(st) => {
+                volume_write(
+                    sh,
+                    StorageRef {
+                        offset_bytes: st.offset_bytes + (ws - ps),
+                        ..st
+                    },
+                    slice(ws, we),
+                )
+                .await
+            }
+            PieceState::Invalid { target, cow_source } => {
+                // Fill whole server blocks (clipped to this piece).
+                let fs = align_down(ws, block).max(ps);
+                let fe = align_up(we, block).min(pe);
+                let flen = usize::try_from(fe - fs).unwrap_or(0);
+                let mut buf = vec![0u8; flen];
+                let mut r = Ok(());
+                if fs < ws || we < fe {
+                    Stats::inc(&sh.stats.rmw_blocks);
+                    if let Some(src) = cow_source {
+                        r = volume_read(
+                            sh,
+                            StorageRef {
+                                offset_bytes: src.offset_bytes + (fs - ps),
+                                ..src
+                            },
+                            fe - fs,
+                            &mut buf,
+                        )
+                        .await;
+                    }
+                }
+                if r.is_ok() {
+                    let a = usize::try_from(ws - fs).unwrap_or(0);
+                    let b = usize::try_from(we - fs).unwrap_or(0);
+                    buf[a..b].copy_from_slice(&slice(ws, we));
+                    r = volume_write(
+                        sh,
+                        StorageRef {
+                            offset_bytes: target.offset_bytes + (fs - ps),
+                            ..target
+                        },
+                        Bytes::from(buf),
+                    )
+                    .await;
+                }
+                if r.is_ok() {
+                    written.push((fs, fe));
+                }
+                r
+            }
+            PieceState::ReadOnly(_) | PieceState::None => Err(DirectError::Fallback),
+        };
+        if r.is_err() {
+            result = r;
+            break;
+        }
+    }
+    let pending = {
+        let mut st = f.lock();
+        for (a, b) in &written {
+            st.cache.mark_written(*a, *b);
+        }
+        st.cache.uncommitted_count()
+    };
+    drop(guard);
+    match result {
+        Ok(()) => {}
+        Err(DirectError::Fallback) => mds_write_range(sh, f, offset, data).await?,
+        Err(DirectError::Fatal(e)) => return Err(e),
+    }
+    if pending > sh.cfg.commit_threshold_pieces {
+        commit(sh, f, false).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! [`PnfsDisk`]: the [`Disk`] of one file served through pNFS block layouts.
+//!
+//! - Size: the file size at open, fixed for the life of the disk (writes past it are refused
+//!   by [`validate_request`]; the file is never grown or shrunk by the gateway).
+//! - read / write: direct volume I/O through cached layouts, MDS READ/WRITE as fallback.
+//!   `fua` = the write, fdatasync of the volumes, LAYOUTCOMMIT.
+//! - flush: fdatasync of the volumes the file's layouts use + LAYOUTCOMMIT of every pending
+//!   write (MDS fallback writes are FILE_SYNC already).
+//! - trim: MDS DEALLOCATE where the server has it (the range then reads as zeros), else a
+//!   no-op (allowed: trimmed data may read back as old data).
+//! - write_zeroes: writes zeros through the normal path (deterministic zeros).
+//! - block_status: from extent states (fetching the layout first): READ_WRITE / READ / written
+//!   → Data; INVALID (no COW source) → Zero; NONE → Hole; COW-sourced INVALID → Data. Where
+//!   no layout can be had the answer is Data (always safe: the bytes are read for real).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tracing::Instrument;
+
+use super::engine;
+use super::extent_cache::PieceState;
+use super::layout::{close_file, commit, ensure_layout, sync_volumes, LayoutOutcome};
+use super::{FileCtx, PnfsError, Shared};
+use crate::disk::{
+    validate_request, Disk, DiskError, DiskErrorKind, DiskInfo, DiskResult, ExtentStatus,
+    RequestKind, StatusExtent, DISK_MAX_IO_BYTES,
+};
+use crate::mds_api::{MdsErrorKind, MetadataServer};
+use crate::stats::Stats;
+
+/// Largest chunk write_zeroes writes at once.
+const WRITE_ZEROES_CHUNK_BYTES: u64 = 1 << 20;
+
+/// One file as a block device.
+#[derive(Debug)]
+pub struct PnfsDisk<M: MetadataServer> {
+    sh: Arc<Shared<M>>,
+    f: Arc<FileCtx>,
+    info: DiskInfo,
+}
+
+impl<M: MetadataServer> PnfsDisk<M> {
+    pub(super) fn new(sh: Arc<Shared<M>>, f: Arc<FileCtx>) -> Self {
+        let info = DiskInfo {
+            size_bytes: f.size_bytes,
+            logical_block_bytes: 512,
+            preferred_block_bytes: u32::try_from(f.block_bytes).unwrap_or(4096),
+            max_io_bytes: DISK_MAX_IO_BYTES,
+            read_only: f.read_only,
+            multi_conn_safe: true,
+        };
+        Self { sh, f, info }
+    }
+
+    /// The server block size used for read-modify-write.
+    pub fn block_bytes(&self) -> u64 {
+        self.f.block_bytes
+    }
+
+    /// The path on the MDS.
+    pub fn path(&self) -> &str {
+        &self.f.open.path
+    }
+
+    /// Cached pieces of this file.
+    pub fn cached_pieces(&self) -> usize {
+        self.f.lock().cache.len()
+    }
+
+    /// Uncommitted pieces of this file.
+    pub fn uncommitted_pieces(&self) -> usize {
+        self.f.lock().cache.uncommitted_count()
+    }
+
+    /// Commits, returns the layouts and CLOSEs the file. Later requests fail with Shutdown.
+    pub async fn close(&self) -> DiskResult<()> {
+        close_file(&self.sh, &self.f).await.map_err(DiskError::from)
+    }
+
+    fn fail(&self, e: PnfsError) -> DiskError {
+        Stats::inc(&self.sh.stats.request_errors);
+        tracing::warn!(path = %self.f.open.path, error = %e, "block request failed");
+        DiskError::from(e)
+    }
+
+    async fn flush_inner(&self) -> Result<(), PnfsError> {
+        sync_volumes(&self.sh, &self.f).await?;
+        commit(&self.sh, &self.f, false).await
+    }
+}
+
+impl<M: MetadataServer> Disk for PnfsDisk<M> {
+    fn info(&self) -> DiskInfo {
+        self.info.clone()
+    }
+
+    async fn read(&self, offset_bytes: u64, length_bytes: u32) -> DiskResult<Bytes> {
+        validate_request(
+            &self.info,
+            RequestKind::Read,
+            offset_bytes,
+            u64::from(length_bytes),
+        )?;
+        let span =
+            tracing::debug_span!("pnfs_read", path = %self.f.open.path, offset_bytes, length_bytes);
+        let len = usize::try_from(length_bytes)
+            .map_err(|e| DiskError::new(DiskErrorKind::TooLarge, e.to_string()))?;
+        engine::read(&self.sh, &self.f, offset_bytes, len)
+            .instrument(span)
+            .await
+            .map(Bytes::from)
+            .map_err(|e| self.fail(e))
+    }
+
+    async fn write(&self, offset_bytes: u64, data: Bytes, fua: bool) -> DiskResult<()> {
+        validate_request(
+            &self.info,
+            RequestKind::Write,
+            offset_bytes,
+            data.len() as u64,
+        )?;
+        let span = tracing::debug_span!("pnfs_write", path = %self.f.open.path, offset_bytes, length_bytes = data.len(), fua);
+        if data.is_empty() {
+            return Ok(());
+        }
+        engine::write(&self.sh, &self.f, offset_bytes, data)
+            .instrument(span)
+            .await
+            .map_err(|e| self.fail(e))?;
+        if fua {
+            self.flush_inner().await.map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> DiskResult<()> {
+        self.flush_inner().await.map_err(|e| self.fail(e))
+    }
+
+    async fn trim(&self, offset_bytes: u64, length_bytes: u64) -> DiskResult<()> {
+        validate_request(&self.info, RequestKind::Trim, offset_bytes, length_bytes)?;
+        if length_bytes == 0 {
+            return Ok(());
+        }
+        // Our pending writes must be committed before the server deallocates under them.
+        commit(&self.sh, &self.f, false)
+            .await
+            .map_err(|e| self.fail(e))?;
+        match self
+            .sh
+            .mds
+            .deallocate(&self.f.open, offset_bytes, length_bytes)
+            .await
+        {
+            Ok(()) => {
+                let bs = super::align_down(offset_bytes, self.f.block_bytes);
+                let be = super::align_up(offset_bytes + length_bytes, self.f.block_bytes);
+                self.f.lock().cache.remove_range(bs, be);
+                Ok(())
+            }
+            Err(e) if e.kind == MdsErrorKind::NotSupported => Ok(()),
+            Err(e) if e.nfs_status() == Some(pnfs_proto::nfs4::NfsStat::NOTSUPP) => Ok(()),
+            Err(e) => Err(self.fail(e.into())),
+        }
+    }
+
+    async fn write_zeroes(
+        &self,
+        offset_bytes: u64,
+        length_bytes: u64,
+        _may_unmap: bool,
+        fua: bool,
+    ) -> DiskResult<()> {
+        validate_request(
+            &self.info,
+            RequestKind::WriteZeroes,
+            offset_bytes,
+            length_bytes,
+        )?;
+        let zeros = Bytes::from(vec![
+            0u8;
+            usize::try_from(WRITE_ZEROES_CHUNK_BYTES)
+                .unwrap_or(1 << 20)
+        ]);
+        let mut at = offset_bytes;
+        let end = offset_bytes + length_bytes;
+        while at < end {
+            let n = (end - at).min(WRITE_ZEROES_CHUNK_BYTES);
+            let n_usize = usize::try_from(n).unwrap_or(0);
+            engine::write(&self.sh, &self.f, at, zeros.slice(..n_usize))
+                .await
+                .map_err(|e| self.fail(e))?;
+            at += n;
+        }
+        if fua {
+            self.flush_inner().await.map_err(|e| self.fail(e))?;
+        }
+        Ok(())
+    }
+
+    async fn block_status(
+        &self,
+        offset_bytes: u64,
+        length_bytes: u64,
+    ) -> DiskResult<Vec<StatusExtent>> {
+        validate_request(&self.info, RequestKind::Status, offset_bytes, length_bytes)?;
+        let end = offset_bytes + length_bytes;
+        if length_bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let mut available = true;
+        for _ in 0..self.sh.cfg.max_plan_rounds {
+            if self.f.lock().cache.gaps(offset_bytes, end).is_empty() {
+                break;
+            }
+            match ensure_layout(&self.sh, &self.f, offset_bytes, end).await {
+                Ok(LayoutOutcome::Progress) => {}
+                Ok(LayoutOutcome::Unavailable) | Err(_) => {
+                    available = false;
+                    break;
+                }
+            }
+        }
+        let mut out: Vec<StatusExtent> = Vec::new();
+        let mut push = |o: u64, l: u64, status: ExtentStatus| {
+            if let Some(last) = out.last_mut() {
+                if last.status == status && last.offset_bytes + last.length_bytes == o {
+                    last.length_bytes += l;
+                    return;
+                }
+            }
+            out.push(StatusExtent {
+                offset_bytes: o,
+                length_bytes: l,
+                status,
+            });
+        };
+        let st = self.f.lock();
+        let mut at = offset_bytes;
+        for p in st.cache.lookup(offset_bytes, end) {
+            if p.file_offset_bytes > at {
+                push(at, p.file_offset_bytes - at, ExtentStatus::Data);
+            }
+            let status = match p.state {
+                PieceState::ReadWrite(_) | PieceState::Uncommitted(_) | PieceState::ReadOnly(_) => {
+                    ExtentStatus::Data
+                }
+                PieceState::Invalid {
+                    cow_source: Some(_),
+                    ..
+                } => ExtentStatus::Data,
+                PieceState::Invalid {
+                    cow_source: None, ..
+                } => ExtentStatus::Zero,
+                PieceState::None => ExtentStatus::Hole,
+            };
+            push(p.file_offset_bytes, p.length_bytes, status);
+            at = p.end_bytes();
+        }
+        if at < end {
+            push(at, end - at, ExtentStatus::Data);
+        }
+        let _ = available;
+        Ok(out)
+    }
+}

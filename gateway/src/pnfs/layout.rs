@@ -1,0 +1,570 @@
+//! LAYOUTGET, LAYOUTCOMMIT and LAYOUTRETURN for one file, with the layout stateid rules of
+//! RFC 8881 §12.5.5.2 and the error handling of DESIGN §2 (C1–C4).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use pnfs_proto::layout::block::{BlockLayout, BlockLayoutUpdate};
+use pnfs_proto::layout::{Extent, ExtentState};
+use pnfs_proto::nfs4::{DeviceId, LayoutType, NfsStat, NfsTime, Stateid};
+use pnfs_proto::xdr::{from_bytes, to_bytes};
+use tokio::time::Instant;
+
+use super::device::{resolve_block_device, ResolvedDevice};
+use super::extent_cache::{CommitRange, PieceState};
+use super::{align_down, align_up, overlaps, FileCtx, PnfsError, Shared};
+use crate::mds_api::{
+    LayoutCommitArgs, LayoutGetArgs, LayoutReturnArgs, LayoutReturnTarget, MdsErrorKind,
+    MetadataServer, StateidArg, NOTIFY_DEVICEID4_CHANGE_MASK, NOTIFY_DEVICEID4_DELETE_MASK,
+};
+use crate::stats::Stats;
+
+/// True if seqid `a` is newer than `b` (serial number arithmetic, RFC 8881 §12.5.5.2).
+pub(super) fn seqid_newer(a: u32, b: u32) -> bool {
+    let d = a.wrapping_sub(b);
+    d != 0 && d < (1 << 31)
+}
+
+/// Applies a layout stateid from a LAYOUTGET/LAYOUTRETURN reply or a recall.
+pub(super) fn update_stateid(cur: &mut Option<Stateid>, new: Stateid) {
+    match cur {
+        Some(c) if c.other == new.other => {
+            if seqid_newer(new.seqid, c.seqid) {
+                c.seqid = new.seqid;
+            }
+        }
+        _ => *cur = Some(new),
+    }
+}
+
+/// What [`ensure_layout`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LayoutOutcome {
+    /// Something new was cached (the caller re-plans).
+    Progress,
+    /// No layout can be had now: use the MDS for this request.
+    Unavailable,
+}
+
+fn is_unavailable(s: NfsStat) -> bool {
+    matches!(
+        s,
+        NfsStat::LAYOUTUNAVAILABLE
+            | NfsStat::BADLAYOUT
+            | NfsStat::UNKNOWN_LAYOUTTYPE
+            | NfsStat::NOTSUPP
+            | NfsStat::BADIOMODE
+            | NfsStat::PNFS_NO_LAYOUT
+    )
+}
+
+fn is_stateid_error(s: NfsStat) -> bool {
+    matches!(
+        s,
+        NfsStat::BAD_STATEID
+            | NfsStat::OLD_STATEID
+            | NfsStat::EXPIRED
+            | NfsStat::ADMIN_REVOKED
+            | NfsStat::STALE_STATEID
+            | NfsStat::DELEG_REVOKED
+    )
+}
+
+/// Resolves (GETDEVICEINFO + signature match) a device, through the cache.
+pub(super) async fn ensure_device<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    id: DeviceId,
+) -> Result<Arc<ResolvedDevice>, PnfsError> {
+    if let Some(d) = sh.devices.get(&id) {
+        return Ok(d);
+    }
+    Stats::inc(&sh.stats.getdeviceinfos);
+    let info = sh
+        .mds
+        .get_device_info(
+            LayoutType::BlockVolume,
+            id,
+            NOTIFY_DEVICEID4_CHANGE_MASK | NOTIFY_DEVICEID4_DELETE_MASK,
+        )
+        .await?;
+    let dev = Arc::new(resolve_block_device(id, &info.addr_body, &sh.volumes).await?);
+    tracing::info!(device = ?id, size_bytes = dev.size_bytes(), "device resolved");
+    sh.devices.insert(Arc::clone(&dev));
+    Ok(dev)
+}
+
+/// Makes sure the cache covers (part of) `[start, end)`: one LAYOUTGET for the first gap,
+/// with retries. Serialised per file (the first LAYOUTGET is seeded by the open stateid).
+pub(super) async fn ensure_layout<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    start: u64,
+    end: u64,
+) -> Result<LayoutOutcome, PnfsError> {
+    let _serial = f.layoutget_lock.lock().await;
+    let (gap_start, gap_end) = {
+        let st = f.lock();
+        if st.mds_only_until.is_some_and(|t| Instant::now() < t) {
+            return Ok(LayoutOutcome::Unavailable);
+        }
+        match st.cache.gaps(start, end).first() {
+            Some(&g) => g,
+            None => return Ok(LayoutOutcome::Progress),
+        }
+    };
+    let block = f.block_bytes;
+    let file_end = align_up(f.size_bytes, block).max(block);
+    let off = align_down(gap_start, block);
+    let min_end = align_up(gap_end, block).min(file_end).max(off + block);
+    let want_end = off
+        .saturating_add(sh.cfg.layout_chunk_bytes.max(min_end - off))
+        .min(file_end)
+        .max(min_end);
+    let mut reset_done = false;
+    let mut attempt = 0u32;
+    loop {
+        let stateid = f.lock().layout_stateid;
+        let args = LayoutGetArgs {
+            layout_type: LayoutType::BlockVolume,
+            iomode: f.iomode,
+            offset_bytes: off,
+            length_bytes: want_end - off,
+            min_length_bytes: min_end - off,
+            stateid: stateid.map_or(StateidArg::Open, StateidArg::Given),
+            max_reply_bytes: sh.cfg.layoutget_max_reply_bytes,
+            signal_layout_avail: false,
+        };
+        Stats::inc(&sh.stats.layoutgets);
+        f.lock().layoutget_in_flight = true;
+        let r = sh.mds.layout_get(&f.open, args).await;
+        f.lock().layoutget_in_flight = false;
+        let err = match r {
+            Ok(res) => {
+                insert_layout(sh, f, res).await?;
+                f.changed.notify_waiters();
+                return Ok(LayoutOutcome::Progress);
+            }
+            Err(e) => e,
+        };
+        Stats::inc(&sh.stats.layoutget_errors);
+        let status = match err.kind {
+            MdsErrorKind::Status(s) => s,
+            _ => return Err(err.into()),
+        };
+        if is_unavailable(status) {
+            tracing::info!(path = %f.open.path, %status, "no layout: using the MDS for a while");
+            f.lock().mds_only_until = Some(Instant::now() + sh.cfg.unavailable_backoff);
+            return Ok(LayoutOutcome::Unavailable);
+        }
+        if is_stateid_error(status) && !reset_done {
+            tracing::warn!(path = %f.open.path, %status, "layout stateid refused: resetting to the open stateid");
+            reset_done = true;
+            reset_layout_state(sh, f).await;
+            continue;
+        }
+        if err.is_retryable() && attempt < sh.cfg.layoutget_max_retries {
+            let backoff = sh.cfg.layoutget_retry_base * 2u32.saturating_pow(attempt);
+            attempt += 1;
+            tokio::time::sleep(backoff).await;
+            continue;
+        }
+        if err.is_retryable() {
+            return Ok(LayoutOutcome::Unavailable);
+        }
+        return Err(err.into());
+    }
+}
+
+/// Decodes, resolves devices and caches one LAYOUTGET result.
+async fn insert_layout<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    res: crate::mds_api::LayoutGetResult,
+) -> Result<(), PnfsError> {
+    {
+        let mut st = f.lock();
+        update_stateid(&mut st.layout_stateid, res.stateid);
+    }
+    let mut decoded = Vec::new();
+    for seg in &res.segments {
+        if seg.layout_type != LayoutType::BlockVolume {
+            return Err(PnfsError::Layout(format!(
+                "layout type {:?} in a block layout reply",
+                seg.layout_type
+            )));
+        }
+        let body: BlockLayout = from_bytes(&seg.body)
+            .map_err(|e| PnfsError::Layout(format!("block layout body: {e}")))?;
+        let valid = body
+            .validate()
+            .map_err(|e| PnfsError::Layout(format!("block layout extents: {e}")))?;
+        let seg_end = seg.offset_bytes.saturating_add(seg.length_bytes);
+        decoded.push((seg.offset_bytes, seg_end, valid.into_vec()));
+    }
+    // Resolve every device before caching, so cached pieces always have a usable device.
+    for (_, _, exts) in &decoded {
+        for e in exts.iter().filter(|e| e.state != ExtentState::NoneData) {
+            ensure_device(sh, e.device_id).await?;
+        }
+    }
+    let mut st = f.lock();
+    for (s, e, exts) in decoded {
+        // Never cache what is being recalled right now.
+        let mut ranges = vec![(s, e)];
+        for &r in &st.recalls {
+            ranges = ranges
+                .into_iter()
+                .flat_map(|(a, b)| {
+                    if !overlaps((a, b), r) {
+                        return vec![(a, b)];
+                    }
+                    let mut v = Vec::new();
+                    if a < r.0 {
+                        v.push((a, r.0));
+                    }
+                    if r.1 < b {
+                        v.push((r.1, b));
+                    }
+                    v
+                })
+                .collect();
+        }
+        for (a, b) in ranges {
+            st.cache
+                .insert_extents(a, b, &exts)
+                .map_err(|e| PnfsError::Layout(e.0))?;
+        }
+        for x in &exts {
+            if x.state != ExtentState::NoneData && !st.devices_used.contains(&x.device_id) {
+                st.devices_used.push(x.device_id);
+            }
+        }
+    }
+    st.last_use = Instant::now();
+    Ok(())
+}
+
+fn now_nfstime() -> NfsTime {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    NfsTime {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nseconds: d.subsec_nanos(),
+    }
+}
+
+/// fdatasync of every leaf volume the file's layouts use.
+pub(super) async fn sync_volumes<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+) -> Result<(), PnfsError> {
+    let devs: Vec<DeviceId> = f.lock().devices_used.clone();
+    let mut done: Vec<String> = Vec::new();
+    for id in devs {
+        let Some(dev) = sh.devices.get(&id) else {
+            continue;
+        };
+        for v in dev.leaf_volumes() {
+            let key = v.name().to_string();
+            if done.contains(&key) {
+                continue;
+            }
+            done.push(key);
+            v.sync()
+                .await
+                .map_err(|e| PnfsError::Volume(format!("{}: fdatasync: {e}", v.name())))?;
+        }
+    }
+    Ok(())
+}
+
+/// LAYOUTCOMMIT of every uncommitted range of the file (data synced first). With `reclaim`
+/// (after a server restart) the open stateid is used.
+pub(super) async fn commit<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    reclaim: bool,
+) -> Result<(), PnfsError> {
+    let _serial = f.commit_lock.lock().await;
+    let pending: Vec<CommitRange> = f.lock().cache.uncommitted(0, u64::MAX);
+    if pending.is_empty() {
+        return Ok(());
+    }
+    sync_volumes(sh, f).await?;
+    for batch in pending.chunks(sh.cfg.commit_max_extents.max(1)) {
+        let first = batch[0].file_offset_bytes;
+        let last = batch[batch.len() - 1];
+        let end = last.file_offset_bytes + last.length_bytes;
+        let update = BlockLayoutUpdate {
+            commit_list: batch
+                .iter()
+                .map(|r| Extent {
+                    device_id: r.storage.device_id,
+                    file_offset_bytes: r.file_offset_bytes,
+                    length_bytes: r.length_bytes,
+                    storage_offset_bytes: r.storage.offset_bytes,
+                    state: ExtentState::ReadWriteData,
+                })
+                .collect(),
+        };
+        let stateid = if reclaim {
+            StateidArg::Open
+        } else {
+            f.lock()
+                .layout_stateid
+                .map_or(StateidArg::Open, StateidArg::Given)
+        };
+        let args = LayoutCommitArgs {
+            offset_bytes: first,
+            length_bytes: end - first,
+            reclaim,
+            stateid,
+            last_write_offset_bytes: Some(end - 1),
+            time_modify: Some(now_nfstime()),
+            layout_type: LayoutType::BlockVolume,
+            update_body: Bytes::from(to_bytes(&update)),
+        };
+        match sh.mds.layout_commit(&f.open, args).await {
+            Ok(_) => {
+                Stats::inc(&sh.stats.commits);
+                f.lock().cache.mark_committed(batch);
+            }
+            Err(e) => {
+                Stats::inc(&sh.stats.commit_errors);
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes uncommitted data through the MDS (read back from the volume) when its layout state
+/// is gone, so nothing written is lost; then drops it from the cache.
+async fn salvage_uncommitted<M: MetadataServer>(sh: &Arc<Shared<M>>, f: &Arc<FileCtx>) {
+    let pending: Vec<CommitRange> = f.lock().cache.uncommitted(0, u64::MAX);
+    for r in pending {
+        let res = async {
+            let dev = ensure_device(sh, r.storage.device_id).await?;
+            let mut data = Vec::with_capacity(usize::try_from(r.length_bytes).unwrap_or(0));
+            for span in dev.map_range(r.storage.offset_bytes, r.length_bytes)? {
+                let len = usize::try_from(span.length_bytes)
+                    .map_err(|e| PnfsError::Volume(e.to_string()))?;
+                let part = span
+                    .volume
+                    .read(span.offset_bytes, len)
+                    .await
+                    .map_err(|e| PnfsError::Volume(e.to_string()))?;
+                data.extend_from_slice(&part);
+            }
+            super::engine::mds_write_all(sh, f, r.file_offset_bytes, Bytes::from(data)).await
+        }
+        .await;
+        match res {
+            Ok(()) => {
+                tracing::warn!(path = %f.open.path, offset = r.file_offset_bytes, len = r.length_bytes, "uncommitted data rewritten through the MDS")
+            }
+            Err(e) => {
+                Stats::inc(&sh.stats.request_errors);
+                tracing::error!(path = %f.open.path, offset = r.file_offset_bytes, len = r.length_bytes, error = %e, "uncommitted data LOST: layout state gone and MDS rewrite failed");
+            }
+        }
+    }
+}
+
+/// Forgets the layout state (after BAD_STATEID and similar): tries to commit, else rewrites
+/// uncommitted data through the MDS; empties the cache; next LAYOUTGET uses the open stateid.
+pub(super) async fn reset_layout_state<M: MetadataServer>(sh: &Arc<Shared<M>>, f: &Arc<FileCtx>) {
+    if let Err(e) = commit(sh, f, false).await {
+        tracing::warn!(path = %f.open.path, error = %e, "commit before reset failed");
+        salvage_uncommitted(sh, f).await;
+    }
+    let mut st = f.lock();
+    let dropped = st.cache.remove_range(0, u64::MAX);
+    let lost = dropped
+        .iter()
+        .filter(|p| matches!(p.state, PieceState::Uncommitted(_)))
+        .count();
+    if lost > 0 {
+        tracing::error!(path = %f.open.path, pieces = lost, "reset dropped uncommitted pieces");
+    }
+    st.layout_stateid = None;
+    drop(st);
+    f.changed.notify_waiters();
+}
+
+/// Waits until no direct I/O overlapping `[start, end)` is in flight.
+pub(super) async fn drain(f: &Arc<FileCtx>, start: u64, end: u64) {
+    loop {
+        let notified = f.changed.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if !f
+            .lock()
+            .in_flight
+            .values()
+            .any(|&r| overlaps(r, (start, end)))
+        {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// The recall/eviction/close path for `[start, end)`: the range must already be in
+/// `recalls` (no new direct I/O). Drains, commits, drops the cached pieces and returns the
+/// layout. Removes the range from `recalls` at the end, whatever happened.
+pub(super) async fn return_range<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    start: u64,
+    end: u64,
+    send_return: bool,
+) -> Result<(), PnfsError> {
+    drain(f, start, end).await;
+    let result = async {
+        if let Err(e) = commit(sh, f, false).await {
+            tracing::warn!(path = %f.open.path, error = %e, "commit before return failed: rewriting through the MDS");
+            salvage_uncommitted(sh, f).await;
+        }
+        let stateid = {
+            let mut st = f.lock();
+            st.cache.remove_range(start, end);
+            st.layout_stateid
+        };
+        if !send_return {
+            return Ok(());
+        }
+        let Some(stateid) = stateid else {
+            return Ok(());
+        };
+        Stats::inc(&sh.stats.layoutreturns);
+        let args = LayoutReturnArgs {
+            reclaim: false,
+            layout_type: LayoutType::BlockVolume,
+            iomode: pnfs_proto::nfs4::LayoutIoMode::Any,
+            target: LayoutReturnTarget::File {
+                offset_bytes: start,
+                length_bytes: if end == u64::MAX { u64::MAX } else { end - start },
+                stateid,
+                body: Bytes::new(),
+            },
+        };
+        match sh.mds.layout_return(&f.open, args).await {
+            Ok(r) => {
+                let mut st = f.lock();
+                match r.stateid {
+                    Some(s) => update_stateid(&mut st.layout_stateid, s),
+                    None => {
+                        st.layout_stateid = None;
+                        st.cache.remove_range(0, u64::MAX);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) if e.nfs_status().is_some_and(|s| s == NfsStat::NOMATCHING_LAYOUT || is_stateid_error(s)) => {
+                let mut st = f.lock();
+                st.layout_stateid = None;
+                st.cache.remove_range(0, u64::MAX);
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+    .await;
+    {
+        let mut st = f.lock();
+        if let Some(i) = st.recalls.iter().position(|&r| r == (start, end)) {
+            st.recalls.remove(i);
+        }
+    }
+    f.changed.notify_waiters();
+    result
+}
+
+/// Commits and returns the file's whole layout, then CLOSEs it.
+pub(super) async fn close_file<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+) -> Result<(), PnfsError> {
+    {
+        let mut st = f.lock();
+        if st.closed {
+            return Ok(());
+        }
+        st.closed = true;
+        st.recalls.push((0, u64::MAX));
+    }
+    let r = return_range(sh, f, 0, u64::MAX, true).await;
+    {
+        sh.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|x| !Arc::ptr_eq(x, f));
+    }
+    let c = sh.mds.close(&f.open).await;
+    r?;
+    c?;
+    Ok(())
+}
+
+/// Evicts whole files' layouts (least recently used first) while the total is over the bound.
+pub(super) fn maybe_evict<M: MetadataServer>(sh: &Arc<Shared<M>>, except: &Arc<FileCtx>) {
+    let files = sh.files();
+    let total: usize = files.iter().map(|f| f.lock().cache.len()).sum();
+    if total <= sh.cfg.max_cached_pieces {
+        return;
+    }
+    let victim = files
+        .iter()
+        .filter(|f| !Arc::ptr_eq(f, except))
+        .filter(|f| {
+            let st = f.lock();
+            !st.cache.is_empty() && st.recalls.is_empty()
+        })
+        .min_by_key(|f| f.lock().last_use)
+        .cloned();
+    if let Some(v) = victim {
+        Stats::inc(&sh.stats.evictions);
+        v.lock().recalls.push((0, u64::MAX));
+        let sh = Arc::clone(sh);
+        tokio::spawn(async move {
+            if let Err(e) = return_range(&sh, &v, 0, u64::MAX, true).await {
+                tracing::warn!(path = %v.open.path, error = %e, "eviction return failed");
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seqid_serial_arithmetic() {
+        assert!(seqid_newer(2, 1));
+        assert!(!seqid_newer(1, 2));
+        assert!(!seqid_newer(5, 5));
+        assert!(seqid_newer(1, u32::MAX), "wraps");
+        let mut cur = None;
+        let a = Stateid {
+            seqid: 1,
+            other: [1; 12],
+        };
+        update_stateid(&mut cur, a);
+        update_stateid(&mut cur, Stateid { seqid: 3, ..a });
+        update_stateid(&mut cur, Stateid { seqid: 2, ..a });
+        assert_eq!(
+            cur.map(|s| s.seqid),
+            Some(3),
+            "an older reply does not move it back"
+        );
+        let b = Stateid {
+            seqid: 1,
+            other: [2; 12],
+        };
+        update_stateid(&mut cur, b);
+        assert_eq!(cur, Some(b), "a new layout state replaces the old");
+    }
+}

@@ -1,0 +1,228 @@
+//! Callbacks: CB_LAYOUTRECALL (FILE / FSID / ALL), CB_RECALL_ANY, CB_NOTIFY_DEVICEID, and the
+//! recovery notifications. Answers are immediate; the work (drain, commit, return) runs in
+//! spawned tasks so the backchannel never waits on the fore channel.
+
+use std::sync::Arc;
+
+use pnfs_proto::nfs4::{LayoutIoMode, LayoutType, NfsStat};
+
+use super::layout::{commit, drain, return_range, seqid_newer, update_stateid};
+use super::{FileCtx, Shared};
+use crate::mds_api::{
+    BoxFuture, CallbackSink, DeviceNotification, LayoutRecall, LayoutReturnArgs,
+    LayoutReturnTarget, MetadataServer, RecallTarget, RCA4_TYPE_MASK_BLK_LAYOUT_BIT,
+};
+use crate::stats::Stats;
+
+fn holds_layout(f: &FileCtx) -> bool {
+    let st = f.lock();
+    !st.closed && (st.layout_stateid.is_some() || !st.cache.is_empty())
+}
+
+/// Starts the return of `[start, end)` of `f` in a task (the range joins `recalls` now, so no
+/// new direct I/O starts there from this moment).
+fn spawn_return<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: Arc<FileCtx>,
+    start: u64,
+    end: u64,
+    send_return: bool,
+) {
+    f.lock().recalls.push((start, end));
+    let sh = Arc::clone(sh);
+    tokio::spawn(async move {
+        if let Err(e) = return_range(&sh, &f, start, end, send_return).await {
+            tracing::warn!(path = %f.open.path, error = %e, "layout return after recall failed");
+        }
+    });
+}
+
+/// Bulk (FSID / ALL) recall: every matching file drains, commits and forgets its layouts;
+/// then one LAYOUTRETURN of the same kind (RFC 8881 §12.5.5.1).
+fn spawn_bulk_return<M: MetadataServer>(sh: &Arc<Shared<M>>, files: Vec<Arc<FileCtx>>, fsid: bool) {
+    for f in &files {
+        f.lock().recalls.push((0, u64::MAX));
+    }
+    let sh = Arc::clone(sh);
+    tokio::spawn(async move {
+        for f in &files {
+            if let Err(e) = return_range(&sh, f, 0, u64::MAX, false).await {
+                tracing::warn!(path = %f.open.path, error = %e, "bulk recall: commit failed");
+            }
+            f.lock().layout_stateid = None;
+        }
+        if let Some(any) = files.first() {
+            Stats::inc(&sh.stats.layoutreturns);
+            let args = LayoutReturnArgs {
+                reclaim: false,
+                layout_type: LayoutType::BlockVolume,
+                iomode: LayoutIoMode::Any,
+                target: if fsid {
+                    LayoutReturnTarget::Fsid
+                } else {
+                    LayoutReturnTarget::All
+                },
+            };
+            if let Err(e) = sh.mds.layout_return(&any.open, args).await {
+                tracing::warn!(error = %e, "bulk LAYOUTRETURN failed");
+            }
+        }
+    });
+}
+
+impl<M: MetadataServer> CallbackSink for Shared<M> {
+    fn layout_recall(&self, recall: LayoutRecall) -> NfsStat {
+        Stats::inc(&self.stats.recalls);
+        let Some(sh) = self.self_arc() else {
+            return NfsStat::NOMATCHING_LAYOUT;
+        };
+        if recall.layout_type != LayoutType::BlockVolume {
+            return NfsStat::NOMATCHING_LAYOUT;
+        }
+        match recall.target {
+            RecallTarget::File {
+                fh,
+                offset_bytes,
+                length_bytes,
+                stateid,
+            } => {
+                let Some(f) = self.file_by_fh(&fh) else {
+                    return NfsStat::NOMATCHING_LAYOUT;
+                };
+                {
+                    let mut st = f.lock();
+                    match st.layout_stateid {
+                        None if st.layoutget_in_flight => return NfsStat::DELAY,
+                        None => return NfsStat::NOMATCHING_LAYOUT,
+                        Some(cur) if cur.other != stateid.other => {
+                            return if st.layoutget_in_flight {
+                                NfsStat::DELAY
+                            } else {
+                                NfsStat::NOMATCHING_LAYOUT
+                            };
+                        }
+                        Some(cur) => {
+                            // A recall more than one ahead means a LAYOUTGET reply we have not
+                            // seen yet: let it land first (RFC 8881 §12.5.5.2.1.5).
+                            if st.layoutget_in_flight
+                                && seqid_newer(stateid.seqid, cur.seqid.wrapping_add(1))
+                            {
+                                return NfsStat::DELAY;
+                            }
+                        }
+                    }
+                    update_stateid(&mut st.layout_stateid, stateid);
+                }
+                let end = offset_bytes.saturating_add(length_bytes);
+                spawn_return(&sh, f, offset_bytes, end, true);
+                NfsStat::OK
+            }
+            RecallTarget::Fsid { major, minor } => {
+                let files: Vec<_> = self
+                    .files()
+                    .into_iter()
+                    .filter(|f| f.open.fsid == (major, minor) && holds_layout(f))
+                    .collect();
+                if files.is_empty() {
+                    return NfsStat::NOMATCHING_LAYOUT;
+                }
+                spawn_bulk_return(&sh, files, true);
+                NfsStat::OK
+            }
+            RecallTarget::All => {
+                let files: Vec<_> = self
+                    .files()
+                    .into_iter()
+                    .filter(|f| holds_layout(f))
+                    .collect();
+                if files.is_empty() {
+                    return NfsStat::NOMATCHING_LAYOUT;
+                }
+                spawn_bulk_return(&sh, files, false);
+                NfsStat::OK
+            }
+        }
+    }
+
+    fn recall_any(&self, type_mask: u32, objects_to_keep: u32) -> NfsStat {
+        Stats::inc(&self.stats.recall_anys);
+        if type_mask & (1 << RCA4_TYPE_MASK_BLK_LAYOUT_BIT) == 0 {
+            return NfsStat::OK;
+        }
+        let Some(sh) = self.self_arc() else {
+            return NfsStat::OK;
+        };
+        let mut files: Vec<_> = self
+            .files()
+            .into_iter()
+            .filter(|f| holds_layout(f))
+            .collect();
+        // Keep the most recently used `objects_to_keep` files' layouts.
+        files.sort_by_key(|f| std::cmp::Reverse(f.lock().last_use));
+        let keep = usize::try_from(objects_to_keep).unwrap_or(usize::MAX);
+        for f in files.into_iter().skip(keep) {
+            spawn_return(&sh, f, 0, u64::MAX, true);
+        }
+        NfsStat::OK
+    }
+
+    fn notify_deviceid(&self, notifications: &[DeviceNotification]) -> NfsStat {
+        for n in notifications {
+            let id = match n {
+                DeviceNotification::Change { device_id, .. }
+                | DeviceNotification::Delete { device_id, .. } => device_id,
+            };
+            tracing::info!(device = ?id, "device notification: cache entry dropped");
+            self.devices.invalidate(id);
+        }
+        NfsStat::OK
+    }
+
+    fn server_restarted(&self) -> BoxFuture<()> {
+        let Some(sh) = self.self_arc() else {
+            return Box::pin(async {});
+        };
+        Box::pin(async move {
+            for f in sh.files() {
+                f.lock().recalls.push((0, u64::MAX));
+                drain(&f, 0, u64::MAX).await;
+                f.lock().layout_stateid = None;
+                if let Err(e) = commit(&sh, &f, true).await {
+                    tracing::error!(path = %f.open.path, error = %e, "reclaim LAYOUTCOMMIT failed");
+                }
+                // Forget layouts; what did not commit is rewritten by return_range's salvage.
+                let _ = return_range(&sh, &f, 0, u64::MAX, false).await;
+                let mut st = f.lock();
+                st.layout_stateid = None;
+                st.cache.remove_range(0, u64::MAX);
+            }
+            sh.devices_clear();
+        })
+    }
+
+    fn state_lost(&self) {
+        for f in self.files() {
+            let lost = f.lock().cache.uncommitted_count();
+            if lost > 0 {
+                tracing::error!(path = %f.open.path, pieces = lost, "client state lost: uncommitted block writes may be lost");
+                Stats::add(&self.stats.request_errors, lost as u64);
+            }
+            {
+                let mut st = f.lock();
+                st.layout_stateid = None;
+            }
+            f.lock().recalls.push((0, u64::MAX));
+            tokio::spawn(async move {
+                drain(&f, 0, u64::MAX).await;
+                {
+                    let mut st = f.lock();
+                    st.cache.remove_range(0, u64::MAX);
+                    if let Some(i) = st.recalls.iter().position(|&r| r == (0, u64::MAX)) {
+                        st.recalls.remove(i);
+                    }
+                }
+                f.changed.notify_waiters();
+            });
+        }
+    }
+}

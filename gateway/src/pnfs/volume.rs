@@ -1,0 +1,500 @@
+//! Leaf volumes (disks, LUNs, image files) and the I/O on them.
+//!
+//! [`VolumeIo`] is the one interface the engine uses, so tests stack layers on a real volume:
+//! [`FaultVolume`] (EIO on a byte range) and [`TraceVolume`] (records every issued I/O with
+//! the time it was issued). [`FileVolume`] is the real thing: `pread`/`pwrite` on a blocking
+//! pool, with `O_DIRECT` and aligned buffers when the file system allows it.
+
+use std::alloc::{self, Layout};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::time::Instant;
+
+use crate::mds_api::BoxFuture;
+
+/// Alignment of offsets, lengths and buffers for `O_DIRECT` I/O.
+pub const DIRECT_IO_ALIGN_BYTES: usize = 4096;
+
+/// I/O on one leaf volume. Offsets are bytes on the volume; requests need no alignment (an
+/// implementation that needs it widens internally).
+///
+/// Writes of a sub-aligned range do a read-modify-write inside the implementation: callers
+/// must not issue overlapping writes to the same aligned unit at once (the engine serialises
+/// writes per server block, which is a multiple of [`DIRECT_IO_ALIGN_BYTES`]).
+pub trait VolumeIo: Send + Sync + fmt::Debug {
+    /// A name for logs (the path).
+    fn name(&self) -> &str;
+    /// Size in bytes.
+    fn size_bytes(&self) -> u64;
+    /// Reads exactly `length_bytes` at `offset_bytes` (an error if past the end).
+    fn read(&self, offset_bytes: u64, length_bytes: usize) -> BoxFuture<io::Result<Vec<u8>>>;
+    /// Writes all of `data` at `offset_bytes`.
+    fn write(&self, offset_bytes: u64, data: Bytes) -> BoxFuture<io::Result<()>>;
+    /// Makes completed writes durable (fdatasync).
+    fn sync(&self) -> BoxFuture<io::Result<()>>;
+}
+
+/// A buffer aligned to [`DIRECT_IO_ALIGN_BYTES`], for `O_DIRECT`.
+struct AlignedBuf {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: AlignedBuf owns its allocation exclusively (like Vec<u8>), so moving it between
+// threads or sharing &AlignedBuf is as safe as for Vec<u8>.
+unsafe impl Send for AlignedBuf {}
+// SAFETY: see above; &AlignedBuf only gives shared access to plain bytes.
+unsafe impl Sync for AlignedBuf {}
+
+impl AlignedBuf {
+    fn layout(len: usize) -> io::Result<Layout> {
+        Layout::from_size_align(len.max(DIRECT_IO_ALIGN_BYTES), DIRECT_IO_ALIGN_BYTES)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+    }
+
+    /// A zeroed buffer of `len` bytes.
+    fn zeroed(len: usize) -> io::Result<Self> {
+        let layout = Self::layout(len)?;
+        // SAFETY: the layout has a nonzero size (at least DIRECT_IO_ALIGN_BYTES).
+        let raw = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = std::ptr::NonNull::new(raw)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "aligned buffer"))?;
+        Ok(Self { ptr, len })
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: ptr points to an initialised (zeroed) allocation of at least len bytes owned
+        // by self, alive as long as &self.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in as_slice, and &mut self guarantees exclusive access.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        if let Ok(layout) = Self::layout(self.len) {
+            // SAFETY: ptr was allocated by alloc_zeroed with this same layout (same len).
+            unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) };
+        }
+    }
+}
+
+/// A volume backed by a file or block device, opened read-write (or read-only).
+pub struct FileVolume {
+    path: String,
+    file: Arc<File>,
+    size_bytes: u64,
+    direct: bool,
+}
+
+impl fmt::Debug for FileVolume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileVolume")
+            .field("path", &self.path)
+            .field("size_bytes", &self.size_bytes)
+            .field("direct", &self.direct)
+            .finish()
+    }
+}
+
+fn block_device_size(file: &File) -> io::Result<u64> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = file;
+    f.seek(SeekFrom::End(0))
+}
+
+impl FileVolume {
+    /// Opens `path`; tries `O_DIRECT` first when `prefer_direct`, falling back to buffered I/O
+    /// (with an fdatasync on [`VolumeIo::sync`]) where the file system refuses it.
+    pub fn open(path: impl AsRef<Path>, read_only: bool, prefer_direct: bool) -> io::Result<Self> {
+        let path_buf: PathBuf = path.as_ref().to_path_buf();
+        let open = |direct: bool| {
+            let mut o = OpenOptions::new();
+            o.read(true).write(!read_only);
+            if direct {
+                o.custom_flags(libc::O_DIRECT);
+            }
+            o.open(&path_buf)
+        };
+        let (file, direct) = if prefer_direct {
+            match open(true) {
+                Ok(f) => (f, true),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (open(false)?, false),
+                Err(e) => return Err(e),
+            }
+        } else {
+            (open(false)?, false)
+        };
+        let size_bytes = block_device_size(&file)?;
+        Ok(Self {
+            path: path_buf.display().to_string(),
+            file: Arc::new(file),
+            size_bytes,
+            direct,
+        })
+    }
+
+    /// True when the volume is open with `O_DIRECT`.
+    pub fn is_direct(&self) -> bool {
+        self.direct
+    }
+
+    fn check_range(&self, offset_bytes: u64, length_bytes: usize) -> io::Result<()> {
+        let end = u64::try_from(length_bytes)
+            .ok()
+            .and_then(|l| offset_bytes.checked_add(l));
+        match end {
+            Some(end) if end <= self.size_bytes => Ok(()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{}: range {offset_bytes}+{length_bytes} past the end ({})",
+                    self.path, self.size_bytes
+                ),
+            )),
+        }
+    }
+}
+
+/// The aligned superset of a range: (start, length).
+fn aligned_span(offset_bytes: u64, length_bytes: usize) -> io::Result<(u64, usize)> {
+    let align = DIRECT_IO_ALIGN_BYTES as u64;
+    let len = u64::try_from(length_bytes).map_err(|e| io::Error::other(e.to_string()))?;
+    let start = offset_bytes - offset_bytes % align;
+    let end = (offset_bytes + len).div_ceil(align) * align;
+    let span = usize::try_from(end - start).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok((start, span))
+}
+
+fn pread_exact(file: &File, buf: &mut [u8], offset_bytes: u64) -> io::Result<()> {
+    file.read_exact_at(buf, offset_bytes)
+}
+
+fn read_blocking(file: &File, direct: bool, offset_bytes: u64, len: usize) -> io::Result<Vec<u8>> {
+    if !direct {
+        let mut v = vec![0u8; len];
+        pread_exact(file, &mut v, offset_bytes)?;
+        return Ok(v);
+    }
+    let (start, span) = aligned_span(offset_bytes, len)?;
+    let mut buf = AlignedBuf::zeroed(span)?;
+    pread_exact(file, buf.as_mut_slice(), start)?;
+    let skip =
+        usize::try_from(offset_bytes - start).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(buf.as_slice()[skip..skip + len].to_vec())
+}
+
+fn write_blocking(file: &File, direct: bool, offset_bytes: u64, data: &[u8]) -> io::Result<()> {
+    if !direct {
+        return file.write_all_at(data, offset_bytes);
+    }
+    let (start, span) = aligned_span(offset_bytes, data.len())?;
+    let mut buf = AlignedBuf::zeroed(span)?;
+    let skip =
+        usize::try_from(offset_bytes - start).map_err(|e| io::Error::other(e.to_string()))?;
+    let align = DIRECT_IO_ALIGN_BYTES;
+    if skip != 0 || data.len() % align != 0 {
+        // Read-modify-write of the partial head/tail units (the caller serialises writes to
+        // the same unit).
+        let head_len = align.min(span);
+        pread_exact(file, &mut buf.as_mut_slice()[..head_len], start)?;
+        if span > align {
+            let tail = span - align;
+            let tail_off =
+                start + u64::try_from(tail).map_err(|e| io::Error::other(e.to_string()))?;
+            pread_exact(file, &mut buf.as_mut_slice()[tail..], tail_off)?;
+        }
+    }
+    buf.as_mut_slice()[skip..skip + data.len()].copy_from_slice(data);
+    file.write_all_at(buf.as_slice(), start)
+}
+
+impl VolumeIo for FileVolume {
+    fn name(&self) -> &str {
+        &self.path
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    fn read(&self, offset_bytes: u64, length_bytes: usize) -> BoxFuture<io::Result<Vec<u8>>> {
+        let checked = self.check_range(offset_bytes, length_bytes);
+        let file = Arc::clone(&self.file);
+        let direct = self.direct;
+        Box::pin(async move {
+            checked?;
+            tokio::task::spawn_blocking(move || {
+                read_blocking(&file, direct, offset_bytes, length_bytes)
+            })
+            .await
+            .map_err(|e| io::Error::other(format!("volume read task: {e}")))?
+        })
+    }
+
+    fn write(&self, offset_bytes: u64, data: Bytes) -> BoxFuture<io::Result<()>> {
+        let checked = self.check_range(offset_bytes, data.len());
+        let file = Arc::clone(&self.file);
+        let direct = self.direct;
+        Box::pin(async move {
+            checked?;
+            tokio::task::spawn_blocking(move || write_blocking(&file, direct, offset_bytes, &data))
+                .await
+                .map_err(|e| io::Error::other(format!("volume write task: {e}")))?
+        })
+    }
+
+    fn sync(&self) -> BoxFuture<io::Result<()>> {
+        let file = Arc::clone(&self.file);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || file.sync_data())
+                .await
+                .map_err(|e| io::Error::other(format!("volume sync task: {e}")))?
+        })
+    }
+}
+
+/// A fault layer: I/O touching `[start, end)` fails with EIO (reads, writes, or both).
+#[derive(Debug)]
+pub struct FaultVolume {
+    inner: Arc<dyn VolumeIo>,
+    faults: Mutex<Vec<FaultRange>>,
+}
+
+/// One injected fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultRange {
+    /// First byte on the volume.
+    pub start_bytes: u64,
+    /// One past the last byte.
+    pub end_bytes: u64,
+    /// Fail reads.
+    pub reads: bool,
+    /// Fail writes.
+    pub writes: bool,
+}
+
+impl FaultVolume {
+    /// Wraps `inner` with no faults.
+    pub fn new(inner: Arc<dyn VolumeIo>) -> Self {
+        Self {
+            inner,
+            faults: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Adds a fault.
+    pub fn add_fault(&self, fault: FaultRange) {
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(fault);
+    }
+
+    /// Removes every fault.
+    pub fn clear(&self) {
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    fn hit(&self, offset_bytes: u64, length_bytes: usize, write: bool) -> bool {
+        let end = offset_bytes.saturating_add(length_bytes as u64);
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|f| {
+                (if write { f.writes } else { f.reads })
+                    && offset_bytes < f.end_bytes
+                    && f.start_bytes < end
+            })
+    }
+}
+
+fn eio(what: &str) -> io::Error {
+    tracing::debug!(what, "fault layer: injected EIO");
+    io::Error::from_raw_os_error(libc::EIO)
+}
+
+impl VolumeIo for FaultVolume {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.inner.size_bytes()
+    }
+
+    fn read(&self, offset_bytes: u64, length_bytes: usize) -> BoxFuture<io::Result<Vec<u8>>> {
+        if self.hit(offset_bytes, length_bytes, false) {
+            return Box::pin(async { Err(eio("read")) });
+        }
+        self.inner.read(offset_bytes, length_bytes)
+    }
+
+    fn write(&self, offset_bytes: u64, data: Bytes) -> BoxFuture<io::Result<()>> {
+        if self.hit(offset_bytes, data.len(), true) {
+            return Box::pin(async { Err(eio("write")) });
+        }
+        self.inner.write(offset_bytes, data)
+    }
+
+    fn sync(&self) -> BoxFuture<io::Result<()>> {
+        self.inner.sync()
+    }
+}
+
+/// The kind of a traced I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceKind {
+    /// A read.
+    Read,
+    /// A write.
+    Write,
+    /// A sync.
+    Sync,
+}
+
+/// One issued I/O, as recorded by [`TraceVolume`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceEntry {
+    /// When it was issued (Tokio clock, so paused-time tests see virtual time).
+    pub issued_at: Instant,
+    /// What.
+    pub kind: TraceKind,
+    /// Offset on the volume.
+    pub offset_bytes: u64,
+    /// Length.
+    pub length_bytes: u64,
+}
+
+/// A tracing layer: records every I/O passed to the inner volume, with its issue time.
+#[derive(Debug)]
+pub struct TraceVolume {
+    inner: Arc<dyn VolumeIo>,
+    log: Mutex<Vec<TraceEntry>>,
+}
+
+/// Most entries a [`TraceVolume`] keeps (older ones are dropped first).
+pub const TRACE_MAX_ENTRIES: usize = 1 << 20;
+
+impl TraceVolume {
+    /// Wraps `inner`.
+    pub fn new(inner: Arc<dyn VolumeIo>) -> Self {
+        Self {
+            inner,
+            log: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A copy of the entries so far.
+    pub fn entries(&self) -> Vec<TraceEntry> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn record(&self, kind: TraceKind, offset_bytes: u64, length_bytes: u64) {
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() >= TRACE_MAX_ENTRIES {
+            log.remove(0);
+        }
+        log.push(TraceEntry {
+            issued_at: Instant::now(),
+            kind,
+            offset_bytes,
+            length_bytes,
+        });
+    }
+}
+
+impl VolumeIo for TraceVolume {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn size_bytes(&self) -> u64 {
+        self.inner.size_bytes()
+    }
+
+    fn read(&self, offset_bytes: u64, length_bytes: usize) -> BoxFuture<io::Result<Vec<u8>>> {
+        self.record(TraceKind::Read, offset_bytes, length_bytes as u64);
+        self.inner.read(offset_bytes, length_bytes)
+    }
+
+    fn write(&self, offset_bytes: u64, data: Bytes) -> BoxFuture<io::Result<()>> {
+        self.record(TraceKind::Write, offset_bytes, data.len() as u64);
+        self.inner.write(offset_bytes, data)
+    }
+
+    fn sync(&self) -> BoxFuture<io::Result<()>> {
+        self.record(TraceKind::Sync, 0, 0);
+        self.inner.sync()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(name: &str, size: u64) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pnfs-vol-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let p = dir.join(name);
+        let f = File::create(&p).expect("create");
+        f.set_len(size).expect("set_len");
+        p
+    }
+
+    #[tokio::test]
+    async fn unaligned_io_round_trips_with_and_without_direct() {
+        for direct in [false, true] {
+            let p = temp_file(&format!("rt-{direct}"), 64 * 1024);
+            let v = FileVolume::open(&p, false, direct).expect("open");
+            v.write(4096 * 3 + 17, Bytes::from(vec![0xab; 5000]))
+                .await
+                .expect("write");
+            let back = v.read(4096 * 3 + 10, 5020).await.expect("read");
+            assert_eq!(&back[..7], &[0; 7]);
+            assert!(back[7..5007].iter().all(|&b| b == 0xab));
+            assert_eq!(&back[5007..], &[0; 13]);
+            v.sync().await.expect("sync");
+            assert!(v.read(64 * 1024 - 1, 2).await.is_err());
+            let _ = std::fs::remove_file(&p);
+        }
+    }
+
+    #[tokio::test]
+    async fn fault_and_trace_layers_stack() {
+        let p = temp_file("fault", 64 * 1024);
+        let base: Arc<dyn VolumeIo> = Arc::new(FileVolume::open(&p, false, false).expect("open"));
+        let trace = Arc::new(TraceVolume::new(base));
+        let fault = FaultVolume::new(trace.clone());
+        fault.add_fault(FaultRange {
+            start_bytes: 8192,
+            end_bytes: 12288,
+            reads: true,
+            writes: true,
+        });
+        assert!(fault.read(0, 4096).await.is_ok());
+        let e = fault.read(12000, 4096).await.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO));
+        assert!(fault.write(8192, Bytes::from_static(b"x")).await.is_err());
+        assert!(fault.write(12288, Bytes::from_static(b"x")).await.is_ok());
+        let t = trace.entries();
+        assert_eq!(t.len(), 2, "{t:?}");
+        assert_eq!(t[1].kind, TraceKind::Write);
+        assert_eq!(t[1].offset_bytes, 12288);
+        let _ = std::fs::remove_file(&p);
+    }
+}

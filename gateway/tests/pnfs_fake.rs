@@ -1,0 +1,391 @@
+//! pNFS layer logic tests against the in-crate MDS test double (exact control over timing,
+//! recalls and faults) over real volume files. The acceptance runs against real servers are in
+//! pnfs_real.rs.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use pnfs_gateway::disk::Disk;
+use pnfs_gateway::mds_api::MetadataServer;
+use pnfs_gateway::pnfs::fence::FenceConfig;
+use pnfs_gateway::pnfs::testing::fake_mds::{
+    FakeMds, FakeMdsConfig, FakeTopology, FAKE_SIG_RESERVE_BYTES,
+};
+use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
+use pnfs_gateway::pnfs::testing::{make_volume_file, scratch_dir};
+use pnfs_gateway::pnfs::volume::{
+    FaultRange, FaultVolume, FileVolume, TraceKind, TraceVolume, VolumeIo,
+};
+use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
+use pnfs_gateway::stats::Stats;
+use pnfs_proto::nfs4::NfsStat;
+
+const FILE_BYTES: u64 = 8 << 20;
+
+struct Bed {
+    fake: Arc<FakeMds>,
+    client: PnfsClient<FakeMds>,
+}
+
+async fn bed(
+    tag: &str,
+    topo: FakeTopology,
+    leaves: usize,
+    block: u64,
+    layouts: bool,
+    wrap: impl Fn(Arc<dyn VolumeIo>) -> Arc<dyn VolumeIo>,
+) -> Bed {
+    let dir = scratch_dir(tag);
+    let leaf_bytes = 16 << 20;
+    let paths: Vec<_> = (0..leaves)
+        .map(|i| {
+            make_volume_file(
+                &dir,
+                &format!("leaf{i}"),
+                leaf_bytes + FAKE_SIG_RESERVE_BYTES,
+            )
+            .expect("volume file")
+        })
+        .collect();
+    let fake = FakeMds::new(FakeMdsConfig {
+        leaves: paths.clone(),
+        topology: topo,
+        block_bytes: block,
+        lease: Duration::from_secs(30),
+        layouts,
+    })
+    .await
+    .expect("fake MDS");
+    fake.create_file("/f", FILE_BYTES);
+    // Client-side handles: separate opens of the same files (as a gateway would have).
+    let volumes: Vec<Arc<dyn VolumeIo>> = paths
+        .iter()
+        .map(|p| {
+            wrap(
+                Arc::new(FileVolume::open(p, false, true).expect("open volume"))
+                    as Arc<dyn VolumeIo>,
+            )
+        })
+        .collect();
+    let client = PnfsClient::new(
+        Arc::clone(&fake),
+        volumes,
+        PnfsConfig::default(),
+        Arc::new(Stats::default()),
+    );
+    Bed { fake, client }
+}
+
+fn plain(v: Arc<dyn VolumeIo>) -> Arc<dyn VolumeIo> {
+    v
+}
+
+async fn workload_and_server_view(b: &Bed, seed: u64, block: u64) {
+    let disk = b.client.open_disk("/f", false).await.expect("open disk");
+    let mut cfg = WorkloadConfig::new(seed, block);
+    cfg.ops = 300;
+    let (rep, model) = run_workload(&disk, &cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(rep.reads > 50 && rep.writes > 50, "{rep:?}");
+    // After the workload's final flush, the server's view (committed data) equals the model.
+    let server = b.fake.server_view("/f").await.expect("server view");
+    for (i, (&s, &m)) in server.iter().zip(model.data.iter()).enumerate() {
+        if model.defined[i] {
+            assert_eq!(s, m, "seed={seed}: server view differs at byte {i}");
+        }
+    }
+    disk.close().await.expect("close");
+    let snap = b.client.stats().snapshot();
+    eprintln!("seed={seed} block={block} {rep:?}\n  {snap}");
+    assert!(
+        snap.direct_write_bytes > 0 && snap.layoutgets > 0 && snap.commits > 0,
+        "{snap}"
+    );
+    assert_eq!(snap.request_errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_block_sizes_simple() {
+    for (i, block) in [4096u64, 65536, 1 << 20].into_iter().enumerate() {
+        let b = bed(
+            &format!("bs{block}"),
+            FakeTopology::Simple,
+            1,
+            block,
+            true,
+            plain,
+        )
+        .await;
+        workload_and_server_view(&b, 0x5eed_0000 + i as u64, block).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_topologies() {
+    let cases = [
+        ("slice", FakeTopology::Slice, 1),
+        ("concat", FakeTopology::Concat, 3),
+        (
+            "stripe",
+            FakeTopology::Stripe {
+                unit_bytes: 64 * 1024,
+            },
+            3,
+        ),
+        (
+            "nested",
+            FakeTopology::Nested {
+                unit_bytes: 128 * 1024,
+            },
+            4,
+        ),
+    ];
+    for (i, (name, topo, leaves)) in cases.into_iter().enumerate() {
+        let b = bed(&format!("topo-{name}"), topo, leaves, 65536, true, plain).await;
+        workload_and_server_view(&b, 0x70b0_0000 + i as u64, 65536).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_written_through_copy_on_write_leaves_source_unchanged() {
+    let b = bed("cow", FakeTopology::Simple, 1, 65536, true, plain).await;
+    {
+        let src = b.client.open_disk("/f", false).await.expect("open src");
+        let mut cfg = WorkloadConfig::new(0xc0de, 65536);
+        cfg.trims = false;
+        cfg.workers = 0;
+        run_workload(&src, &cfg)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        src.close().await.expect("close src");
+    }
+    let before = b.fake.server_view("/f").await.expect("src view");
+    b.fake.clone_file("/f", "/clone").expect("clone");
+    let clone = b
+        .client
+        .open_disk("/clone", false)
+        .await
+        .expect("open clone");
+    let first = clone.read(0, 1 << 20).await.expect("read clone");
+    assert_eq!(&first[..], &before[..1 << 20], "clone starts as the source");
+    let cfg = WorkloadConfig::new(0xc0de_0001, 65536);
+    run_workload(&clone, &cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    clone.close().await.expect("close clone");
+    let after = b.fake.server_view("/f").await.expect("src view");
+    assert!(before == after, "source changed by writes to the clone");
+    let snap = b.client.stats().snapshot();
+    assert!(snap.rmw_blocks > 0, "{snap}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recalls_during_workload_cause_no_errors_or_mismatches() {
+    let b = bed("recall", FakeTopology::Simple, 1, 4096, true, plain).await;
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    let fake = Arc::clone(&b.fake);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = Arc::clone(&stop);
+    let recaller = tokio::spawn(async move {
+        let mut ok = 0u32;
+        let mut rounds = 0u32;
+        while ok < 100 && rounds < 100_000 && !stop2.load(Ordering::SeqCst) {
+            rounds += 1;
+            if fake.recall("/f") == NfsStat::OK {
+                ok += 1;
+                // Wait (bounded) for the return before the next recall.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                while fake.recall_pending("/f") && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                assert!(
+                    !fake.recall_pending("/f"),
+                    "layout not returned within 10 s"
+                );
+            } else {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        ok
+    });
+    let mut cfg = WorkloadConfig::new(0x7eca11, 4096);
+    cfg.ops = 1000;
+    let r = run_workload(&disk, &cfg).await;
+    stop.store(true, Ordering::SeqCst);
+    let recalled = recaller.await.expect("recaller");
+    r.unwrap_or_else(|e| panic!("{e}"));
+    let snap = b.client.stats().snapshot();
+    eprintln!("recalls answered OK: {recalled}\n  {snap}");
+    assert!(
+        recalled >= 20,
+        "too few recalls happened during the workload: {recalled}"
+    );
+    assert_eq!(snap.request_errors, 0);
+    assert!(snap.layoutreturns >= u64::from(recalled));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volume_eio_requests_complete_through_the_mds() {
+    let faults: Arc<std::sync::Mutex<Vec<Arc<FaultVolume>>>> = Arc::default();
+    let f2 = Arc::clone(&faults);
+    let b = bed("eio", FakeTopology::Simple, 1, 4096, true, move |v| {
+        let fv = Arc::new(FaultVolume::new(v));
+        f2.lock().expect("lock").push(Arc::clone(&fv));
+        fv
+    })
+    .await;
+    // Fail the first 4 MiB of the volume for reads and writes.
+    for fv in faults.lock().expect("lock").iter() {
+        fv.add_fault(FaultRange {
+            start_bytes: 0,
+            end_bytes: 4 << 20,
+            reads: true,
+            writes: true,
+        });
+    }
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    let mut cfg = WorkloadConfig::new(0xe10, 4096);
+    cfg.trims = false;
+    run_workload(&disk, &cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let snap = b.client.stats().snapshot();
+    eprintln!("{snap}");
+    assert!(
+        snap.volume_errors > 0 && snap.mds_write_bytes > 0 && snap.mds_read_bytes > 0,
+        "{snap}"
+    );
+    assert_eq!(snap.request_errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_layouts_means_mds_io_and_trylater_is_retried() {
+    let b = bed("nolayout", FakeTopology::Simple, 1, 4096, false, plain).await;
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    let mut cfg = WorkloadConfig::new(0x6a7e, 4096);
+    cfg.ops = 100;
+    run_workload(&disk, &cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let snap = b.client.stats().snapshot();
+    assert_eq!(snap.direct_write_bytes, 0);
+    assert!(snap.mds_write_bytes > 0);
+
+    let b = bed("trylater", FakeTopology::Simple, 1, 4096, true, plain).await;
+    b.fake.layoutget_errors.lock().expect("lock").extend([
+        NfsStat::LAYOUTTRYLATER,
+        NfsStat::RECALLCONFLICT,
+        NfsStat::BAD_STATEID,
+    ]);
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    disk.write(0, Bytes::from(vec![7u8; 8192]), true)
+        .await
+        .expect("write");
+    assert_eq!(
+        &disk.read(0, 8192).await.expect("read")[..],
+        &[7u8; 8192][..]
+    );
+    let snap = b.client.stats().snapshot();
+    assert_eq!(snap.layoutget_errors, 3, "{snap}");
+    assert!(snap.direct_write_bytes >= 8192, "{snap}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fencing_no_direct_write_after_the_fence_point() {
+    let traces: Arc<std::sync::Mutex<Vec<Arc<TraceVolume>>>> = Arc::default();
+    let t2 = Arc::clone(&traces);
+    let dir = scratch_dir("fence");
+    let path = make_volume_file(&dir, "leaf0", (16 << 20) + FAKE_SIG_RESERVE_BYTES).expect("vol");
+    let lease = Duration::from_secs(3);
+    let fake = FakeMds::new(FakeMdsConfig {
+        leaves: vec![path.clone()],
+        topology: FakeTopology::Simple,
+        block_bytes: 4096,
+        lease,
+        layouts: true,
+    })
+    .await
+    .expect("fake");
+    fake.create_file("/f", FILE_BYTES);
+    fake.spawn_renewer();
+    let base: Arc<dyn VolumeIo> = Arc::new(FileVolume::open(&path, false, true).expect("open"));
+    let tv = Arc::new(TraceVolume::new(base));
+    t2.lock().expect("lock").push(Arc::clone(&tv));
+    let fence = FenceConfig {
+        safety_margin: Duration::from_millis(500),
+        max_io: Duration::from_millis(500),
+        max_wait: Duration::from_millis(300),
+    };
+    let cfg = PnfsConfig {
+        fence,
+        ..PnfsConfig::default()
+    };
+    let client = PnfsClient::new(
+        Arc::clone(&fake),
+        vec![tv.clone() as Arc<dyn VolumeIo>],
+        cfg,
+        Arc::new(Stats::default()),
+    );
+    let disk = Arc::new(client.open_disk("/f", false).await.expect("open disk"));
+    // Stall the MDS (SIGSTOP-like) while the workload runs; resume after 2 leases.
+    let fake2 = Arc::clone(&fake);
+    let lease_rx = fake.lease_watch();
+    let staller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        fake2.stall();
+        let last = lease_rx.borrow().last_renewal_sent.expect("renewed");
+        let fence_point = fence.fence_point(&pnfs_gateway::mds_api::LeaseStatus {
+            last_renewal_sent: Some(last),
+            lease,
+            client_epoch: 1,
+        });
+        tokio::time::sleep(lease * 2).await;
+        let resumed_at = tokio::time::Instant::now();
+        fake2.resume();
+        fake2.renew();
+        (fence_point.expect("fence point"), resumed_at)
+    });
+    // Keep the workload running (bounded) until the stall is over.
+    for round in 0..200u64 {
+        let mut wcfg = WorkloadConfig::new(0xfe7ce + round, 4096);
+        wcfg.ops = 300;
+        wcfg.workers = 0;
+        wcfg.limit_bytes = 2 << 20;
+        // Flushes and trims commit through the (stalled) MDS and would park the workload
+        // before it reaches the fence; reads and writes on held layouts must hit it.
+        wcfg.flushes = false;
+        wcfg.trims = false;
+        run_workload(&*disk, &wcfg)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if staller.is_finished() {
+            break;
+        }
+    }
+    assert!(
+        staller.is_finished(),
+        "workload rounds ran out before the stall ended"
+    );
+    let (fence_point, resumed_at) = staller.await.expect("staller");
+    let late: Vec<_> = tv
+        .entries()
+        .into_iter()
+        .filter(|e| {
+            e.kind == TraceKind::Write && e.issued_at >= fence_point && e.issued_at < resumed_at
+        })
+        .collect();
+    assert!(
+        late.is_empty(),
+        "direct writes issued after the fence point: {late:?}"
+    );
+    let snap = client.stats().snapshot();
+    eprintln!("{snap}");
+    assert!(
+        snap.fencing_events > 0,
+        "the workload never hit the fence: {snap}"
+    );
+    assert_eq!(snap.request_errors, 0);
+}
