@@ -330,3 +330,20 @@ fn whole_rpc_record_with_compound_body() {
     assert_eq!(msg, call);
     assert_eq!(from_bytes::<CompoundArgs>(body), Ok(args));
 }
+
+#[test]
+fn status_names_and_unknown_attribute_bits() {
+    use pnfs_proto::nfs4::attr::{Fattr, FATTR4_FS_LOCATIONS_INFO, FATTR4_SIZE};
+    assert_eq!(
+        NfsStat::LAYOUTTRYLATER.name(),
+        Some("NFS4ERR_LAYOUTTRYLATER")
+    );
+    assert_eq!(NfsStat(10073).name(), None);
+    assert_eq!(NfsStat::NOENT.to_string(), "NFS4ERR_NOENT (2)");
+    let mask = Bitmap4::from_bits(&[FATTR4_SIZE, FATTR4_FS_LOCATIONS_INFO, 90]);
+    let unknown = Fattr::unknown_bits(&mask);
+    assert_eq!(
+        unknown.iter().collect::<Vec<_>>(),
+        vec![FATTR4_FS_LOCATIONS_INFO, 90]
+    );
+}

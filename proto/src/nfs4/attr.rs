@@ -615,6 +615,12 @@ impl Fattr {
         b
     }
 
+    /// The bits of `mask` that [`Fattr`] cannot carry (a server answers NFS4ERR_ATTRNOTSUPP
+    /// to a SETATTR/VERIFY/create with any of them instead of failing the whole request).
+    pub fn unknown_bits(mask: &Bitmap4) -> Bitmap4 {
+        mask.difference(&Self::known_bitmap())
+    }
+
     /// Encodes every attribute that is set.
     pub fn to_fattr4(&self) -> Fattr4 {
         self.encode_masked(&self.mask())

@@ -19,6 +19,37 @@
 //!
 //! Decoders accept what the XDR allows within the limits; protocol rules (a name longer than
 //! 255 bytes, minor version, which ops are allowed) are the server's and client's business.
+//!
+//! ```
+//! use pnfs_proto::nfs4::*;
+//! use pnfs_proto::xdr::{from_bytes, to_bytes};
+//!
+//! // Client: build and encode a request.
+//! let args = CompoundArgs::new("", vec![NfsArgOp::Putrootfh, NfsArgOp::Getfh, NfsArgOp::Savefh]);
+//! let wire = to_bytes(&args);
+//!
+//! // Server: decode, answer op by op, stop at the first failure.
+//! let req: CompoundArgs = from_bytes(&wire).unwrap();
+//! let mut results = Vec::new();
+//! for op in &req.argarray {
+//!     let res = match op {
+//!         NfsArgOp::Putrootfh => NfsResOp::Putrootfh(NfsStat::OK),
+//!         NfsArgOp::Getfh => NfsResOp::Getfh(Ok(GetfhResOk { object: FileHandle(vec![1, 2]) })),
+//!         other => NfsResOp::error_for(other, NfsStat::NOTSUPP),
+//!     };
+//!     let failed = !res.status().is_ok();
+//!     results.push(res);
+//!     if failed {
+//!         break;
+//!     }
+//! }
+//! let reply = CompoundRes::new(req.tag, results);
+//! assert_eq!(reply.status, NfsStat::NOTSUPP);
+//!
+//! // Client: decode the reply.
+//! let back: CompoundRes = from_bytes(&to_bytes(&reply)).unwrap();
+//! assert_eq!(back.first_error(), Some((2, NfsStat::NOTSUPP)));
+//! ```
 
 use crate::nfs4::attr::{Bitmap4, Fattr4};
 use crate::nfs4::macros::{xdr_struct, xdr_union};
