@@ -20,6 +20,9 @@
 #   nfs_mountstats MNT            the /proc/self/mountstats block of the NFS mount on MNT
 #   nfs_op_count OP [MNT]         per-op RPC count from /proc/self/mountstats (e.g. LAYOUTGET)
 #   nfs_pnfs_type [MNT]           the "pnfs=" field of mountstats (LAYOUT_BLOCK_VOLUME when used)
+#   nbd_attach HOST PORT EXPORT [DEV]  nbd-client to /dev/nbdN (default /dev/nbd0, 4 KiB
+#                                 blocks); waits until the device has a size; sets PNFS_NBD_DEV
+#   nbd_detach [DEV]              nbd-client -d
 #   drop_caches                   sync and drop page/dentry/inode caches
 #   assert_eq EXPECTED ACTUAL MSG / assert_gt A B MSG   (fail MSG and step NAME: the prelude)
 #   wait_for TIMEOUT_S CMD...     run CMD until it succeeds, at most TIMEOUT_S seconds
@@ -151,4 +154,20 @@ nfs_op_count() {
 nfs_pnfs_type() {
 	local mnt=${1:-${PNFS_CLIENT_MNT:-/mnt/nfs}}
 	nfs_mountstats "$mnt" | grep -o 'pnfs=[A-Za-z_]*' | head -n 1 | cut -d= -f2
+}
+
+nbd_attach() {
+	local host=$1 port=$2 export_name=$3 dev=${4:-/dev/nbd0}
+	[ -e /sys/module/nbd ] || modprobe nbd nbds_max=4 || fail "kernel feature missing: nbd"
+	wait_for 10 test -b "$dev"
+	nbd-client "$host" "$port" "$dev" -N "$export_name" -b 4096
+	wait_for 10 test "$(cat "/sys/block/${dev##*/}/size")" -gt 0
+	PNFS_NBD_DEV=$dev
+	export PNFS_NBD_DEV
+	echo "nbd: $dev attached to $host:$port export '$export_name' ($(blockdev --getsize64 "$dev") bytes)"
+}
+
+nbd_detach() {
+	local dev=${1:-${PNFS_NBD_DEV:-/dev/nbd0}}
+	nbd-client -d "$dev"
 }

@@ -547,9 +547,12 @@ fn spawn_reader(
             } else {
                 println!("[guest {name} {:6.1}s] {line}", at.as_secs_f64());
             }
-            let kept = match line.strip_prefix(STEP_MARKER) {
-                Some(step) => format!("==> step: {step}"),
-                None => line.clone(),
+            let kept = if let Some(step) = line.strip_prefix(STEP_MARKER) {
+                format!("==> step: {step}")
+            } else if let Some(what) = line.strip_prefix(FAILED_MARKER) {
+                format!("FAILED: {what}")
+            } else {
+                line.clone()
             };
             if c.text.len() + kept.len() < MAX_STDOUT_BYTES {
                 c.text.push_str(&kept);

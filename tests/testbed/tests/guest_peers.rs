@@ -1,4 +1,5 @@
-//! Guest peer smoke test (one boot): ublk_drv and nbd load; Linux nfsd exports XFS with `pnfs`;
+//! Guest peer smoke test (one boot): ublk_drv and nbd load (and nbd-client works against
+//! nbdkit); Linux nfsd exports XFS with `pnfs`;
 //! the kernel client (vers=4.1, blkmapd) writes 8 MiB and reads it back through block layouts
 //! only: LAYOUTGET > 0 and zero READ/WRITE RPCs in /proc/self/mountstats.
 
@@ -42,6 +43,18 @@ modprobe nbd nbds_max=4 || fail "kernel feature missing: nbd"
 wait_for 10 test -c /dev/ublk-control
 wait_for 10 test -b /dev/nbd0
 ls -l /dev/ublk-control /dev/nbd0
+
+step "nbd-client against nbdkit in the guest: ext4 round trip"
+truncate -s 64M /run/nbd.img
+nbdkit -f -i 127.0.0.1 -p 10809 -P /run/nbdkit.pid file /run/nbd.img &
+wait_for 20 test -s /run/nbdkit.pid
+nbd_attach 127.0.0.1 10809 disk
+mkfs.ext4 -q "$PNFS_NBD_DEV"
+mkdir -p /mnt/nbd && mount "$PNFS_NBD_DEV" /mnt/nbd
+head -c 1M "$DATA" > /mnt/nbd/part && umount /mnt/nbd
+fsck.ext4 -fn "$PNFS_NBD_DEV"
+nbd_detach
+kill "$(cat /run/nbdkit.pid)"
 
 step "nfsd pNFS export on XFS"
 start_nfsd_pnfs 512
