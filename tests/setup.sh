@@ -25,8 +25,10 @@ BACKPORTS_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64)
 MIN_KERNEL_MAJOR=6
 MIN_KERNEL_MINOR=12
 
-DEBIAN_SOURCES=${PNFS_DEBIAN_SOURCES:-/etc/apt/sources.list.d/debian.sources}
-BACKPORTS_SOURCES=${PNFS_BACKPORTS_SOURCES:-/etc/apt/sources.list.d/bookworm-backports.sources}
+# Overridable only to test this script's fresh-machine path in a scratch directory.
+APT_DIR=${PNFS_APT_DIR:-/etc/apt}
+DEBIAN_SOURCES=$APT_DIR/sources.list.d/debian.sources
+BACKPORTS_SOURCES=$APT_DIR/sources.list.d/bookworm-backports.sources
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 say() { echo "setup: $*" >&2; }
@@ -57,7 +59,7 @@ have_guest_kernel() {
 # backports_configured: true when some apt source already names bookworm-backports.
 backports_configured() {
   local f
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+  for f in "$APT_DIR/sources.list" "$APT_DIR"/sources.list.d/*.list "$APT_DIR"/sources.list.d/*.sources; do
     [ -f "$f" ] || continue
     # A one-line-style entry or a deb822 Suites field (ignoring comments).
     if grep -Eq '^[^#]*[[:space:]]bookworm-backports([[:space:]]|$)' "$f"; then
