@@ -34,9 +34,13 @@ KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 say() { echo "setup: $*" >&2; }
 die() { echo "setup: ERROR: $*" >&2; exit 1; }
 
+# INSTALLED: the fully installed ones among our packages (one dpkg-query call: fast).
+INSTALLED=" $(dpkg-query -W -f='${db:Status-Abbrev}${Package}\n' "${BOOKWORM_PKGS[@]}" "${BACKPORTS_PKGS[@]}" \
+  2>/dev/null | awk '$1 == "ii" { printf "%s ", $2 }')"
+
 # is_installed PKG: true when dpkg has PKG fully installed.
 is_installed() {
-  [ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" = "ii " ]
+  [[ $INSTALLED == *" $1 "* ]]
 }
 
 # have_guest_kernel: true when /boot has a >= 6.12 kernel whose modules are present.
