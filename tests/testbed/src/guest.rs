@@ -98,6 +98,12 @@ impl GuestScript {
         self
     }
 
+    /// Sets the number of guest CPUs.
+    pub fn cpus(mut self, cpus: u32) -> Self {
+        self.cpus = cpus;
+        self
+    }
+
     /// Sets the guest memory.
     pub fn memory_mib(mut self, memory_mib: u32) -> Self {
         self.memory_mib = memory_mib;
@@ -260,6 +266,14 @@ impl GuestRunner {
             console.started.map(|d| d.as_secs_f64()).unwrap_or(f64::NAN)
         );
 
+        let timings = console.step_timings(elapsed);
+        if !timings.is_empty() {
+            let list: Vec<String> = timings
+                .iter()
+                .map(|t| format!("{:?} {:.1}s", t.name, t.duration.as_secs_f64()))
+                .collect();
+            println!("[guest {}] step times: {}", script.name, list.join(", "));
+        }
         let exit_code = read_exit_code(&runner_dir);
         let failed = matches!(ended, Ended::TimedOut | Ended::WaitError(_))
             || !matches!(exit_code, Some(Ok(0)));
@@ -306,7 +320,7 @@ impl GuestRunner {
             }
             (Ended::Exited(_), Some(Ok(code))) => Ok(GuestOutcome {
                 exit_code: code,
-                steps: console.step_timings(elapsed),
+                steps: timings,
                 boot_time: console.started.unwrap_or_default(),
                 stdout: console.text,
                 elapsed,
