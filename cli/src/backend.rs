@@ -53,10 +53,22 @@ pub struct Gateway {
 }
 
 /// One open device: a file on the MDS, as a Disk.
-#[derive(Debug)]
 pub struct Device {
     /// Size in bytes.
     pub size_bytes: u64,
+    /// The disk the frontends serve.
+    pub disk: Arc<dyn pnfs_nbd::DynDisk>,
+    /// One line for NBD's export description ("file PATH on MDS ADDR").
+    pub description: String,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Device")
+            .field("size_bytes", &self.size_bytes)
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The NFSv4.1 client settings from the `[mds]` table.
@@ -131,7 +143,7 @@ impl Gateway {
 
     /// Ends the session (open files closed, DESTROY_SESSION, DESTROY_CLIENTID) after every
     /// device is closed.
-    pub async fn shutdown(self) -> Result<(), BackendError> {
+    pub async fn shutdown(&self) -> Result<(), BackendError> {
         self.client
             .shutdown()
             .await
@@ -159,7 +171,7 @@ pub struct NbdListeners {
     pub tcp: Vec<SocketAddr>,
     /// Unix socket paths.
     pub unix: Vec<PathBuf>,
-    /// Connection limit.
+    /// Connection limit (for each listener).
     pub max_connections: u32,
 }
 
@@ -177,26 +189,160 @@ pub struct NbdExport {
 /// The NBD server with its listeners bound.
 #[derive(Debug)]
 pub struct NbdServer {
-    _private: (),
+    listeners: Vec<(String, pnfs_nbd::Listener)>,
+    unix_paths: Vec<PathBuf>,
+    config: pnfs_nbd::ServerConfig,
+}
+
+/// Builds the export set the NBD server offers.
+pub fn nbd_export_set(exports: &[NbdExport]) -> Result<Arc<pnfs_nbd::ExportSet>, BackendError> {
+    let mut set = pnfs_nbd::ExportSet::new();
+    for e in exports {
+        let export = pnfs_nbd::Export::from_dyn(e.name.clone(), Arc::clone(&e.device.disk))
+            .with_description(e.device.description.clone())
+            .with_read_only(e.read_only);
+        set.add(export)
+            .map_err(|err| BackendError::Failed(format!("NBD export {:?}: {err}", e.name)))?;
+    }
+    Ok(Arc::new(set))
+}
+
+/// The NBD counters of export `name`, named for `pnfsgw stats`.
+pub fn nbd_counters(set: &pnfs_nbd::ExportSet, name: &str) -> BTreeMap<String, u64> {
+    let Some(e) = set.lookup(name) else {
+        return BTreeMap::new();
+    };
+    let s = e.stats().snapshot();
+    let commands = [
+        "read",
+        "write",
+        "disc",
+        "flush",
+        "trim",
+        "cache",
+        "write_zeroes",
+        "block_status",
+        "unknown",
+    ];
+    let mut m: BTreeMap<String, u64> = [
+        ("nbd.connections_total", s.connections_total),
+        ("nbd.connections_active", s.connections_active),
+        ("nbd.errors", s.errors),
+        ("nbd.read_bytes", s.read_bytes),
+        ("nbd.written_bytes", s.written_bytes),
+        ("nbd.trimmed_bytes", s.trimmed_bytes),
+        ("nbd.zeroed_bytes", s.zeroed_bytes),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (name, n) in commands.iter().zip(s.requests) {
+        if n > 0 {
+            m.insert(format!("nbd.requests.{name}"), n);
+        }
+    }
+    m
 }
 
 impl NbdServer {
-    /// Binds every listener (so address errors come before readiness).
-    pub async fn bind(listeners: &NbdListeners) -> Result<Self, BackendError> {
-        let _ = listeners;
-        Err(BackendError::NotBuilt("the NBD server (pnfs-nbd)"))
+    /// Binds every listener (so address errors come before readiness). A stale Unix socket
+    /// file (nobody listening) is replaced; a live one is an error.
+    pub async fn bind(l: &NbdListeners) -> Result<Self, BackendError> {
+        let mut listeners = Vec::new();
+        let mut unix_paths = Vec::new();
+        for addr in &l.tcp {
+            let t = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| BackendError::Failed(format!("NBD listen on {addr}: {e}")))?;
+            listeners.push((addr.to_string(), t.into()));
+        }
+        for path in &l.unix {
+            let u = bind_unix(path).map_err(|e| {
+                BackendError::Failed(format!("NBD listen on {}: {e}", path.display()))
+            })?;
+            unix_paths.push(path.clone());
+            listeners.push((path.display().to_string(), u.into()));
+        }
+        let config = pnfs_nbd::ServerConfig {
+            max_connections: usize::try_from(l.max_connections).unwrap_or(usize::MAX),
+            ..pnfs_nbd::ServerConfig::default()
+        };
+        Ok(Self {
+            listeners,
+            unix_paths,
+            config,
+        })
     }
 
-    /// Serves `exports` until `shutdown` turns true, then drains in-flight requests and
-    /// returns.
+    /// Serves `exports` on every listener until `shutdown` turns true, then drains in-flight
+    /// requests (the NBD server flushes every disk) and returns.
     pub async fn serve(
-        self,
-        exports: Vec<NbdExport>,
+        mut self,
+        exports: Arc<pnfs_nbd::ExportSet>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<(), BackendError> {
-        let _ = (exports, shutdown);
-        Err(BackendError::NotBuilt("the NBD server (pnfs-nbd)"))
+        let mut tasks = tokio::task::JoinSet::new();
+        for (name, listener) in std::mem::take(&mut self.listeners) {
+            let exports = Arc::clone(&exports);
+            let mut stop = shutdown.clone();
+            let config = self.config;
+            tasks.spawn(async move {
+                let r = pnfs_nbd::serve_with_config(listener, exports, config, async move {
+                    crate::stopped(&mut stop).await;
+                })
+                .await;
+                (name, r)
+            });
+        }
+        let mut errors = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((name, Err(e))) => errors.push(format!("NBD on {name}: {e}")),
+                Err(e) => errors.push(format!("NBD task: {e}")),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(BackendError::Failed(errors.join("; ")))
+        }
     }
+}
+
+impl Drop for NbdServer {
+    fn drop(&mut self) {
+        for p in &self.unix_paths {
+            if let Err(e) = std::fs::remove_file(p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("removing {}: {e}", p.display());
+                }
+            }
+        }
+    }
+}
+
+/// Binds a Unix stream socket, replacing a stale socket file.
+fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "in use: is another pnfsgw running?",
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(_) => {
+            if std::fs::symlink_metadata(path)?.file_type().is_socket() {
+                std::fs::remove_file(path)?;
+            }
+        }
+    }
+    tokio::net::UnixListener::bind(path)
 }
 
 /// A running ublk device.

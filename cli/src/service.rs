@@ -193,29 +193,11 @@ async fn serve(
     if opened.is_empty() {
         let outcome = Outcome::Failed(format!("no device could start ({})", failed.join(", ")));
         drop(devices);
-        match Arc::try_unwrap(gateway) {
-            Ok(g) => {
-                if let Err(e) = g.shutdown().await {
-                    tracing::error!("ending the MDS session: {e}");
-                }
-            }
-            Err(_) => tracing::error!("ending the MDS session: the gateway is still in use"),
+        if let Err(e) = gateway.shutdown().await {
+            tracing::error!("ending the MDS session: {e}");
         }
         return outcome;
     }
-    {
-        let gateway = Arc::clone(&gateway);
-        let devs = devices.clone();
-        board.set_refresh(Some(Arc::new(move |snap: &mut Snapshot| {
-            snap.counters = gateway.counters();
-            for (status, dev) in snap.devices.iter_mut().zip(&devs) {
-                if let Some(dev) = dev {
-                    status.counters = dev.counters();
-                }
-            }
-        })));
-    }
-
     let mut ready = Ready {
         failed: failed.clone(),
         ..Ready::default()
@@ -242,6 +224,7 @@ async fn serve(
         })
         .collect();
     let mut nbd_task = None;
+    let mut nbd_set: Option<Arc<pnfs_nbd::ExportSet>> = None;
     if !nbd_exports.is_empty() {
         let listeners = NbdListeners {
             tcp: config.nbd.tcp.clone(),
@@ -258,8 +241,14 @@ async fn serve(
                             .push((specs[*i].config.name.clone(), nbd_uri(addr, &e.name)));
                     }
                 }
-                let exports = nbd_exports.into_iter().map(|(_, e)| e).collect();
-                nbd_task = Some(tokio::spawn(server.serve(exports, front_stop_rx.clone())));
+                let exports: Vec<NbdExport> = nbd_exports.into_iter().map(|(_, e)| e).collect();
+                match backend::nbd_export_set(&exports) {
+                    Ok(set) => {
+                        nbd_set = Some(Arc::clone(&set));
+                        nbd_task = Some(tokio::spawn(server.serve(set, front_stop_rx.clone())));
+                    }
+                    Err(e) => fatal = Some(e.to_string()),
+                }
             }
             Err(e) => {
                 // Without its NBD listeners the service cannot do what it was asked.
@@ -298,6 +287,24 @@ async fn serve(
             }
         }
         ready.failed.clone_from(&failed);
+    }
+
+    {
+        let gateway = Arc::clone(&gateway);
+        let devs = devices.clone();
+        let exports: Vec<String> = specs.iter().map(|s| s.config.export.clone()).collect();
+        let nbd_set = nbd_set.clone();
+        board.set_refresh(Some(Arc::new(move |snap: &mut Snapshot| {
+            snap.counters = gateway.counters();
+            for ((status, dev), export) in snap.devices.iter_mut().zip(&devs).zip(&exports) {
+                if let Some(dev) = dev {
+                    status.counters = dev.counters();
+                }
+                if let Some(set) = &nbd_set {
+                    status.counters.extend(backend::nbd_counters(set, export));
+                }
+            }
+        })));
     }
 
     if fatal.is_none() {
@@ -372,12 +379,9 @@ async fn serve(
     board.set_refresh(None);
     drop(opened);
     drop(devices);
-    match Arc::try_unwrap(gateway) {
-        Ok(g) => match g.shutdown().await {
-            Ok(()) => tracing::info!("session destroyed"),
-            Err(e) => errors.push(format!("ending the MDS session: {e}")),
-        },
-        Err(_) => errors.push("ending the MDS session: the gateway is still in use".into()),
+    match gateway.shutdown().await {
+        Ok(()) => tracing::info!("session destroyed"),
+        Err(e) => errors.push(format!("ending the MDS session: {e}")),
     }
     if !errors.is_empty() {
         for e in &errors {
