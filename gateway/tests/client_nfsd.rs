@@ -1,0 +1,252 @@
+//! The NFSv4.1 client against Linux nfsd with a pNFS block-layout export, in the QEMU guest
+//! (the host kernel has no nfsd). The test boots the guest, starts nfsd and the kernel client,
+//! and runs this same test binary inside the guest (`PNFS_CLIENT_IN_GUEST=1`), where it:
+//! opens a file, writes through the MDS, gets a block layout (LAYOUTGET) and its device
+//! (GETDEVICEINFO), then lets the kernel client write the file so that nfsd recalls our layout
+//! (a real CB_LAYOUTRECALL on our backchannel, delivered to the CallbackSink), returns it, and
+//! finally cuts the connection and checks BIND_CONN_TO_SESSION against nfsd.
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use pnfs_gateway::client::{ClientConfig, NfsClient};
+use pnfs_gateway::mds_api::{
+    BoxFuture, CallbackSink, DeviceNotification, LayoutGetArgs, LayoutRecall, LayoutReturnArgs,
+    LayoutReturnTarget, MetadataServer, OpenMode, RecallTarget, StableHow, StateidArg,
+};
+use pnfs_proto::layout::block::BlockLayout;
+use pnfs_proto::nfs4::{LayoutIoMode, LayoutType, NfsStat};
+use tokio::sync::mpsc;
+
+const IN_GUEST: &str = "PNFS_CLIENT_IN_GUEST";
+const TEST_NAME: &str = "client_against_linux_nfsd_in_the_guest";
+/// Bytes written through the MDS before asking for a layout.
+const FILE_BYTES: usize = 1024 * 1024;
+
+/// Hands recalls to the test body (the sink must not call the fore channel itself).
+struct RecallSink {
+    tx: mpsc::UnboundedSender<LayoutRecall>,
+    seen: Mutex<Vec<String>>,
+}
+
+impl CallbackSink for RecallSink {
+    fn layout_recall(&self, recall: LayoutRecall) -> NfsStat {
+        self.seen.lock().unwrap().push(format!("{recall:?}"));
+        let _ = self.tx.send(recall);
+        NfsStat::OK
+    }
+    fn recall_any(&self, _type_mask: u32, _keep: u32) -> NfsStat {
+        NfsStat::OK
+    }
+    fn notify_deviceid(&self, _n: &[DeviceNotification]) -> NfsStat {
+        NfsStat::OK
+    }
+    fn server_restarted(&self) -> BoxFuture<()> {
+        Box::pin(async {})
+    }
+    fn state_lost(&self) {}
+}
+
+async fn guest_body() {
+    let mnt = std::env::var("PNFS_CLIENT_MNT").expect("PNFS_CLIENT_MNT from the guest script");
+    let mut cfg = ClientConfig::new("pnfs-gateway-guest-test");
+    cfg.limits.call_timeout_ms = 30_000;
+    let c = NfsClient::connect("127.0.0.1:2049", cfg)
+        .await
+        .expect("connect to nfsd");
+    println!(
+        "RESULT session slots={} mach_cred={} lease={:?}",
+        c.fore_slots(),
+        c.uses_mach_cred(),
+        c.lease()
+    );
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sink = Arc::new(RecallSink {
+        tx,
+        seen: Mutex::default(),
+    });
+    let dynsink: Arc<dyn CallbackSink> = sink.clone();
+    let weak: Weak<dyn CallbackSink> = Arc::downgrade(&dynsink);
+    c.set_callback_sink(weak);
+
+    let f = c
+        .open(
+            "gw.bin",
+            OpenMode {
+                read_only: false,
+                create_size_bytes: Some(0),
+            },
+        )
+        .await
+        .expect("OPEN create on nfsd");
+    assert!(
+        f.layout_types.contains(&LayoutType::BlockVolume),
+        "nfsd pnfs export offers block layouts: {:?}",
+        f.layout_types
+    );
+    println!(
+        "RESULT open blksize={} types={:?}",
+        f.layout_blksize_bytes, f.layout_types
+    );
+    let data: Vec<u8> = (0..FILE_BYTES).map(|i| u8::try_from(i % 251).unwrap()).collect();
+    let mut off = 0usize;
+    while off < data.len() {
+        let w = c
+            .write(
+                &f,
+                off as u64,
+                Bytes::copy_from_slice(&data[off..]),
+                StableHow::FileSync,
+            )
+            .await
+            .expect("MDS WRITE");
+        off += w.count_bytes as usize;
+    }
+    let lg = c
+        .layout_get(
+            &f,
+            LayoutGetArgs {
+                layout_type: LayoutType::BlockVolume,
+                iomode: LayoutIoMode::Read,
+                offset_bytes: 0,
+                length_bytes: FILE_BYTES as u64,
+                min_length_bytes: 4096,
+                stateid: StateidArg::Open,
+                max_reply_bytes: 64 * 1024,
+                signal_layout_avail: false,
+            },
+        )
+        .await
+        .expect("LAYOUTGET from nfsd");
+    assert!(!lg.segments.is_empty());
+    let layout: BlockLayout =
+        pnfs_proto::xdr::from_bytes(&lg.segments[0].body).expect("block layout body");
+    let ext = layout.extents.first().expect("at least one extent");
+    println!(
+        "RESULT layoutget segments={} extents={} roc={}",
+        lg.segments.len(),
+        layout.extents.len(),
+        lg.return_on_close
+    );
+    let dev = c
+        .get_device_info(LayoutType::BlockVolume, ext.device_id, 0)
+        .await
+        .expect("GETDEVICEINFO from nfsd");
+    assert!(!dev.addr_body.is_empty());
+    println!("RESULT getdeviceinfo bytes={}", dev.addr_body.len());
+
+    // The kernel client writes the same file: nfsd recalls our layout over the backchannel.
+    let path = format!("{mnt}/gw.bin");
+    let writer = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("dd")
+            .args([
+                "if=/dev/zero",
+                &format!("of={path}"),
+                "bs=4096",
+                "count=4",
+                "conv=notrunc,fsync",
+            ])
+            .status()
+    });
+    let recall = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+        .await
+        .expect("no CB_LAYOUTRECALL within 60 s")
+        .expect("sink channel open");
+    match &recall.target {
+        RecallTarget::File { fh, .. } => assert_eq!(fh, &f.fh, "recall names our file"),
+        other => println!("RESULT recall target {other:?}"),
+    }
+    let ret = c
+        .layout_return(
+            &f,
+            LayoutReturnArgs {
+                reclaim: false,
+                layout_type: LayoutType::BlockVolume,
+                iomode: LayoutIoMode::Any,
+                target: LayoutReturnTarget::File {
+                    offset_bytes: 0,
+                    length_bytes: u64::MAX,
+                    stateid: lg.stateid,
+                    body: Bytes::new(),
+                },
+            },
+        )
+        .await
+        .expect("LAYOUTRETURN after the recall");
+    println!(
+        "RESULT recall={:?} returned stateid_left={:?}",
+        recall.iomode,
+        ret.stateid.is_some()
+    );
+    let st = tokio::time::timeout(Duration::from_secs(120), writer)
+        .await
+        .expect("kernel client write finished")
+        .unwrap()
+        .expect("dd ran");
+    assert!(st.success(), "kernel client write failed: {st}");
+
+    // Connection cut: the next request reconnects and binds the new connection to the session.
+    let session = c.session_id();
+    c.drop_connection();
+    let size = c.get_size(&f).await.expect("GETATTR after reconnect");
+    assert_eq!(size, FILE_BYTES as u64);
+    let s = c.stats();
+    assert_eq!(c.session_id(), session);
+    assert!(s.binds >= 1, "{s:?}");
+    assert!(s.callbacks >= 1, "{s:?}");
+    println!("RESULT stats {s:?}");
+    c.close(&f).await.expect("CLOSE");
+    c.shutdown()
+        .await
+        .expect("DESTROY_SESSION + DESTROY_CLIENTID");
+    println!(
+        "RESULT guest body passed; sink saw {} recall(s)",
+        sink.seen.lock().unwrap().len()
+    );
+}
+
+#[test]
+fn client_against_linux_nfsd_in_the_guest() {
+    if std::env::var_os(IN_GUEST).is_some() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(guest_body());
+        return;
+    }
+    let Some(runner) = pnfs_testbed::require(pnfs_testbed::GuestRunner::new()) else {
+        return;
+    };
+    let exe = std::env::current_exe().unwrap();
+    let script = format!(
+        r#"
+        step "nfsd pnfs export"
+        start_nfsd_pnfs 512
+        step "kernel client"
+        mount_kernel_client
+        step "gateway client in the guest"
+        {IN_GUEST}=1 PNFS_CLIENT_MNT=$PNFS_CLIENT_MNT {exe} --exact {TEST_NAME} --nocapture --test-threads 1 2>&1 | tee $OUT/body.log
+        grep -q 'RESULT guest body passed' $OUT/body.log
+        nfs_op_count LAYOUTGET > $OUT/kernel_layoutgets || true
+        "#,
+        exe = exe.display(),
+    );
+    let outcome = runner
+        .run(
+            &pnfs_testbed::GuestScript::new(script)
+                .name("client-nfsd")
+                .timeout(Duration::from_secs(600)),
+        )
+        .expect("guest run");
+    let log = std::fs::read_to_string(outcome.out_file("body.log")).unwrap_or_default();
+    for line in log.lines().filter(|l| l.starts_with("RESULT")) {
+        println!("{line}");
+    }
+    assert!(
+        log.contains("RESULT guest body passed"),
+        "guest body did not pass:\n{log}"
+    );
+}
