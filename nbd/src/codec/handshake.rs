@@ -306,6 +306,13 @@ fn expect_empty(data: &[u8], what: &str) -> Result<(), OptionDataError> {
 impl ClientOption {
     /// Interprets option data. Errors name what is wrong.
     pub fn parse(code: u32, data: &[u8], limits: &CodecLimits) -> Result<Self, OptionDataError> {
+        if data.len() > limits.max_option_data_bytes as usize {
+            return Err(OptionDataError::TooBig(format!(
+                "option data of {} bytes (limit {})",
+                data.len(),
+                limits.max_option_data_bytes
+            )));
+        }
         Ok(match code {
             OPT_EXPORT_NAME => {
                 ClientOption::ExportName(parse_string(data, "export name").map_err(invalid)?)

@@ -10,6 +10,7 @@
 //! tests and the fuzz target can exercise every parser.
 
 pub mod consts;
+pub mod exercise;
 pub mod handshake;
 pub mod transmission;
 
@@ -159,8 +160,8 @@ pub(crate) fn be_u64(buf: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(a)
 }
 
-/// Checks a protocol string: UTF-8, no NUL, at most 4096 bytes.
-pub(crate) fn parse_string(bytes: &[u8], what: &str) -> Result<String, String> {
+/// Checks a protocol string: UTF-8, no NUL, at most 4096 bytes; the error names `what`.
+pub fn parse_string(bytes: &[u8], what: &str) -> Result<String, String> {
     if bytes.len() > consts::MAX_STRING_BYTES {
         return Err(format!(
             "{what} of {} bytes is longer than {} bytes",

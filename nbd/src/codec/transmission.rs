@@ -374,6 +374,12 @@ fn parse_error_fields(c: &mut Cursor<'_>, what: &str) -> NbdResult<(u32, String)
     if error == 0 {
         return Err(NbdError::protocol(format!("{what} chunk with error 0")));
     }
+    if m.len() > MAX_ERROR_MESSAGE_BYTES {
+        return Err(NbdError::protocol(format!(
+            "{what} message of {} bytes is longer than {MAX_ERROR_MESSAGE_BYTES}",
+            m.len()
+        )));
+    }
     Ok((error, String::from_utf8_lossy(m).into_owned()))
 }
 

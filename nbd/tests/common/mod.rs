@@ -145,6 +145,8 @@ pub async fn run(program: &Path, args: &[&str]) -> Output {
         .args(args)
         .env("PATH", path)
         .env("LANG", "C")
+        // Tools that leave files behind (fio's verify state) leave them in the scratch dir.
+        .current_dir(scratch_dir())
         .kill_on_drop(true)
         .output();
     tokio::time::timeout(TEST_TIMEOUT, child)
@@ -205,6 +207,16 @@ impl Rng {
     /// Uniform below `n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
+    }
+
+    /// Uniform index below `len` (len > 0).
+    pub fn index(&mut self, len: usize) -> usize {
+        usize::try_from(self.below(len as u64)).unwrap_or(0)
+    }
+
+    /// A random byte.
+    pub fn byte(&mut self) -> u8 {
+        self.next_u64().to_le_bytes()[0]
     }
 
     /// Fills a buffer.
