@@ -61,12 +61,13 @@ pub struct GuestScript {
 }
 
 impl GuestScript {
-    /// A script with the defaults: 1 GiB, 2 CPUs, a 300 s timeout.
+    /// A script with the defaults: 1 GiB, 2 CPUs, a 600 s timeout (a guard against hangs;
+    /// boots take 5-10 s on an idle 2-core machine but over a minute on an overloaded one).
     pub fn new(script: impl Into<String>) -> GuestScript {
         GuestScript {
             name: "guest".to_owned(),
             script: script.into(),
-            timeout: Duration::from_secs(300),
+            timeout: Duration::from_secs(600),
             env: Vec::new(),
             sources: Vec::new(),
             memory_mib: 1024,

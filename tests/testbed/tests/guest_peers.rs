@@ -109,7 +109,7 @@ fn nfsd_pnfs_block_layout_and_block_modules() {
             &GuestScript::new(SCRIPT)
                 .name("nfsd-pnfs")
                 .env("DATA", data_path.to_str().unwrap())
-                .timeout(Duration::from_secs(300)),
+                .timeout(Duration::from_secs(900)),
         )
         .expect("guest peer checks");
 

@@ -26,7 +26,7 @@ fn guest_runs_script_and_gives_files_back() {
             &GuestScript::new(script)
                 .name("selftest-ok")
                 .env("GREETING", "it's a 'quoted' value")
-                .timeout(Duration::from_secs(120)),
+                .timeout(Duration::from_secs(600)),
         )
         .expect("guest run");
     assert_eq!(outcome.exit_code, 0);
@@ -69,7 +69,7 @@ fn failing_step_is_named_with_kernel_log_tail() {
         .run(
             &GuestScript::new(script)
                 .name("selftest-fail")
-                .timeout(Duration::from_secs(120)),
+                .timeout(Duration::from_secs(600)),
         )
         .expect_err("the script fails on purpose");
     let msg = err.to_string();

@@ -19,7 +19,7 @@ fn usage() -> ExitCode {
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
-    let mut timeout_s: u64 = 300;
+    let mut timeout_s: u64 = 600;
     let mut memory_mib: u32 = 1024;
     let mut keep = false;
     let mut script = None;
