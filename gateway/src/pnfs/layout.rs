@@ -102,6 +102,10 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
     start: u64,
     end: u64,
 ) -> Result<LayoutOutcome, PnfsError> {
+    if !f.open.layout_types.contains(&LayoutType::BlockVolume) {
+        // The file system offers no block layouts (e.g. nfs-ganesha VFS): MDS I/O only.
+        return Ok(LayoutOutcome::Unavailable);
+    }
     let _serial = f.layoutget_lock.lock().await;
     let (gap_start, gap_end) = {
         let st = f.lock();
