@@ -269,6 +269,10 @@ fn sample_topology_maps_offsets() {
             size_bytes: 9 * MIB
         })
     );
+    // Sizes of another topology are refused, not trusted.
+    let other = addr(vec![simple(0, b"x")]).validate().unwrap();
+    let other_sizes = other.sizes(|_, _| Some(MIB)).unwrap();
+    assert_eq!(topo.map(&other_sizes, 0), Err(LayoutError::SizesMismatch));
     assert_eq!(
         topo.map_offset(0, |_, _| None),
         Err(LayoutError::UnknownLeafSize { volume: 0 })

@@ -707,7 +707,11 @@ impl<L: LeafVolume> Topology<L> {
                     volume,
                     ..
                 } => {
-                    off += start_bytes; // within the child: checked by sizes()
+                    // Within the child when `sizes` belongs to this topology (checked by
+                    // `sizes()`); sizes from elsewhere must not overflow into a panic.
+                    off = off
+                        .checked_add(*start_bytes)
+                        .ok_or(LayoutError::SizesMismatch)?;
                     v = *volume as usize;
                 }
                 VolumeNode::Concat { volumes } => {
