@@ -6,6 +6,7 @@
 //! (a real CB_LAYOUTRECALL on our backchannel, delivered to the CallbackSink), returns it, and
 //! finally cuts the connection and checks BIND_CONN_TO_SESSION against nfsd.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -28,6 +29,8 @@ const FILE_BYTES: usize = 1024 * 1024;
 struct RecallSink {
     tx: mpsc::UnboundedSender<LayoutRecall>,
     seen: Mutex<Vec<String>>,
+    restarted: AtomicU32,
+    lost: AtomicU32,
 }
 
 impl CallbackSink for RecallSink {
@@ -43,9 +46,12 @@ impl CallbackSink for RecallSink {
         NfsStat::OK
     }
     fn server_restarted(&self) -> BoxFuture<()> {
+        self.restarted.fetch_add(1, Ordering::SeqCst);
         Box::pin(async {})
     }
-    fn state_lost(&self) {}
+    fn state_lost(&self) {
+        self.lost.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 async fn guest_body() {
@@ -65,6 +71,8 @@ async fn guest_body() {
     let sink = Arc::new(RecallSink {
         tx,
         seen: Mutex::default(),
+        restarted: AtomicU32::new(0),
+        lost: AtomicU32::new(0),
     });
     let dynsink: Arc<dyn CallbackSink> = sink.clone();
     let weak: Weak<dyn CallbackSink> = Arc::downgrade(&dynsink);
@@ -89,7 +97,9 @@ async fn guest_body() {
         "RESULT open blksize={} types={:?}",
         f.layout_blksize_bytes, f.layout_types
     );
-    let data: Vec<u8> = (0..FILE_BYTES).map(|i| u8::try_from(i % 251).unwrap()).collect();
+    let data: Vec<u8> = (0..FILE_BYTES)
+        .map(|i| u8::try_from(i % 251).unwrap())
+        .collect();
     let mut off = 0usize;
     while off < data.len() {
         let w = c
@@ -195,7 +205,55 @@ async fn guest_body() {
     assert_eq!(c.session_id(), session);
     assert!(s.binds >= 1, "{s:?}");
     assert!(s.callbacks >= 1, "{s:?}");
-    println!("RESULT stats {s:?}");
+    println!("RESULT stats after cut {s:?}");
+
+    // nfsd restart: its state is gone; the client gets a new client ID, reclaims the open
+    // (CLAIM_PREVIOUS in nfsd's grace period) and the same OpenFile keeps working.
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "rpc.nfsd 0 && sleep 1 && rpc.nfsd -N 3 -V 4.1 -V 4.2 4",
+        ])
+        .output()
+        .expect("restart nfsd");
+    assert!(
+        out.status.success(),
+        "nfsd restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tail = Bytes::from(vec![0xabu8; 8192]);
+    let mut done = 0usize;
+    while done < tail.len() {
+        let w = c
+            .write(
+                &f,
+                (FILE_BYTES - tail.len() + done) as u64,
+                tail.slice(done..),
+                StableHow::FileSync,
+            )
+            .await
+            .expect("WRITE across the nfsd restart");
+        done += w.count_bytes as usize;
+    }
+    let r = c
+        .read(&f, (FILE_BYTES - tail.len()) as u64, 8192)
+        .await
+        .expect("READ after restart");
+    assert!(r.data == tail, "data written across the restart reads back");
+    let r = c.read(&f, 65536, 4096).await.expect("READ after restart");
+    assert!(
+        r.data[..] == data[65536..65536 + 4096],
+        "data from before the restart is intact"
+    );
+    let s = c.stats();
+    let (restarted, lost) = (
+        sink.restarted.load(Ordering::SeqCst),
+        sink.lost.load(Ordering::SeqCst),
+    );
+    println!("RESULT after nfsd restart {s:?} server_restarted={restarted} state_lost={lost}");
+    assert_eq!(s.client_ids, 2, "{s:?}");
+    assert_eq!(s.reclaimed_opens + s.reopened_opens, 1, "{s:?}");
+    assert_eq!(restarted + lost, 1);
     c.close(&f).await.expect("CLOSE");
     c.shutdown()
         .await
@@ -224,6 +282,7 @@ fn client_against_linux_nfsd_in_the_guest() {
     let script = format!(
         r#"
         step "nfsd pnfs export"
+        mkdir -p /var/lib/nfs/v4recovery
         start_nfsd_pnfs 512
         step "kernel client"
         mount_kernel_client

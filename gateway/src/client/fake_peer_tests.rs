@@ -29,6 +29,8 @@ enum Fault {
     SequenceDelay,
     /// Forget the session before the next SEQUENCE (as if the server destroyed it).
     KillSession,
+    /// Set SEQ4_STATUS_CB_PATH_DOWN in the next SEQUENCE reply.
+    PathDown,
 }
 
 #[derive(Debug, Default)]
@@ -138,13 +140,19 @@ impl Peer {
                 vec![NfsResOp::Sequence(Err(NfsStat::SEQ_MISORDERED))],
             )));
         }
+        let status_flags = if self.script.front() == Some(&Fault::PathDown) {
+            self.script.pop_front();
+            super::wire::seq4::CB_PATH_DOWN
+        } else {
+            0
+        };
         let mut res = vec![NfsResOp::Sequence(Ok(SequenceResOk {
             sessionid: seq.sessionid,
             sequenceid: seq.sequenceid,
             slotid: seq.slotid,
             highest_slotid: u32::try_from(SLOTS - 1).unwrap(),
             target_highest_slotid: u32::try_from(SLOTS - 1).unwrap(),
-            status_flags: 0,
+            status_flags,
         }))];
         let mut drop_conn = false;
         for op in ops {
@@ -327,4 +335,30 @@ async fn idle_renewal_runs_every_third_of_the_lease() {
     let n = c.stats().renewals - before;
     assert!((3..=4).contains(&n), "renewals in 95 s idle: {n}");
     c.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn cb_path_down_in_a_sequence_reply_rebinds_the_connection() {
+    let peer = Arc::new(Mutex::new(Peer::default()));
+    let c = client(&peer).await;
+    peer.lock().unwrap().script.push_back(Fault::PathDown);
+    commit(&c).await.unwrap();
+    // The rebind runs in the background: poll for it with a bound (paused clock).
+    for _ in 0..100 {
+        if peer.lock().unwrap().binds == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        peer.lock().unwrap().binds,
+        1,
+        "BIND_CONN_TO_SESSION after CB_PATH_DOWN"
+    );
+    let s = c.stats();
+    assert_eq!(
+        (s.binds, s.connects, s.sessions),
+        (1, 1, 1),
+        "same connection, same session: {s:?}"
+    );
 }
