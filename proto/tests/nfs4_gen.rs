@@ -389,6 +389,7 @@ gen_struct! {
     RetentionGet { duration, begin_time }
     RetentionSet { enable, duration }
     SecLabel { lfs, pi, data }
+    ModeUmask { mode, umask }
     Fattr {
         supported_attrs, file_type, fh_expire_type, change, size, link_support, symlink_support,
         named_attr, fsid, unique_handles, lease_time, rdattr_error, acl, aclsupport, archive,
@@ -402,7 +403,7 @@ gen_struct! {
         fs_layout_types, layout_hint, layout_types, layout_blksize, layout_alignment,
         mdsthreshold, retention_get, retention_set, retentevt_get, retentevt_set, retention_hold,
         mode_set_masked, suppattr_exclcreat, fs_charset_cap, clone_blksize, space_freed,
-        change_attr_type, sec_label,
+        change_attr_type, sec_label, mode_umask, xattr_support,
     }
 }
 

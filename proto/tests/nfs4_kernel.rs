@@ -1,5 +1,6 @@
 //! Real Linux traffic through our decoders: in the QEMU guest, the kernel NFSv4.1 client talks
-//! pNFS (block layout) to the kernel nfsd while dumpcap records port 2049. On the host, every
+//! pNFS (block layout) to the kernel nfsd, then an NFSv4.2 mount allocates, punches, seeks,
+//! clones and copies, while dumpcap records port 2049. On the host, every
 //! RPC record of every TCP stream is decoded with this crate: each NFSv4 COMPOUND call and reply
 //! must decode, re-encode to exactly the bytes Linux sent, and every fattr4 in it must decode
 //! into the typed attribute set. Callback traffic on the same connection (CB_COMPOUND) is
@@ -52,6 +53,18 @@ mount_kernel_client /mnt/nfs
 cmp <(head -c 1M /run/data) $m/data
 assert_eq hello "$(cat $m/dir/renamed)" "small file"
 umount_kernel_client $m
+
+step "NFSv4.2 client: allocate, punch, seek, clone, copy"
+mkdir -p /mnt/nfs42
+mount -t nfs -o vers=4.2 localhost:/ /mnt/nfs42
+f=/mnt/nfs42/v42
+fallocate -l 2M $f
+fallocate -p -o 0 -l 1M $f
+xfs_io -c "seek -d 0" $f
+cp --reflink=always $f $f.clone
+xfs_io -f -c "copy_range -s 0 -d 0 -l 65536 $f" $f.copy
+nfs_mountstats /mnt/nfs42 > $OUT/mountstats42
+umount /mnt/nfs42
 
 step "stop capture"
 pid=$(cat /run/cap/pid)
@@ -273,6 +286,11 @@ fn linux_client_and_nfsd_traffic_decodes_and_reencodes_exactly() {
         OP_CREATE,
         OP_READDIR,
         OP_SETATTR,
+        OP_ALLOCATE,
+        OP_DEALLOCATE,
+        OP_SEEK,
+        OP_CLONE,
+        OP_COPY,
     ] {
         assert!(
             tally.ops.contains_key(&op),

@@ -3,7 +3,8 @@
 //!
 //! [`Fattr`] has an `Option` field per attribute this crate knows: every RFC 8881 attribute
 //! except fs_locations_info (67), plus the RFC 7862 ones (clone_blksize 77, space_freed 78,
-//! change_attr_type 79, sec_label 80). [`Fattr::encode_masked`] writes the attributes that are
+//! change_attr_type 79, sec_label 80), mode_umask (81, RFC 8275; Linux sends it when creating
+//! over NFSv4.2) and xattr_support (82, RFC 8276). [`Fattr::encode_masked`] writes the attributes that are
 //! both set and requested, in bit order, and returns the result mask; [`Fattr::from_fattr4`]
 //! walks the mask in bit order and refuses unknown bits (their values cannot be skipped).
 //! What a server advertises in supported_attrs is its own choice; [`Fattr::known_bitmap`] is
@@ -401,6 +402,17 @@ xdr_struct! {
 }
 
 xdr_struct! {
+    /// mode_umask4 (RFC 8275): the mode to create with and the umask to apply to it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct ModeUmask {
+        /// mu_mode.
+        pub mode: u32,
+        /// mu_umask.
+        pub umask: u32,
+    }
+}
+
+xdr_struct! {
     /// sec_label4 (RFC 7862).
     #[derive(Debug, Clone, PartialEq, Eq, Default)]
     pub struct SecLabel {
@@ -574,6 +586,8 @@ fattr_table! {
     78 FATTR4_SPACE_FREED space_freed: u64;
     79 FATTR4_CHANGE_ATTR_TYPE change_attr_type: u32;
     80 FATTR4_SEC_LABEL sec_label: SecLabel;
+    81 FATTR4_MODE_UMASK mode_umask: ModeUmask;
+    82 FATTR4_XATTR_SUPPORT xattr_support: bool;
 }
 
 /// FATTR4_FS_LOCATIONS_INFO (67): known number, but [`Fattr`] does not carry it.
@@ -581,7 +595,7 @@ pub const FATTR4_FS_LOCATIONS_INFO: u32 = 67;
 
 impl Fattr {
     /// Write-only attributes: GETATTR asking for them gets NFS4ERR_INVAL (RFC 8881 §5.5,
-    /// §5.12; nfs-ganesha refuses exactly these).
+    /// §5.12, RFC 8275; nfs-ganesha refuses the RFC 8881 ones).
     pub const WRITE_ONLY: &'static [u32] = &[
         FATTR4_TIME_ACCESS_SET,
         FATTR4_TIME_MODIFY_SET,
@@ -589,15 +603,18 @@ impl Fattr {
         FATTR4_RETENTION_SET,
         FATTR4_RETENTEVT_SET,
         FATTR4_MODE_SET_MASKED,
+        FATTR4_MODE_UMASK,
     ];
 
-    /// Attributes that exist only from NFSv4.2 (RFC 7862); a minor-version-1 request should
-    /// not ask for them.
+    /// Attributes that exist only from NFSv4.2 (RFC 7862, 8275, 8276); a minor-version-1
+    /// request should not ask for them.
     pub const MINOR2_ONLY: &'static [u32] = &[
         FATTR4_CLONE_BLKSIZE,
         FATTR4_SPACE_FREED,
         FATTR4_CHANGE_ATTR_TYPE,
         FATTR4_SEC_LABEL,
+        FATTR4_MODE_UMASK,
+        FATTR4_XATTR_SUPPORT,
     ];
 
     /// A bitmap of every attribute [`Fattr`] knows.
