@@ -1370,7 +1370,7 @@ impl Fs {
             for c in &ino.cow {
                 let a = c.file_off.max(file_off);
                 let b = c.end().min(file_off + len);
-                if a < b && c.vol_off + (a - c.file_off) == vol_off + (a - file_off) {
+                if a < b && (vol_off == 0 || c.vol_off + (a - c.file_off) == vol_off + (a - file_off)) {
                     cow_hit.push((a, b, c.vol_off + (a - c.file_off)));
                 }
             }
@@ -1404,9 +1404,11 @@ impl Fs {
             for e in &ino.extents {
                 let a = e.file_off.max(file_off);
                 let b = e.end().min(file_off + len);
+                // Linux sends storage offset 0 in every commit extent; a non-zero offset must
+                // match what we handed out.
                 if a < b
                     && e.state == ExtState::Invalid
-                    && e.vol_off + (a - e.file_off) == vol_off + (a - file_off)
+                    && (vol_off == 0 || e.vol_off + (a - e.file_off) == vol_off + (a - file_off))
                 {
                     marks.push((a, b));
                 }
@@ -1663,7 +1665,7 @@ mod tests {
         assert_eq!(w[0].es, 2);
         let v = w[0].vol_off;
         fs.vol.write(v + 4096, b"xyz").unwrap();
-        // A commit for the wrong volume offset changes nothing.
+        // A commit for the wrong volume offset changes nothing (0 means "not given", as Linux sends).
         fs.layout_commit(f, &[(4096, 4096, v + 8192)], Some(4098), None).unwrap();
         assert_eq!(fs.read(f, 4096, 3).unwrap().0, vec![0, 0, 0]);
         fs.layout_commit(f, &[(4096, 4096, v + 4096)], Some(4098), None).unwrap();

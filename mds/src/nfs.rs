@@ -940,6 +940,10 @@ impl State {
         let mut count = 0u32;
         let mut slot_to_cache: Option<([u8; 16], u32)> = None;
         let nops = c.ops.len();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let names: Vec<u32> = c.ops.iter().map(|(n, _)| *n).collect();
+            tracing::debug!("compound {names:?}");
+        }
         for (i, (opnum, op)) in c.ops.into_iter().enumerate() {
             let is_seq = matches!(op, Op::Sequence { .. });
             let sessionless = matches!(
@@ -981,6 +985,7 @@ impl State {
                             continue;
                         }
                         Err(e) => {
+                            tracing::debug!("SEQUENCE failed: {e}");
                             enc.put_u32(e.0);
                             status = e;
                             break;
@@ -1000,6 +1005,7 @@ impl State {
                 }
             };
             if st != NfsStat::OK {
+                tracing::debug!("op {opnum_out} failed: {st}");
                 write_failed_status(&mut enc, st, opnum_out);
                 status = st;
                 break;
@@ -1518,6 +1524,7 @@ impl State {
                     return Err(NfsStat::BADLAYOUT);
                 }
                 let list: Vec<(u64, u64, u64)> = exts.iter().map(|x| (x.1, x.2, x.3)).collect();
+                tracing::debug!("LAYOUTCOMMIT file {id} last {last:?} extents {list:?}");
                 match self.fs.layout_commit(id, &list, last, mtime)? {
                     Some(s) => {
                         e.put_bool(true);
@@ -1914,6 +1921,7 @@ impl State {
             pieces.truncate(k);
             end = covered;
         }
+        tracing::debug!("LAYOUTGET file {id} rw {rw} asked {off}+{len} min {minlen} -> {a}..{end} {pieces:?}");
         let dev = self.device_id();
         let mut body = Encoder::new();
         body.put_u32(u32::try_from(pieces.len()).unwrap_or(0));

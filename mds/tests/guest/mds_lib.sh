@@ -1,0 +1,37 @@
+# Guest helpers for the embedded MDS (sourced after tests/guest/lib.sh).
+#   start_mds PORT BLOCK_SIZE [extra flags]   volume file on tmpfs, MDS in background, loop dev
+#   kill_mds                                   SIGKILL the MDS
+# Needs PNFS_MDS_BIN (path of the pnfs-mds binary built on the host).
+
+MDS_DIR=${MDS_DIR:-/run/mds}
+
+start_mds() {
+	local port=$1 bs=$2
+	shift 2
+	mkdir -p "$MDS_DIR"
+	[ -f "$MDS_DIR/vol.img" ] || truncate -s "${MDS_VOL_MIB:-256}M" "$MDS_DIR/vol.img"
+	RUST_LOG=${RUST_LOG:-info} "$PNFS_MDS_BIN" --listen "127.0.0.1:$port" --state "$MDS_DIR/state" \
+		--volume "$MDS_DIR/vol.img" --block-size "$bs" --lease-seconds 10 --grace-seconds 10 "$@" \
+		>>"$MDS_DIR/mds.log" 2>&1 &
+	MDS_PID=$!
+	export MDS_PID
+	wait_for 20 test -S "$MDS_DIR/state/admin.sock"
+	# The label is written before the socket exists; now the loop device may show it.
+	if [ -z "${MDS_LOOP:-}" ]; then
+		require_module loop
+		MDS_LOOP=$(losetup -f --show "$MDS_DIR/vol.img")
+		export MDS_LOOP
+	fi
+	echo "mds: pid $MDS_PID port $port block size $bs volume $MDS_LOOP"
+}
+
+kill_mds() {
+	kill -9 "$MDS_PID" 2>/dev/null || true
+	wait "$MDS_PID" 2>/dev/null || true
+	rm -f "$MDS_DIR/state/admin.sock"
+}
+
+mds_admin() {
+	printf '%s\n' "$*" | socat - "UNIX-CONNECT:$MDS_DIR/state/admin.sock" 2>/dev/null ||
+		python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((sys.argv[2]+"\n").encode()); print(s.makefile().readline().strip())' "$MDS_DIR/state/admin.sock" "$*"
+}
