@@ -116,7 +116,7 @@ pub struct CheckConfigArgs {
 pub struct MdsCmdArgs {
     /// The embedded MDS's arguments.
     #[command(flatten)]
-    pub mds: pnfs_mds_args::Args,
+    pub mds: pnfs_mds::MdsArgs,
 }
 
 /// `pnfsgw stats`.
@@ -155,18 +155,6 @@ pub struct DemoArgs {
     /// Data path of the demo device.
     #[arg(long, value_enum, default_value = "pnfs")]
     pub data_path: DataPathArg,
-}
-
-/// Until pnfs-mds exports its clap `MdsArgs`, `pnfsgw mds` takes any arguments and says it
-/// is not built yet. Switching to the real flags is this one alias.
-pub mod pnfs_mds_args {
-    /// Placeholder for `pnfs_mds::MdsArgs`.
-    #[derive(Debug, clap::Args)]
-    pub struct Args {
-        /// Arguments for the embedded MDS (not built yet).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        pub rest: Vec<String>,
-    }
 }
 
 #[cfg(test)]

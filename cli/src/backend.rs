@@ -3,9 +3,6 @@
 //! the embedded MDS (pnfs-mds). Everything the service does to them goes through this module,
 //! so wiring a newly landed crate touches only this file.
 
-// Until every crate is wired, some placeholder fields are not read yet.
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,8 +10,13 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use pnfs_config::{Config, DeviceConfig, MdsConfig};
+use pnfs_config::{Config, DataPath, DeviceConfig, MdsConfig};
 use pnfs_gateway::client::{ClientConfig, NfsClient};
+use pnfs_gateway::pnfs::file_disk::PnfsDisk;
+use pnfs_gateway::pnfs::volume::VolumeIo;
+use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig, PnfsError};
+use pnfs_gateway::stats::Stats;
+use pnfs_proto::nfs4::NfsStat;
 use thiserror::Error;
 use tokio::sync::watch;
 
@@ -44,10 +46,16 @@ pub struct DeviceSpec {
     pub create_size_bytes: Option<u64>,
 }
 
-/// The gateway core: one NFSv4.1 client session to the MDS and the volume map.
+/// The NFSv4.1 client as the pNFS layer sees it.
+type Mds = NfsClient;
+
+/// The gateway core: one NFSv4.1 client session to the MDS, the pNFS layer over it, and the
+/// volumes it found.
 #[derive(Debug)]
 pub struct Gateway {
-    client: NfsClient,
+    client: Arc<Mds>,
+    pnfs: PnfsClient<Mds>,
+    stats: Arc<Stats>,
     /// The address the session is on.
     pub mds_addr: String,
 }
@@ -60,6 +68,7 @@ pub struct Device {
     pub disk: Arc<dyn pnfs_nbd::DynDisk>,
     /// One line for NBD's export description ("file PATH on MDS ADDR").
     pub description: String,
+    pnfs_disk: Arc<PnfsDisk<Mds>>,
 }
 
 impl std::fmt::Debug for Device {
@@ -83,10 +92,65 @@ fn client_config(mds: &MdsConfig) -> ClientConfig {
     c
 }
 
+/// The pNFS layer settings from the configuration.
+fn pnfs_config(config: &Config) -> PnfsConfig {
+    let mut c = PnfsConfig::default();
+    c.fence.safety_margin = Duration::from_millis(config.mds.lease_margin_ms);
+    c.fence.max_io = Duration::from_millis(config.mds.max_io_ms);
+    // The cache bound is global in the pNFS layer: the sum of the per-device limits.
+    let total: u64 = config
+        .devices
+        .iter()
+        .map(|d| u64::from(d.max_cached_extents))
+        .sum();
+    c.max_cached_pieces = usize::try_from(total.max(1)).unwrap_or(usize::MAX);
+    c
+}
+
+/// Opens every candidate volume of the search list; a candidate that cannot be opened is
+/// logged and skipped (a search list may name devices that are absent on this host).
+fn open_volumes(config: &Config) -> Result<Vec<Arc<dyn VolumeIo>>, BackendError> {
+    let candidates = config.volumes.candidates().map_err(BackendError::Failed)?;
+    let mut out = Vec::new();
+    for path in candidates {
+        match PnfsClient::<Mds>::open_volumes(std::slice::from_ref(&path), false, true) {
+            Ok(mut v) => {
+                tracing::info!("volume candidate {}", path.display());
+                out.append(&mut v);
+            }
+            Err(e) => tracing::warn!("volume candidate skipped: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+/// True when the MDS error is "no such file".
+fn is_noent(e: &PnfsError) -> bool {
+    matches!(e, PnfsError::Mds(m) if m.nfs_status() == Some(NfsStat::NOENT))
+}
+
 impl Gateway {
     /// Connects to the first MDS address that answers (EXCHANGE_ID, CREATE_SESSION), each
-    /// try bounded by `connect_timeout_ms`.
+    /// try bounded by `connect_timeout_ms`, and sets up the pNFS layer over the volumes of
+    /// the search list.
+    ///
+    /// `data_path = "mds"` is honoured by giving the pNFS layer no volumes (every layout's
+    /// volume is then unresolvable and I/O goes through MDS READ/WRITE); the layer has one
+    /// volume set per MDS, so it must be the same for every device.
     pub async fn connect(config: &Config) -> Result<Self, BackendError> {
+        let mds_only = config.devices.iter().all(|d| d.data_path == DataPath::Mds);
+        if !mds_only && config.devices.iter().any(|d| d.data_path == DataPath::Mds) {
+            return Err(BackendError::Failed(
+                "data_path = \"mds\" on some devices only is not supported yet: use it on all or none"
+                    .into(),
+            ));
+        }
+        let volumes = if mds_only {
+            tracing::info!("data path: MDS READ/WRITE only (no volumes opened)");
+            Vec::new()
+        } else {
+            open_volumes(config)?
+        };
         let limit = Duration::from_millis(config.mds.connect_timeout_ms);
         let mut errors = Vec::new();
         for addr in &config.mds.addresses {
@@ -99,8 +163,18 @@ impl Gateway {
                         client.lease().as_secs(),
                         client.fore_slots()
                     );
+                    let client = Arc::new(client);
+                    let stats = Arc::new(Stats::default());
+                    let pnfs = PnfsClient::new(
+                        Arc::clone(&client),
+                        volumes,
+                        pnfs_config(config),
+                        Arc::clone(&stats),
+                    );
                     return Ok(Self {
                         client,
+                        pnfs,
+                        stats,
                         mds_addr: addr,
                     });
                 }
@@ -115,16 +189,79 @@ impl Gateway {
         Err(BackendError::Failed(errors.join("; ")))
     }
 
-    /// Opens one device's file (creating it when asked) and sets up its pNFS disk.
+    /// Opens one device's file (creating it when asked and missing) and sets up its pNFS
+    /// disk; checks the expected block size.
     pub async fn open(&self, spec: &DeviceSpec) -> Result<Device, BackendError> {
-        let _ = spec;
-        Err(BackendError::NotBuilt("the pNFS disk (pnfs-gateway pnfs/)"))
+        let c = &spec.config;
+        let disk = match self.pnfs.open_disk(&c.path, c.read_only).await {
+            Ok(d) => d,
+            Err(e) if is_noent(&e) => match spec.create_size_bytes {
+                None => {
+                    return Err(BackendError::NotFound {
+                        path: c.path.clone(),
+                    })
+                }
+                Some(size) => {
+                    self.create(&c.path, size).await?;
+                    self.pnfs
+                        .open_disk(&c.path, c.read_only)
+                        .await
+                        .map_err(|e| {
+                            BackendError::Failed(format!(
+                                "opening {} after creating it: {e}",
+                                c.path
+                            ))
+                        })?
+                }
+            },
+            Err(e) => return Err(BackendError::Failed(e.to_string())),
+        };
+        if let Some(want) = c.block_size {
+            if disk.block_bytes() != u64::from(want) {
+                let got = disk.block_bytes();
+                if let Err(e) = disk.close().await {
+                    tracing::warn!("closing {}: {e}", c.path);
+                }
+                return Err(BackendError::Failed(format!(
+                    "the layout block size is {got} bytes, the configuration expects block_size = {want}"
+                )));
+            }
+        }
+        let size_bytes = pnfs_gateway::disk::Disk::info(&disk).size_bytes;
+        let pnfs_disk = Arc::new(disk);
+        let dyn_disk: Arc<dyn pnfs_nbd::DynDisk> = pnfs_disk.clone();
+        Ok(Device {
+            size_bytes,
+            disk: dyn_disk,
+            description: format!("file {} on MDS {}", c.path, self.mds_addr),
+            pnfs_disk,
+        })
     }
 
-    /// Whole-gateway counters for `pnfsgw stats`.
+    /// Creates `path` with `size_bytes` (OPEN with create, then CLOSE).
+    async fn create(&self, path: &str, size_bytes: u64) -> Result<(), BackendError> {
+        use pnfs_gateway::mds_api::{MetadataServer, OpenMode};
+        let mode = OpenMode {
+            read_only: false,
+            create_size_bytes: Some(size_bytes),
+        };
+        let open = self
+            .client
+            .open(path, mode)
+            .await
+            .map_err(|e| BackendError::Failed(format!("creating {path}: {e}")))?;
+        self.client
+            .close(&open)
+            .await
+            .map_err(|e| BackendError::Failed(format!("closing {path} after creating it: {e}")))?;
+        tracing::info!("created {path} ({size_bytes} bytes) on the MDS");
+        Ok(())
+    }
+
+    /// Whole-gateway counters for `pnfsgw stats`: the session's and the pNFS layer's.
     pub fn counters(&self) -> BTreeMap<String, u64> {
         let s = self.client.stats();
-        [
+        let mut m: BTreeMap<String, u64> = [
             ("mds.connects", s.connects),
             ("mds.binds", s.binds),
             ("mds.sessions", s.sessions),
@@ -138,29 +275,67 @@ impl Gateway {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+        .collect();
+        // The pNFS counters print as "name=value ..."; take them all, whatever they are.
+        for pair in self.stats.snapshot().to_string().split_whitespace() {
+            if let Some((k, v)) = pair.split_once('=') {
+                if let Ok(v) = v.parse() {
+                    m.insert(format!("pnfs.{k}"), v);
+                }
+            }
+        }
+        m.insert(
+            "pnfs.cached_pieces".into(),
+            self.pnfs.cached_pieces() as u64,
+        );
+        m
     }
 
-    /// Ends the session (open files closed, DESTROY_SESSION, DESTROY_CLIENTID) after every
-    /// device is closed.
+    /// Returns every layout still held, closes every file, then ends the session
+    /// (DESTROY_SESSION, DESTROY_CLIENTID). Called after every device is closed.
     pub async fn shutdown(&self) -> Result<(), BackendError> {
-        self.client
+        let pnfs = self
+            .pnfs
             .shutdown()
             .await
-            .map_err(|e| BackendError::Failed(e.to_string()))
+            .map_err(|e| BackendError::Failed(format!("returning layouts: {e}")));
+        let session = self
+            .client
+            .shutdown()
+            .await
+            .map_err(|e| BackendError::Failed(e.to_string()));
+        pnfs.and(session)
     }
 }
 
 impl Device {
     /// This device's counters for `pnfsgw stats`.
     pub fn counters(&self) -> BTreeMap<String, u64> {
-        BTreeMap::new()
+        [
+            ("pnfs.cached_pieces", self.pnfs_disk.cached_pieces() as u64),
+            (
+                "pnfs.uncommitted_pieces",
+                self.pnfs_disk.uncommitted_pieces() as u64,
+            ),
+            ("pnfs.block_bytes", self.pnfs_disk.block_bytes()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
     }
 
     /// Flushes, commits (LAYOUTCOMMIT), returns the layouts and closes the file. Called once,
     /// after every frontend of the device has stopped.
     pub async fn close(&self) -> Result<(), BackendError> {
-        Ok(())
+        use pnfs_gateway::disk::Disk;
+        self.pnfs_disk
+            .flush()
+            .await
+            .map_err(|e| BackendError::Failed(format!("flush: {e}")))?;
+        self.pnfs_disk
+            .close()
+            .await
+            .map_err(|e| BackendError::Failed(e.to_string()))
     }
 }
 
@@ -373,6 +548,8 @@ impl UblkDevice {
 pub struct EmbeddedMds {
     /// Where it listens.
     pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// Options for the in-process MDS of `pnfsgw demo`.
@@ -386,25 +563,58 @@ pub struct EmbeddedMdsOptions {
     pub volume: PathBuf,
     /// Layout block size.
     pub block_size_bytes: u32,
+    /// Lease time it grants.
+    pub lease_seconds: u32,
 }
 
 /// Starts the embedded MDS in this process.
 pub async fn start_embedded_mds(opts: &EmbeddedMdsOptions) -> Result<EmbeddedMds, BackendError> {
-    let _ = opts;
-    Err(BackendError::NotBuilt("the embedded MDS (pnfs-mds)"))
+    let args = pnfs_mds::MdsArgs {
+        listen: opts.listen.to_string(),
+        state: opts.state_dir.clone(),
+        volumes: vec![opts.volume.clone()],
+        block_size: Some(u64::from(opts.block_size_bytes)),
+        config: None,
+        lease_seconds: Some(u64::from(opts.lease_seconds)),
+        grace_seconds: None,
+        recall_timeout_seconds: None,
+        admin_socket: None,
+        label_at_end: false,
+    };
+    std::fs::create_dir_all(&opts.state_dir)
+        .map_err(|e| BackendError::Failed(format!("{}: {e}", opts.state_dir.display())))?;
+    let mds = pnfs_mds::Config::from_args(&args)
+        .and_then(pnfs_mds::Config::open)
+        .map_err(|e| BackendError::Failed(e.to_string()))?;
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| BackendError::Failed(format!("MDS listen on {}: {e}", opts.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| BackendError::Failed(e.to_string()))?;
+    let (stop, mut stop_rx) = watch::channel(false);
+    let task = tokio::spawn(pnfs_mds::run(listener, mds, async move {
+        crate::stopped(&mut stop_rx).await;
+    }));
+    Ok(EmbeddedMds { addr, stop, task })
 }
 
 impl EmbeddedMds {
-    /// Stops the MDS and waits for it to save its state.
+    /// Stops the MDS and waits for it (its metadata is committed on every change).
     pub async fn stop(self) -> Result<(), BackendError> {
-        Ok(())
+        let _ = self.stop.send(true);
+        self.task
+            .await
+            .map_err(|e| BackendError::Failed(format!("MDS task: {e}")))
     }
 }
 
 /// `pnfsgw mds`: runs the embedded MDS from its own flags until SIGINT/SIGTERM.
-pub fn mds_main(args: crate::args::pnfs_mds_args::Args) -> Result<(), BackendError> {
-    let _ = args;
-    Err(BackendError::NotBuilt(
-        "the embedded MDS (pnfs-mds MdsArgs/main_with)",
-    ))
+pub fn mds_main(args: pnfs_mds::MdsArgs) -> Result<(), BackendError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| BackendError::Failed(format!("async runtime: {e}")))?;
+    rt.block_on(pnfs_mds::main_with(args))
+        .map_err(|e| BackendError::Failed(e.to_string()))
 }

@@ -21,6 +21,9 @@ pub const DEMO_PATH: &str = "/demo";
 pub const DEMO_EXPORT: &str = "demo";
 /// The volume file inside the state directory.
 pub const VOLUME_FILE: &str = "volume.img";
+/// The embedded MDS's lease in the demo: long enough that the fencing budget (lease minus
+/// margin minus the longest I/O) leaves direct I/O open between renewals.
+pub const DEMO_LEASE_SECONDS: u32 = 30;
 /// The line printed (to stdout) when the demo is ready; tests wait for it.
 pub const READY_LINE: &str = "pnfsgw demo: ready";
 
@@ -130,6 +133,7 @@ pub fn main(a: DemoArgs) -> u8 {
             state_dir: dir.join("mds"),
             volume: volume.clone(),
             block_size_bytes: block_size,
+            lease_seconds: DEMO_LEASE_SECONDS,
         };
         let mds = match backend::start_embedded_mds(&mds_opts).await {
             Ok(m) => m,

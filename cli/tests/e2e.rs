@@ -144,7 +144,6 @@ fn stats(control: &Path) -> String {
 }
 
 #[test]
-#[ignore = "not yet: needs the embedded MDS (pnfs-mds run API), the pNFS disk (pnfs-gateway pnfs/) and the NBD server (pnfs-nbd serve)"]
 fn demo_end_to_end() {
     let (Some(_), Some(_)) = (
         pnfs_testbed::require_tool("nbdinfo"),
@@ -223,7 +222,6 @@ fn demo_end_to_end() {
 }
 
 #[test]
-#[ignore = "not yet: needs the pNFS disk (pnfs-gateway pnfs/) with MDS READ/WRITE, and the NBD server (pnfs-nbd serve)"]
 fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
     let Some(_) = pnfs_testbed::require_tool("qemu-io") else {
         return;
