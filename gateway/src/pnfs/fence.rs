@@ -34,9 +34,9 @@ pub struct FenceConfig {
 impl Default for FenceConfig {
     fn default() -> Self {
         Self {
-            safety_margin: Duration::from_secs(2),
-            max_io: Duration::from_secs(5),
-            max_wait: Duration::from_secs(2),
+            safety_margin: Duration::from_secs(1),
+            max_io: Duration::from_secs(2),
+            max_wait: Duration::from_secs(3),
         }
     }
 }
@@ -111,13 +111,13 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(
             cfg.fence_point(&lease(Some(t0))),
-            Some(t0 + Duration::from_secs(23))
+            Some(t0 + Duration::from_secs(27))
         );
-        assert!(cfg.may_issue(&lease(Some(t0)), t0 + Duration::from_millis(22_999)));
-        assert!(!cfg.may_issue(&lease(Some(t0)), t0 + Duration::from_secs(23)));
+        assert!(cfg.may_issue(&lease(Some(t0)), t0 + Duration::from_millis(26_999)));
+        assert!(!cfg.may_issue(&lease(Some(t0)), t0 + Duration::from_secs(27)));
         assert!(!cfg.may_issue(&lease(None), t0));
         let tiny = LeaseStatus {
-            lease: Duration::from_secs(5),
+            lease: Duration::from_secs(3),
             ..lease(Some(t0))
         };
         assert!(
@@ -135,7 +135,7 @@ mod tests {
             wait_unfenced(&cfg, &mut rx, || panic!("not fenced")).await,
             FenceDecision::Open
         );
-        tokio::time::sleep(Duration::from_secs(24)).await;
+        tokio::time::sleep(Duration::from_secs(28)).await;
         let renew = tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
             tx.send_replace(lease(Some(Instant::now())));

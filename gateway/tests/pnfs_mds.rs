@@ -1,0 +1,315 @@
+//! The pNFS disk against the real embedded MDS (crate pnfs-mds, served in-process on
+//! 127.0.0.1) through the real NFSv4.1 client: block layouts on volume files, every topology,
+//! block sizes 4 KiB / 64 KiB / 1 MiB, copy-on-write clones and recalls on demand. The seeded
+//! workload is checked against its model after every read, and at the end the data read
+//! back through MDS READ (the server's block map) must equal the model: LAYOUTCOMMIT worked.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pnfs_gateway::client::{ClientConfig, NfsClient};
+use pnfs_gateway::disk::Disk;
+use pnfs_gateway::mds_api::{MetadataServer, OpenMode};
+use pnfs_gateway::pnfs::testing::workload::{run_workload, Model, WorkloadConfig};
+use pnfs_gateway::pnfs::testing::{make_volume_file, scratch_dir};
+use pnfs_gateway::pnfs::volume::{FileVolume, VolumeIo};
+use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
+use pnfs_gateway::stats::{Stats, StatsSnapshot};
+use pnfs_mds::volume::{LabelAt, Topology};
+
+const FILE_BYTES: u64 = 8 << 20;
+const LEAF_BYTES: u64 = 32 << 20;
+
+struct Server {
+    mds: Arc<pnfs_mds::Mds>,
+    addr: String,
+    leaves: Vec<PathBuf>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+async fn start(
+    tag: &str,
+    leaves: usize,
+    block_bytes: u64,
+    topology: Topology,
+    label_at: LabelAt,
+) -> Server {
+    let dir = scratch_dir(&format!("mds-{tag}"));
+    let paths: Vec<PathBuf> = (0..leaves)
+        .map(|i| make_volume_file(&dir, &format!("leaf{i}"), LEAF_BYTES).expect("volume"))
+        .collect();
+    let cfg = pnfs_mds::Config {
+        settings: pnfs_mds::nfs::Settings {
+            lease: Duration::from_secs(10),
+            grace: Duration::from_secs(10),
+            recall_timeout: Duration::from_secs(15),
+            layout_blksize: 4096,
+        },
+        block_bytes,
+        state_dir: dir.join("state"),
+        volumes: paths.iter().map(|p| (p.clone(), label_at)).collect(),
+        topology,
+    };
+    let mds = cfg.open().expect("open MDS");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("listen");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(pnfs_mds::run(listener, Arc::clone(&mds), async move {
+        let _ = rx.await;
+    }));
+    Server {
+        mds,
+        addr,
+        leaves: paths,
+        stop: Some(tx),
+    }
+}
+
+fn simple(volume: usize) -> Topology {
+    Topology::Simple { volume }
+}
+
+async fn connect(s: &Server, owner: &str) -> Arc<NfsClient> {
+    Arc::new(
+        NfsClient::connect(&s.addr, ClientConfig::new(owner))
+            .await
+            .expect("connect"),
+    )
+}
+
+async fn create(nfs: &NfsClient, path: &str) {
+    let f = nfs
+        .open(
+            path,
+            OpenMode {
+                read_only: false,
+                create_size_bytes: Some(FILE_BYTES),
+            },
+        )
+        .await
+        .expect("create file");
+    assert_eq!(f.size_bytes, FILE_BYTES);
+    nfs.close(&f).await.expect("close");
+}
+
+fn gateway(s: &Server, nfs: Arc<NfsClient>) -> PnfsClient<NfsClient> {
+    let vols: Vec<Arc<dyn VolumeIo>> = s
+        .leaves
+        .iter()
+        .map(|p| {
+            Arc::new(FileVolume::open(p, false, true).expect("open leaf")) as Arc<dyn VolumeIo>
+        })
+        .collect();
+    PnfsClient::new(nfs, vols, PnfsConfig::default(), Arc::new(Stats::default()))
+}
+
+/// Reads the file through MDS READ (the server's block map) and compares with the model.
+async fn check_server_view(nfs: &NfsClient, path: &str, model: &Model, seed: u64) {
+    let f = nfs
+        .open(
+            path,
+            OpenMode {
+                read_only: true,
+                create_size_bytes: None,
+            },
+        )
+        .await
+        .expect("open for check");
+    let mut at = 0u64;
+    while at < FILE_BYTES {
+        let r = nfs.read(&f, at, 1 << 20).await.expect("MDS READ");
+        assert!(!r.data.is_empty(), "empty READ at {at}");
+        for (i, &b) in r.data.iter().enumerate() {
+            let o = usize::try_from(at).expect("offset") + i;
+            if model.defined[o] {
+                assert_eq!(
+                    b, model.data[o],
+                    "seed={seed}: server data differs at byte {o}"
+                );
+            }
+        }
+        at += r.data.len() as u64;
+    }
+    nfs.close(&f).await.expect("close check");
+}
+
+async fn run_case(s: &Server, tag: &str, seed: u64, block: u64) -> StatsSnapshot {
+    let nfs = connect(s, &format!("gw-{tag}")).await;
+    create(&nfs, "disk.img").await;
+    let gw = gateway(s, Arc::clone(&nfs));
+    let disk = gw.open_disk("disk.img", false).await.expect("open disk");
+    let mut cfg = WorkloadConfig::new(seed, block);
+    cfg.ops = 250;
+    let (rep, model) = run_workload(&disk, &cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{tag}: {e}"));
+    disk.close().await.expect("close disk");
+    check_server_view(&nfs, "disk.img", &model, seed).await;
+    let snap = gw.stats().snapshot();
+    eprintln!("[{tag}] seed={seed} {rep:?}\n  {snap}");
+    assert!(
+        snap.layoutgets > 0 && snap.direct_write_bytes > 0 && snap.commits > 0,
+        "{tag}: {snap}"
+    );
+    assert_eq!(snap.request_errors, 0, "{tag}");
+    snap
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_on_embedded_mds_block_sizes() {
+    for (i, block) in [4096u64, 65536, 1 << 20].into_iter().enumerate() {
+        let s = start(&format!("bs{block}"), 1, block, simple(0), LabelAt::Start).await;
+        run_case(&s, &format!("simple-{block}"), 0x3d5_0000 + i as u64, block).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_on_embedded_mds_topologies() {
+    let cases: Vec<(&str, usize, Topology, LabelAt)> = vec![
+        (
+            "slice",
+            1,
+            Topology::Slice {
+                start_bytes: 1 << 20,
+                length_bytes: 24 << 20,
+                child: Box::new(simple(0)),
+            },
+            LabelAt::End,
+        ),
+        (
+            "concat",
+            3,
+            Topology::Concat {
+                children: (0..3).map(simple).collect(),
+            },
+            LabelAt::Start,
+        ),
+        (
+            "stripe",
+            3,
+            Topology::Stripe {
+                unit_bytes: 64 * 1024,
+                children: (0..3).map(simple).collect(),
+            },
+            LabelAt::End,
+        ),
+        (
+            "nested",
+            4,
+            Topology::Stripe {
+                unit_bytes: 128 * 1024,
+                children: vec![
+                    Topology::Concat {
+                        children: vec![simple(0), simple(1)],
+                    },
+                    Topology::Concat {
+                        children: vec![simple(2), simple(3)],
+                    },
+                ],
+            },
+            LabelAt::Start,
+        ),
+    ];
+    for (i, (name, leaves, topo, label)) in cases.into_iter().enumerate() {
+        let s = start(&format!("topo-{name}"), leaves, 65536, topo, label).await;
+        run_case(&s, name, 0x7090_0000 + i as u64, 65536).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clone_through_copy_on_write_leaves_source_unchanged() {
+    let s = start("cow", 1, 65536, simple(0), LabelAt::Start).await;
+    let nfs = connect(&s, "gw-cow").await;
+    create(&nfs, "src.img").await;
+    create(&nfs, "clone.img").await;
+    let gw = gateway(&s, Arc::clone(&nfs));
+    let src = gw.open_disk("src.img", false).await.expect("open src");
+    let mut cfg = WorkloadConfig::new(0xc0de, 65536);
+    cfg.trims = false;
+    cfg.ops = 150;
+    let (_, src_model) = run_workload(&src, &cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    src.close().await.expect("close src");
+    s.mds.clone_file("src.img", "clone.img").expect("clone");
+    let clone = gw.open_disk("clone.img", false).await.expect("open clone");
+    let head = clone.read(0, 1 << 20).await.expect("read clone");
+    assert_eq!(
+        &head[..],
+        &src_model.data[..1 << 20],
+        "clone starts equal to the source"
+    );
+    let cfg = WorkloadConfig::new(0xc0de_0001, 65536);
+    let (_, clone_model) = run_workload(&clone, &cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    clone.close().await.expect("close clone");
+    check_server_view(&nfs, "src.img", &src_model, 0xc0de).await;
+    check_server_view(&nfs, "clone.img", &clone_model, 0xc0de_0001).await;
+    let snap = gw.stats().snapshot();
+    eprintln!("[cow] {snap}");
+    assert_eq!(snap.request_errors, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_recalls_during_workload_on_embedded_mds() {
+    let s = start("recall", 1, 4096, simple(0), LabelAt::Start).await;
+    let nfs = connect(&s, "gw-recall").await;
+    create(&nfs, "disk.img").await;
+    let gw = gateway(&s, Arc::clone(&nfs));
+    let disk = gw.open_disk("disk.img", false).await.expect("open disk");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (mds, stop2) = (Arc::clone(&s.mds), Arc::clone(&stop));
+    let recaller = tokio::spawn(async move {
+        let mut sent = 0usize;
+        let mut rounds = 0u32;
+        while sent < 100 && rounds < 20_000 && !stop2.load(Ordering::SeqCst) {
+            rounds += 1;
+            sent += mds.recall_layouts("disk.img").unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        sent
+    });
+    let mut total_rounds = 0;
+    loop {
+        total_rounds += 1;
+        let mut cfg = WorkloadConfig::new(0x7eca_0000 + total_rounds, 4096);
+        cfg.ops = 300;
+        cfg.limit_bytes = 4 << 20;
+        run_workload(&disk, &cfg)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if recaller.is_finished() || total_rounds >= 40 {
+            break;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let sent = recaller.await.expect("recaller");
+    disk.close().await.expect("close");
+    let (recalls_sent, revoked) = s.mds.recall_stats();
+    let snap = gw.stats().snapshot();
+    eprintln!(
+        "[recall] recalls triggered {sent}, MDS sent {recalls_sent}, revoked {revoked}\n  {snap}"
+    );
+    assert!(
+        sent >= 100,
+        "only {sent} recalls during {total_rounds} workload rounds"
+    );
+    assert_eq!(
+        revoked, 0,
+        "a layout was revoked: the client did not return in time"
+    );
+    assert_eq!(snap.request_errors, 0);
+}
