@@ -432,6 +432,10 @@ pub(super) async fn return_range<M: MetadataServer>(
             tracing::warn!(path = %f.open.path, error = %e, "commit before return failed: rewriting through the MDS");
             salvage_uncommitted(sh, f).await;
         }
+        // No LAYOUTGET may cross this LAYOUTRETURN (RFC 8881 §12.5.5.2.1): a reply processed
+        // after the return would resurrect a dead layout stateid. LAYOUTGETs hold this lock
+        // from send to reply processing.
+        let _serial = f.layoutget_lock.lock().await;
         let stateid = {
             let mut st = f.lock();
             st.cache.remove_range(start, end);
