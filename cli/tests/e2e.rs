@@ -330,3 +330,183 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
     ganesha.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Writes `len` bytes of xorshift64* output seeded with `seed` to `path`.
+fn write_random(path: &Path, len: usize, seed: u64) {
+    use std::io::Write;
+    let mut x = seed | 1;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        for chunk in buf.chunks_exact_mut(8) {
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            chunk.copy_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+        }
+        let n = left.min(buf.len());
+        f.write_all(&buf[..n]).unwrap();
+        left -= n;
+    }
+    f.flush().unwrap();
+}
+
+/// Runs a shell pipeline, asserting success; returns stdout.
+fn sh(script: &str) -> String {
+    tool("bash", &["-c", &format!("set -euo pipefail; {script}")])
+}
+
+#[test]
+fn demo_with_64k_blocks_passes_real_clients() {
+    for t in ["nbdinfo", "nbdcopy", "qemu-img", "qemu-io", "fio"] {
+        if pnfs_testbed::require_tool(t).is_none() {
+            return;
+        }
+    }
+    let dir = tmpdir("demo64k");
+    let state = dir.join("state");
+    let port = pnfs_testbed::free_port().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let mut gw = Gw::spawn(&[
+        "demo",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--listen",
+        &listen,
+        "--size",
+        "256M",
+        "--volume-size",
+        "512M",
+        "--block-size",
+        "65536",
+    ]);
+    let uri = gw.wait_line("pnfsgw demo: ready: ");
+
+    // Block sizes advertised from the 64 KiB layout block size.
+    let info = tool("nbdinfo", &[&uri]);
+    assert!(info.contains("export-size: 268435456"), "{info}");
+    assert!(info.contains("block_size_preferred: 65536"), "{info}");
+
+    // A fresh file is all holes/zeros; after a write at 1 MiB the map shows data there only.
+    tool(
+        "qemu-io",
+        &["-f", "raw", &uri, "-c", "write -P 0x11 1M 64k"],
+    );
+    let map = tool("nbdinfo", &["--map", &uri]);
+    let data: Vec<&str> = map.lines().filter(|l| l.contains("data")).collect();
+    assert_eq!(data.len(), 1, "{map}");
+    let fields: Vec<&str> = data[0].split_whitespace().collect();
+    assert_eq!((fields[0], fields[1]), ("1048576", "65536"), "{map}");
+
+    // nbdcopy of 256 MiB of random data in and out.
+    let img = dir.join("random.img");
+    let back = dir.join("back.img");
+    let seed = std::process::id();
+    eprintln!("random image seed {seed}");
+    write_random(&img, 256 << 20, u64::from(seed));
+    tool("nbdcopy", &[img.to_str().unwrap(), &uri]);
+    tool("nbdcopy", &[&uri, back.to_str().unwrap()]);
+    tool("cmp", &[img.to_str().unwrap(), back.to_str().unwrap()]);
+    let cmp = tool(
+        "qemu-img",
+        &[
+            "compare",
+            "-f",
+            "raw",
+            "-F",
+            "raw",
+            img.to_str().unwrap(),
+            &uri,
+        ],
+    );
+    assert!(cmp.contains("Images are identical"), "{cmp}");
+
+    // qemu-img convert in (zeros over the random data), then compare.
+    let zeros = dir.join("zeros.img");
+    sh(&format!("truncate -s 256M {}", zeros.display()));
+    tool(
+        "qemu-img",
+        &[
+            "convert",
+            "-n",
+            "-f",
+            "raw",
+            "-O",
+            "raw",
+            zeros.to_str().unwrap(),
+            &uri,
+        ],
+    );
+    let cmp = tool(
+        "qemu-img",
+        &[
+            "compare",
+            "-f",
+            "raw",
+            "-F",
+            "raw",
+            zeros.to_str().unwrap(),
+            &uri,
+        ],
+    );
+    assert!(cmp.contains("Images are identical"), "{cmp}");
+
+    // qemu-io: write / read -P / discard / write -z.
+    let io = tool(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            &uri,
+            "-c",
+            "write -P 0x7e 100k 300k",
+            "-c",
+            "read -P 0x7e 100k 300k",
+            "-c",
+            "discard 128k 64k",
+            "-c",
+            "write -z 192k 64k",
+            "-c",
+            "read -P 0 192k 64k",
+            "-c",
+            "read -P 0x7e 256k 144k",
+        ],
+    );
+    assert!(
+        !io.contains("Pattern verification failed") && !io.contains("failed"),
+        "{io}"
+    );
+
+    // fio with verify=crc32c at iodepth 32 (the NBD engine).
+    let fio = tool(
+        "fio",
+        &[
+            "--name=verify",
+            "--ioengine=nbd",
+            &format!("--uri={uri}"),
+            "--rw=randwrite",
+            "--bs=4k",
+            "--iodepth=32",
+            "--size=64m",
+            "--verify=crc32c",
+            "--do_verify=1",
+            "--randrepeat=1",
+            "--output-format=terse",
+        ],
+    );
+    let terse = fio
+        .lines()
+        .find(|l| l.starts_with("3;"))
+        .unwrap_or_else(|| panic!("no terse line: {fio}"));
+    assert_eq!(
+        terse.split(';').nth(4),
+        Some("0"),
+        "fio reported an error: {fio}"
+    );
+
+    let (code, log) = gw.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("demo stopped cleanly"), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
