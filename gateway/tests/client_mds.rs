@@ -1,0 +1,324 @@
+//! The NFSv4.1 client against the project's embedded MDS (`pnfs-mds`, a real server process
+//! on 127.0.0.1): block layouts, CB_LAYOUTRECALLs sent on demand through the MDS admin socket
+//! and delivered to the CallbackSink, and SIGKILL + restart recovered by reclaim.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use pnfs_gateway::client::{ClientConfig, NfsClient};
+use pnfs_gateway::mds_api::{
+    BoxFuture, CallbackSink, DeviceNotification, LayoutGetArgs, LayoutRecall, LayoutReturnArgs,
+    LayoutReturnTarget, MetadataServer, OpenFile, OpenMode, RecallTarget, StableHow, StateidArg,
+};
+use pnfs_proto::layout::block::BlockLayout;
+use pnfs_proto::nfs4::{LayoutIoMode, LayoutType, NfsStat, Stateid};
+use tokio::sync::mpsc;
+
+/// The pnfs-mds binary next to this test's target directory, built on demand.
+fn mds_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("PNFS_MDS_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let target_debug = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let bin = target_debug.join("pnfs-mds");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "-q", "-p", "pnfs-mds", "--bin", "pnfs-mds"])
+        .env("CARGO_TARGET_DIR", target_debug.parent().unwrap())
+        .status()
+        .expect("run cargo build -p pnfs-mds");
+    assert!(status.success(), "building pnfs-mds failed");
+    assert!(bin.exists(), "{} missing after build", bin.display());
+    bin
+}
+
+struct Mds {
+    bin: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Mds {
+    fn start(name: &str) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("pnfs-client-mds-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("state")).unwrap();
+        let vol = std::fs::File::create(dir.join("vol.img")).unwrap();
+        vol.set_len(64 << 20).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut m = Self {
+            bin: mds_binary(),
+            dir,
+            port,
+            child: None,
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("mds.log"))
+            .unwrap();
+        let child = Command::new(&self.bin)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--state")
+            .arg(self.dir.join("state"))
+            .arg("--volume")
+            .arg(self.dir.join("vol.img"))
+            .arg("--admin-socket")
+            .arg(self.dir.join("admin.sock"))
+            .args([
+                "--lease-seconds",
+                "6",
+                "--grace-seconds",
+                "6",
+                "--recall-timeout-seconds",
+                "20",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start pnfs-mds");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(st) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("pnfs-mds exited with {st}: {}", self.log());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pnfs-mds did not listen: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn admin(&self, cmd: &str) -> String {
+        let mut s = UnixStream::connect(self.dir.join("admin.sock")).expect("admin socket");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        writeln!(s, "{cmd}").unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        line.trim().to_owned()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("mds.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Mds {
+    fn drop(&mut self) {
+        self.kill();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("pnfs-mds log:\n{}", self.log());
+        }
+    }
+}
+
+struct Sink {
+    tx: mpsc::UnboundedSender<LayoutRecall>,
+    restarted: AtomicU32,
+    lost: AtomicU32,
+}
+
+impl CallbackSink for Sink {
+    fn layout_recall(&self, recall: LayoutRecall) -> NfsStat {
+        let _ = self.tx.send(recall);
+        NfsStat::OK
+    }
+    fn recall_any(&self, _m: u32, _k: u32) -> NfsStat {
+        NfsStat::OK
+    }
+    fn notify_deviceid(&self, _n: &[DeviceNotification]) -> NfsStat {
+        NfsStat::OK
+    }
+    fn server_restarted(&self) -> BoxFuture<()> {
+        self.restarted.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async {})
+    }
+    fn state_lost(&self) {
+        self.lost.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+async fn layout_get(c: &NfsClient, f: &OpenFile, len: u64) -> (Stateid, BlockLayout) {
+    let lg = c
+        .layout_get(
+            f,
+            LayoutGetArgs {
+                layout_type: LayoutType::BlockVolume,
+                iomode: LayoutIoMode::Read,
+                offset_bytes: 0,
+                length_bytes: len,
+                min_length_bytes: 4096,
+                stateid: StateidArg::Open,
+                max_reply_bytes: 64 * 1024,
+                signal_layout_avail: false,
+            },
+        )
+        .await
+        .expect("LAYOUTGET");
+    let body = &lg.segments.first().expect("a layout segment").body;
+    (
+        lg.stateid,
+        pnfs_proto::xdr::from_bytes(body).expect("block layout body"),
+    )
+}
+
+async fn layout_return(c: &NfsClient, f: &OpenFile, stateid: Stateid) {
+    c.layout_return(
+        f,
+        LayoutReturnArgs {
+            reclaim: false,
+            layout_type: LayoutType::BlockVolume,
+            iomode: LayoutIoMode::Any,
+            target: LayoutReturnTarget::File {
+                offset_bytes: 0,
+                length_bytes: u64::MAX,
+                stateid,
+                body: Bytes::new(),
+            },
+        },
+    )
+    .await
+    .expect("LAYOUTRETURN");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layouts_recalls_and_restart_against_the_embedded_mds() {
+    let mut mds = Mds::start("main");
+    let addr = format!("127.0.0.1:{}", mds.port);
+    let mut cfg = ClientConfig::new(format!("client-mds-test-{}", std::process::id()));
+    cfg.stall_limit_ms = 60_000;
+    let c = NfsClient::connect(&addr, cfg)
+        .await
+        .expect("connect to pnfs-mds");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sink = Arc::new(Sink {
+        tx,
+        restarted: AtomicU32::new(0),
+        lost: AtomicU32::new(0),
+    });
+    let dynsink: Arc<dyn CallbackSink> = sink.clone();
+    let weak: Weak<dyn CallbackSink> = Arc::downgrade(&dynsink);
+    c.set_callback_sink(weak);
+
+    let f = c
+        .open(
+            "m.bin",
+            OpenMode {
+                read_only: false,
+                create_size_bytes: Some(0),
+            },
+        )
+        .await
+        .expect("OPEN create");
+    assert!(
+        f.layout_types.contains(&LayoutType::BlockVolume),
+        "{:?}",
+        f.layout_types
+    );
+    let len = 256 * 1024;
+    let data: Vec<u8> = (0..len).map(|i| u8::try_from(i % 253).unwrap()).collect();
+    let mut off = 0;
+    while off < len {
+        let w = c
+            .write(
+                &f,
+                off as u64,
+                Bytes::copy_from_slice(&data[off..]),
+                StableHow::FileSync,
+            )
+            .await
+            .expect("WRITE");
+        off += w.count_bytes as usize;
+    }
+    let (_, layout) = layout_get(&c, &f, len as u64).await;
+    let dev = c
+        .get_device_info(LayoutType::BlockVolume, layout.extents[0].device_id, 0)
+        .await
+        .expect("GETDEVICEINFO");
+    assert!(!dev.addr_body.is_empty());
+
+    // On-demand recalls: each is delivered to the sink and answered with LAYOUTRETURN.
+    let recalls = 10;
+    for i in 0..recalls {
+        let (stateid, _) = layout_get(&c, &f, len as u64).await;
+        let answer = mds.admin("recall /m.bin");
+        assert_eq!(answer, "ok 1", "recall {i}");
+        let r = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .expect("recall delivered")
+            .unwrap();
+        assert!(
+            matches!(&r.target, RecallTarget::File { fh, .. } if *fh == f.fh),
+            "{r:?}"
+        );
+        layout_return(&c, &f, stateid).await;
+    }
+    assert_eq!(c.stats().callbacks, recalls);
+
+    // SIGKILL and restart: new client ID, the open reclaimed in grace, data intact.
+    mds.kill();
+    mds.spawn();
+    let r = c
+        .read(&f, 0, 65536)
+        .await
+        .expect("READ across the MDS restart");
+    assert!(r.data[..] == data[..65536]);
+    let w = c
+        .write(
+            &f,
+            len as u64,
+            Bytes::from_static(b"after restart"),
+            StableHow::FileSync,
+        )
+        .await
+        .unwrap();
+    assert_eq!(w.count_bytes, 13);
+    let s = c.stats();
+    println!("client stats after restart: {s:?}");
+    assert_eq!(s.client_ids, 2, "{s:?}");
+    assert_eq!(
+        (s.reclaimed_opens, s.reopened_opens),
+        (1, 0),
+        "CLAIM_PREVIOUS in grace: {s:?}"
+    );
+    assert_eq!(sink.restarted.load(Ordering::SeqCst), 1);
+    assert_eq!(sink.lost.load(Ordering::SeqCst), 0);
+    assert_eq!(c.get_size(&f).await.unwrap(), len as u64 + 13);
+    c.close(&f).await.expect("CLOSE");
+    c.shutdown().await.expect("shutdown");
+}
