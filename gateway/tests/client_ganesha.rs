@@ -246,6 +246,7 @@ async fn session_open_write_read_commit_against_ganesha() {
         .await
         .expect("connect + session");
     assert!(c.session_id().is_some());
+    println!("state protection: SP4_MACH_CRED granted = {}", c.uses_mach_cred());
     assert!(c.fore_slots() >= 1);
     assert_eq!(
         c.lease(),

@@ -11,7 +11,8 @@ use pnfs_proto::nfs4::ops::{
     CreateSessionResOk, ExchangeIdResOk, GetattrResOk, NfsArgOp, NfsResOp, SequenceResOk,
     ServerOwner, StateProtectR,
 };
-use pnfs_proto::nfs4::{FileHandle, NfsStat, SessionId, Verifier};
+use pnfs_proto::nfs4::ops::{GetfhResOk, OpenResOk, TestStateidResOk};
+use pnfs_proto::nfs4::{FileHandle, NfsStat, SessionId, Stateid, Verifier};
 use pnfs_proto::rpc::{decode_message, write_record, AcceptStat, MsgBody, RecordReader};
 use pnfs_proto::xdr::{from_bytes, to_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,6 +32,8 @@ enum Fault {
     KillSession,
     /// Set SEQ4_STATUS_CB_PATH_DOWN in the next SEQUENCE reply.
     PathDown,
+    /// Revoke every open stateid and set SEQ4_STATUS_EXPIRED_ALL_STATE_REVOKED until freed.
+    Revoke,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +46,10 @@ struct Peer {
     binds: u32,
     replays: u32,
     misordered: u32,
+    opens: u32,
+    revoked: Vec<Stateid>,
+    freed: Vec<Stateid>,
+    closed: Vec<Stateid>,
 }
 
 impl Peer {
@@ -140,12 +147,19 @@ impl Peer {
                 vec![NfsResOp::Sequence(Err(NfsStat::SEQ_MISORDERED))],
             )));
         }
-        let status_flags = if self.script.front() == Some(&Fault::PathDown) {
+        let mut status_flags = if self.script.front() == Some(&Fault::PathDown) {
             self.script.pop_front();
             super::wire::seq4::CB_PATH_DOWN
         } else {
             0
         };
+        if self.script.front() == Some(&Fault::Revoke) {
+            self.script.pop_front();
+            self.revoked.push(open_stateid(self.opens));
+        }
+        if self.revoked.iter().any(|r| !self.freed.contains(r)) {
+            status_flags |= super::wire::seq4::EXPIRED_ALL_STATE_REVOKED;
+        }
         let mut res = vec![NfsResOp::Sequence(Ok(SequenceResOk {
             sessionid: seq.sessionid,
             sequenceid: seq.sequenceid,
@@ -161,6 +175,38 @@ impl Peer {
                 NfsArgOp::Putfh(_) => NfsResOp::Putfh(NfsStat::OK),
                 NfsArgOp::Getattr(_) => NfsResOp::Getattr(Ok(GetattrResOk::default())),
                 NfsArgOp::ReclaimComplete(_) => NfsResOp::ReclaimComplete(NfsStat::OK),
+                NfsArgOp::Lookup(_) => NfsResOp::Lookup(NfsStat::OK),
+                NfsArgOp::Open(_) => {
+                    self.opens += 1;
+                    NfsResOp::Open(Ok(OpenResOk {
+                        stateid: open_stateid(self.opens),
+                        ..Default::default()
+                    }))
+                }
+                NfsArgOp::Getfh => NfsResOp::Getfh(Ok(GetfhResOk {
+                    object: FileHandle(vec![9]),
+                })),
+                NfsArgOp::TestStateid(a) => NfsResOp::TestStateid(Ok(TestStateidResOk {
+                    status_codes: a
+                        .stateids
+                        .iter()
+                        .map(|s| {
+                            if self.revoked.contains(s) {
+                                NfsStat::ADMIN_REVOKED
+                            } else {
+                                NfsStat::OK
+                            }
+                        })
+                        .collect(),
+                })),
+                NfsArgOp::FreeStateid(sid) => {
+                    self.freed.push(sid);
+                    NfsResOp::FreeStateid(NfsStat::OK)
+                }
+                NfsArgOp::Close(a) => {
+                    self.closed.push(a.open_stateid);
+                    NfsResOp::Close(Ok(a.open_stateid))
+                }
                 NfsArgOp::Commit(_) => {
                     self.commits_executed += 1;
                     if self.script.front() == Some(&Fault::DropAfterExecute) {
@@ -181,6 +227,13 @@ impl Peer {
         } else {
             Some(reply)
         }
+    }
+}
+
+fn open_stateid(n: u32) -> Stateid {
+    Stateid {
+        seqid: 1,
+        other: [u8::try_from(n).unwrap(); 12],
     }
 }
 
@@ -361,4 +414,73 @@ async fn cb_path_down_in_a_sequence_reply_rebinds_the_connection() {
         (1, 1, 1),
         "same connection, same session: {s:?}"
     );
+}
+
+#[derive(Default)]
+struct LostSink(std::sync::atomic::AtomicU32);
+
+impl crate::mds_api::CallbackSink for LostSink {
+    fn layout_recall(&self, _r: crate::mds_api::LayoutRecall) -> NfsStat {
+        NfsStat::NOMATCHING_LAYOUT
+    }
+    fn recall_any(&self, _m: u32, _k: u32) -> NfsStat {
+        NfsStat::OK
+    }
+    fn notify_deviceid(&self, _n: &[crate::mds_api::DeviceNotification]) -> NfsStat {
+        NfsStat::OK
+    }
+    fn server_restarted(&self) -> crate::mds_api::BoxFuture<()> {
+        Box::pin(async {})
+    }
+    fn state_lost(&self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn revoked_state_is_freed_reopened_and_reported_as_lost() {
+    use crate::mds_api::{MetadataServer, OpenMode};
+    let peer = Arc::new(Mutex::new(Peer::default()));
+    let c = client(&peer).await;
+    let sink: Arc<LostSink> = Arc::default();
+    let dynsink: Arc<dyn crate::mds_api::CallbackSink> = sink.clone();
+    c.set_callback_sink(Arc::downgrade(&dynsink));
+    let f = c
+        .open(
+            "dir/f",
+            OpenMode {
+                read_only: false,
+                create_size_bytes: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.open_stateid, open_stateid(1));
+    peer.lock().unwrap().script.push_back(Fault::Revoke);
+    commit(&c).await.unwrap();
+    for _ in 0..200 {
+        if sink.0.load(std::sync::atomic::Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        sink.0.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "state_lost reported once"
+    );
+    {
+        let p = peer.lock().unwrap();
+        assert_eq!(
+            p.freed,
+            vec![open_stateid(1)],
+            "the revoked open stateid was freed"
+        );
+        assert_eq!(p.opens, 2, "re-opened");
+    }
+    assert_eq!(c.stats().reopened_opens, 1);
+    // The next request uses the new open stateid; the flag is gone, nothing re-triggers.
+    c.close(&f).await.unwrap();
+    assert_eq!(peer.lock().unwrap().closed, vec![open_stateid(2)]);
+    assert_eq!(sink.0.load(std::sync::atomic::Ordering::SeqCst), 1);
 }

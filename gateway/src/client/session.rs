@@ -289,6 +289,7 @@ pub(crate) struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     reclaiming: watch::Sender<bool>,
     rebinding: AtomicBool,
+    recovering_revoked: AtomicBool,
     pub(crate) stats: ClientStats,
     next_xid_seed: AtomicU64,
 }
@@ -380,6 +381,7 @@ impl NfsClient {
             tasks: Mutex::new(Vec::new()),
             reclaiming,
             rebinding: AtomicBool::new(false),
+            recovering_revoked: AtomicBool::new(false),
             stats: ClientStats::default(),
             next_xid_seed: AtomicU64::new(u64::from(stamp)),
         });
@@ -1032,9 +1034,80 @@ impl Inner {
                 | seq4::ADMIN_STATE_REVOKED
                 | seq4::RECALLABLE_STATE_REVOKED)
             != 0
+            && !self.recovering_revoked.swap(true, Ordering::SeqCst)
         {
-            tracing::warn!(flags, "server revoked state of this client");
+            tracing::warn!(flags, "server revoked state of this client: re-opening");
+            let me = self.clone();
+            let h = tokio::spawn(me.recover_revoked());
+            lock(&self.tasks).push(h);
         }
+    }
+
+    /// After SEQ4_STATUS_*_REVOKED: TEST_STATEID every open stateid; for each the server no
+    /// longer honours, FREE_STATEID it (so the flag clears) and re-open with CLAIM_FH; then
+    /// tell the pNFS layer that its layouts are gone ([`CallbackSink::state_lost`]).
+    fn recover_revoked(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let opens: Vec<(u64, OpenState)> = lock(&self.opens)
+                .iter()
+                .map(|(k, v)| (*k, v.clone()))
+                .collect();
+            let sids: Vec<Stateid> = opens.iter().map(|(_, o)| o.stateid).collect();
+            let mut reopened = 0u32;
+            let statuses = if sids.is_empty() {
+                Ok(vec![])
+            } else {
+                let ids = sids.clone();
+                self.compound(
+                    &move || Ok(vec![Op::TestStateid(ids.clone())]),
+                    CallFlags::READ_ONLY,
+                )
+                .await
+                .map(|r| match r.into_iter().next() {
+                    Some(OpRes::TestStateid(v)) => v,
+                    _ => vec![],
+                })
+            };
+            match statuses {
+                Ok(v) => {
+                    for ((id, st), status) in opens.iter().zip(v) {
+                        if status.is_ok() {
+                            continue;
+                        }
+                        let sid = st.stateid;
+                        if let Err(e) = self
+                            .compound(
+                                &move || Ok(vec![Op::FreeStateid(sid)]),
+                                CallFlags::READ_ONLY,
+                            )
+                            .await
+                        {
+                            tracing::warn!(error = %e, "FREE_STATEID of a revoked open failed");
+                        }
+                        match self.reopen(st, false).await {
+                            Ok(new) => {
+                                reopened += 1;
+                                bump(&self.stats.reopened_opens);
+                                if let Some(o) = lock(&self.opens).get_mut(id) {
+                                    o.stateid = new;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::error!(path = %st.path, error = %e, "re-open after revocation failed")
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "TEST_STATEID after revocation failed"),
+            }
+            // Layout state may be revoked even when the opens survived: the pNFS layer drops
+            // its layouts either way.
+            if let Some(sink) = self.sink() {
+                sink.state_lost();
+            }
+            tracing::info!(reopened, "recovery from revoked state done");
+            self.recovering_revoked.store(false, Ordering::SeqCst);
+        })
     }
 
     /// Runs one compound (SEQUENCE + `build()`), with every retry the module docs list. `build`

@@ -31,6 +31,9 @@ pub mod opnum {
         OP_RECLAIM_COMPLETE as RECLAIM_COMPLETE, OP_SEQUENCE as SEQUENCE, OP_SETATTR as SETATTR,
         OP_WRITE as WRITE,
     };
+    pub use pnfs_proto::nfs4::ops::{
+        OP_FREE_STATEID as FREE_STATEID, OP_TEST_STATEID as TEST_STATEID,
+    };
 }
 
 /// Attribute numbers used.
@@ -252,6 +255,10 @@ pub enum Op {
     },
     /// DELEGRETURN.
     DelegReturn(Stateid),
+    /// TEST_STATEID.
+    TestStateid(Vec<Stateid>),
+    /// FREE_STATEID.
+    FreeStateid(Stateid),
     /// EXCHANGE_ID.
     ExchangeId {
         /// co_verifier.
@@ -393,6 +400,8 @@ impl Op {
             Op::Write { .. } => WRITE,
             Op::Commit { .. } => COMMIT,
             Op::DelegReturn(_) => DELEGRETURN,
+            Op::TestStateid(_) => TEST_STATEID,
+            Op::FreeStateid(_) => FREE_STATEID,
             Op::ExchangeId { .. } => EXCHANGE_ID,
             Op::CreateSession { .. } => CREATE_SESSION,
             Op::DestroySession(_) => DESTROY_SESSION,
@@ -509,6 +518,10 @@ impl Op {
                 count: *count_bytes,
             }),
             Op::DelegReturn(sid) => A::Delegreturn(*sid),
+            Op::TestStateid(sids) => A::TestStateid(p::TestStateidArgs {
+                stateids: sids.clone(),
+            }),
+            Op::FreeStateid(sid) => A::FreeStateid(*sid),
             Op::ExchangeId {
                 verifier,
                 owner,
@@ -665,6 +678,8 @@ pub fn op_name(op: u32) -> &'static str {
         WRITE => "WRITE",
         COMMIT => "COMMIT",
         DELEGRETURN => "DELEGRETURN",
+        TEST_STATEID => "TEST_STATEID",
+        FREE_STATEID => "FREE_STATEID",
         EXCHANGE_ID => "EXCHANGE_ID",
         CREATE_SESSION => "CREATE_SESSION",
         DESTROY_SESSION => "DESTROY_SESSION",
@@ -783,6 +798,8 @@ pub enum OpRes {
     },
     /// COMMIT.
     Commit(Verifier),
+    /// TEST_STATEID: one status per stateid tested.
+    TestStateid(Vec<NfsStat>),
     /// EXCHANGE_ID.
     ExchangeId {
         /// eir_clientid.
@@ -927,6 +944,7 @@ fn convert(r: p::NfsResOp) -> XdrResult<Result<OpRes, OpFailure>> {
             verifier: w.writeverf,
         },
         R::Commit(Ok(c)) => OpRes::Commit(c.writeverf),
+        R::TestStateid(Ok(t)) => OpRes::TestStateid(t.status_codes),
         R::ExchangeId(Ok(e)) => OpRes::ExchangeId {
             clientid: e.clientid,
             seqid: e.sequenceid,
@@ -981,6 +999,7 @@ fn convert(r: p::NfsResOp) -> XdrResult<Result<OpRes, OpFailure>> {
         | R::Putfh(_)
         | R::Lookup(_)
         | R::Delegreturn(_)
+        | R::FreeStateid(_)
         | R::DestroySession(_)
         | R::DestroyClientid(_)
         | R::ReclaimComplete(_)
