@@ -135,6 +135,8 @@ pub struct GuestOutcome {
     pub boot_time: Duration,
     /// From QEMU start to QEMU exit.
     pub elapsed: Duration,
+    /// Time spent waiting for the machine-wide guest lock before QEMU started.
+    pub lock_wait: Duration,
     /// The host directory the guest saw as `/out` (files the script left there).
     pub out_dir: PathBuf,
     /// The guest kernel log (serial console) on the host.
@@ -213,6 +215,7 @@ impl GuestRunner {
         let qemu_stderr = run_dir.path().join("qemu.stderr");
 
         let lock_path = guest_lock_path();
+        let lock_start = Instant::now();
         let _lock = FileLock::exclusive(&lock_path, || {
             println!(
                 "[guest {}] waiting for another guest to finish ({})",
@@ -221,13 +224,15 @@ impl GuestRunner {
             );
         })?;
 
+        let lock_wait = lock_start.elapsed();
         println!(
-            "[guest {}] booting {} ({} MiB, {} CPUs, timeout {:?})",
+            "[guest {}] booting {} ({} MiB, {} CPUs, timeout {:?}, waited {:.1}s for the lock)",
             script.name,
             self.kernel.image.display(),
             script.memory_mib,
             script.cpus,
-            script.timeout
+            script.timeout,
+            lock_wait.as_secs_f64()
         );
         let start = Instant::now();
         let mut qemu = self.spawn_qemu(script, &share, &kernel_log, &qemu_stderr)?;
@@ -325,6 +330,7 @@ impl GuestRunner {
                 boot_time: console.started.unwrap_or_default(),
                 stdout: console.text,
                 elapsed,
+                lock_wait,
                 out_dir: share,
                 kernel_log,
                 run_dir,

@@ -113,6 +113,12 @@ fn nfsd_pnfs_block_layout_and_block_modules() {
         )
         .expect("guest peer checks");
 
+    println!(
+        "lock wait {:.1}s, boot {:.1}s, qemu total {:.1}s",
+        outcome.lock_wait.as_secs_f64(),
+        outcome.boot_time.as_secs_f64(),
+        outcome.elapsed.as_secs_f64()
+    );
     for s in &outcome.steps {
         println!("step {:?}: {:.1}s", s.name, s.duration.as_secs_f64());
     }
