@@ -1,0 +1,361 @@
+//! The pNFS disk against the embedded MDS running as a real process (`pnfs-mds` binary, built
+//! by `cargo build -p pnfs-mds` into the same target dir): SIGKILL + restart and TCP cuts
+//! during the workload (recovery), and SIGSTOP past the fence point (fencing, proven with a
+//! volume tracing layer).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pnfs_gateway::client::{ClientConfig, NfsClient};
+use pnfs_gateway::mds_api::{MetadataServer, OpenMode};
+use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
+use pnfs_gateway::pnfs::testing::{make_volume_file, scratch_dir};
+use pnfs_gateway::pnfs::volume::{FileVolume, TraceKind, TraceVolume, VolumeIo};
+use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
+use pnfs_gateway::stats::Stats;
+use tokio::net::{TcpListener as TokioListener, TcpStream};
+use tokio::task::JoinHandle;
+
+const FILE_BYTES: u64 = 8 << 20;
+
+fn mds_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    // target/<profile>/deps/<test> → target/<profile>/pnfs-mds
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("pnfs-mds"))
+        .expect("target dir");
+    assert!(
+        bin.exists(),
+        "{} missing: run `cargo build -p pnfs-mds` first",
+        bin.display()
+    );
+    bin
+}
+
+struct MdsProc {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl MdsProc {
+    fn start(tag: &str) -> Self {
+        let dir = scratch_dir(&format!("mdsproc-{tag}"));
+        make_volume_file(&dir, "leaf0", 64 << 20).expect("volume");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let mut m = Self {
+            dir,
+            port,
+            child: None,
+        };
+        m.spawn();
+        m
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("mds.log"))
+            .expect("log");
+        let child = Command::new(mds_bin())
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--state")
+            .arg(self.dir.join("state"))
+            .arg("--volume")
+            .arg(self.dir.join("leaf0"))
+            .args([
+                "--block-size",
+                "65536",
+                "--lease-seconds",
+                "10",
+                "--grace-seconds",
+                "5",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start pnfs-mds");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pnfs-mds did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().map(Child::id).expect("running");
+        let pid = i32::try_from(pid).expect("pid");
+        // SAFETY: kill(2) on a child process id we own; no memory is involved.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig})");
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn leaf(&self) -> PathBuf {
+        self.dir.join("leaf0")
+    }
+}
+
+impl Drop for MdsProc {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.signal(libc::SIGCONT);
+        }
+        self.kill9();
+    }
+}
+
+/// A TCP proxy whose connections can all be cut at once.
+struct CutProxy {
+    port: u16,
+    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl CutProxy {
+    async fn start(upstream: String) -> Self {
+        let l = TokioListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let c2 = Arc::clone(&conns);
+        let accept = tokio::spawn(async move {
+            while let Ok((mut down, _)) = l.accept().await {
+                let up = upstream.clone();
+                let h = tokio::spawn(async move {
+                    if let Ok(mut upc) = TcpStream::connect(&up).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut upc).await;
+                    }
+                });
+                c2.lock().expect("lock").push(h);
+            }
+        });
+        Self {
+            port,
+            conns,
+            accept,
+        }
+    }
+
+    fn cut(&self) -> usize {
+        let v: Vec<_> = self.conns.lock().expect("lock").drain(..).collect();
+        let n = v.iter().filter(|h| !h.is_finished()).count();
+        for h in v {
+            h.abort();
+        }
+        n
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+fn client_config(name: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new(format!("pnfs-gw-proc-{name}-{}", std::process::id()));
+    cfg.limits.call_timeout_ms = 5_000;
+    cfg.stall_limit_ms = 120_000;
+    cfg
+}
+
+async fn create(nfs: &NfsClient, path: &str) {
+    let f = nfs
+        .open(
+            path,
+            OpenMode {
+                read_only: false,
+                create_size_bytes: Some(FILE_BYTES),
+            },
+        )
+        .await
+        .expect("create");
+    nfs.close(&f).await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workload_survives_mds_sigkill_restarts_and_tcp_cuts() {
+    let mds = Arc::new(Mutex::new(MdsProc::start("recovery")));
+    let (addr, leaf) = {
+        let m = mds.lock().expect("lock");
+        (m.addr(), m.leaf())
+    };
+    let proxy = Arc::new(CutProxy::start(addr).await);
+    let nfs = Arc::new(
+        NfsClient::connect(
+            &format!("127.0.0.1:{}", proxy.port),
+            client_config("recovery"),
+        )
+        .await
+        .expect("connect"),
+    );
+    create(&nfs, "disk.img").await;
+    let vols: Vec<Arc<dyn VolumeIo>> = vec![Arc::new(
+        FileVolume::open(&leaf, false, true).expect("leaf"),
+    )];
+    let gw = PnfsClient::new(
+        Arc::clone(&nfs),
+        vols,
+        PnfsConfig::default(),
+        Arc::new(Stats::default()),
+    );
+    let disk = gw.open_disk("disk.img", false).await.expect("open disk");
+    let (m2, p2) = (Arc::clone(&mds), Arc::clone(&proxy));
+    let chaos = tokio::spawn(async move {
+        for i in 0..10 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if i % 2 == 0 {
+                let mut m = m2.lock().expect("lock");
+                m.kill9();
+                m.spawn();
+            } else {
+                p2.cut();
+            }
+        }
+    });
+    let mut rounds = 0u64;
+    loop {
+        rounds += 1;
+        let mut cfg = WorkloadConfig::new(0x4ec0_0000 + rounds, 65536);
+        cfg.ops = 200;
+        cfg.limit_bytes = 4 << 20;
+        run_workload(&disk, &cfg)
+            .await
+            .unwrap_or_else(|e| panic!("round {rounds}: {e}"));
+        if chaos.is_finished() || rounds >= 200 {
+            break;
+        }
+    }
+    assert!(
+        chaos.is_finished(),
+        "workload rounds ran out before the chaos ended"
+    );
+    chaos.await.expect("chaos");
+    // One more full round after the last restart.
+    let cfg = WorkloadConfig::new(0x4ec0_ffff, 65536);
+    let (_, model) = run_workload(&disk, &cfg)
+        .await
+        .unwrap_or_else(|e| panic!("final round: {e}"));
+    disk.close().await.expect("close disk");
+    // The server's block map (MDS READ) holds exactly the model: commits survived restarts.
+    let f = nfs
+        .open(
+            "disk.img",
+            OpenMode {
+                read_only: true,
+                create_size_bytes: None,
+            },
+        )
+        .await
+        .expect("open for check");
+    let mut at = 0u64;
+    while at < FILE_BYTES {
+        let r = nfs.read(&f, at, 1 << 20).await.expect("MDS READ");
+        assert!(!r.data.is_empty(), "empty READ at {at}");
+        for (i, &b) in r.data.iter().enumerate() {
+            let o = usize::try_from(at).expect("offset") + i;
+            if model.defined[o] {
+                assert_eq!(b, model.data[o], "server data differs at byte {o}");
+            }
+        }
+        at += r.data.len() as u64;
+    }
+    let snap = gw.stats().snapshot();
+    eprintln!("rounds={rounds}\n  {snap}");
+    assert_eq!(snap.request_errors, 0, "{snap}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigstop_past_the_fence_point_issues_no_direct_write() {
+    let m = MdsProc::start("fence");
+    let nfs = Arc::new(
+        NfsClient::connect(&m.addr(), client_config("fence"))
+            .await
+            .expect("connect"),
+    );
+    create(&nfs, "disk.img").await;
+    let base: Arc<dyn VolumeIo> = Arc::new(FileVolume::open(m.leaf(), false, true).expect("leaf"));
+    let trace = Arc::new(TraceVolume::new(base));
+    let cfg = PnfsConfig::default();
+    let fence = cfg.fence;
+    let gw = PnfsClient::new(
+        Arc::clone(&nfs),
+        vec![Arc::clone(&trace) as Arc<dyn VolumeIo>],
+        cfg,
+        Arc::new(Stats::default()),
+    );
+    let disk = Arc::new(gw.open_disk("disk.img", false).await.expect("open disk"));
+    let m = Arc::new(Mutex::new(m));
+    let (m2, nfs2) = (Arc::clone(&m), Arc::clone(&nfs));
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        m2.lock().expect("lock").signal(libc::SIGSTOP);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let lease = nfs2.lease_status();
+        let fence_point = fence.fence_point(&lease).expect("renewed before");
+        // Past the fence point, short of the lease (so the server keeps our state).
+        tokio::time::sleep_until(fence_point + Duration::from_millis(1500)).await;
+        let resumed_at = tokio::time::Instant::now();
+        m2.lock().expect("lock").signal(libc::SIGCONT);
+        (fence_point, resumed_at)
+    });
+    let mut rounds = 0u64;
+    loop {
+        rounds += 1;
+        let mut wcfg = WorkloadConfig::new(0xfe_0000 + rounds, 65536);
+        wcfg.ops = 200;
+        wcfg.limit_bytes = 4 << 20;
+        wcfg.flushes = false;
+        wcfg.trims = false;
+        wcfg.workers = 0;
+        run_workload(&*disk, &wcfg)
+            .await
+            .unwrap_or_else(|e| panic!("round {rounds}: {e}"));
+        if stopper.is_finished() || rounds >= 300 {
+            break;
+        }
+    }
+    let (fence_point, resumed_at) = stopper.await.expect("stopper");
+    let late: Vec<_> = trace
+        .entries()
+        .into_iter()
+        .filter(|e| {
+            e.kind == TraceKind::Write && e.issued_at >= fence_point && e.issued_at < resumed_at
+        })
+        .collect();
+    assert!(
+        late.is_empty(),
+        "direct writes after the fence point: {late:?}"
+    );
+    let snap = gw.stats().snapshot();
+    eprintln!("rounds={rounds}\n  {snap}");
+    assert!(snap.fencing_events > 0, "never fenced: {snap}");
+    assert_eq!(snap.request_errors, 0);
+}
