@@ -16,7 +16,7 @@ use pnfs_proto::rpc::{
     NFS_V4,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -285,7 +285,6 @@ pub(crate) struct Inner {
     pub(crate) lease_tx: watch::Sender<LeaseStatus>,
     cb_tx: mpsc::Sender<IncomingCall>,
     shutdown: AtomicBool,
-    shutdown_notify: Notify,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     reclaiming: watch::Sender<bool>,
     rebinding: AtomicBool,
@@ -377,7 +376,6 @@ impl NfsClient {
             lease_tx,
             cb_tx,
             shutdown: AtomicBool::new(false),
-            shutdown_notify: Notify::new(),
             tasks: Mutex::new(Vec::new()),
             reclaiming,
             rebinding: AtomicBool::new(false),
@@ -473,7 +471,6 @@ impl NfsClient {
             }
         }
         inner.shutdown.store(true, Ordering::SeqCst);
-        inner.shutdown_notify.notify_waiters();
         let (transport, session, clientid) = {
             let c = lock(&inner.conn);
             (c.transport.clone(), c.session.clone(), c.clientid)
