@@ -28,8 +28,13 @@ struct Gw {
 
 impl Gw {
     fn spawn(args: &[&str]) -> Gw {
+        Self::spawn_env(args, &[])
+    }
+
+    fn spawn_env(args: &[&str], env: &[(&str, &Path)]) -> Gw {
         let mut child = Command::new(BIN)
             .args(args)
+            .envs(env.iter().map(|(k, v)| (*k, *v)))
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -166,9 +171,16 @@ fn demo_end_to_end() {
         "--volume-size",
         "256M",
     ];
-    let mut gw = Gw::spawn(&args);
+    // systemd readiness: a datagram socket standing in for the service manager's.
+    let notify_path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(READY_TIMEOUT)).unwrap();
+    let mut gw = Gw::spawn_env(&args, &[("NOTIFY_SOCKET", &notify_path)]);
     let uri = gw.wait_line("pnfsgw demo: ready: ");
     assert_eq!(uri, format!("nbd://{listen}/demo"));
+    let mut buf = [0u8; 512];
+    let n = notify.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"READY=1\nSTATUS=serving 1 device(s)");
 
     let size = tool("nbdinfo", &["--size", &uri]);
     assert_eq!(size.trim(), (64u64 << 20).to_string());
@@ -196,6 +208,12 @@ fn demo_end_to_end() {
 
     let (code, log) = gw.terminate();
     assert_eq!(code, Some(0), "{log}");
+    let n = notify.recv(&mut buf).unwrap();
+    assert!(
+        buf[..n].starts_with(b"STOPPING=1\n"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     assert!(log.contains("committed, layouts returned, closed"), "{log}");
     assert!(log.contains("session destroyed"), "{log}");
     assert!(log.contains("demo stopped cleanly"), "{log}");
@@ -280,12 +298,15 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
     let file = dir.join("gw.toml");
     let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
     let control = dir.join("run.sock");
+    let nbd_sock = dir.join("nbd.sock");
     std::fs::write(
         &file,
         format!(
-            "[mds]\naddresses = [\"{mds}\"]\n[nbd]\ntcp = [\"{nbd}\"]\n[control]\nsocket = \"{}\"\n\
+            "[mds]\naddresses = [\"{mds}\"]\n[nbd]\ntcp = [\"{nbd}\"]\nunix = [\"{}\"]\n\
+             [control]\nsocket = \"{}\"\n\
              [[device]]\nname = \"good\"\npath = \"/export/disk.img\"\ndata_path = \"mds\"\n\
              [[device]]\nname = \"gone\"\npath = \"/export/gone.img\"\ndata_path = \"mds\"\n",
+            nbd_sock.display(),
             control.display()
         ),
     )
@@ -316,6 +337,13 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
         ],
     );
     assert!(!io.contains("Pattern verification failed"), "{io}");
+    // The same export over the Unix socket.
+    let unix_uri = format!("nbd+unix:///good?socket={}", nbd_sock.display());
+    let io = tool(
+        "qemu-io",
+        &["-f", "raw", &unix_uri, "-c", "read -P 0x5a 4096 64k"],
+    );
+    assert!(!io.contains("Pattern verification failed"), "{io}");
     let s = stats(&control);
     assert!(
         s.contains("device gone (/export/gone.img, -, mds): FAILED"),
@@ -327,6 +355,10 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
     );
     let (code, log) = gw.terminate();
     assert_eq!(code, Some(3), "{log}");
+    assert!(
+        !nbd_sock.exists() && !control.exists(),
+        "sockets left behind"
+    );
     ganesha.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
