@@ -97,13 +97,13 @@ pub const CLIENT_OWNER_MAX_BYTES: usize = 1024;
 /// Upper limit for every `*_ms` value (one hour).
 pub const TIMEOUT_MAX_MS: u64 = 3_600_000;
 /// Default `lease_margin_ms`.
-pub const LEASE_MARGIN_DEFAULT_MS: u64 = 2_000;
+pub const LEASE_MARGIN_DEFAULT_MS: u64 = 1_000;
 /// Default `connect_timeout_ms`.
 pub const CONNECT_TIMEOUT_DEFAULT_MS: u64 = 10_000;
 /// Default `request_timeout_ms`.
 pub const REQUEST_TIMEOUT_DEFAULT_MS: u64 = 30_000;
 /// Default `max_io_ms`.
-pub const MAX_IO_DEFAULT_MS: u64 = 5_000;
+pub const MAX_IO_DEFAULT_MS: u64 = 2_000;
 /// Default `stall_limit_ms`.
 pub const STALL_LIMIT_DEFAULT_MS: u64 = 300_000;
 /// Default control socket.
