@@ -371,6 +371,64 @@ fn session_namespace_and_io_against_ganesha() {
         other => panic!("OPEN create: {other:?}"),
     };
     let new_fh = fh_of(&r[2]);
+    // Byte-range locks while the file is still open: LOCK, a conflicting LOCKT from another
+    // owner (DENIED with the holder), LOCKU.
+    let (status, r) = c.seq(vec![
+        NfsArgOp::Putfh(new_fh.clone()),
+        NfsArgOp::Lock(LockArgs {
+            locktype: LockType::Write,
+            reclaim: false,
+            offset: 0,
+            length: 100,
+            locker: Locker::New(OpenToLockOwner {
+                open_seqid: 0,
+                open_stateid: created.stateid,
+                lock_seqid: 0,
+                lock_owner: owner(eid.clientid, "locker"),
+            }),
+        }),
+        NfsArgOp::Lockt(LocktArgs {
+            locktype: LockType::Read,
+            offset: 50,
+            length: 10,
+            owner: owner(eid.clientid, "other"),
+        }),
+    ]);
+    assert_eq!(status, NfsStat::DENIED, "{r:?}");
+    let lock_stateid = match &r[1] {
+        NfsResOp::Lock(LockRes::Ok(s)) => *s,
+        other => panic!("LOCK: {other:?}"),
+    };
+    match &r[2] {
+        NfsResOp::Lockt(LocktRes::Denied(d)) => {
+            assert_eq!((d.offset, d.length, d.locktype), (0, 100, LockType::Write));
+            assert_eq!(d.owner.owner, b"locker");
+        }
+        other => panic!("LOCKT: {other:?}"),
+    }
+    let (status, r) = c.seq(vec![
+        NfsArgOp::Putfh(new_fh.clone()),
+        NfsArgOp::Locku(LockuArgs {
+            locktype: LockType::Write,
+            seqid: 0,
+            lock_stateid,
+            offset: 0,
+            length: 100,
+        }),
+    ]);
+    assert_eq!(status, NfsStat::OK, "{r:?}");
+    let unlocked = match &r[1] {
+        NfsResOp::Locku(Ok(s)) => *s,
+        other => panic!("LOCKU: {other:?}"),
+    };
+    assert_eq!(unlocked.other, lock_stateid.other);
+    assert!(unlocked.seqid > lock_stateid.seqid);
+    let (status, r) = c.seq(vec![NfsArgOp::FreeStateid(unlocked)]);
+    assert_eq!(
+        (status, &r[..]),
+        (NfsStat::OK, &[NfsResOp::FreeStateid(NfsStat::OK)][..])
+    );
+
     let data: Vec<u8> = (0..10_000u32)
         .map(|i| u8::try_from(i % 251).unwrap())
         .collect();

@@ -43,6 +43,16 @@ ls -l $m $m/dir
 truncate -s 1M $m/data
 stat $m/data
 rm $m/dir/link
+ln $m/dir/renamed $m/dir/hard
+ln -s renamed $m/dir/sym
+mkfifo $m/dir/fifo
+chmod 0600 $m/dir/hard
+chown 1:1 $m/dir/hard
+touch -d 2020-01-02T03:04:05 $m/dir/hard
+# Under a delegation the client locks locally, so this may send no LOCK at all.
+flock $m/dir/hard true
+rm $m/dir/fifo
+mkdir $m/gone && rmdir $m/gone
 assert_eq LAYOUT_BLOCK_VOLUME "$(nfs_pnfs_type $m)" "pnfs layout type"
 nfs_mountstats $m > $OUT/mountstats
 umount_kernel_client $m
@@ -52,6 +62,8 @@ drop_caches
 mount_kernel_client /mnt/nfs
 cmp <(head -c 1M /run/data) $m/data
 assert_eq hello "$(cat $m/dir/renamed)" "small file"
+assert_eq renamed "$(readlink $m/dir/sym)" "symlink"
+rm $m/dir/sym
 umount_kernel_client $m
 
 step "NFSv4.2 client: allocate, punch, seek, clone, copy"
@@ -67,6 +79,11 @@ nfs_mountstats /mnt/nfs42 > $OUT/mountstats42
 umount /mnt/nfs42
 
 step "stop capture"
+# Every umount ends with DESTROY_CLIENTID: wait until dumpcap has written all three replies.
+three_destroy_replies() {
+	[ "$(tshark -n -r /run/cap/nfs.pcapng -Y 'rpc.msgtyp == 1 && nfs.opcode == 57' 2>/dev/null | wc -l)" -ge 3 ]
+}
+wait_for 60 three_destroy_replies
 pid=$(cat /run/cap/pid)
 kill -INT "$pid"
 wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
@@ -156,6 +173,7 @@ struct Tally {
     callbacks: usize,
     attrs: usize,
     ops: BTreeMap<u32, usize>,
+    unanswered: Vec<(u32, u32)>,
 }
 
 fn check_attrs(f: &Fattr4, what: &str, tally: &mut Tally) {
@@ -215,6 +233,10 @@ fn linux_client_and_nfsd_traffic_decodes_and_reencodes_exactly() {
         )
         .expect("guest run");
     let pcap = outcome.out_file("nfs.pcapng");
+    if let Some(keep) = std::env::var_os("PNFS_PROTO_PCAP_DIR") {
+        // Keep a copy to look at with `tshark -V -r`.
+        std::fs::copy(&pcap, std::path::Path::new(&keep).join("kernel.pcapng")).unwrap();
+    }
     let mut tally = Tally::default();
     for s in streams(&tshark, &pcap) {
         // xid -> procedure of the NFS calls on this stream.
@@ -238,10 +260,12 @@ fn linux_client_and_nfsd_traffic_decodes_and_reencodes_exactly() {
                 MsgBody::Reply(_) => tally.callbacks += 1,
             }
         }
+        let mut answered = std::collections::HashSet::new();
         for rec in records(&s.to_client) {
             let (msg, body) = decode_message(&rec).expect("rpc_msg from the server");
             match &msg.body {
                 MsgBody::Reply(reply) => {
+                    answered.insert(msg.xid);
                     let proc_num = nfs_calls
                         .get(&msg.xid)
                         .unwrap_or_else(|| panic!("reply to unknown xid {:#x}", msg.xid));
@@ -261,6 +285,12 @@ fn linux_client_and_nfsd_traffic_decodes_and_reencodes_exactly() {
                 }
             }
         }
+        tally.unanswered.extend(
+            nfs_calls
+                .iter()
+                .filter(|(xid, _)| !answered.contains(*xid))
+                .map(|(xid, p)| (*xid, *p)),
+        );
     }
     let names: BTreeMap<u32, usize> = tally.ops.clone();
     println!(
@@ -269,7 +299,10 @@ fn linux_client_and_nfsd_traffic_decodes_and_reencodes_exactly() {
     );
     assert!(
         tally.calls > 20 && tally.replies == tally.calls,
-        "calls/replies"
+        "{} calls, {} replies; calls without a reply (xid, proc): {:?}",
+        tally.calls,
+        tally.replies,
+        tally.unanswered
     );
     for op in [
         OP_EXCHANGE_ID,
@@ -286,6 +319,8 @@ fn linux_client_and_nfsd_traffic_decodes_and_reencodes_exactly() {
         OP_CREATE,
         OP_READDIR,
         OP_SETATTR,
+        OP_LINK,
+        OP_READLINK,
         OP_ALLOCATE,
         OP_DEALLOCATE,
         OP_SEEK,
