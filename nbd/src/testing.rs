@@ -7,7 +7,7 @@
 //! completion in tests).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -61,6 +61,7 @@ pub struct MemDisk {
     state: Mutex<State>,
     flushes: AtomicU64,
     gate: Semaphore,
+    gate_waiters: AtomicUsize,
 }
 
 impl MemDisk {
@@ -84,6 +85,7 @@ impl MemDisk {
             state: Mutex::new(State::default()),
             flushes: AtomicU64::new(0),
             gate: Semaphore::new(0),
+            gate_waiters: AtomicUsize::new(0),
         }
     }
 
@@ -104,6 +106,11 @@ impl MemDisk {
         if let Ok(mut s) = self.state.lock() {
             s.gate_offset = Some(offset_bytes);
         }
+    }
+
+    /// Reads waiting at the gate now (tests poll this to know a request reached the disk).
+    pub fn gated_waiters(&self) -> usize {
+        self.gate_waiters.load(Ordering::SeqCst)
     }
 
     /// Lets `n` gated reads through.
@@ -256,12 +263,12 @@ impl Disk for MemDisk {
             s.gate_offset == Some(offset_bytes)
         };
         if gated {
-            let permit = self
-                .gate
-                .acquire()
-                .await
-                .map_err(|_| DiskError::new(DiskErrorKind::Shutdown, "gate closed"))?;
-            permit.forget();
+            self.gate_waiters.fetch_add(1, Ordering::SeqCst);
+            let permit = self.gate.acquire().await;
+            self.gate_waiters.fetch_sub(1, Ordering::SeqCst);
+            permit
+                .map_err(|_| DiskError::new(DiskErrorKind::Shutdown, "gate closed"))?
+                .forget();
         }
         let s = self.lock()?;
         let mut out = BytesMut::zeroed(length_bytes as usize);

@@ -574,6 +574,8 @@ async fn shutdown_finishes_in_flight_requests_and_flushes() {
     let mut idle = RawClient::connect(srv.addr.unwrap()).await;
     disk.gate_reads_at(0);
     c.request(req(Command::Read, 1, 0, 512), &[]).await;
+    // Wait until the read is executing (held at the disk), so it is in flight at shutdown.
+    wait_until(|| disk.gated_waiters() == 1).await;
     let flushes_before = disk.flush_count();
     let stopping = tokio::spawn(srv.stop());
     assert!(idle.closed_by_peer().await);

@@ -24,6 +24,18 @@ use tokio::task::JoinHandle;
 /// Bound on every wait in the tests.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Polls `cond` until it holds; panics after [`TEST_TIMEOUT`].
+pub async fn wait_until(cond: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + TEST_TIMEOUT;
+    while !cond() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not reached within {TEST_TIMEOUT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// A server running in this process.
 pub struct Running {
     /// TCP address (when started on TCP).
