@@ -18,7 +18,55 @@ use pnfs_gateway::mds_api::{
 };
 use pnfs_proto::layout::block::BlockLayout;
 use pnfs_proto::nfs4::{LayoutIoMode, LayoutType, NfsStat, Stateid};
+use tokio::net::{TcpListener as TokioListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// A TCP proxy that can cut every connection through it (a real socket close on both sides).
+struct CutProxy {
+    port: u16,
+    conns: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    accept: JoinHandle<()>,
+}
+
+impl CutProxy {
+    async fn start(upstream: String) -> Self {
+        let l = TokioListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let conns: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
+        let c2 = conns.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut down, _)) = l.accept().await {
+                let up = upstream.clone();
+                c2.lock().unwrap().push(tokio::spawn(async move {
+                    if let Ok(mut upc) = TcpStream::connect(&up).await {
+                        let _ = tokio::io::copy_bidirectional(&mut down, &mut upc).await;
+                    }
+                }));
+            }
+        });
+        Self {
+            port,
+            conns,
+            accept,
+        }
+    }
+
+    /// Closes every live connection; returns how many there were.
+    fn cut(&self) -> usize {
+        let v: Vec<_> = self.conns.lock().unwrap().drain(..).collect();
+        let n = v.iter().filter(|h| !h.is_finished()).count();
+        v.iter().for_each(JoinHandle::abort);
+        n
+    }
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
 
 /// The pnfs-mds binary next to this test's target directory, built on demand.
 fn mds_binary() -> PathBuf {
@@ -219,7 +267,8 @@ async fn layout_return(c: &NfsClient, f: &OpenFile, stateid: Stateid) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layouts_recalls_and_restart_against_the_embedded_mds() {
     let mut mds = Mds::start("main");
-    let addr = format!("127.0.0.1:{}", mds.port);
+    let proxy = CutProxy::start(format!("127.0.0.1:{}", mds.port)).await;
+    let addr = format!("127.0.0.1:{}", proxy.port);
     let mut cfg = ClientConfig::new(format!("client-mds-test-{}", std::process::id()));
     cfg.stall_limit_ms = 60_000;
     let c = NfsClient::connect(&addr, cfg)
@@ -290,35 +339,94 @@ async fn layouts_recalls_and_restart_against_the_embedded_mds() {
     }
     assert_eq!(c.stats().callbacks, recalls);
 
-    // SIGKILL and restart: new client ID, the open reclaimed in grace, data intact.
-    mds.kill();
-    mds.spawn();
-    let r = c
-        .read(&f, 0, 65536)
+    // Five connection cuts while a writer runs: reconnect + BIND_CONN_TO_SESSION, no error.
+    let chunk = 64 * 1024;
+    let chunks = 16u64;
+    let pattern = move |i: u64| -> Vec<u8> {
+        (0..chunk)
+            .map(|j| u8::try_from((i * 7 + j as u64) % 249).unwrap())
+            .collect()
+    };
+    let writer = {
+        let (c, f) = (c.clone(), f.clone());
+        tokio::spawn(async move {
+            for i in 0..chunks {
+                let mut done = 0;
+                let buf = Bytes::from(pattern(i));
+                while done < chunk {
+                    let off = len as u64 + i * chunk as u64 + done as u64;
+                    let w = c
+                        .write(&f, off, buf.slice(done..), StableHow::FileSync)
+                        .await
+                        .expect("WRITE across cuts");
+                    done += w.count_bytes as usize;
+                }
+            }
+        })
+    };
+    let mut cuts = 0;
+    while cuts < 5 {
+        if proxy.cut() > 0 {
+            cuts += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    tokio::time::timeout(Duration::from_secs(60), writer)
         .await
-        .expect("READ across the MDS restart");
-    assert!(r.data[..] == data[..65536]);
-    let w = c
-        .write(
-            &f,
-            len as u64,
-            Bytes::from_static(b"after restart"),
-            StableHow::FileSync,
-        )
-        .await
-        .unwrap();
-    assert_eq!(w.count_bytes, 13);
+        .expect("writer finished")
+        .expect("writer ok");
     let s = c.stats();
-    println!("client stats after restart: {s:?}");
-    assert_eq!(s.client_ids, 2, "{s:?}");
+    assert!(s.binds >= 5, "{s:?}");
+    assert_eq!(s.client_ids, 1, "{s:?}");
+    let total = len as u64 + chunks * chunk as u64;
+    for i in 0..chunks {
+        let r = c
+            .read(
+                &f,
+                len as u64 + i * chunk as u64,
+                u32::try_from(chunk).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(r.data[..] == pattern(i)[..], "chunk {i} after cuts");
+    }
+
+    // SIGKILL and restart, three times: new client ID, the open reclaimed in grace
+    // (CLAIM_PREVIOUS), server_restarted() delivered, data intact, writes continue.
+    let restarts = 3;
+    for k in 0..restarts {
+        mds.kill();
+        mds.spawn();
+        let r = c
+            .read(&f, 0, 65536)
+            .await
+            .expect("READ across the MDS restart");
+        assert!(r.data[..] == data[..65536], "restart {k}");
+        let off = total + k * 13;
+        let w = c
+            .write(
+                &f,
+                off,
+                Bytes::from_static(b"after restart"),
+                StableHow::FileSync,
+            )
+            .await
+            .unwrap();
+        assert_eq!(w.count_bytes, 13);
+    }
+    let s = c.stats();
+    println!("client stats after cuts and restarts: {s:?}");
+    assert_eq!(s.client_ids, 1 + restarts, "{s:?}");
     assert_eq!(
         (s.reclaimed_opens, s.reopened_opens),
-        (1, 0),
+        (restarts, 0),
         "CLAIM_PREVIOUS in grace: {s:?}"
     );
-    assert_eq!(sink.restarted.load(Ordering::SeqCst), 1);
+    assert_eq!(u64::from(sink.restarted.load(Ordering::SeqCst)), restarts);
     assert_eq!(sink.lost.load(Ordering::SeqCst), 0);
-    assert_eq!(c.get_size(&f).await.unwrap(), len as u64 + 13);
+    assert_eq!(c.get_size(&f).await.unwrap(), total + restarts * 13);
     c.close(&f).await.expect("CLOSE");
     c.shutdown().await.expect("shutdown");
 }

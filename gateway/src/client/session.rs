@@ -289,6 +289,8 @@ pub(crate) struct Inner {
     reclaiming: watch::Sender<bool>,
     rebinding: AtomicBool,
     recovering_revoked: AtomicBool,
+    /// Bumped whenever recovery replaces an open stateid (requests built before that retry).
+    open_gen: AtomicU64,
     pub(crate) stats: ClientStats,
     next_xid_seed: AtomicU64,
 }
@@ -380,6 +382,7 @@ impl NfsClient {
             reclaiming,
             rebinding: AtomicBool::new(false),
             recovering_revoked: AtomicBool::new(false),
+            open_gen: AtomicU64::new(0),
             stats: ClientStats::default(),
             next_xid_seed: AtomicU64::new(u64::from(stamp)),
         });
@@ -1087,6 +1090,7 @@ impl Inner {
                                 bump(&self.stats.reopened_opens);
                                 if let Some(o) = lock(&self.opens).get_mut(id) {
                                     o.stateid = new;
+                                    self.open_gen.fetch_add(1, Ordering::SeqCst);
                                 }
                             }
                             Err(e) => {
@@ -1148,6 +1152,7 @@ impl Inner {
             let Some(slot) = session.slots.acquire().await else {
                 continue; // the session was replaced while we waited
             };
+            let open_gen_at_build = self.open_gen.load(Ordering::SeqCst);
             let ops = build()?;
             let sent: Vec<u32> = std::iter::once(wire::opnum::SEQUENCE)
                 .chain(ops.iter().map(Op::opnum))
@@ -1276,7 +1281,9 @@ impl Inner {
                 // servers report it on the op after SEQUENCE): safe to send again as new.
                 NfsStat::RETRY_UNCACHED_REP if flags.idempotent => continue,
                 NfsStat::STALE_STATEID | NfsStat::BAD_STATEID | NfsStat::EXPIRED
-                    if flags.uses_open_state && self.wait_reclaim(deadline).await =>
+                    if flags.uses_open_state
+                        && (self.open_gen.load(Ordering::SeqCst) != open_gen_at_build
+                            || self.wait_reclaim(deadline).await) =>
                 {
                     continue;
                 }
@@ -1320,6 +1327,7 @@ impl Inner {
                     bump(&self.stats.reclaimed_opens);
                     if let Some(o) = lock(&self.opens).get_mut(&id) {
                         o.stateid = sid;
+                        self.open_gen.fetch_add(1, Ordering::SeqCst);
                     }
                 }
                 Err(ClientError::Nfs {
@@ -1332,6 +1340,7 @@ impl Inner {
                             bump(&self.stats.reopened_opens);
                             if let Some(o) = lock(&self.opens).get_mut(&id) {
                                 o.stateid = sid;
+                                self.open_gen.fetch_add(1, Ordering::SeqCst);
                             }
                         }
                         Err(e) => {
