@@ -13,7 +13,8 @@ Exit codes:
   0  success (for run/export/demo: stopped cleanly after SIGINT/SIGTERM)
   1  runtime failure (MDS unreachable, no device could start, I/O or shutdown error)
   2  usage or configuration error (check-config prints FILE:LINE:COL)
-  3  run/export: served, but at least one device failed to start (each is logged by name)
+  3  run/export: served, but at least one device (or its ublk frontend) failed to start;
+     each is logged by name
 
 Logging: RUST_LOG (default \"info\"), to stderr.";
 

@@ -4,8 +4,10 @@
 //!
 //! A device that cannot start (its file missing on the MDS, a block size mismatch, …) is
 //! logged by name and marked failed in `pnfsgw stats`; the other devices still start, and the
-//! process exits with [`crate::EXIT_PARTIAL`] when it stops. If no device starts, the service
-//! fails at once ([`crate::EXIT_FAILURE`]).
+//! process exits with [`crate::EXIT_PARTIAL`] when it stops. The same holds for a ublk
+//! frontend that cannot start (no ublk driver): the device's NBD export still serves, and it
+//! is listed as `NAME (ublk)`. If no device starts, the service fails at once
+//! ([`crate::EXIT_FAILURE`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -278,11 +280,15 @@ async fn serve(
                     ublk_devices.push((*i, u));
                 }
                 Err(e) => {
-                    tracing::error!(device = %spec.config.name, "device {}: ublk frontend failed: {e}", spec.config.name);
-                    frontend_state(board, *i, "ublk", State::Failed(e.to_string()), None);
-                    if !spec.config.has(Frontend::Nbd) && !failed.contains(&spec.config.name) {
-                        failed.push(spec.config.name.clone());
+                    let name = &spec.config.name;
+                    if spec.config.has(Frontend::Nbd) {
+                        tracing::error!(device = %name, "device {name}: ublk frontend failed: {e}; its NBD export still serves");
+                        failed.push(format!("{name} (ublk)"));
+                    } else {
+                        tracing::error!(device = %name, "device {name}: ublk frontend failed: {e}");
+                        failed.push(name.clone());
                     }
+                    frontend_state(board, *i, "ublk", State::Failed(e.to_string()), None);
                 }
             }
         }

@@ -542,3 +542,149 @@ fn demo_with_64k_blocks_passes_real_clients() {
     assert!(log.contains("demo stopped cleanly"), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Waits until something accepts TCP connections on `addr`.
+fn wait_listening(addr: &str, child: &mut Gw) {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while std::net::TcpStream::connect(addr).is_err() {
+        if let Some(s) = child.child.try_wait().unwrap() {
+            panic!("exited ({s}) before listening on {addr}:\n{}", child.log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {addr}:\n{}",
+            child.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn mds_process_then_export_then_run_with_a_volume_glob_and_ublk() {
+    let Some(_) = pnfs_testbed::require_tool("qemu-io") else {
+        return;
+    };
+    let dir = tmpdir("mdsrun");
+    let vol = dir.join("vol0.img");
+    std::fs::File::create(&vol)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let mds_addr = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let mut mds = Gw::spawn(&[
+        "mds",
+        "--listen",
+        &mds_addr,
+        "--state",
+        dir.join("mds").to_str().unwrap(),
+        "--volume",
+        vol.to_str().unwrap(),
+        "--block-size",
+        "4096",
+    ]);
+    wait_listening(&mds_addr, &mut mds);
+
+    // `export` creates the file and writes through the pNFS direct path (volume by glob).
+    let glob = dir.join("vol*.img");
+    let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let mut gw = Gw::spawn(&[
+        "export",
+        "--mds",
+        &mds_addr,
+        "--path",
+        "/disk.img",
+        "--nbd",
+        &nbd,
+        "--create",
+        "32M",
+        "--volume",
+        glob.to_str().unwrap(),
+        "--control",
+        dir.join("export.sock").to_str().unwrap(),
+    ]);
+    let uri = format!("nbd://{}", gw.wait_line("nbd://"));
+    let io = tool(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            &uri,
+            "-c",
+            "write -P 0x42 0 256k",
+            "-c",
+            "flush",
+        ],
+    );
+    assert!(!io.contains("failed"), "{io}");
+    let s = tool(
+        BIN,
+        &[
+            "stats",
+            "--control",
+            dir.join("export.sock").to_str().unwrap(),
+        ],
+    );
+    let direct: u64 = s
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("pnfs.direct_write_bytes "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{s}"));
+    assert!(
+        direct >= 256 << 10,
+        "the write did not go to the volume directly:\n{s}"
+    );
+    let (code, log) = gw.terminate();
+    assert_eq!(code, Some(0), "{log}");
+
+    // `run`: NBD + ublk; on a host without the ublk driver only the ublk frontend fails.
+    let file = dir.join("gw.toml");
+    let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let control = dir.join("run.sock");
+    std::fs::write(
+        &file,
+        format!(
+            "[mds]\naddresses = [\"{mds_addr}\"]\n[volumes]\nsearch = [\"{}\"]\n\
+             [nbd]\ntcp = [\"{nbd}\"]\n[control]\nsocket = \"{}\"\n\
+             [[device]]\nname = \"disk\"\npath = \"/disk.img\"\nfrontends = [\"nbd\", \"ublk\"]\n\
+             block_size = 4096\n",
+            glob.display(),
+            control.display()
+        ),
+    )
+    .unwrap();
+    let gw = Gw::spawn(&["run", "--config", file.to_str().unwrap()]);
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !gw.log().contains("ready: serving 1 device(s)") {
+        assert!(Instant::now() < deadline, "{}", gw.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let has_ublk = Path::new("/dev/ublk-control").exists();
+    if !has_ublk {
+        assert!(gw.log().contains("failed: disk (ublk)"), "{}", gw.log());
+        assert!(
+            gw.log().contains("device disk: ublk frontend failed: "),
+            "{}",
+            gw.log()
+        );
+        let s = stats(&control);
+        assert!(s.contains("  ublk : FAILED: "), "{s}");
+        assert!(s.contains(&format!("  nbd nbd://{nbd}/disk: up")), "{s}");
+    }
+    let io = tool(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            &format!("nbd://{nbd}/disk"),
+            "-c",
+            "read -P 0x42 0 256k",
+        ],
+    );
+    assert!(!io.contains("Pattern verification failed"), "{io}");
+    let (code, log) = gw.terminate();
+    assert_eq!(code, Some(if has_ublk { 0 } else { 3 }), "{log}");
+
+    let (code, log) = mds.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
