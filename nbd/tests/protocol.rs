@@ -628,3 +628,48 @@ async fn unix_socket_serves_the_same_protocol() {
     assert_eq!(u64::from_be_bytes(reply[..8].try_into().unwrap()), MIB);
     srv.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_limits_close_slow_chatty_and_surplus_clients() {
+    let config = ServerConfig {
+        handshake_timeout_ms: 300,
+        max_options_per_handshake: 3,
+        max_connections: 2,
+        ..ServerConfig::default()
+    };
+    let srv = start_tcp(one_export("d", Arc::new(MemDisk::new(MIB))), config).await;
+    let addr = srv.addr.unwrap();
+    // A client that never sends its flags is closed after the handshake time limit.
+    let (mut slow, _) = RawClient::connect_bare(addr).await;
+    assert!(slow.closed_by_peer().await, "idle handshake must time out");
+    // A client that sends more options than allowed is closed.
+    let mut chatty = RawClient::connect(addr).await;
+    for _ in 0..3 {
+        chatty.option(&ClientOption::List).await;
+        assert_eq!(
+            chatty.option_replies().await.last(),
+            Some(&OptionReply::Ack)
+        );
+    }
+    chatty.option(&ClientOption::List).await;
+    assert!(chatty.closed_by_peer().await, "4th option must close");
+    // Two connections in transmission fill the slots; a third is closed at once.
+    let mut a = RawClient::connect_when_slot_free(addr).await;
+    a.go("d").await;
+    let mut b = RawClient::connect_when_slot_free(addr).await;
+    b.go("d").await;
+    let surplus = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut surplus = RawClient {
+        stream: surplus,
+        buf: BytesMut::new(),
+        limits: Default::default(),
+    };
+    assert!(surplus.closed_by_peer().await, "connection over the limit");
+    // Once one leaves, a new client gets in (the slot frees when its task ends).
+    drop(a);
+    let mut c = RawClient::connect_when_slot_free(addr).await;
+    c.go("d").await;
+    b.request(req(Command::Read, 1, 0, 512), &[]).await;
+    assert_eq!(b.simple_reply().await.unwrap().error, 0);
+    srv.stop().await.unwrap();
+}

@@ -269,6 +269,30 @@ impl RawClient {
         (c, flags)
     }
 
+    /// Like [`RawClient::connect`], retrying while the server closes new connections (all
+    /// connection slots taken: slots free shortly after a peer sees its connection close).
+    pub async fn connect_when_slot_free(addr: SocketAddr) -> Self {
+        let deadline = tokio::time::Instant::now() + TEST_TIMEOUT;
+        loop {
+            let mut c = Self {
+                stream: TcpStream::connect(addr).await.expect("connect"),
+                buf: BytesMut::new(),
+                limits: CodecLimits::default(),
+            };
+            if c.read(decode_greeting).await.is_some() {
+                let mut out = BytesMut::new();
+                encode_client_flags(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES, &mut out);
+                c.send(&out).await;
+                return c;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no connection slot freed"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// Connects, reads the greeting, sends fixed-newstyle + no-zeroes client flags.
     pub async fn connect(addr: SocketAddr) -> Self {
         let (mut c, flags) = Self::connect_bare(addr).await;
