@@ -324,3 +324,32 @@ fn the_example_config_is_accepted() {
     assert_eq!((c.devices[1].queues, c.devices[1].depth), (2, 64));
     assert_eq!(c.nbd.unix[0], Path::new("/run/pnfsgw/nbd.sock"));
 }
+
+#[test]
+fn volume_search_expands_globs_in_order_without_duplicates() {
+    let dir = std::env::temp_dir().join(format!("pnfs-config-glob-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for n in ["vol1.img", "vol0.img", "other.img", "vol10.img"] {
+        std::fs::write(dir.join(n), b"").unwrap();
+    }
+    let text = format!(
+        "{GOOD_HEAD}[volumes]\nsearch = [\"{d}/vol?.img\", \"{d}/missing.img\", \"{d}/*.img\", \"/nonexistent-dir/*\"]\n\
+         [[device]]\nname = \"d\"\npath = \"/f\"\n",
+        d = dir.display()
+    );
+    let c = parse(&text).unwrap();
+    let got = c.volumes.candidates().unwrap();
+    let want: Vec<std::path::PathBuf> = [
+        "vol0.img",
+        "vol1.img",
+        "missing.img",
+        "other.img",
+        "vol10.img",
+    ]
+    .iter()
+    .map(|n| dir.join(n))
+    .collect();
+    assert_eq!(got, want);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
