@@ -154,6 +154,30 @@ struct Outgoing {
     _bytes: Option<OwnedSemaphorePermit>,
 }
 
+/// Replies with at least this much data go out as one vectored write (header and data
+/// together) instead of through the buffer.
+const VECTORED_REPLY_MIN_BYTES: usize = 64 * 1024;
+
+/// Writes `head` then `data` with vectored writes (one packet train, no separate tiny header
+/// write).
+async fn write_two<W: AsyncWrite + Unpin>(w: &mut W, head: &[u8], data: &[u8]) -> NbdResult<()> {
+    let (mut head_done, mut data_done) = (0usize, 0usize);
+    while head_done < head.len() || data_done < data.len() {
+        let slices = [
+            std::io::IoSlice::new(&head[head_done..]),
+            std::io::IoSlice::new(&data[data_done..]),
+        ];
+        let n = w.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(NbdError::Io(std::io::ErrorKind::WriteZero.into()));
+        }
+        let from_head = n.min(head.len() - head_done);
+        head_done += from_head;
+        data_done += n - from_head;
+    }
+    Ok(())
+}
+
 async fn write_loop<W: AsyncWrite + Unpin>(
     w: W,
     mut rx: mpsc::Receiver<Outgoing>,
@@ -163,8 +187,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         let mut next = Some(first);
         // Write everything already queued, then flush once.
         while let Some(msg) = next {
-            for part in &msg.reply.parts {
-                w.write_all(part).await?;
+            match msg.reply.parts.as_slice() {
+                [head, data] if data.len() >= VECTORED_REPLY_MIN_BYTES => {
+                    w.flush().await?;
+                    write_two(w.get_mut(), head, data).await?;
+                }
+                parts => {
+                    for part in parts {
+                        w.write_all(part).await?;
+                    }
+                }
             }
             drop(msg);
             next = rx.try_recv().ok();
