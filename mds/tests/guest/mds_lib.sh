@@ -10,7 +10,7 @@ start_mds() {
 	shift 2
 	mkdir -p "$MDS_DIR"
 	[ -f "$MDS_DIR/vol.img" ] || truncate -s "${MDS_VOL_MIB:-256}M" "$MDS_DIR/vol.img"
-	RUST_LOG=${RUST_LOG:-info} "$PNFS_MDS_BIN" --listen "127.0.0.1:$port" --state "$MDS_DIR/state" \
+	RUST_LOG=${RUST_LOG:-info} "$PNFS_MDS_BIN" --listen "${MDS_LISTEN:-127.0.0.1}:$port" --state "$MDS_DIR/state" \
 		--volume "$MDS_DIR/vol.img" --block-size "$bs" --lease-seconds 10 --grace-seconds 10 "$@" \
 		>>"$MDS_DIR/mds.log" 2>&1 &
 	MDS_PID=$!
@@ -32,6 +32,5 @@ kill_mds() {
 }
 
 mds_admin() {
-	printf '%s\n' "$*" | socat - "UNIX-CONNECT:$MDS_DIR/state/admin.sock" 2>/dev/null ||
-		python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((sys.argv[2]+"\n").encode()); print(s.makefile().readline().strip())' "$MDS_DIR/state/admin.sock" "$*"
+	python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall((sys.argv[2]+"\n").encode()); print(s.makefile().readline().strip())' "$MDS_DIR/state/admin.sock" "$*"
 }

@@ -1,0 +1,56 @@
+# Two kernel clients (two client ids: the second in its own network namespace with its own
+# nfs_client identifier) writing the same file in turn: CB_LAYOUTRECALL reaches the holder.
+# Env: PNFS_MDS_BIN, MDS_BS.
+M=/mnt/x
+M2=/mnt/y
+PORT=20490
+trap 'cp $MDS_DIR/mds.log $OUT/ 2>/dev/null || true' EXIT
+step "network namespace for the second client"
+ip netns add c2
+ip link add v1 type veth peer name v2 netns c2
+ip addr add 10.77.0.1/24 dev v1
+ip link set v1 up
+ip -n c2 addr add 10.77.0.2/24 dev v2
+ip -n c2 link set v2 up
+ip -n c2 link set lo up
+step "start mds"
+MDS_LISTEN=0.0.0.0 start_mds $PORT "$MDS_BS" --recall-timeout-seconds 20
+step "mount both clients"
+mount_kernel_client $M port=$PORT,noac
+ip netns exec c2 sh -c 'echo second-client-id > /sys/fs/nfs/net/nfs_client/identifier'
+mkdir -p $M2
+nsenter --net=/run/netns/c2 mount -t nfs -o vers=4.1,port=$PORT,noac 10.77.0.1:/ $M2
+step "client 1 holds a RW layout"
+head -c 1048576 /dev/urandom >/run/A
+head -c 1048576 /dev/urandom >/run/B
+head -c 1048576 /dev/urandom >/run/C
+exec 7<>$M/f
+dd if=/run/A of=$M/f bs=1M conv=notrunc,fsync status=none
+assert_gt "$(nfs_op_count LAYOUTGET $M)" 0 "client 1 LAYOUTGET"
+step "client 2 writes the same file"
+nsenter --net=/run/netns/c2 dd if=/run/B of=$M2/f bs=1M seek=1 conv=notrunc,fsync status=none
+stats=$(mds_admin stats)
+echo "after client 2 write: $stats"
+n1=$(echo "$stats" | sed -n 's/.*recalls_sent=\([0-9]*\).*/\1/p')
+assert_gt "$n1" 0 "CB_LAYOUTRECALLs sent"
+step "client 1 sees client 2's data and writes again"
+drop_caches
+cmp <(head -c 1048576 /run/A; cat /run/B) $M/f
+dd if=/run/C of=$M/f bs=1M seek=2 conv=notrunc,fsync status=none
+step "client 2 sees everything"
+drop_caches
+nsenter --net=/run/netns/c2 cat $M2/f >/run/got
+cmp <(cat /run/A /run/B /run/C) /run/got
+step "admin recall of a held layout"
+dd if=/run/A of=$M/f bs=1M seek=3 conv=notrunc,fsync status=none
+answer=$(mds_admin recall /f)
+echo "admin recall: $answer"
+exec 7>&-
+stats=$(mds_admin stats)
+echo "final: $stats"
+echo "$stats" | tr ' ' '\n' >$OUT/stats
+nfs_mountstats $M | grep -E "^\s+(READ|WRITE|LAYOUTGET|LAYOUTCOMMIT|LAYOUTRETURN):"
+nfs_mountstats $M2 | grep -E "^\s+(READ|WRITE|LAYOUTGET|LAYOUTCOMMIT|LAYOUTRETURN):"
+umount $M
+umount $M2
+echo ALL-OK
