@@ -1,0 +1,555 @@
+//! Lifecycle of one ublk device: create, start, stats, stop and delete.
+//!
+//! A control thread owns the libublk control object (its control io_uring is thread-local),
+//! spawns one thread per queue, starts the device, then waits for a stop request or a queue
+//! that exits on its own; it then stops the device (`STOP_DEV`: the kernel drains in-flight
+//! requests and aborts the fetches), joins the queues and deletes the device.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use libublk::ctrl::{UblkCtrl, UblkCtrlBuilder};
+use libublk::io::UblkDev;
+use libublk::UblkFlags;
+use pnfs_gateway::disk::Disk;
+use tokio::runtime::Handle;
+
+use crate::error::{describe_libublk, UBLK_CONTROL_PATH};
+use crate::geometry::{Geometry, UblkParams};
+use crate::queue::{run_queue, Counters, QueueCtx};
+use crate::UblkError;
+
+/// How long [`UblkDevice::start`] waits for the kernel to bring the device up (generous:
+/// the test guest runs under software emulation).
+pub const START_TIMEOUT_SECS: u64 = 120;
+/// How long stopping waits for the queues to drain before it gives up on them.
+pub const STOP_TIMEOUT_SECS: u64 = 120;
+
+/// Where a device is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceState {
+    /// Being created.
+    Starting,
+    /// Serving requests.
+    Running,
+    /// Stop requested; draining.
+    Stopping,
+    /// Deleted cleanly.
+    Stopped,
+    /// Stopped because something failed (the reason).
+    Failed(String),
+}
+
+impl std::fmt::Display for DeviceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceState::Starting => f.write_str("starting"),
+            DeviceState::Running => f.write_str("running"),
+            DeviceState::Stopping => f.write_str("stopping"),
+            DeviceState::Stopped => f.write_str("stopped"),
+            DeviceState::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
+/// Request counters since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UblkStats {
+    /// READ requests completed successfully.
+    pub reads: u64,
+    /// WRITE requests completed successfully.
+    pub writes: u64,
+    /// FLUSH requests completed successfully.
+    pub flushes: u64,
+    /// DISCARD requests completed successfully.
+    pub discards: u64,
+    /// WRITE_ZEROES requests completed successfully.
+    pub write_zeroes: u64,
+    /// Requests completed with an error.
+    pub errors: u64,
+    /// Bytes read.
+    pub bytes_read: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+}
+
+/// A snapshot for `pnfsgw stats`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UblkStatus {
+    /// Kernel device id (N in /dev/ublkbN).
+    pub dev_id: u32,
+    /// Block device path.
+    pub path: PathBuf,
+    /// Queues.
+    pub nr_queues: u16,
+    /// Depth per queue.
+    pub queue_depth: u16,
+    /// Largest request in bytes.
+    pub max_io_bytes: u32,
+    /// Device size in bytes.
+    pub size_bytes: u64,
+    /// Logical block size.
+    pub logical_block_bytes: u32,
+    /// Physical block size.
+    pub physical_block_bytes: u32,
+    /// Read-only device.
+    pub read_only: bool,
+    /// Life-cycle state.
+    pub state: DeviceState,
+    /// Counters.
+    pub stats: UblkStats,
+}
+
+enum Ctl {
+    Stop,
+    QueueExited {
+        qid: u16,
+        result: Result<(), String>,
+    },
+}
+
+/// A running ublk device serving one [`Disk`]. Dropping it stops and deletes the device
+/// (blocking; see [`UblkDevice::stop`]).
+#[derive(Debug)]
+pub struct UblkDevice {
+    dev_id: u32,
+    path: PathBuf,
+    geometry: Geometry,
+    state: Arc<Mutex<DeviceState>>,
+    counters: Arc<Counters>,
+    ctl: Option<mpsc::Sender<Ctl>>,
+    control: Option<JoinHandle<Result<(), UblkError>>>,
+}
+
+impl std::fmt::Debug for Ctl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ctl::Stop => f.write_str("Stop"),
+            Ctl::QueueExited { qid, result } => write!(f, "QueueExited({qid}, {result:?})"),
+        }
+    }
+}
+
+fn set_state(state: &Mutex<DeviceState>, new: DeviceState) {
+    match state.lock() {
+        Ok(mut s) => *s = new,
+        Err(poisoned) => *poisoned.into_inner() = new,
+    }
+}
+
+fn page_bytes() -> u32 {
+    // SAFETY: sysconf takes no pointers.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(v).unwrap_or(4096)
+}
+
+impl UblkDevice {
+    /// Creates and starts `/dev/ublkb<N>` serving `disk`; requests run on `handle`.
+    ///
+    /// Blocks until the kernel has the device up (the kernel reads the partition table
+    /// during start, served through `handle`). Do not call it from a thread that must drive
+    /// `handle`'s runtime itself (a current-thread runtime's own thread); from async code
+    /// use [`UblkDevice::start_async`].
+    pub fn start<D: Disk>(
+        disk: Arc<D>,
+        params: UblkParams,
+        handle: Handle,
+    ) -> Result<UblkDevice, UblkError> {
+        if !Path::new(UBLK_CONTROL_PATH).exists() {
+            return Err(UblkError::ControlMissing);
+        }
+        let info = disk.info();
+        let geometry = Geometry::new(&info, &params, page_bytes())?;
+        let state = Arc::new(Mutex::new(DeviceState::Starting));
+        let counters = Arc::new(Counters::default());
+        let (ctl_tx, ctl_rx) = mpsc::channel();
+        let (started_tx, started_rx) = mpsc::sync_channel(1);
+        let thread_name = format!("ublk-ctl-{}", params.name);
+        let control = {
+            let (geometry, state, counters, ctl_tx) = (
+                geometry.clone(),
+                Arc::clone(&state),
+                Arc::clone(&counters),
+                ctl_tx.clone(),
+            );
+            std::thread::Builder::new()
+                .name(thread_name.clone())
+                .spawn(move || {
+                    let control = Control {
+                        geometry,
+                        params,
+                        state,
+                        ctl_tx,
+                        ctl_rx,
+                    };
+                    control.run(disk, info, handle, counters, started_tx)
+                })
+                .map_err(|e| UblkError::Thread {
+                    name: thread_name.clone(),
+                    detail: e.to_string(),
+                })?
+        };
+        let started = started_rx.recv_timeout(Duration::from_secs(START_TIMEOUT_SECS));
+        match started {
+            Ok(Ok((dev_id, path))) => Ok(UblkDevice {
+                dev_id,
+                path,
+                geometry,
+                state,
+                counters,
+                ctl: Some(ctl_tx),
+                control: Some(control),
+            }),
+            Ok(Err(e)) => {
+                // The control thread has already cleaned up and returns.
+                let _ = control.join();
+                Err(e)
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Dropping the sender makes the control thread tear down once start returns.
+                drop(ctl_tx);
+                Err(UblkError::StartTimeout {
+                    secs: START_TIMEOUT_SECS,
+                })
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let detail = match control.join() {
+                    Ok(Err(e)) => e.to_string(),
+                    Ok(Ok(())) => "exited before the device started".to_string(),
+                    Err(_) => "panicked".to_string(),
+                };
+                Err(UblkError::Thread {
+                    name: thread_name,
+                    detail,
+                })
+            }
+        }
+    }
+
+    /// [`UblkDevice::start`] on tokio's blocking pool, for async callers.
+    pub async fn start_async<D: Disk>(
+        disk: Arc<D>,
+        params: UblkParams,
+        handle: Handle,
+    ) -> Result<UblkDevice, UblkError> {
+        tokio::task::spawn_blocking(move || UblkDevice::start(disk, params, handle))
+            .await
+            .map_err(|e| UblkError::Thread {
+                name: "ublk start".into(),
+                detail: e.to_string(),
+            })?
+    }
+
+    /// Kernel device id (N in /dev/ublkbN).
+    pub fn dev_id(&self) -> u32 {
+        self.dev_id
+    }
+
+    /// The block device path, `/dev/ublkb<N>`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Current state (a queue failing stops the device: `Failed`).
+    pub fn state(&self) -> DeviceState {
+        match self.state.lock() {
+            Ok(s) => s.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Snapshot for `pnfsgw stats`.
+    pub fn status(&self) -> UblkStatus {
+        let c = &self.counters;
+        let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        UblkStatus {
+            dev_id: self.dev_id,
+            path: self.path.clone(),
+            nr_queues: self.geometry.nr_queues,
+            queue_depth: self.geometry.queue_depth,
+            max_io_bytes: self.geometry.max_io_bytes,
+            size_bytes: self.geometry.size_bytes,
+            logical_block_bytes: self.geometry.logical_block_bytes,
+            physical_block_bytes: self.geometry.physical_block_bytes,
+            read_only: self.geometry.read_only,
+            state: self.state(),
+            stats: UblkStats {
+                reads: get(&c.reads),
+                writes: get(&c.writes),
+                flushes: get(&c.flushes),
+                discards: get(&c.discards),
+                write_zeroes: get(&c.write_zeroes),
+                errors: get(&c.errors),
+                bytes_read: get(&c.bytes_read),
+                bytes_written: get(&c.bytes_written),
+            },
+        }
+    }
+
+    /// Stops and deletes the device: the kernel completes in-flight requests (they need
+    /// the tokio runtime to keep running), `/dev/ublkb<N>` disappears, then this returns.
+    /// Blocking; from async code use [`UblkDevice::stop_async`].
+    pub fn stop(mut self) -> Result<(), UblkError> {
+        self.stop_inner()
+    }
+
+    /// [`UblkDevice::stop`] on tokio's blocking pool.
+    pub async fn stop_async(self) -> Result<(), UblkError> {
+        tokio::task::spawn_blocking(move || self.stop())
+            .await
+            .map_err(|e| UblkError::Thread {
+                name: "ublk stop".into(),
+                detail: e.to_string(),
+            })?
+    }
+
+    fn stop_inner(&mut self) -> Result<(), UblkError> {
+        let Some(control) = self.control.take() else {
+            return Ok(());
+        };
+        if let Some(tx) = self.ctl.take() {
+            // Fails only if the control thread already ended (a queue failed).
+            let _ = tx.send(Ctl::Stop);
+        }
+        match control.join() {
+            Ok(result) => result,
+            Err(_) => Err(UblkError::Thread {
+                name: format!("ublk-ctl for {}", self.path.display()),
+                detail: "panicked".into(),
+            }),
+        }
+    }
+}
+
+impl Drop for UblkDevice {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop_inner() {
+            tracing::error!("ublk: stopping {} on drop: {e}", self.path.display());
+        }
+    }
+}
+
+/// The control thread's state.
+struct Control {
+    geometry: Geometry,
+    params: UblkParams,
+    state: Arc<Mutex<DeviceState>>,
+    ctl_tx: mpsc::Sender<Ctl>,
+    ctl_rx: mpsc::Receiver<Ctl>,
+}
+
+type Started = Result<(u32, PathBuf), UblkError>;
+
+impl Control {
+    fn run<D: Disk>(
+        self,
+        disk: Arc<D>,
+        info: pnfs_gateway::disk::DiskInfo,
+        handle: Handle,
+        counters: Arc<Counters>,
+        started: mpsc::SyncSender<Started>,
+    ) -> Result<(), UblkError> {
+        let g = &self.geometry;
+        let dev_id = match self.params.dev_id {
+            Some(id) => i32::try_from(id)
+                .map_err(|_| UblkError::InvalidConfig(format!("device id {id} is too large"))),
+            None => Ok(-1),
+        };
+        let ctrl = dev_id.and_then(|id| {
+            UblkCtrlBuilder::default()
+                .name(&self.params.name)
+                .id(id)
+                .nr_queues(g.nr_queues)
+                .depth(g.queue_depth)
+                .io_buf_bytes(g.max_io_bytes)
+                .dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV)
+                .build()
+                .map_err(|e| UblkError::kernel("adding the device", &e))
+        });
+        let ctrl = match ctrl {
+            Ok(c) => c,
+            Err(e) => {
+                set_state(&self.state, DeviceState::Failed(e.to_string()));
+                let _ = started.send(Err(e));
+                return Ok(());
+            }
+        };
+        let id = ctrl.dev_info().dev_id;
+        let path = PathBuf::from(ctrl.get_bdev_path());
+        let ctx = Arc::new(QueueCtx {
+            disk,
+            info,
+            handle,
+            counters,
+            buf_bytes: g.max_io_bytes,
+            dev_id: id,
+        });
+        let mut queues = Vec::new();
+        let outcome = self.bring_up(&ctrl, &ctx, &mut queues);
+        let dev = match outcome {
+            Ok(dev) => {
+                set_state(&self.state, DeviceState::Running);
+                tracing::info!(
+                    "ublk: {} up (id {id}, {} queues x depth {}, {} bytes)",
+                    path.display(),
+                    g.nr_queues,
+                    g.queue_depth,
+                    g.size_bytes
+                );
+                let _ = started.send(Ok((id, path.clone())));
+                Some(dev)
+            }
+            Err(e) => {
+                tracing::error!("ublk: starting {}: {e}", path.display());
+                set_state(&self.state, DeviceState::Failed(e.to_string()));
+                let _ = started.send(Err(e));
+                None
+            }
+        };
+        let mut reason = None;
+        let mut exited = 0usize;
+        if dev.is_some() {
+            match self.ctl_rx.recv() {
+                Ok(Ctl::Stop) | Err(_) => {}
+                Ok(Ctl::QueueExited { qid, result }) => {
+                    exited += 1;
+                    reason = Some(format!("queue {qid} exited on its own: {result:?}"));
+                }
+            }
+            set_state(&self.state, DeviceState::Stopping);
+        }
+        // STOP_DEV: the kernel drains in-flight requests, then aborts every fetch; the
+        // queue threads see the abort and return.
+        if let Err(e) = ctrl.kill_dev() {
+            tracing::debug!("ublk: stop of device {id}: {}", describe_libublk(&e));
+        }
+        let deadline = Instant::now() + Duration::from_secs(STOP_TIMEOUT_SECS);
+        while exited < queues.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.ctl_rx.recv_timeout(left) {
+                Ok(Ctl::QueueExited { qid, result }) => {
+                    exited += 1;
+                    if let Err(e) = result {
+                        reason.get_or_insert_with(|| format!("queue {qid}: {e}"));
+                    }
+                }
+                Ok(Ctl::Stop) => {}
+                Err(_) => {
+                    let why = format!(
+                        "{} of {} queues did not stop within {STOP_TIMEOUT_SECS} s",
+                        queues.len() - exited,
+                        queues.len()
+                    );
+                    set_state(&self.state, DeviceState::Failed(why.clone()));
+                    return Err(UblkError::Failed(why));
+                }
+            }
+        }
+        for q in queues {
+            if q.join().is_err() {
+                reason.get_or_insert_with(|| "a queue thread panicked".to_string());
+            }
+        }
+        // Removes libublk's JSON file; the STOP itself was done above.
+        if let Err(e) = ctrl.stop_dev() {
+            tracing::debug!("ublk: second stop of device {id}: {}", describe_libublk(&e));
+        }
+        let started_ok = dev.is_some();
+        // Closes /dev/ublkcN: the delete waits for that.
+        drop(dev);
+        let deleted = ctrl.del_dev();
+        drop(ctrl);
+        if let Err(e) = deleted {
+            let e = UblkError::kernel("deleting the device", &e);
+            reason.get_or_insert_with(|| e.to_string());
+        }
+        match reason {
+            None if started_ok => {
+                tracing::info!("ublk: {} stopped and deleted", path.display());
+                set_state(&self.state, DeviceState::Stopped);
+                Ok(())
+            }
+            None => Ok(()),
+            Some(why) => {
+                tracing::error!("ublk: {}: {why}", path.display());
+                set_state(&self.state, DeviceState::Failed(why.clone()));
+                Err(UblkError::Failed(why))
+            }
+        }
+    }
+
+    /// Creates the device object, the queue threads, and sends START_DEV.
+    fn bring_up<D: Disk>(
+        &self,
+        ctrl: &UblkCtrl,
+        ctx: &Arc<QueueCtx<D>>,
+        queues: &mut Vec<JoinHandle<()>>,
+    ) -> Result<Arc<UblkDev>, UblkError> {
+        let g = &self.geometry;
+        let kparams = g.kernel_params()?;
+        let depth = g.queue_depth;
+        let dev = UblkDev::new(
+            self.params.name.clone(),
+            |dev: &mut UblkDev| {
+                dev.tgt.dev_size = g.size_bytes;
+                dev.tgt.params = kparams;
+                // One SQE per tag plus the eventfd poll; room for a CQE burst.
+                dev.tgt.sq_depth = depth.saturating_add(1);
+                dev.tgt.cq_depth = depth.saturating_add(1).saturating_mul(2);
+                Ok(())
+            },
+            ctrl,
+        )
+        .map_err(|e| UblkError::kernel("opening the ublk char device", &e))?;
+        let dev = Arc::new(dev);
+        let (tid_tx, tid_rx) = mpsc::channel();
+        for qid in 0..g.nr_queues {
+            let (dev, ctx, tid_tx, ctl_tx) = (
+                Arc::clone(&dev),
+                Arc::clone(ctx),
+                tid_tx.clone(),
+                self.ctl_tx.clone(),
+            );
+            let name = format!("ublk{}-q{qid}", ctx.dev_id);
+            let spawned = std::thread::Builder::new()
+                .name(name.clone())
+                .spawn(move || {
+                    let tid = UblkCtrl::init_queue_thread();
+                    let _ = tid_tx.send((qid, tid));
+                    let result = run_queue(qid, &dev, &ctx);
+                    if let Err(e) = &result {
+                        tracing::error!("ublk: queue {qid}: {e}");
+                    }
+                    let _ = ctl_tx.send(Ctl::QueueExited { qid, result });
+                });
+            match spawned {
+                Ok(h) => queues.push(h),
+                Err(e) => {
+                    return Err(UblkError::Thread {
+                        name,
+                        detail: e.to_string(),
+                    })
+                }
+            }
+        }
+        drop(tid_tx);
+        for _ in 0..g.nr_queues {
+            let (qid, tid) = tid_rx
+                .recv_timeout(Duration::from_secs(START_TIMEOUT_SECS))
+                .map_err(|_| UblkError::Thread {
+                    name: "ublk queue".into(),
+                    detail: "did not report its thread id".into(),
+                })?;
+            ctrl.set_thread_affinity(qid, tid);
+            ctrl.configure_queue(&dev, qid, tid)
+                .map_err(|e| UblkError::kernel("configuring a queue", &e))?;
+        }
+        ctrl.start_dev(&dev)
+            .map_err(|e| UblkError::kernel("starting the device", &e))?;
+        Ok(dev)
+    }
+}
