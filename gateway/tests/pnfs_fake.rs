@@ -389,3 +389,89 @@ async fn fencing_no_direct_write_after_the_fence_point() {
     );
     assert_eq!(snap.request_errors, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_any_bulk_recall_and_device_notification() {
+    use pnfs_gateway::mds_api::{
+        DeviceNotification, LayoutRecall, RecallTarget, RCA4_TYPE_MASK_BLK_LAYOUT_BIT,
+    };
+    use pnfs_proto::nfs4::{LayoutIoMode, LayoutType};
+    let b = bed("rca", FakeTopology::Simple, 1, 4096, true, plain).await;
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    let sink = b.fake.sink().expect("sink registered");
+    let wait_empty =
+        |disk: &pnfs_gateway::pnfs::file_disk::PnfsDisk<FakeMds>| disk.cached_pieces() == 0;
+
+    // CB_RECALL_ANY without the block bit: nothing happens.
+    disk.write(0, Bytes::from(vec![1u8; 10_000]), false)
+        .await
+        .expect("write");
+    assert_eq!(sink.recall_any(1 << 3, 0), NfsStat::OK);
+    assert!(disk.cached_pieces() > 0);
+    // With the block bit and keep 0: the layout is committed and returned.
+    assert_eq!(
+        sink.recall_any(1 << RCA4_TYPE_MASK_BLK_LAYOUT_BIT, 0),
+        NfsStat::OK
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !wait_empty(&disk) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(wait_empty(&disk), "layout not returned after CB_RECALL_ANY");
+    assert_eq!(
+        &b.fake.server_view("/f").await.expect("view")[..10_000],
+        &[1u8; 10_000][..]
+    );
+
+    // Bulk recall (ALL): returned with one LAYOUTRETURN4_ALL; data committed first.
+    disk.write(20_000, Bytes::from(vec![2u8; 5000]), false)
+        .await
+        .expect("write");
+    let returns_before = b.fake.counters.returns.load(Ordering::SeqCst);
+    let answer = sink.layout_recall(LayoutRecall {
+        layout_type: LayoutType::BlockVolume,
+        iomode: LayoutIoMode::Any,
+        changed: true,
+        target: RecallTarget::All,
+    });
+    assert_eq!(answer, NfsStat::OK);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while b.fake.counters.returns.load(Ordering::SeqCst) == returns_before
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        b.fake.counters.returns.load(Ordering::SeqCst) > returns_before,
+        "no LAYOUTRETURN after a bulk recall"
+    );
+    assert_eq!(
+        &b.fake.server_view("/f").await.expect("view")[20_000..25_000],
+        &[2u8; 5000][..]
+    );
+    // Nothing held now: a second bulk recall finds no matching layout.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !wait_empty(&disk) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    // CB_NOTIFY_DEVICEID: the device is fetched again on next use.
+    let gdi_before = b.fake.counters.getdeviceinfos.load(Ordering::SeqCst);
+    assert_eq!(
+        sink.notify_deviceid(&[DeviceNotification::Change {
+            layout_type: LayoutType::BlockVolume,
+            device_id: b.fake.device_id(),
+            immediate: true,
+        }]),
+        NfsStat::OK
+    );
+    assert_eq!(
+        &disk.read(20_000, 5000).await.expect("read")[..],
+        &[2u8; 5000][..]
+    );
+    assert!(
+        b.fake.counters.getdeviceinfos.load(Ordering::SeqCst) > gdi_before,
+        "device not re-fetched"
+    );
+    assert_eq!(b.client.stats().snapshot().request_errors, 0);
+}

@@ -441,6 +441,21 @@ impl FakeMds {
         answer
     }
 
+    /// The registered callback sink (to send CB_RECALL_ANY, CB_NOTIFY_DEVICEID, bulk
+    /// CB_LAYOUTRECALL directly).
+    pub fn sink(&self) -> Option<Arc<dyn CallbackSink>> {
+        self.sink
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .and_then(|w| w.upgrade())
+    }
+
+    /// The device ID the fake hands out.
+    pub fn device_id(&self) -> DeviceId {
+        self.device_id
+    }
+
     /// True while a recall of `path` waits for its LAYOUTRETURN.
     pub fn recall_pending(&self, path: &str) -> bool {
         self.st()

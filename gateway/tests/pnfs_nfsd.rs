@@ -1,0 +1,138 @@
+//! The pNFS disk against Linux nfsd (XFS, `pnfs` export) in the QEMU guest.
+//!
+//! The host test boots the guest; the guest script starts nfsd, creates the file, runs THIS
+//! test binary's `guest_side_workload` (ignored on the host: it only makes sense in the guest,
+//! where it reaches nfsd on 127.0.0.1 and the XFS volume through its loop device), then mounts
+//! the export with the kernel client and copies the file out. The host compares that copy with
+//! the workload's model and checks that nfsd handed out layouts and served no data READ/WRITE.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pnfs_gateway::client::{ClientConfig, NfsClient};
+use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
+use pnfs_gateway::pnfs::volume::{FileVolume, VolumeIo};
+use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
+use pnfs_gateway::stats::Stats;
+use pnfs_testbed::{require, GuestRunner, GuestScript};
+
+const FILE_MIB: u64 = 8;
+/// NFSv4 operation numbers in /proc/net/rpc/nfsd's proc4ops line.
+const OP_READ: usize = 25;
+const OP_WRITE: usize = 38;
+const OP_LAYOUTGET: usize = 50;
+const OP_LAYOUTCOMMIT: usize = 49;
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} not set: this test runs in the guest"))
+}
+
+/// The guest side: the seeded workload on nfsd through the gateway, model written to $OUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "runs inside the QEMU guest, started by workload_against_linux_nfsd_in_guest"]
+async fn guest_side_workload() {
+    let out = PathBuf::from(env("PNFS_GUEST_OUT"));
+    let nfs = Arc::new(
+        NfsClient::connect(
+            &env("PNFS_GUEST_ADDR"),
+            ClientConfig::new("pnfs-gateway-guest-test"),
+        )
+        .await
+        .expect("connect to nfsd"),
+    );
+    let vol: Arc<dyn VolumeIo> =
+        Arc::new(FileVolume::open(env("PNFS_GUEST_VOLUME"), false, true).expect("open volume"));
+    let gw = PnfsClient::new(
+        Arc::clone(&nfs),
+        vec![vol],
+        PnfsConfig::default(),
+        Arc::new(Stats::default()),
+    );
+    let disk = gw
+        .open_disk(&env("PNFS_GUEST_PATH"), false)
+        .await
+        .expect("open disk");
+    let mut cfg = WorkloadConfig::new(0x6e_f5d0, 4096);
+    cfg.ops = 200;
+    cfg.trims = false; // every byte defined: the kernel client's copy must equal the model
+    cfg.max_io_bytes = 128 * 1024;
+    let (rep, model) = run_workload(&disk, &cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    disk.close().await.expect("close");
+    let snap = gw.stats().snapshot();
+    std::fs::write(out.join("model.bin"), &model.data).expect("write model");
+    std::fs::write(out.join("stats.txt"), format!("{rep:?}\n{snap}\n")).expect("write stats");
+    println!("{rep:?}\n{snap}");
+    assert_eq!(snap.request_errors, 0);
+}
+
+fn proc4ops(text: &str) -> Vec<u64> {
+    text.lines()
+        .find(|l| l.starts_with("proc4ops"))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(2)
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn workload_against_linux_nfsd_in_guest() {
+    let Some(runner) = require(GuestRunner::new()) else {
+        return;
+    };
+    let exe = std::env::current_exe().expect("test exe");
+    let script = format!(
+        r#"
+step "nfsd pnfs export"
+start_nfsd_pnfs 400
+truncate -s {FILE_MIB}M "$PNFS_EXPORT/disk.img"
+step "gateway workload"
+PNFS_GUEST_ADDR=127.0.0.1:2049 PNFS_GUEST_VOLUME="$PNFS_VOL_DEV" PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" \
+  RUST_LOG=warn "{exe}" --ignored --exact guest_side_workload --nocapture
+cat /proc/net/rpc/nfsd > "$OUT/nfsd_after_gateway"
+step "kernel client reads the file"
+mount_kernel_client
+cp "$PNFS_CLIENT_MNT/disk.img" "$OUT/kernel.img"
+umount_kernel_client
+"#,
+        exe = exe.display()
+    );
+    let outcome = runner
+        .run(
+            &GuestScript::new(script)
+                .name("pnfs-nfsd")
+                .timeout(Duration::from_secs(900)),
+        )
+        .expect("guest run");
+    let model = std::fs::read(outcome.out_file("model.bin")).expect("model");
+    let kernel = std::fs::read(outcome.out_file("kernel.img")).expect("kernel copy");
+    assert_eq!(kernel.len(), model.len());
+    if let Some(i) = kernel.iter().zip(&model).position(|(a, b)| a != b) {
+        panic!("seed=0x6ef5d0: the kernel client's copy differs from the model at byte {i}");
+    }
+    let stats = std::fs::read_to_string(outcome.out_file("stats.txt")).expect("stats");
+    eprintln!("{stats}");
+    let ops = proc4ops(
+        &std::fs::read_to_string(outcome.out_file("nfsd_after_gateway")).expect("nfsd stats"),
+    );
+    assert!(
+        ops.len() > OP_LAYOUTGET,
+        "no proc4ops in /proc/net/rpc/nfsd: {ops:?}"
+    );
+    eprintln!(
+        "nfsd: READ={} WRITE={} LAYOUTGET={} LAYOUTCOMMIT={}",
+        ops[OP_READ], ops[OP_WRITE], ops[OP_LAYOUTGET], ops[OP_LAYOUTCOMMIT]
+    );
+    assert!(ops[OP_LAYOUTGET] > 0, "nfsd handed out no layouts");
+    assert!(ops[OP_LAYOUTCOMMIT] > 0, "nfsd saw no LAYOUTCOMMIT");
+    assert_eq!(ops[OP_WRITE], 0, "data went through nfsd's WRITE");
+    assert!(
+        stats.contains("mds_read_bytes=0 mds_write_bytes=0"),
+        "{stats}"
+    );
+}
