@@ -160,9 +160,12 @@ async fn serve(
     let mut failed = Vec::new();
     for (i, spec) in specs.iter().enumerate() {
         let d = &spec.config;
+        if *shutdown.borrow() {
+            break;
+        }
         let opened = tokio::select! {
             r = gateway.open(spec) => r,
-            _ = crate::stopped(&mut shutdown) => Err(backend::BackendError::Failed("stopped while starting".into())),
+            _ = crate::stopped(&mut shutdown) => break,
         };
         match opened {
             Ok(dev) => {
@@ -192,8 +195,17 @@ async fn serve(
         .enumerate()
         .filter_map(|(i, d)| d.clone().map(|d| (i, d)))
         .collect();
+    // A stop asked for while opening: close what is open, start no frontend.
+    let early_stop = *shutdown.borrow();
+    if early_stop {
+        tracing::info!("stop requested while starting: not starting the frontends");
+    }
     if opened.is_empty() {
-        let outcome = Outcome::Failed(format!("no device could start ({})", failed.join(", ")));
+        let outcome = if early_stop && failed.is_empty() {
+            Outcome::Clean
+        } else {
+            Outcome::Failed(format!("no device could start ({})", failed.join(", ")))
+        };
         drop(devices);
         if let Err(e) = gateway.shutdown().await {
             tracing::error!("ending the MDS session: {e}");
@@ -227,7 +239,7 @@ async fn serve(
         .collect();
     let mut nbd_task = None;
     let mut nbd_set: Option<Arc<pnfs_nbd::ExportSet>> = None;
-    if !nbd_exports.is_empty() {
+    if !nbd_exports.is_empty() && !early_stop {
         let listeners = NbdListeners {
             tcp: config.nbd.tcp.clone(),
             unix: config.nbd.unix.clone(),
@@ -264,7 +276,7 @@ async fn serve(
 
     // ublk: one device each; a missing kernel driver fails only the ublk frontends.
     let mut ublk_devices = Vec::new();
-    if fatal.is_none() {
+    if fatal.is_none() && !early_stop {
         for (i, dev) in &opened {
             let spec = &specs[*i];
             if !spec.config.has(Frontend::Ublk) {
@@ -313,7 +325,7 @@ async fn serve(
         })));
     }
 
-    if fatal.is_none() {
+    if fatal.is_none() && !early_stop {
         let up = opened.len();
         let status = if failed.is_empty() {
             format!("serving {up} device(s)")
