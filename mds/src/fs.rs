@@ -356,7 +356,10 @@ impl Fs {
                 }
             }
             meta.insert("block_bytes", self.block_bytes)?;
-            self.next_id = meta.get("next_id")?.map(|v| v.value()).unwrap_or(ROOT_ID + 1);
+            self.next_id = meta
+                .get("next_id")?
+                .map(|v| v.value())
+                .unwrap_or(ROOT_ID + 1);
             let mut inodes = w.open_table(INODES)?;
             if inodes.get(ROOT_ID)?.is_none() {
                 let t = now();
@@ -720,11 +723,7 @@ impl Fs {
             }
             let old_dir = self.get(old)?.is_dir();
             if old_dir != moving_dir {
-                return Err(if old_dir {
-                    NfsStat::EXIST
-                } else {
-                    NfsStat::EXIST
-                });
+                return Err(NfsStat::EXIST);
             }
             let (_, _, f) = self.remove(ddir, dname)?;
             freed = f;
@@ -992,7 +991,8 @@ impl Fs {
             }
             let a = e.file_off.max(off);
             let b = e.end().min(end);
-            let dst = &mut buf[usize::try_from(a - off).unwrap_or(0)..usize::try_from(b - off).unwrap_or(0)];
+            let dst = &mut buf
+                [usize::try_from(a - off).unwrap_or(0)..usize::try_from(b - off).unwrap_or(0)];
             self.vol
                 .read(e.vol_off + (a - e.file_off), dst)
                 .map_err(|err| {
@@ -1080,7 +1080,8 @@ impl Fs {
             }
             let x = e.file_off.max(a);
             let y = e.end().min(b);
-            let src = &buf[usize::try_from(x - a).unwrap_or(0)..usize::try_from(y - a).unwrap_or(0)];
+            let src =
+                &buf[usize::try_from(x - a).unwrap_or(0)..usize::try_from(y - a).unwrap_or(0)];
             self.vol
                 .write(e.vol_off + (x - e.file_off), src)
                 .map_err(|err| {
@@ -1205,7 +1206,8 @@ impl Fs {
             let ino = self.inodes.get_mut(&id).ok_or(NfsStat::STALE)?;
             split_at(&mut ino.extents, e.file_off);
             split_at(&mut ino.extents, e.end());
-            ino.extents.retain(|x| x.file_off < e.file_off || x.file_off >= e.end());
+            ino.extents
+                .retain(|x| x.file_off < e.file_off || x.file_off >= e.end());
             ino.extents.extend(replaced);
             ino.extents.sort_by_key(|x| x.file_off);
             merge(&mut ino.extents);
@@ -1322,7 +1324,11 @@ impl Fs {
             split_at(&mut v, end);
             v.into_iter()
                 .filter(|e| e.file_off >= off && e.end() <= end && self.is_shared(e.vol_off, e.len))
-                .filter(|e| holes(&ino.cow, e.file_off, e.end()).iter().any(|h| h.0 < h.1))
+                .filter(|e| {
+                    holes(&ino.cow, e.file_off, e.end())
+                        .iter()
+                        .any(|h| h.0 < h.1)
+                })
                 .collect()
         };
         for e in need {
@@ -1370,7 +1376,9 @@ impl Fs {
             for c in &ino.cow {
                 let a = c.file_off.max(file_off);
                 let b = c.end().min(file_off + len);
-                if a < b && (vol_off == 0 || c.vol_off + (a - c.file_off) == vol_off + (a - file_off)) {
+                if a < b
+                    && (vol_off == 0 || c.vol_off + (a - c.file_off) == vol_off + (a - file_off))
+                {
                     cow_hit.push((a, b, c.vol_off + (a - c.file_off)));
                 }
             }
@@ -1659,16 +1667,26 @@ mod tests {
             .create(ROOT_ID, "a", Kind::File, 0, 0, &SetAttrs::default())
             .unwrap();
         let r = fs.layout(f, 0, 16384, false).unwrap();
-        assert_eq!(r, vec![LayoutPiece { file_off: 0, len: 16384, vol_off: 0, es: 3 }]);
+        assert_eq!(
+            r,
+            vec![LayoutPiece {
+                file_off: 0,
+                len: 16384,
+                vol_off: 0,
+                es: 3
+            }]
+        );
         let w = fs.layout(f, 0, 16384, true).unwrap();
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].es, 2);
         let v = w[0].vol_off;
         fs.vol.write(v + 4096, b"xyz").unwrap();
         // A commit for the wrong volume offset changes nothing (0 means "not given", as Linux sends).
-        fs.layout_commit(f, &[(4096, 4096, v + 8192)], Some(4098), None).unwrap();
+        fs.layout_commit(f, &[(4096, 4096, v + 8192)], Some(4098), None)
+            .unwrap();
         assert_eq!(fs.read(f, 4096, 3).unwrap().0, vec![0, 0, 0]);
-        fs.layout_commit(f, &[(4096, 4096, v + 4096)], Some(4098), None).unwrap();
+        fs.layout_commit(f, &[(4096, 4096, v + 4096)], Some(4098), None)
+            .unwrap();
         assert_eq!(fs.get(f).unwrap().size, 4099);
         assert_eq!(fs.read(f, 4096, 3).unwrap().0, b"xyz");
         let w = fs.layout(f, 0, 16384, true).unwrap();
@@ -1680,8 +1698,12 @@ mod tests {
     fn clone_gives_copy_on_write_layouts() {
         let d = crate::volume::tests::tempdir();
         let mut fs = mkfs(&d, 4096);
-        let (a, _, _) = fs.create(ROOT_ID, "a", Kind::File, 0, 0, &SetAttrs::default()).unwrap();
-        let (b, _, _) = fs.create(ROOT_ID, "b", Kind::File, 0, 0, &SetAttrs::default()).unwrap();
+        let (a, _, _) = fs
+            .create(ROOT_ID, "a", Kind::File, 0, 0, &SetAttrs::default())
+            .unwrap();
+        let (b, _, _) = fs
+            .create(ROOT_ID, "b", Kind::File, 0, 0, &SetAttrs::default())
+            .unwrap();
         fs.write(a, 0, &[7u8; 8192]).unwrap();
         fs.clone_file(a, b).unwrap();
         fs.check().unwrap();

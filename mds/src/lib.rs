@@ -61,7 +61,10 @@ pub enum MdsError {
 
 /// Command-line arguments of the MDS (also the `pnfsgw mds` subcommand).
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "pnfs-mds", about = "Embedded NFSv4.1 pNFS block-layout metadata server")]
+#[command(
+    name = "pnfs-mds",
+    about = "Embedded NFSv4.1 pNFS block-layout metadata server"
+)]
 pub struct MdsArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:2049")]
@@ -137,7 +140,8 @@ impl Config {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| MdsError::Config(format!("{}: {e}", p.display())))?;
-                toml::from_str(&text).map_err(|e| MdsError::Config(format!("{}: {e}", p.display())))?
+                toml::from_str(&text)
+                    .map_err(|e| MdsError::Config(format!("{}: {e}", p.display())))?
             }
             None => ConfigFile::default(),
         };
@@ -147,7 +151,9 @@ impl Config {
                 "block size {block_bytes} must be a power of two from 4096 to 1048576"
             )));
         }
-        let secs = |cli: Option<u64>, f: Option<u64>, d: u64| Duration::from_secs(cli.or(f).unwrap_or(d).clamp(1, 3600));
+        let secs = |cli: Option<u64>, f: Option<u64>, d: u64| {
+            Duration::from_secs(cli.or(f).unwrap_or(d).clamp(1, 3600))
+        };
         let settings = nfs::Settings {
             lease: secs(a.lease_seconds, file.lease_seconds, 10),
             grace: secs(a.grace_seconds, file.grace_seconds, 10),
@@ -174,11 +180,19 @@ impl Config {
                 volume::Topology::Simple { volume: 0 }
             } else {
                 volume::Topology::Concat {
-                    children: (0..volumes.len()).map(|volume| volume::Topology::Simple { volume }).collect(),
+                    children: (0..volumes.len())
+                        .map(|volume| volume::Topology::Simple { volume })
+                        .collect(),
                 }
             }
         });
-        Ok(Self { settings, block_bytes, state_dir: a.state.clone(), volumes, topology })
+        Ok(Self {
+            settings,
+            block_bytes,
+            state_dir: a.state.clone(),
+            volumes,
+            topology,
+        })
     }
 
     /// Opens the volumes and the store and builds the server.
@@ -195,7 +209,11 @@ impl Config {
 }
 
 /// Serves `mds` on `listener` until `shutdown` completes (tests drive this directly).
-pub async fn run(listener: tokio::net::TcpListener, mds: Arc<Mds>, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    mds: Arc<Mds>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     server::serve(listener, mds, shutdown).await;
 }
 
@@ -205,16 +223,24 @@ pub async fn main_with(args: MdsArgs) -> Result<(), MdsError> {
     let state_dir = cfg.state_dir.clone();
     let mds = cfg.open()?;
     let listener = tokio::net::TcpListener::bind(&args.listen).await?;
-    let admin_path = args.admin_socket.clone().unwrap_or_else(|| state_dir.join("admin.sock"));
+    let admin_path = args
+        .admin_socket
+        .clone()
+        .unwrap_or_else(|| state_dir.join("admin.sock"));
     let _ = std::fs::remove_file(&admin_path);
     let admin = tokio::net::UnixListener::bind(&admin_path)?;
-    tracing::info!("pnfs-mds listening on {} (admin {})", listener.local_addr()?, admin_path.display());
+    tracing::info!(
+        "pnfs-mds listening on {} (admin {})",
+        listener.local_addr()?,
+        admin_path.display()
+    );
     let admin_task = tokio::spawn(server::serve_admin(admin, Arc::clone(&mds)));
     let shutdown = async {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -19,6 +19,7 @@ use crate::fs::{Fs, Kind, LayoutPiece, SetAttrs, ROOT_ID};
 
 /// Most operations in one COMPOUND.
 pub const MAX_OPS: usize = 64;
+const MAX_OPS_U32: u32 = 64;
 /// Fore-channel slots per session.
 pub const MAX_SLOTS: u32 = 64;
 /// Largest READ/WRITE through the MDS.
@@ -129,7 +130,7 @@ fn get_fattr(d: &mut Decoder<'_>) -> XdrResult<InAttrs> {
         mask: mask.clone(),
         ..Default::default()
     };
-    for bit in 0..(mask.len() as u32 * 32) {
+    for bit in 0..(u32::try_from(mask.len()).unwrap_or(0) * 32) {
         if !has(&mask, bit) {
             continue;
         }
@@ -178,7 +179,7 @@ fn get_fattr(d: &mut Decoder<'_>) -> XdrResult<InAttrs> {
 pub(crate) enum Create {
     Unchecked(InAttrs),
     Guarded(InAttrs),
-    Exclusive([u8; 8], InAttrs),
+    Exclusive(InAttrs),
 }
 
 #[derive(Debug)]
@@ -201,44 +202,127 @@ pub(crate) enum Op {
     Access(u32),
     Close(Sid),
     Commit,
-    Create { kind: Kind, name: String, attrs: InAttrs },
+    Create {
+        kind: Kind,
+        name: String,
+        attrs: InAttrs,
+    },
     GetAttr(Vec<u32>),
     GetFh,
     Link(String),
     Lookup(String),
     Lookupp,
-    Open { access: u32, owner: (u64, Vec<u8>), create: Option<Create>, claim: Claim },
-    OpenDowngrade { sid: Sid, access: u32 },
+    Open {
+        access: u32,
+        owner: (u64, Vec<u8>),
+        create: Option<Create>,
+        claim: Claim,
+    },
+    OpenDowngrade {
+        sid: Sid,
+        access: u32,
+    },
     PutFh(Vec<u8>),
     PutRootFh,
     PutPubFh,
-    Read { sid: Sid, off: u64, count: u32 },
-    ReadDir { cookie: u64, maxcount: u32, attrs: Vec<u32> },
+    Read {
+        sid: Sid,
+        off: u64,
+        count: u32,
+    },
+    ReadDir {
+        cookie: u64,
+        maxcount: u32,
+        attrs: Vec<u32>,
+    },
     ReadLink,
     Remove(String),
     Rename(String, String),
     RestoreFh,
     SaveFh,
     SecInfo(String),
-    SetAttr { attrs: InAttrs },
-    Verify { attrs: Vec<u8>, mask: Vec<u32>, not: bool },
-    Write { sid: Sid, off: u64, data: Vec<u8> },
-    BindConn { sess: [u8; 16], dir: u32 },
-    ExchangeId { verifier: [u8; 8], owner: Vec<u8>, flags: u32 },
-    CreateSession { clientid: u64, seq: u32, flags: u32, fore: [u32; 6], back: [u32; 6], prog: u32, sys: bool },
+    SetAttr {
+        attrs: InAttrs,
+    },
+    Verify {
+        attrs: Vec<u8>,
+        mask: Vec<u32>,
+        not: bool,
+    },
+    Write {
+        sid: Sid,
+        off: u64,
+        data: Vec<u8>,
+    },
+    BindConn {
+        sess: [u8; 16],
+        dir: u32,
+    },
+    ExchangeId {
+        verifier: [u8; 8],
+        owner: Vec<u8>,
+        flags: u32,
+    },
+    CreateSession {
+        clientid: u64,
+        seq: u32,
+        flags: u32,
+        fore: [u32; 6],
+        back: [u32; 6],
+        prog: u32,
+        sys: bool,
+    },
     DestroySession([u8; 16]),
     FreeStateid(Sid),
-    GetDeviceInfo { devid: [u8; 16], ltype: u32, maxcount: u32 },
-    GetDeviceList { ltype: u32 },
-    LayoutCommit { off: u64, len: u64, reclaim: bool, sid: Sid, last: Option<u64>, mtime: Option<NfsTime>, ltype: u32, body: Vec<u8> },
-    LayoutGet { ltype: u32, iomode: u32, off: u64, len: u64, minlen: u64, sid: Sid, maxcount: u32 },
-    LayoutReturn { ltype: u32, iomode: u32, what: LrType },
+    GetDeviceInfo {
+        devid: [u8; 16],
+        ltype: u32,
+        maxcount: u32,
+    },
+    GetDeviceList {
+        ltype: u32,
+    },
+    LayoutCommit {
+        off: u64,
+        len: u64,
+        reclaim: bool,
+        sid: Sid,
+        last: Option<u64>,
+        mtime: Option<NfsTime>,
+        ltype: u32,
+        body: Vec<u8>,
+    },
+    LayoutGet {
+        ltype: u32,
+        iomode: u32,
+        off: u64,
+        len: u64,
+        minlen: u64,
+        sid: Sid,
+        maxcount: u32,
+    },
+    LayoutReturn {
+        ltype: u32,
+        iomode: u32,
+        what: LrType,
+    },
     SecInfoNoName,
-    Sequence { sess: [u8; 16], seq: u32, slot: u32, highest: u32, cache: bool },
+    Sequence {
+        sess: [u8; 16],
+        seq: u32,
+        slot: u32,
+        highest: u32,
+    },
     TestStateid(Vec<Sid>),
     DestroyClientId(u64),
     ReclaimComplete,
-    Clone { src: Sid, dst: Sid, src_off: u64, dst_off: u64, count: u64 },
+    Clone {
+        src: Sid,
+        dst: Sid,
+        src_off: u64,
+        dst_off: u64,
+        count: u64,
+    },
     NotSupp(u32),
     Illegal,
 }
@@ -272,7 +356,12 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
                     Kind::File
                 }
                 6 | 7 => Kind::File,
-                value => return Err(XdrError::BadEnum { what: "nfs_ftype4", value }),
+                value => {
+                    return Err(XdrError::BadEnum {
+                        what: "nfs_ftype4",
+                        value,
+                    })
+                }
             };
             let is_special = matches!(t, 3 | 4 | 6 | 7);
             let name = get_name(d)?;
@@ -291,7 +380,11 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
         17 | 37 => {
             let mask = get_bitmap(d)?;
             let attrs = d.opaque("attrlist4", 64 * 1024)?.to_vec();
-            Op::Verify { attrs, mask, not: opnum == 17 }
+            Op::Verify {
+                attrs,
+                mask,
+                not: opnum == 17,
+            }
         }
         18 => {
             let _seq = d.u32()?;
@@ -304,14 +397,27 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
                 1 => Some(match d.u32()? {
                     0 => Create::Unchecked(get_fattr(d)?),
                     1 => Create::Guarded(get_fattr(d)?),
-                    2 => Create::Exclusive(d.array_fixed()?, InAttrs::default()),
-                    3 => {
-                        let v = d.array_fixed()?;
-                        Create::Exclusive(v, get_fattr(d)?)
+                    2 => {
+                        let _verifier: [u8; 8] = d.array_fixed()?;
+                        Create::Exclusive(InAttrs::default())
                     }
-                    value => return Err(XdrError::BadEnum { what: "createmode4", value }),
+                    3 => {
+                        let _verifier: [u8; 8] = d.array_fixed()?;
+                        Create::Exclusive(get_fattr(d)?)
+                    }
+                    value => {
+                        return Err(XdrError::BadEnum {
+                            what: "createmode4",
+                            value,
+                        })
+                    }
                 }),
-                value => return Err(XdrError::BadEnum { what: "opentype4", value }),
+                value => {
+                    return Err(XdrError::BadEnum {
+                        what: "opentype4",
+                        value,
+                    })
+                }
             };
             let claim = match d.u32()? {
                 0 => Claim::Null(get_name(d)?),
@@ -334,9 +440,19 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
                     Claim::Other
                 }
                 6 => Claim::Other,
-                value => return Err(XdrError::BadEnum { what: "open_claim_type4", value }),
+                value => {
+                    return Err(XdrError::BadEnum {
+                        what: "open_claim_type4",
+                        value,
+                    })
+                }
             };
-            Op::Open { access, owner: (clientid, owner), create, claim }
+            Op::Open {
+                access,
+                owner: (clientid, owner),
+                create,
+                claim,
+            }
         }
         21 => {
             let sid = get_sid(d)?;
@@ -348,13 +464,21 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
         22 => Op::PutFh(d.opaque("nfs_fh4", 128)?.to_vec()),
         23 => Op::PutPubFh,
         24 => Op::PutRootFh,
-        25 => Op::Read { sid: get_sid(d)?, off: d.u64()?, count: d.u32()? },
+        25 => Op::Read {
+            sid: get_sid(d)?,
+            off: d.u64()?,
+            count: d.u32()?,
+        },
         26 => {
             let cookie = d.u64()?;
             let _verf: [u8; 8] = d.array_fixed()?;
             let _dircount = d.u32()?;
             let maxcount = d.u32()?;
-            Op::ReadDir { cookie, maxcount, attrs: get_bitmap(d)? }
+            Op::ReadDir {
+                cookie,
+                maxcount,
+                attrs: get_bitmap(d)?,
+            }
         }
         27 => Op::ReadLink,
         28 => Op::Remove(get_name(d)?),
@@ -364,7 +488,9 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
         33 => Op::SecInfo(get_name(d)?),
         34 => {
             let _sid = get_sid(d)?;
-            Op::SetAttr { attrs: get_fattr(d)? }
+            Op::SetAttr {
+                attrs: get_fattr(d)?,
+            }
         }
         38 => {
             let sid = get_sid(d)?;
@@ -389,7 +515,12 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
                     get_bitmap(d)?;
                     get_bitmap(d)?;
                 }
-                value => return Err(XdrError::BadEnum { what: "state_protect_how4", value }),
+                value => {
+                    return Err(XdrError::BadEnum {
+                        what: "state_protect_how4",
+                        value,
+                    })
+                }
             }
             let n = d.length("impl_id", 1)?;
             for _ in 0..n {
@@ -398,7 +529,11 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
                 d.i64()?;
                 d.u32()?;
             }
-            Op::ExchangeId { verifier, owner, flags }
+            Op::ExchangeId {
+                verifier,
+                owner,
+                flags,
+            }
         }
         43 => {
             let clientid = d.u64()?;
@@ -428,10 +563,23 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
                         d.opaque("gss handle", OPAQUE_LIMIT)?;
                         d.opaque("gss handle", OPAQUE_LIMIT)?;
                     }
-                    value => return Err(XdrError::BadEnum { what: "cb sec flavor", value }),
+                    value => {
+                        return Err(XdrError::BadEnum {
+                            what: "cb sec flavor",
+                            value,
+                        })
+                    }
                 }
             }
-            Op::CreateSession { clientid, seq, flags, fore, back, prog, sys }
+            Op::CreateSession {
+                clientid,
+                seq,
+                flags,
+                fore,
+                back,
+                prog,
+                sys,
+            }
         }
         44 => Op::DestroySession(d.array_fixed()?),
         45 => Op::FreeStateid(get_sid(d)?),
@@ -440,7 +588,11 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
             let ltype = d.u32()?;
             let maxcount = d.u32()?;
             get_bitmap(d)?;
-            Op::GetDeviceInfo { devid, ltype, maxcount }
+            Op::GetDeviceInfo {
+                devid,
+                ltype,
+                maxcount,
+            }
         }
         48 => {
             let ltype = d.u32()?;
@@ -456,13 +608,25 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
             let sid = get_sid(d)?;
             let last = if d.bool()? { Some(d.u64()?) } else { None };
             let mtime = if d.bool()? {
-                Some(NfsTime { seconds: d.i64()?, nseconds: d.u32()? })
+                Some(NfsTime {
+                    seconds: d.i64()?,
+                    nseconds: d.u32()?,
+                })
             } else {
                 None
             };
             let ltype = d.u32()?;
             let body = d.opaque("layoutupdate", 1 << 20)?.to_vec();
-            Op::LayoutCommit { off, len, reclaim, sid, last, mtime, ltype, body }
+            Op::LayoutCommit {
+                off,
+                len,
+                reclaim,
+                sid,
+                last,
+                mtime,
+                ltype,
+                body,
+            }
         }
         50 => {
             let _signal = d.bool()?;
@@ -490,21 +654,34 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
                 }
                 2 => LrType::Fsid,
                 3 => LrType::All,
-                value => return Err(XdrError::BadEnum { what: "layoutreturn_type4", value }),
+                value => {
+                    return Err(XdrError::BadEnum {
+                        what: "layoutreturn_type4",
+                        value,
+                    })
+                }
             };
-            Op::LayoutReturn { ltype, iomode, what }
+            Op::LayoutReturn {
+                ltype,
+                iomode,
+                what,
+            }
         }
         52 => {
             d.u32()?;
             Op::SecInfoNoName
         }
-        53 => Op::Sequence {
-            sess: d.array_fixed()?,
-            seq: d.u32()?,
-            slot: d.u32()?,
-            highest: d.u32()?,
-            cache: d.bool()?,
-        },
+        53 => {
+            let op = Op::Sequence {
+                sess: d.array_fixed()?,
+                seq: d.u32()?,
+                slot: d.u32()?,
+                highest: d.u32()?,
+            };
+            // Every reply is cached, whatever sa_cachethis says.
+            let _cachethis = d.bool()?;
+            op
+        }
         55 => {
             let n = d.length("stateids", 1024)?;
             let mut v = Vec::with_capacity(n.min(d.remaining() / 16));
@@ -615,15 +792,56 @@ const A_LAYOUT_ALIGNMENT: u32 = 66;
 const A_SUPPATTR_EXCLCREAT: u32 = 75;
 
 const SUPPORTED: &[u32] = &[
-    A_SUPPORTED, A_TYPE, A_FH_EXPIRE, A_CHANGE, A_SIZE, A_LINK_SUPPORT, A_SYMLINK_SUPPORT,
-    A_NAMED_ATTR, A_FSID, A_UNIQUE_HANDLES, A_LEASE_TIME, A_RDATTR_ERROR, A_ACLSUPPORT,
-    A_CANSETTIME, A_CASE_INSENSITIVE, A_CASE_PRESERVING, A_CHOWN_RESTRICTED, A_FILEHANDLE,
-    A_FILEID, A_FILES_AVAIL, A_FILES_FREE, A_FILES_TOTAL, A_HOMOGENEOUS, A_MAXFILESIZE,
-    A_MAXLINK, A_MAXNAME, A_MAXREAD, A_MAXWRITE, A_MODE, A_NO_TRUNC, A_NUMLINKS, A_OWNER,
-    A_OWNER_GROUP, A_RAWDEV, A_SPACE_AVAIL, A_SPACE_FREE, A_SPACE_TOTAL, A_SPACE_USED,
-    A_TIME_ACCESS, A_TIME_ACCESS_SET, A_TIME_DELTA, A_TIME_METADATA, A_TIME_MODIFY,
-    A_TIME_MODIFY_SET, A_MOUNTED_ON_FILEID, A_FS_LAYOUT_TYPES, A_LAYOUT_TYPES,
-    A_LAYOUT_BLKSIZE, A_LAYOUT_ALIGNMENT, A_SUPPATTR_EXCLCREAT,
+    A_SUPPORTED,
+    A_TYPE,
+    A_FH_EXPIRE,
+    A_CHANGE,
+    A_SIZE,
+    A_LINK_SUPPORT,
+    A_SYMLINK_SUPPORT,
+    A_NAMED_ATTR,
+    A_FSID,
+    A_UNIQUE_HANDLES,
+    A_LEASE_TIME,
+    A_RDATTR_ERROR,
+    A_ACLSUPPORT,
+    A_CANSETTIME,
+    A_CASE_INSENSITIVE,
+    A_CASE_PRESERVING,
+    A_CHOWN_RESTRICTED,
+    A_FILEHANDLE,
+    A_FILEID,
+    A_FILES_AVAIL,
+    A_FILES_FREE,
+    A_FILES_TOTAL,
+    A_HOMOGENEOUS,
+    A_MAXFILESIZE,
+    A_MAXLINK,
+    A_MAXNAME,
+    A_MAXREAD,
+    A_MAXWRITE,
+    A_MODE,
+    A_NO_TRUNC,
+    A_NUMLINKS,
+    A_OWNER,
+    A_OWNER_GROUP,
+    A_RAWDEV,
+    A_SPACE_AVAIL,
+    A_SPACE_FREE,
+    A_SPACE_TOTAL,
+    A_SPACE_USED,
+    A_TIME_ACCESS,
+    A_TIME_ACCESS_SET,
+    A_TIME_DELTA,
+    A_TIME_METADATA,
+    A_TIME_MODIFY,
+    A_TIME_MODIFY_SET,
+    A_MOUNTED_ON_FILEID,
+    A_FS_LAYOUT_TYPES,
+    A_LAYOUT_TYPES,
+    A_LAYOUT_BLKSIZE,
+    A_LAYOUT_ALIGNMENT,
+    A_SUPPATTR_EXCLCREAT,
 ];
 
 fn supported_bitmap() -> Vec<u32> {
@@ -664,9 +882,8 @@ pub struct ConnHandle {
     /// Records to send.
     pub tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     /// Callback replies awaited, by xid.
-    pub pending: std::sync::Arc<
-        std::sync::Mutex<HashMap<u32, tokio::sync::oneshot::Sender<Vec<u8>>>>,
-    >,
+    pub pending:
+        std::sync::Arc<std::sync::Mutex<HashMap<u32, tokio::sync::oneshot::Sender<Vec<u8>>>>>,
 }
 
 #[derive(Debug)]
@@ -707,8 +924,20 @@ pub(crate) struct Seg {
 
 #[derive(Debug)]
 pub(crate) enum StateEntry {
-    Open { clientid: u64, owner: Vec<u8>, file: u64, access: u32, seqid: u32 },
-    Layout { clientid: u64, file: u64, seqid: u32, segs: Vec<Seg>, recalled: Option<Instant> },
+    Open {
+        clientid: u64,
+        owner: Vec<u8>,
+        file: u64,
+        access: u32,
+        seqid: u32,
+    },
+    Layout {
+        clientid: u64,
+        file: u64,
+        seqid: u32,
+        segs: Vec<Seg>,
+        recalled: Option<Instant>,
+    },
 }
 
 /// A callback the caller should send after releasing the lock.
@@ -840,7 +1069,9 @@ impl State {
             .states
             .iter()
             .filter_map(|(k, s)| match s {
-                StateEntry::Layout { recalled: Some(t), .. } if now.duration_since(*t) > rt => Some(*k),
+                StateEntry::Layout {
+                    recalled: Some(t), ..
+                } if now.duration_since(*t) > rt => Some(*k),
                 _ => None,
             })
             .collect();
@@ -855,7 +1086,9 @@ impl State {
         self.clients.remove(&id);
         self.sessions.retain(|_, s| s.clientid != id);
         self.states.retain(|_, s| match s {
-            StateEntry::Open { clientid, .. } | StateEntry::Layout { clientid, .. } => *clientid != id,
+            StateEntry::Open { clientid, .. } | StateEntry::Layout { clientid, .. } => {
+                *clientid != id
+            }
         });
     }
 
@@ -867,15 +1100,32 @@ impl State {
 
     /// Queues recalls for layouts on `file` overlapping [off, end) not held by `except`
     /// (only RW ones unless `any_mode`). Returns how many layouts are in conflict.
-    fn recall_file(&mut self, file: u64, except: Option<u64>, off: u64, end: u64, any_mode: bool) -> usize {
+    fn recall_file(
+        &mut self,
+        file: u64,
+        except: Option<u64>,
+        off: u64,
+        end: u64,
+        any_mode: bool,
+    ) -> usize {
         let mut n = 0;
         let fh = fh_of(file);
         for (k, s) in self.states.iter_mut() {
-            if let StateEntry::Layout { clientid, file: f, seqid, segs, recalled } = s {
+            if let StateEntry::Layout {
+                clientid,
+                file: f,
+                seqid,
+                segs,
+                recalled,
+            } = s
+            {
                 if *f != file || Some(*clientid) == except {
                     continue;
                 }
-                if !segs.iter().any(|g| (any_mode || g.rw) && g.off < end && g.end > off) {
+                if !segs
+                    .iter()
+                    .any(|g| (any_mode || g.rw) && g.off < end && g.end > off)
+                {
                     continue;
                 }
                 n += 1;
@@ -885,7 +1135,10 @@ impl State {
                     self.recalls.push(Recall {
                         clientid: *clientid,
                         fh: fh.clone(),
-                        sid: Sid { seqid: *seqid, other: *k },
+                        sid: Sid {
+                            seqid: *seqid,
+                            other: *k,
+                        },
                         other: *k,
                     });
                 }
@@ -933,9 +1186,18 @@ impl State {
         enc.put_u32(0);
         if c.minor != 1 && c.minor != 2 {
             enc.patch_u32(status_at, NfsStat::MINOR_VERS_MISMATCH.0);
-            return Outcome { reply: enc.into_inner() };
+            return Outcome {
+                reply: enc.into_inner(),
+            };
         }
-        let mut ctx = Ctx { cfh: None, sfh: None, clientid: None, session: None, cred, conn: conn.clone() };
+        let mut ctx = Ctx {
+            cfh: None,
+            sfh: None,
+            clientid: None,
+            session: None,
+            cred,
+            conn: conn.clone(),
+        };
         let mut status = NfsStat::OK;
         let mut count = 0u32;
         let mut slot_to_cache: Option<([u8; 16], u32)> = None;
@@ -948,20 +1210,38 @@ impl State {
             let is_seq = matches!(op, Op::Sequence { .. });
             let sessionless = matches!(
                 op,
-                Op::ExchangeId { .. } | Op::CreateSession { .. } | Op::DestroySession(_) | Op::BindConn { .. } | Op::DestroyClientId(_)
+                Op::ExchangeId { .. }
+                    | Op::CreateSession { .. }
+                    | Op::DestroySession(_)
+                    | Op::BindConn { .. }
+                    | Op::DestroyClientId(_)
             );
-            let opnum_out = if matches!(op, Op::Illegal) { 10044 } else { opnum };
+            let opnum_out = if matches!(op, Op::Illegal) {
+                10044
+            } else {
+                opnum
+            };
             enc.put_u32(opnum_out);
             count += 1;
             let st = if i == 0 && !is_seq && !sessionless {
                 NfsStat::OP_NOT_IN_SESSION
-            } else if i == 0 && sessionless && nops > 1 && !matches!(op, Op::DestroyClientId(_) | Op::DestroySession(_)) {
+            } else if i == 0
+                && sessionless
+                && nops > 1
+                && !matches!(op, Op::DestroyClientId(_) | Op::DestroySession(_))
+            {
                 NfsStat::NOT_ONLY_OP
             } else if i > 0 && is_seq {
                 NfsStat::SEQUENCE_POS
             } else {
                 // SEQUENCE may answer from the replay cache.
-                if let Op::Sequence { sess, seq, slot, highest, cache: _ } = &op {
+                if let Op::Sequence {
+                    sess,
+                    seq,
+                    slot,
+                    highest,
+                } = &op
+                {
                     match self.sequence(&mut ctx, *sess, *seq, *slot, *highest) {
                         Ok(SeqResult::Replay(bytes)) => return Outcome { reply: bytes },
                         Ok(SeqResult::New) => {
@@ -1060,9 +1340,19 @@ fn cinfo(e: &mut Encoder, before: u64, after: u64) {
 }
 
 impl State {
-    fn sequence(&mut self, ctx: &mut Ctx, sess: [u8; 16], seq: u32, slot: u32, _highest: u32) -> Result<SeqResult, NfsStat> {
+    fn sequence(
+        &mut self,
+        ctx: &mut Ctx,
+        sess: [u8; 16],
+        seq: u32,
+        slot: u32,
+        _highest: u32,
+    ) -> Result<SeqResult, NfsStat> {
         let s = self.sessions.get_mut(&sess).ok_or(NfsStat::BADSESSION)?;
-        let sl = s.slots.get_mut(usize::try_from(slot).unwrap_or(usize::MAX)).ok_or(NfsStat::BADSLOT)?;
+        let sl = s
+            .slots
+            .get_mut(usize::try_from(slot).unwrap_or(usize::MAX))
+            .ok_or(NfsStat::BADSLOT)?;
         if seq == sl.seq {
             return match &sl.reply {
                 Some(r) => Ok(SeqResult::Replay(r.clone())),
@@ -1096,7 +1386,7 @@ impl State {
         let mut v = Encoder::new();
         let total = self.fs.vol.size_bytes;
         let free = self.fs.free_bytes();
-        for bit in 0..(req.len() as u32 * 32) {
+        for bit in 0..(u32::try_from(req.len()).unwrap_or(0) * 32) {
             if !has(req, bit) || !SUPPORTED.contains(&bit) {
                 continue;
             }
@@ -1111,14 +1401,18 @@ impl State {
                 A_FH_EXPIRE => v.put_u32(0),
                 A_CHANGE => v.put_u64(ino.change),
                 A_SIZE => v.put_u64(ino.size),
-                A_LINK_SUPPORT | A_SYMLINK_SUPPORT | A_UNIQUE_HANDLES | A_HOMOGENEOUS | A_NO_TRUNC
-                | A_CANSETTIME | A_CASE_PRESERVING | A_CHOWN_RESTRICTED => v.put_bool(true),
+                A_LINK_SUPPORT | A_SYMLINK_SUPPORT | A_UNIQUE_HANDLES | A_HOMOGENEOUS
+                | A_NO_TRUNC | A_CANSETTIME | A_CASE_PRESERVING | A_CHOWN_RESTRICTED => {
+                    v.put_bool(true)
+                }
                 A_NAMED_ATTR | A_CASE_INSENSITIVE => v.put_bool(false),
                 A_FSID => {
                     v.put_u64(0x706e_6673);
                     v.put_u64(1);
                 }
-                A_LEASE_TIME => v.put_u32(u32::try_from(self.settings.lease.as_secs()).unwrap_or(10)),
+                A_LEASE_TIME => {
+                    v.put_u32(u32::try_from(self.settings.lease.as_secs()).unwrap_or(10))
+                }
                 A_RDATTR_ERROR => v.put_u32(0),
                 A_ACLSUPPORT => v.put_u32(0),
                 A_FILEHANDLE => v.put_opaque(&fh_of(id)),
@@ -1141,7 +1435,13 @@ impl State {
                 A_SPACE_TOTAL => v.put_u64(total),
                 A_SPACE_USED => v.put_u64(ino.used_bytes()),
                 A_TIME_ACCESS => put_time(&mut v, ino.atime),
-                A_TIME_DELTA => put_time(&mut v, NfsTime { seconds: 0, nseconds: 1 }),
+                A_TIME_DELTA => put_time(
+                    &mut v,
+                    NfsTime {
+                        seconds: 0,
+                        nseconds: 1,
+                    },
+                ),
                 A_TIME_METADATA => put_time(&mut v, ino.ctime),
                 A_TIME_MODIFY => put_time(&mut v, ino.mtime),
                 A_FS_LAYOUT_TYPES | A_LAYOUT_TYPES => {
@@ -1152,7 +1452,14 @@ impl State {
                 A_LAYOUT_ALIGNMENT => v.put_u32(u32::try_from(self.fs.block_bytes).unwrap_or(4096)),
                 A_SUPPATTR_EXCLCREAT => {
                     let mut b = Vec::new();
-                    for a in [A_SIZE, A_MODE, A_OWNER, A_OWNER_GROUP, A_TIME_ACCESS_SET, A_TIME_MODIFY_SET] {
+                    for a in [
+                        A_SIZE,
+                        A_MODE,
+                        A_OWNER,
+                        A_OWNER_GROUP,
+                        A_TIME_ACCESS_SET,
+                        A_TIME_MODIFY_SET,
+                    ] {
                         set_bit(&mut b, a);
                     }
                     put_bitmap(&mut v, &b);
@@ -1225,7 +1532,11 @@ impl State {
                 want.put_opaque(&attrs);
                 let same = mine.as_slice() == want.as_slice();
                 if same == not {
-                    return Err(if not { NfsStat::SAME } else { NfsStat::NOT_SAME });
+                    return Err(if not {
+                        NfsStat::SAME
+                    } else {
+                        NfsStat::NOT_SAME
+                    });
                 }
             }
             Op::Access(req) => {
@@ -1260,7 +1571,9 @@ impl State {
                 if attrs.unsupported {
                     return Err(NfsStat::ATTRNOTSUPP);
                 }
-                let (id, b, a) = self.fs.create(d, &name, kind, ctx.cred.uid, ctx.cred.gid, &attrs.set)?;
+                let (id, b, a) =
+                    self.fs
+                        .create(d, &name, kind, ctx.cred.uid, ctx.cred.gid, &attrs.set)?;
                 cinfo(e, b, a);
                 put_bitmap(e, &attrs.mask);
                 ctx.cfh = Some(id);
@@ -1291,12 +1604,20 @@ impl State {
                 let (b, a) = self.fs.link(src, d, &name)?;
                 cinfo(e, b, a);
             }
-            Op::ReadDir { cookie, maxcount, attrs } => {
+            Op::ReadDir {
+                cookie,
+                maxcount,
+                attrs,
+            } => {
                 let d = Self::cfh(ctx)?;
                 let entries = self.fs.readdir(d)?;
                 let verf = self.fs.get(d)?.change;
                 e.put_u64(verf);
-                let start = if cookie < 3 { 0 } else { usize::try_from(cookie - 2).unwrap_or(usize::MAX) };
+                let start = if cookie < 3 {
+                    0
+                } else {
+                    usize::try_from(cookie - 2).unwrap_or(usize::MAX)
+                };
                 let budget = usize::try_from(maxcount).unwrap_or(0).saturating_sub(128);
                 let mut used = 0usize;
                 let mut n = 0usize;
@@ -1332,25 +1653,40 @@ impl State {
                         // Shrinking: every layout past the new end must come back first.
                         let bs = self.fs.block_bytes;
                         let from = size / bs * bs;
-                        if self.recall_file(id, None, from, u64::MAX, true) > 0 {
+                        // Other clients' layouts past the new end must come back first;
+                        // Linux returns its own before truncating (LAYOUTRET_ON_SETATTR),
+                        // anything left of the caller's is recalled without waiting.
+                        if self.recall_file(id, ctx.clientid, from, u64::MAX, true) > 0 {
                             return Err(NfsStat::DELAY);
                         }
+                        self.recall_file(id, None, from, u64::MAX, true);
                     }
                 }
                 self.fs.setattr(id, &attrs.set)?;
                 put_bitmap(e, &attrs.mask);
             }
-            Op::Open { access, owner, create, claim } => self.open(ctx, access & 3, owner, create, claim, e)?,
-            Op::OpenDowngrade { sid, access } => {
-                match self.states.get_mut(&sid.other) {
-                    Some(StateEntry::Open { access: a, seqid, .. }) => {
-                        *a = access & 3;
-                        *seqid += 1;
-                        put_sid(e, &Sid { seqid: *seqid, other: sid.other });
-                    }
-                    _ => return Err(NfsStat::BAD_STATEID),
+            Op::Open {
+                access,
+                owner,
+                create,
+                claim,
+            } => self.open(ctx, access & 3, owner, create, claim, e)?,
+            Op::OpenDowngrade { sid, access } => match self.states.get_mut(&sid.other) {
+                Some(StateEntry::Open {
+                    access: a, seqid, ..
+                }) => {
+                    *a = access & 3;
+                    *seqid += 1;
+                    put_sid(
+                        e,
+                        &Sid {
+                            seqid: *seqid,
+                            other: sid.other,
+                        },
+                    );
                 }
-            }
+                _ => return Err(NfsStat::BAD_STATEID),
+            },
             Op::Close(sid) => {
                 let cid = ctx.clientid.ok_or(NfsStat::OP_NOT_IN_SESSION)?;
                 match self.states.remove(&sid.other) {
@@ -1361,7 +1697,13 @@ impl State {
                         if !still_open {
                             self.states.retain(|_, s| !matches!(s, StateEntry::Layout { clientid, file: f, .. } if *clientid == cid && *f == file));
                         }
-                        put_sid(e, &Sid { seqid: seqid + 1, other: sid.other });
+                        put_sid(
+                            e,
+                            &Sid {
+                                seqid: seqid + 1,
+                                other: sid.other,
+                            },
+                        );
                     }
                     Some(other) => {
                         self.states.insert(sid.other, other);
@@ -1389,15 +1731,17 @@ impl State {
                 let end = off.saturating_add(data.len() as u64);
                 let bs = self.fs.block_bytes;
                 let (a, b) = (off / bs * bs, end.div_ceil(bs) * bs);
-                let mut conflicts = self.recall_file(id, ctx.clientid, a, b, true);
-                if self.fs.write_changes_map(id, off, data.len() as u64) {
-                    // The writer's own cached layout would go stale: recall it too.
-                    conflicts += self.recall_file(id, None, a, b, true);
-                }
-                if conflicts > 0 {
+                // Other clients' layouts on the range come back before the MDS writes it.
+                if self.recall_file(id, ctx.clientid, a, b, true) > 0 {
                     return Err(NfsStat::DELAY);
                 }
+                let stale = self.fs.write_changes_map(id, off, data.len() as u64);
                 self.fs.write(id, off, &data)?;
+                if stale {
+                    // The writer's own cached layout no longer matches the map (its page cache
+                    // has the data): recall it without holding up this WRITE.
+                    self.recall_file(id, None, a, b, true);
+                }
                 e.put_u32(u32::try_from(data.len()).unwrap_or(0));
                 e.put_u32(2); // FILE_SYNC4: data and metadata are on disk
                 e.put_opaque_fixed(&self.write_verf);
@@ -1406,8 +1750,20 @@ impl State {
                 Self::cfh(ctx)?;
                 e.put_opaque_fixed(&self.write_verf);
             }
-            Op::ExchangeId { verifier, owner, flags } => self.exchange_id(ctx, verifier, owner, flags, e)?,
-            Op::CreateSession { clientid, seq, flags, fore, back, prog, sys } => {
+            Op::ExchangeId {
+                verifier,
+                owner,
+                flags,
+            } => self.exchange_id(ctx, verifier, owner, flags, e)?,
+            Op::CreateSession {
+                clientid,
+                seq,
+                flags,
+                fore,
+                back,
+                prog,
+                sys,
+            } => {
                 self.create_session(ctx, clientid, seq, flags, fore, back, prog, sys, e)?;
             }
             Op::DestroySession(sess) => {
@@ -1455,15 +1811,13 @@ impl State {
                     e.put_u32(st.0);
                 }
             }
-            Op::FreeStateid(sid) => {
-                match self.states.get(&sid.other) {
-                    Some(StateEntry::Layout { .. }) => {
-                        self.states.remove(&sid.other);
-                    }
-                    Some(StateEntry::Open { .. }) => return Err(NfsStat::LOCKS_HELD),
-                    None => return Err(NfsStat::BAD_STATEID),
+            Op::FreeStateid(sid) => match self.states.get(&sid.other) {
+                Some(StateEntry::Layout { .. }) => {
+                    self.states.remove(&sid.other);
                 }
-            }
+                Some(StateEntry::Open { .. }) => return Err(NfsStat::LOCKS_HELD),
+                None => return Err(NfsStat::BAD_STATEID),
+            },
             Op::GetDeviceList { ltype } => {
                 if ltype != 3 {
                     return Err(NfsStat::UNKNOWN_LAYOUTTYPE);
@@ -1474,7 +1828,11 @@ impl State {
                 e.put_opaque_fixed(&self.device_id());
                 e.put_bool(true);
             }
-            Op::GetDeviceInfo { devid, ltype, maxcount } => {
+            Op::GetDeviceInfo {
+                devid,
+                ltype,
+                maxcount,
+            } => {
                 if ltype != 3 {
                     return Err(NfsStat::UNKNOWN_LAYOUTTYPE);
                 }
@@ -1490,10 +1848,27 @@ impl State {
                 e.put_opaque(&body);
                 e.put_u32(0); // no notifications
             }
-            Op::LayoutGet { ltype, iomode, off, len, minlen, sid, maxcount } => {
+            Op::LayoutGet {
+                ltype,
+                iomode,
+                off,
+                len,
+                minlen,
+                sid,
+                maxcount,
+            } => {
                 self.layout_get(ctx, ltype, iomode, off, len, minlen, sid, maxcount, e)?;
             }
-            Op::LayoutCommit { off, len, reclaim, sid, last, mtime, ltype, body } => {
+            Op::LayoutCommit {
+                off,
+                len,
+                reclaim,
+                sid,
+                last,
+                mtime,
+                ltype,
+                body,
+            } => {
                 let id = Self::cfh(ctx)?;
                 let _ = (off, len);
                 if ltype != 3 {
@@ -1533,7 +1908,11 @@ impl State {
                     None => e.put_bool(false),
                 }
             }
-            Op::LayoutReturn { ltype, iomode, what } => {
+            Op::LayoutReturn {
+                ltype,
+                iomode,
+                what,
+            } => {
                 let cid = ctx.clientid.ok_or(NfsStat::OP_NOT_IN_SESSION)?;
                 if ltype != 3 {
                     return Err(NfsStat::UNKNOWN_LAYOUTTYPE);
@@ -1544,7 +1923,13 @@ impl State {
                         let end = off.saturating_add(len);
                         let mut remove = false;
                         let out = match self.states.get_mut(&sid.other) {
-                            Some(StateEntry::Layout { file, seqid, segs, clientid, recalled }) if *file == id && *clientid == cid => {
+                            Some(StateEntry::Layout {
+                                file,
+                                seqid,
+                                segs,
+                                clientid,
+                                recalled,
+                            }) if *file == id && *clientid == cid => {
                                 let mut kept = Vec::new();
                                 for g in segs.drain(..) {
                                     let match_mode = iomode == 3 || (iomode == 2) == g.rw;
@@ -1553,10 +1938,18 @@ impl State {
                                         continue;
                                     }
                                     if g.off < off {
-                                        kept.push(Seg { rw: g.rw, off: g.off, end: off });
+                                        kept.push(Seg {
+                                            rw: g.rw,
+                                            off: g.off,
+                                            end: off,
+                                        });
                                     }
                                     if g.end > end {
-                                        kept.push(Seg { rw: g.rw, off: end, end: g.end });
+                                        kept.push(Seg {
+                                            rw: g.rw,
+                                            off: end,
+                                            end: g.end,
+                                        });
                                     }
                                 }
                                 *segs = kept;
@@ -1566,7 +1959,10 @@ impl State {
                                     None
                                 } else {
                                     *recalled = None;
-                                    Some(Sid { seqid: *seqid, other: sid.other })
+                                    Some(Sid {
+                                        seqid: *seqid,
+                                        other: sid.other,
+                                    })
                                 }
                             }
                             _ => None,
@@ -1588,7 +1984,13 @@ impl State {
                     }
                 }
             }
-            Op::Clone { src, dst, src_off, dst_off, count } => {
+            Op::Clone {
+                src,
+                dst,
+                src_off,
+                dst_off,
+                count,
+            } => {
                 let d = Self::cfh(ctx)?;
                 let s = ctx.sfh.ok_or(NfsStat::NOFILEHANDLE)?;
                 self.check_sid_for_io(&src)?;
@@ -1597,13 +1999,19 @@ impl State {
                 if src_off != 0 || dst_off != 0 || (count != 0 && count < self.fs.get(s)?.size) {
                     return Err(NfsStat::NOTSUPP);
                 }
-                if self.recall_file(d, None, 0, u64::MAX, true) + self.recall_file(s, None, 0, u64::MAX, false) > 0 {
+                if self.recall_file(d, None, 0, u64::MAX, true)
+                    + self.recall_file(s, None, 0, u64::MAX, false)
+                    > 0
+                {
                     return Err(NfsStat::DELAY);
                 }
                 self.fs.clone_file(s, d)?;
             }
             Op::Sequence { .. } => return Err(NfsStat::SEQUENCE_POS),
-            Op::NotSupp(_) => return Err(NfsStat::NOTSUPP),
+            Op::NotSupp(n) => {
+                tracing::debug!("operation {n} is not supported");
+                return Err(NfsStat::NOTSUPP);
+            }
             Op::Illegal => return Err(NfsStat::OP_ILLEGAL),
         }
         Ok(())
@@ -1616,9 +2024,20 @@ impl State {
         });
     }
 
-    fn exchange_id(&mut self, _ctx: &mut Ctx, verifier: [u8; 8], owner: Vec<u8>, flags: u32, e: &mut Encoder) -> R {
+    fn exchange_id(
+        &mut self,
+        _ctx: &mut Ctx,
+        verifier: [u8; 8],
+        owner: Vec<u8>,
+        flags: u32,
+        e: &mut Encoder,
+    ) -> R {
         let _ = flags;
-        let existing = self.clients.iter().find(|(_, c)| c.owner == owner).map(|(&id, _)| id);
+        let existing = self
+            .clients
+            .iter()
+            .find(|(_, c)| c.owner == owner)
+            .map(|(&id, _)| id);
         let (id, confirmed) = match existing {
             Some(id) if self.clients[&id].verifier == verifier => (id, self.clients[&id].confirmed),
             Some(old) => {
@@ -1665,9 +2084,23 @@ impl State {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn create_session(&mut self, ctx: &mut Ctx, clientid: u64, seq: u32, flags: u32, fore: [u32; 6], back: [u32; 6], prog: u32, sys: bool, e: &mut Encoder) -> R {
+    fn create_session(
+        &mut self,
+        ctx: &mut Ctx,
+        clientid: u64,
+        seq: u32,
+        flags: u32,
+        fore: [u32; 6],
+        back: [u32; 6],
+        prog: u32,
+        sys: bool,
+        e: &mut Encoder,
+    ) -> R {
         let epoch32 = self.epoch32();
-        let c = self.clients.get_mut(&clientid).ok_or(NfsStat::STALE_CLIENTID)?;
+        let c = self
+            .clients
+            .get_mut(&clientid)
+            .ok_or(NfsStat::STALE_CLIENTID)?;
         if seq == c.cs_seq.wrapping_sub(1) && c.confirmed {
             if let Some(r) = &c.cs_reply {
                 e.put_opaque_fixed(r);
@@ -1683,7 +2116,11 @@ impl State {
         let mut sid = [0u8; 16];
         sid[..8].copy_from_slice(&clientid.to_be_bytes());
         sid[8..12].copy_from_slice(&epoch32.to_be_bytes());
-        sid[12..].copy_from_slice(&u32::try_from(self.next_session & 0xffff_ffff).unwrap_or(0).to_be_bytes());
+        sid[12..].copy_from_slice(
+            &u32::try_from(self.next_session & 0xffff_ffff)
+                .unwrap_or(0)
+                .to_be_bytes(),
+        );
         self.next_session += 1;
         let nslots = fore[5].clamp(1, MAX_SLOTS);
         let back_ok = flags & 2 != 0;
@@ -1696,7 +2133,7 @@ impl State {
         r.put_u32(fore[1].min(MAX_RPC_BYTES));
         r.put_u32(fore[2].min(MAX_RPC_BYTES));
         r.put_u32(fore[3].min(MAX_RPC_BYTES));
-        r.put_u32(fore[4].clamp(8, MAX_OPS as u32));
+        r.put_u32(fore[4].clamp(8, MAX_OPS_U32));
         r.put_u32(nslots);
         r.put_u32(0);
         // Back channel: exactly what the client offered (we use one slot of it).
@@ -1708,7 +2145,12 @@ impl State {
         let bytes = r.into_inner();
         c.cs_reply = Some(bytes.clone());
         e.put_opaque_fixed(&bytes);
-        let slots = (0..nslots).map(|_| Slot { seq: 0, reply: None }).collect();
+        let slots = (0..nslots)
+            .map(|_| Slot {
+                seq: 0,
+                reply: None,
+            })
+            .collect();
         self.sessions.insert(
             sid,
             Session {
@@ -1716,14 +2158,26 @@ impl State {
                 slots,
                 cb_prog: prog,
                 cb_sys: sys,
-                back: if back_ok { Some(ctx.conn.clone()) } else { None },
+                back: if back_ok {
+                    Some(ctx.conn.clone())
+                } else {
+                    None
+                },
                 cb_seq: std::sync::Arc::new(tokio::sync::Mutex::new(0)),
             },
         );
         Ok(())
     }
 
-    fn open(&mut self, ctx: &mut Ctx, access: u32, owner: (u64, Vec<u8>), create: Option<Create>, claim: Claim, e: &mut Encoder) -> R {
+    fn open(
+        &mut self,
+        ctx: &mut Ctx,
+        access: u32,
+        owner: (u64, Vec<u8>),
+        create: Option<Create>,
+        claim: Claim,
+        e: &mut Encoder,
+    ) -> R {
         let cid = ctx.clientid.ok_or(NfsStat::OP_NOT_IN_SESSION)?;
         if access == 0 {
             return Err(NfsStat::INVAL);
@@ -1738,7 +2192,11 @@ impl State {
                 let dir = Self::cfh(ctx)?;
                 let dino = self.fs.get(dir)?;
                 if !dino.is_dir() {
-                    return Err(if matches!(dino.kind, Kind::Symlink(_)) { NfsStat::SYMLINK } else { NfsStat::NOTDIR });
+                    return Err(if matches!(dino.kind, Kind::Symlink(_)) {
+                        NfsStat::SYMLINK
+                    } else {
+                        NfsStat::NOTDIR
+                    });
                 }
                 cinfo_v = (dino.change, dino.change);
                 match create {
@@ -1747,7 +2205,7 @@ impl State {
                         let (attrs, guarded) = match how {
                             Create::Unchecked(a) => (a, false),
                             Create::Guarded(a) => (a, true),
-                            Create::Exclusive(_, a) => (a, true),
+                            Create::Exclusive(a) => (a, true),
                         };
                         if attrs.unsupported {
                             return Err(NfsStat::ATTRNOTSUPP);
@@ -1762,7 +2220,13 @@ impl State {
                                         if self.recall_file(id, None, 0, u64::MAX, true) > 0 {
                                             return Err(NfsStat::DELAY);
                                         }
-                                        self.fs.setattr(id, &SetAttrs { size: Some(0), ..Default::default() })?;
+                                        self.fs.setattr(
+                                            id,
+                                            &SetAttrs {
+                                                size: Some(0),
+                                                ..Default::default()
+                                            },
+                                        )?;
                                     }
                                     set_bit(&mut attrset, A_SIZE);
                                 }
@@ -1771,7 +2235,14 @@ impl State {
                             Err(NfsStat::NOENT) => {
                                 let mut set = attrs.set.clone();
                                 set.size = None;
-                                let (id, b, a) = self.fs.create(dir, &name, Kind::File, ctx.cred.uid, ctx.cred.gid, &set)?;
+                                let (id, b, a) = self.fs.create(
+                                    dir,
+                                    &name,
+                                    Kind::File,
+                                    ctx.cred.uid,
+                                    ctx.cred.gid,
+                                    &set,
+                                )?;
                                 cinfo_v = (b, a);
                                 attrset = attrs.mask.clone();
                                 id
@@ -1806,10 +2277,19 @@ impl State {
         }
         // One open stateid per (client, owner, file); a second OPEN upgrades it.
         let found = self.states.iter_mut().find_map(|(k, s)| match s {
-            StateEntry::Open { clientid, owner: o, file: f, access: a, seqid } if *clientid == cid && *o == owner.1 && *f == file => {
+            StateEntry::Open {
+                clientid,
+                owner: o,
+                file: f,
+                access: a,
+                seqid,
+            } if *clientid == cid && *o == owner.1 && *f == file => {
                 *a |= access;
                 *seqid += 1;
-                Some(Sid { seqid: *seqid, other: *k })
+                Some(Sid {
+                    seqid: *seqid,
+                    other: *k,
+                })
             }
             _ => None,
         });
@@ -1817,7 +2297,16 @@ impl State {
             Some(s) => s,
             None => {
                 let other = self.new_other();
-                self.states.insert(other, StateEntry::Open { clientid: cid, owner: owner.1, file, access, seqid: 1 });
+                self.states.insert(
+                    other,
+                    StateEntry::Open {
+                        clientid: cid,
+                        owner: owner.1,
+                        file,
+                        access,
+                        seqid: 1,
+                    },
+                );
                 Sid { seqid: 1, other }
             }
         };
@@ -1831,7 +2320,18 @@ impl State {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn layout_get(&mut self, ctx: &mut Ctx, ltype: u32, iomode: u32, off: u64, len: u64, minlen: u64, sid: Sid, maxcount: u32, e: &mut Encoder) -> R {
+    fn layout_get(
+        &mut self,
+        ctx: &mut Ctx,
+        ltype: u32,
+        iomode: u32,
+        off: u64,
+        len: u64,
+        minlen: u64,
+        sid: Sid,
+        maxcount: u32,
+        e: &mut Encoder,
+    ) -> R {
         let cid = ctx.clientid.ok_or(NfsStat::OP_NOT_IN_SESSION)?;
         let id = Self::cfh(ctx)?;
         if ltype != 3 {
@@ -1853,8 +2353,15 @@ impl State {
         }
         // The stateid: an open of this file by this client, or its layout stateid.
         let layout_other = match self.states.get(&sid.other) {
-            Some(StateEntry::Open { clientid, file, .. }) if *clientid == cid && *file == id => None,
-            Some(StateEntry::Layout { clientid, file, seqid, .. }) if *clientid == cid && *file == id => {
+            Some(StateEntry::Open { clientid, file, .. }) if *clientid == cid && *file == id => {
+                None
+            }
+            Some(StateEntry::Layout {
+                clientid,
+                file,
+                seqid,
+                ..
+            }) if *clientid == cid && *file == id => {
                 if sid.seqid > *seqid {
                     return Err(NfsStat::BAD_STATEID);
                 }
@@ -1871,7 +2378,13 @@ impl State {
         };
         // A layout being recalled from this client is not extended.
         if let Some(o) = layout_other {
-            if matches!(self.states.get(&o), Some(StateEntry::Layout { recalled: Some(_), .. })) {
+            if matches!(
+                self.states.get(&o),
+                Some(StateEntry::Layout {
+                    recalled: Some(_),
+                    ..
+                })
+            ) {
                 return Err(NfsStat::RECALLCONFLICT);
             }
         }
@@ -1882,11 +2395,20 @@ impl State {
         let min_end = (off + minlen).div_ceil(bs) * bs;
         let mut end = if rw {
             let cap = a + MAX_RW_LAYOUT_BYTES;
-            let e0 = if len == u64::MAX { size.div_ceil(bs) * bs } else { want_end.div_ceil(bs) * bs };
+            let e0 = if len == u64::MAX {
+                size.div_ceil(bs) * bs
+            } else {
+                want_end.div_ceil(bs) * bs
+            };
             e0.min(cap)
         } else {
-            let e0 = if len == u64::MAX { u64::MAX } else { want_end.div_ceil(bs) * bs };
-            e0.min(size.div_ceil(bs) * bs).min(a + MAX_READ_LAYOUT_BYTES)
+            let e0 = if len == u64::MAX {
+                u64::MAX
+            } else {
+                want_end.div_ceil(bs) * bs
+            };
+            e0.min(size.div_ceil(bs) * bs)
+                .min(a + MAX_READ_LAYOUT_BYTES)
         };
         end = end.max(min_end).max(a + bs);
         // Conflicts with other clients: RW against anything, READ against RW.
@@ -1914,14 +2436,20 @@ impl State {
             while k > 0 && pieces[k].file_off < pieces[k - 1].file_off + pieces[k - 1].len {
                 k -= 1;
             }
-            let covered = pieces[..k].iter().map(|p| p.file_off + p.len).max().unwrap_or(a);
+            let covered = pieces[..k]
+                .iter()
+                .map(|p| p.file_off + p.len)
+                .max()
+                .unwrap_or(a);
             if k == 0 || covered < min_end {
                 return Err(NfsStat::TOOSMALL);
             }
             pieces.truncate(k);
             end = covered;
         }
-        tracing::debug!("LAYOUTGET file {id} rw {rw} asked {off}+{len} min {minlen} -> {a}..{end} {pieces:?}");
+        tracing::debug!(
+            "LAYOUTGET file {id} rw {rw} asked {off}+{len} min {minlen} -> {a}..{end} {pieces:?}"
+        );
         let dev = self.device_id();
         let mut body = Encoder::new();
         body.put_u32(u32::try_from(pieces.len()).unwrap_or(0));
@@ -1938,17 +2466,29 @@ impl State {
                 Some(StateEntry::Layout { seqid, segs, .. }) => {
                     *seqid += 1;
                     segs.push(seg);
-                    Sid { seqid: *seqid, other: o }
+                    Sid {
+                        seqid: *seqid,
+                        other: o,
+                    }
                 }
                 _ => return Err(NfsStat::SERVERFAULT),
             },
             None => {
                 // Reuse this client's layout stateid for the file if it has one.
                 let existing = self.states.iter_mut().find_map(|(k, s)| match s {
-                    StateEntry::Layout { clientid, file, seqid, segs, .. } if *clientid == cid && *file == id => {
+                    StateEntry::Layout {
+                        clientid,
+                        file,
+                        seqid,
+                        segs,
+                        ..
+                    } if *clientid == cid && *file == id => {
                         *seqid += 1;
                         segs.push(seg);
-                        Some(Sid { seqid: *seqid, other: *k })
+                        Some(Sid {
+                            seqid: *seqid,
+                            other: *k,
+                        })
                     }
                     _ => None,
                 });
@@ -1956,7 +2496,16 @@ impl State {
                     Some(s) => s,
                     None => {
                         let other = self.new_other();
-                        self.states.insert(other, StateEntry::Layout { clientid: cid, file: id, seqid: 1, segs: vec![seg], recalled: None });
+                        self.states.insert(
+                            other,
+                            StateEntry::Layout {
+                                clientid: cid,
+                                file: id,
+                                seqid: 1,
+                                segs: vec![seg],
+                                recalled: None,
+                            },
+                        );
                         Sid { seqid: 1, other }
                     }
                 }

@@ -61,8 +61,14 @@ impl Mds {
     /// Makes `dst` a clone of `src` (both paths from the export root; `dst` must exist).
     pub fn clone_file(&self, src: &str, dst: &str) -> Result<(), crate::MdsError> {
         let mut st = self.lock();
-        let s = st.fs.resolve(src).map_err(|e| crate::MdsError::Admin(format!("{src}: {e}")))?;
-        let d = st.fs.resolve(dst).map_err(|e| crate::MdsError::Admin(format!("{dst}: {e}")))?;
+        let s = st
+            .fs
+            .resolve(src)
+            .map_err(|e| crate::MdsError::Admin(format!("{src}: {e}")))?;
+        let d = st
+            .fs
+            .resolve(dst)
+            .map_err(|e| crate::MdsError::Admin(format!("{dst}: {e}")))?;
         st.fs
             .clone_file(s, d)
             .map_err(|e| crate::MdsError::Admin(format!("clone: {e}")))
@@ -114,8 +120,11 @@ impl Mds {
             };
             let mut enc = Encoder::new();
             let mark = rpc::begin_record(&mut enc);
-            RpcMsg::call(xid, CallBody::new(prog, rpc::NFS_CB_VERSION, rpc::CB_COMPOUND, cred))
-                .encode(&mut enc);
+            RpcMsg::call(
+                xid,
+                CallBody::new(prog, rpc::NFS_CB_VERSION, rpc::CB_COMPOUND, cred),
+            )
+            .encode(&mut enc);
             enc.put_opaque_fixed(&nfs::encode_cb_layoutrecall(&sess, *seq, &r));
             if rpc::finish_record(&mut enc, mark).is_err() {
                 return;
@@ -141,15 +150,19 @@ impl Mds {
                     return;
                 }
             };
-            let result = rpc::decode_message(&reply).ok().and_then(|(m, rest)| match m.body {
-                MsgBody::Reply(ReplyBody::Accepted(a)) if a.stat == AcceptStat::Success => {
-                    nfs::decode_cb_reply(rest).ok()
-                }
-                _ => None,
-            });
+            let result = rpc::decode_message(&reply)
+                .ok()
+                .and_then(|(m, rest)| match m.body {
+                    MsgBody::Reply(ReplyBody::Accepted(a)) if a.stat == AcceptStat::Success => {
+                        nfs::decode_cb_reply(rest).ok()
+                    }
+                    _ => None,
+                });
             match result {
                 Some((_, Some(st))) if st.is_ok() => return,
-                Some((_, Some(st))) if st == pnfs_proto::nfs4::types::NfsStat::NOMATCHING_LAYOUT => {
+                Some((_, Some(st)))
+                    if st == pnfs_proto::nfs4::types::NfsStat::NOMATCHING_LAYOUT =>
+                {
                     self.lock().recall_answered(&r.other, true);
                     return;
                 }
@@ -304,7 +317,9 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
             return;
         }
     };
-    let MsgBody::Call(call) = msg.body else { return };
+    let MsgBody::Call(call) = msg.body else {
+        return;
+    };
     let xid = msg.xid;
     if call.rpcvers != rpc::RPC_VERSION {
         let mut enc = Encoder::new();
@@ -344,8 +359,14 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
                 }
             };
             let cred = match &call.cred {
-                OpaqueAuth::Sys(a) => Cred { uid: a.uid, gid: a.gid },
-                _ => Cred { uid: 65534, gid: 65534 },
+                OpaqueAuth::Sys(a) => Cred {
+                    uid: a.uid,
+                    gid: a.gid,
+                },
+                _ => Cred {
+                    uid: 65534,
+                    gid: 65534,
+                },
             };
             let (out, recalls) = {
                 let mut st = mds.lock();

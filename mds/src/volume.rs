@@ -187,7 +187,13 @@ impl LogicalVolume {
     /// Splits a logical range into pieces on simple volumes.
     pub fn map(&self, offset_bytes: u64, len_bytes: u64) -> Vec<Piece> {
         let mut out = Vec::new();
-        map_node(&self.topology, &self.volumes, offset_bytes, len_bytes, &mut out);
+        map_node(
+            &self.topology,
+            &self.volumes,
+            offset_bytes,
+            len_bytes,
+            &mut out,
+        );
         out
     }
 
@@ -405,10 +411,7 @@ fn encode_node(t: &Topology, vols: &[SimpleVolume], out: &mut Vec<Vec<u8>>) -> u
             enc.put_u32(c);
         }
         Topology::Concat { children } => {
-            let idx: Vec<u32> = children
-                .iter()
-                .map(|c| encode_node(c, vols, out))
-                .collect();
+            let idx: Vec<u32> = children.iter().map(|c| encode_node(c, vols, out)).collect();
             enc.put_u32(2);
             enc.put_u32(u32::try_from(idx.len()).unwrap_or(0));
             for i in idx {
@@ -419,10 +422,7 @@ fn encode_node(t: &Topology, vols: &[SimpleVolume], out: &mut Vec<Vec<u8>>) -> u
             unit_bytes,
             children,
         } => {
-            let idx: Vec<u32> = children
-                .iter()
-                .map(|c| encode_node(c, vols, out))
-                .collect();
+            let idx: Vec<u32> = children.iter().map(|c| encode_node(c, vols, out)).collect();
             enc.put_u32(3);
             enc.put_u64(*unit_bytes);
             enc.put_u32(u32::try_from(idx.len()).unwrap_or(0));
@@ -471,7 +471,10 @@ pub(crate) mod tests {
             children: vec![
                 Topology::Stripe {
                     unit_bytes: 65536,
-                    children: vec![Topology::Simple { volume: 0 }, Topology::Simple { volume: 1 }],
+                    children: vec![
+                        Topology::Simple { volume: 0 },
+                        Topology::Simple { volume: 1 },
+                    ],
                 },
                 Topology::Slice {
                     start_bytes: 4096,

@@ -46,3 +46,32 @@ fn kernel_client_slice_files_and_restart_4k() {
     assert_eq!(stat(&out, "stats_write", "READ"), 0);
     assert_eq!(stat(&out, "stats_write", "WRITE"), 0);
 }
+
+/// Two client ids writing the same file in turn: CB_LAYOUTRECALL reaches the holder.
+#[test]
+fn two_clients_recall() {
+    let out = run("mds-recall", "recall.sh", &[("MDS_BS", "4096")]);
+    assert!(out.stdout.contains("ALL-OK"));
+    let stats = std::fs::read_to_string(out.out_file("stats")).expect("stats");
+    let sent: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("recalls_sent="))
+        .and_then(|v| v.parse().ok())
+        .expect("recalls_sent");
+    assert!(sent > 0, "no CB_LAYOUTRECALL sent: {stats}");
+}
+
+/// The seeded random exerciser at 4 KiB and 64 KiB block sizes.
+#[test]
+#[ignore = "not yet: the Linux client can lose its locally extended size to a GETATTR while a \
+            LAYOUTCOMMIT is outstanding (seen with seed 1 at op 469: read at EOF returned 0 bytes)"]
+fn exerciser_4k_and_64k() {
+    for bs in ["4096", "65536"] {
+        let out = run(
+            &format!("mds-exerciser-{bs}"),
+            "exerciser.sh",
+            &[("MDS_BS", bs), ("EX_SEED", "1")],
+        );
+        assert!(out.stdout.contains("exerciser OK"), "block size {bs}");
+    }
+}
