@@ -53,7 +53,12 @@ async fn guest_side_workload() {
         .open_disk(&env("PNFS_GUEST_PATH"), false)
         .await
         .expect("open disk");
-    let mut cfg = WorkloadConfig::new(0x6e_f5d0, 4096);
+    let seed = std::env::var("PNFS_GUEST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x6e_f5d0);
+    let tag = std::env::var("PNFS_GUEST_TAG").unwrap_or_default();
+    let mut cfg = WorkloadConfig::new(seed, 4096);
     cfg.ops = 200;
     cfg.trims = false; // every byte defined: the kernel client's copy must equal the model
     cfg.max_io_bytes = 128 * 1024;
@@ -62,8 +67,12 @@ async fn guest_side_workload() {
         .unwrap_or_else(|e| panic!("{e}"));
     disk.close().await.expect("close");
     let snap = gw.stats().snapshot();
-    std::fs::write(out.join("model.bin"), &model.data).expect("write model");
-    std::fs::write(out.join("stats.txt"), format!("{rep:?}\n{snap}\n")).expect("write stats");
+    std::fs::write(out.join(format!("model{tag}.bin")), &model.data).expect("write model");
+    std::fs::write(
+        out.join(format!("stats{tag}.txt")),
+        format!("{rep:?}\n{snap}\n"),
+    )
+    .expect("write stats");
     println!("{rep:?}\n{snap}");
     assert_eq!(snap.request_errors, 0);
 }
@@ -135,4 +144,52 @@ umount_kernel_client
         stats.contains("mds_read_bytes=0 mds_write_bytes=0"),
         "{stats}"
     );
+}
+
+#[test]
+#[ignore = "not yet: with the kernel client reading the file, nfsd's recalls of the gateway's layout stall the workload for minutes (seen once, undiagnosed)"]
+fn recall_by_kernel_client_reads_in_guest() {
+    let Some(runner) = require(GuestRunner::new()) else {
+        return;
+    };
+    let exe = std::env::current_exe().expect("test exe");
+    let script = format!(
+        r#"
+step "nfsd pnfs export"
+start_nfsd_pnfs 400
+truncate -s {FILE_MIB}M "$PNFS_EXPORT/disk.img"
+mount_kernel_client
+step "kernel client reads while the gateway writes (nfsd recalls the gateway's layout)"
+( for i in $(seq 40); do cat "$PNFS_CLIENT_MNT/disk.img" >/dev/null; sleep 0.3; done ) &
+READER=$!
+PNFS_GUEST_ADDR=127.0.0.1:2049 PNFS_GUEST_VOLUME="$PNFS_VOL_DEV" PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" \
+  PNFS_GUEST_SEED=7340033 PNFS_GUEST_TAG=-recall RUST_LOG=warn "{exe}" --ignored --exact guest_side_workload --nocapture
+kill $READER 2>/dev/null || true
+wait $READER 2>/dev/null || true
+umount_kernel_client
+"#,
+        exe = exe.display()
+    );
+    let outcome = runner
+        .run(
+            &GuestScript::new(script)
+                .name("pnfs-nfsd-recall")
+                .timeout(Duration::from_secs(900)),
+        )
+        .expect("guest run");
+    // The run under the kernel client's reads: nfsd recalled our layout; no errors (the
+    // workload checked every read against its model).
+    let stats2 = std::fs::read_to_string(outcome.out_file("stats-recall.txt"))
+        .expect("stats of the recall run");
+    eprintln!("{stats2}");
+    let recalls: u64 = stats2
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("recalls="))
+        .and_then(|v| v.parse().ok())
+        .expect("recalls counter");
+    assert!(
+        recalls > 0,
+        "nfsd never recalled the gateway's layout: {stats2}"
+    );
+    assert!(stats2.contains("request_errors=0"), "{stats2}");
 }
