@@ -348,27 +348,40 @@ async fn fencing_no_direct_write_after_the_fence_point() {
         fake2.renew();
         (fence_point.expect("fence point"), resumed_at)
     });
-    // Keep the workload running (bounded) until the stall is over.
-    for round in 0..200u64 {
-        let mut wcfg = WorkloadConfig::new(0xfe7ce + round, 4096);
-        wcfg.ops = 300;
-        wcfg.workers = 0;
-        wcfg.limit_bytes = 2 << 20;
-        // Flushes and trims commit through the (stalled) MDS and would park the workload
-        // before it reaches the fence; reads and writes on held layouts must hit it.
-        wcfg.flushes = false;
-        wcfg.trims = false;
-        run_workload(&*disk, &wcfg)
+    // Direct writes and checked reads on an already committed region (no MDS call needed)
+    // until the stall is over (bounded); the fence must stop them, not the MDS.
+    let mut model = vec![0u8; 1 << 20];
+    disk.write(0, Bytes::from(model.clone()), true)
+        .await
+        .expect("prefill");
+    let mut rng = 0x5eed_u64;
+    let mut iterations = 0u32;
+    while !staller.is_finished() && iterations < 1_000_000 {
+        iterations += 1;
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let off = usize::try_from((rng >> 33) % ((1 << 20) - 8192)).expect("offset");
+        let len = 1 + usize::try_from((rng >> 20) % 8192).expect("len");
+        let data: Vec<u8> = (0..len)
+            .map(|k| rng.to_le_bytes()[0].wrapping_add(k.to_le_bytes()[0]) | 1)
+            .collect();
+        disk.write(off as u64, Bytes::from(data.clone()), false)
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        if staller.is_finished() {
-            break;
-        }
+            .expect("write");
+        model[off..off + len].copy_from_slice(&data);
+        let back = disk
+            .read(off as u64, u32::try_from(len).expect("len"))
+            .await
+            .expect("read");
+        assert_eq!(&back[..], &model[off..off + len], "iteration {iterations}");
     }
     assert!(
         staller.is_finished(),
-        "workload rounds ran out before the stall ended"
+        "iterations ran out before the stall ended"
     );
+    let back = disk.read(0, 1 << 20).await.expect("final read");
+    assert!(back[..] == model[..], "final content differs");
     let (fence_point, resumed_at) = staller.await.expect("staller");
     let late: Vec<_> = tv
         .entries()
