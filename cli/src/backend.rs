@@ -20,12 +20,9 @@ use pnfs_proto::nfs4::NfsStat;
 use thiserror::Error;
 use tokio::sync::watch;
 
-/// An error from a wired crate, or a crate that is not there yet.
+/// An error from a wired crate.
 #[derive(Debug, Error)]
 pub enum BackendError {
-    /// The library piece this needs has not landed yet.
-    #[error("{0} is not built yet")]
-    NotBuilt(&'static str),
     /// The file a device names does not exist on the MDS.
     #[error("file {path:?} does not exist on the MDS")]
     NotFound {
@@ -525,21 +522,67 @@ fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener
 pub struct UblkDevice {
     /// Its block device path, /dev/ublkbN.
     pub path: String,
+    dev: pnfs_ublk::UblkDevice,
 }
 
-/// Creates a /dev/ublkbN for `device`.
+/// Creates a /dev/ublkbN for `device` with the device's queues and depth. Without the
+/// kernel's ublk driver the error names it (`/dev/ublk-control not found: ... ublk_drv`).
 pub async fn start_ublk(
     spec: &DeviceSpec,
     device: Arc<Device>,
 ) -> Result<UblkDevice, BackendError> {
-    let _ = (spec, device);
-    Err(BackendError::NotBuilt("the ublk frontend (pnfs-ublk)"))
+    let params = pnfs_ublk::UblkParams {
+        nr_queues: spec.config.queues,
+        queue_depth: spec.config.depth,
+        name: spec.config.name.clone(),
+        ..pnfs_ublk::UblkParams::default()
+    };
+    let dev = pnfs_ublk::UblkDevice::start_async(
+        Arc::clone(&device.pnfs_disk),
+        params,
+        tokio::runtime::Handle::current(),
+    )
+    .await
+    .map_err(|e| BackendError::Failed(e.to_string()))?;
+    Ok(UblkDevice {
+        path: dev.path().display().to_string(),
+        dev,
+    })
 }
 
 impl UblkDevice {
+    /// Counters for `pnfsgw stats`, and the device's state when it is not running.
+    pub fn counters(&self) -> (BTreeMap<String, u64>, Option<String>) {
+        let st = self.dev.status();
+        let s = st.stats;
+        let m = [
+            ("ublk.reads", s.reads),
+            ("ublk.writes", s.writes),
+            ("ublk.flushes", s.flushes),
+            ("ublk.discards", s.discards),
+            ("ublk.write_zeroes", s.write_zeroes),
+            ("ublk.errors", s.errors),
+            ("ublk.bytes_read", s.bytes_read),
+            ("ublk.bytes_written", s.bytes_written),
+            ("ublk.queues", u64::from(st.nr_queues)),
+            ("ublk.queue_depth", u64::from(st.queue_depth)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let problem = match st.state {
+            pnfs_ublk::DeviceState::Running => None,
+            other => Some(other.to_string()),
+        };
+        (m, problem)
+    }
+
     /// Stops the queues (in-flight requests complete) and deletes the device.
     pub async fn stop(self) -> Result<(), BackendError> {
-        Ok(())
+        self.dev
+            .stop_async()
+            .await
+            .map_err(|e| BackendError::Failed(e.to_string()))
     }
 }
 

@@ -10,7 +10,7 @@
 //! ([`crate::EXIT_FAILURE`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use pnfs_config::{Config, Frontend};
 use tokio::sync::watch;
@@ -19,6 +19,11 @@ use crate::backend::{self, Device, DeviceSpec, Gateway, NbdExport, NbdListeners,
 use crate::control::ControlSocket;
 use crate::notify::notify;
 use crate::status::{Board, DeviceStatus, FrontendStatus, Snapshot, State};
+
+/// Locks a mutex whose data stays usable after a panic elsewhere.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// How the service ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,7 +280,7 @@ async fn serve(
     }
 
     // ublk: one device each; a missing kernel driver fails only the ublk frontends.
-    let mut ublk_devices = Vec::new();
+    let ublk_devices: Arc<Mutex<Vec<(usize, backend::UblkDevice)>>> = Arc::default();
     if fatal.is_none() && !early_stop {
         for (i, dev) in &opened {
             let spec = &specs[*i];
@@ -289,7 +294,7 @@ async fn serve(
                     ready
                         .ublk_paths
                         .push((spec.config.name.clone(), u.path.clone()));
-                    ublk_devices.push((*i, u));
+                    lock(&ublk_devices).push((*i, u));
                 }
                 Err(e) => {
                     let name = &spec.config.name;
@@ -312,6 +317,7 @@ async fn serve(
         let devs = devices.clone();
         let exports: Vec<String> = specs.iter().map(|s| s.config.export.clone()).collect();
         let nbd_set = nbd_set.clone();
+        let ublk = Arc::clone(&ublk_devices);
         board.set_refresh(Some(Arc::new(move |snap: &mut Snapshot| {
             snap.counters = gateway.counters();
             for ((status, dev), export) in snap.devices.iter_mut().zip(&devs).zip(&exports) {
@@ -320,6 +326,21 @@ async fn serve(
                 }
                 if let Some(set) = &nbd_set {
                     status.counters.extend(backend::nbd_counters(set, export));
+                }
+            }
+            for (i, u) in lock(&ublk).iter() {
+                let (counters, problem) = u.counters();
+                if let Some(d) = snap.devices.get_mut(*i) {
+                    d.counters.extend(counters);
+                    if let Some(p) = problem {
+                        for f in d
+                            .frontends
+                            .iter_mut()
+                            .filter(|f| f.kind == "ublk" && f.state == State::Up)
+                        {
+                            f.state = State::Failed(p.clone());
+                        }
+                    }
                 }
             }
         })));
@@ -365,7 +386,8 @@ async fn serve(
             Err(e) => errors.push(format!("NBD server task: {e}")),
         }
     }
-    for (i, u) in ublk_devices {
+    let ublk_list = std::mem::take(&mut *lock(&ublk_devices));
+    for (i, u) in ublk_list {
         let name = &specs[i].config.name;
         let path = u.path.clone();
         match u.stop().await {
