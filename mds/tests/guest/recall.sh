@@ -27,25 +27,32 @@ head -c 1048576 /dev/urandom >/run/C
 exec 7<>$M/f
 dd if=/run/A of=$M/f bs=1M conv=notrunc,fsync status=none
 assert_gt "$(nfs_op_count LAYOUTGET $M)" 0 "client 1 LAYOUTGET"
-step "client 2 writes the same file"
-nsenter --net=/run/netns/c2 dd if=/run/B of=$M2/f bs=1M seek=1 conv=notrunc,fsync status=none
+step "client 2 overwrites the range client 1 holds"
+nsenter --net=/run/netns/c2 dd if=/run/B of=$M2/f bs=1M conv=notrunc,fsync status=none
 stats=$(mds_admin stats)
 echo "after client 2 write: $stats"
 n1=$(echo "$stats" | sed -n 's/.*recalls_sent=\([0-9]*\).*/\1/p')
 assert_gt "$n1" 0 "CB_LAYOUTRECALLs sent"
 step "client 1 sees client 2's data and writes again"
 drop_caches
-cmp <(head -c 1048576 /run/A; cat /run/B) $M/f
-dd if=/run/C of=$M/f bs=1M seek=2 conv=notrunc,fsync status=none
+cmp /run/B $M/f
+dd if=/run/C of=$M/f bs=1M seek=1 conv=notrunc,fsync status=none
 step "client 2 sees everything"
 drop_caches
 nsenter --net=/run/netns/c2 cat $M2/f >/run/got
-cmp <(cat /run/A /run/B /run/C) /run/got
+cmp <(cat /run/B /run/C) /run/got
 step "admin recall of a held layout"
-dd if=/run/A of=$M/f bs=1M seek=3 conv=notrunc,fsync status=none
+dd if=/run/A of=$M/f bs=1M seek=2 conv=notrunc,fsync status=none
+returns_before=$(nfs_op_count LAYOUTRETURN $M)
+returned_more() { [ "$(nfs_op_count LAYOUTRETURN $M)" -gt "$returns_before" ]; }
 answer=$(mds_admin recall /f)
 echo "admin recall: $answer"
+assert_eq "ok 1" "$answer" "admin recall of client 1's layout"
+wait_for 30 returned_more
 exec 7>&-
+drop_caches
+nsenter --net=/run/netns/c2 cat $M2/f >/run/got
+cmp <(cat /run/B /run/C /run/A) /run/got
 stats=$(mds_admin stats)
 echo "final: $stats"
 echo "$stats" | tr ' ' '\n' >$OUT/stats
