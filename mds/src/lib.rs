@@ -28,6 +28,16 @@
 //!   server has a grace period (ending early when all of them sent RECLAIM_COMPLETE) in which
 //!   only CLAIM_PREVIOUS opens and reclaim LAYOUTCOMMITs are accepted.
 
+//!
+//! # Running it (also from other crates' tests)
+//! `pnfs-mds --listen 127.0.0.1:PORT --state DIR --volume FILE [--volume FILE…]
+//! [--block-size BYTES] [--config FILE] [--lease-seconds N] [--grace-seconds N]
+//! [--recall-timeout-seconds N] [--admin-socket PATH] [--label-at-end]`. The admin socket
+//! (default `DIR/admin.sock`, created once the server is ready) takes one command per line:
+//! `recall /path` → `ok N` (CB_LAYOUTRECALL to every holder of a layout on that file),
+//! `clone /src /dst` → `ok`, `stats` → `recalls_sent=N revoked=M`. In-process:
+//! [`Config::from_args`] + [`Config::open`] + [`run`], and [`Mds::recall_layouts`].
+
 pub mod fs;
 pub mod nfs;
 pub mod server;
