@@ -1,0 +1,62 @@
+//! `pnfsgw` in the QEMU guest (the host kernel has no ublk or nbd driver): `pnfsgw mds` plus
+//! `pnfsgw export --ublk`, the same file through /dev/ublkbN and /dev/nbd0, clean SIGTERM.
+
+use std::time::Duration;
+
+use pnfs_testbed::{require, GuestRunner, GuestScript};
+
+const BIN: &str = env!("CARGO_BIN_EXE_pnfsgw");
+
+#[test]
+#[ignore = "not yet: written at the deadline, not yet run to completion (the guest lock was busy)"]
+fn export_with_ublk_and_nbd_in_the_guest() {
+    let Some(runner) = require(GuestRunner::new()) else {
+        return;
+    };
+    let script = r#"
+step "modules"
+require_module ublk_drv nbd
+T=/run/t; mkdir -p $T; truncate -s 256M $T/vol.img
+step "pnfsgw mds"
+$PNFSGW mds --listen 127.0.0.1:20490 --state $T/mds --volume $T/vol.img >$T/mds.log 2>&1 &
+MDS=$!
+wait_for 60 bash -c 'echo > /dev/tcp/127.0.0.1/20490'
+step "pnfsgw export --ublk"
+$PNFSGW export --mds 127.0.0.1:20490 --path /disk.img --nbd 127.0.0.1:10809 --create 64M \
+  --ublk --volume $T/vol.img --control $T/c.sock >$T/gw.out 2>$T/gw.log &
+GW=$!
+wait_for 120 grep -q '^/dev/ublkb' $T/gw.out || { cat $T/gw.log; false; }
+DEV=$(grep '^/dev/ublkb' $T/gw.out)
+grep -q '^nbd://127.0.0.1:10809/disk.img$' $T/gw.out
+step "ublk write and read back"
+test -b $DEV
+head -c 4194304 /dev/urandom > $T/a
+dd if=$T/a of=$DEV bs=1M oflag=direct conv=fsync status=none
+dd if=$DEV of=$T/b bs=1M count=4 iflag=direct status=none
+cmp $T/a $T/b
+step "the same data through nbd"
+nbd_attach 127.0.0.1 10809 disk.img
+dd if=$PNFS_NBD_DEV of=$T/c bs=1M count=4 iflag=direct status=none
+cmp $T/a $T/c
+nbd_detach
+step "stats"
+$PNFSGW stats --control $T/c.sock | tee $T/stats
+grep -q "ublk $DEV: up" $T/stats
+step "SIGTERM"
+kill -TERM $GW
+wait $GW || { echo "pnfsgw exited $?"; cat $T/gw.log; false; }
+test ! -e $DEV
+grep -q 'stopped cleanly' $T/gw.log
+kill -TERM $MDS
+wait $MDS
+"#;
+    let out = runner
+        .run(
+            &GuestScript::new(script)
+                .name("pnfsgw export --ublk")
+                .env("PNFSGW", BIN)
+                .timeout(Duration::from_secs(400)),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.exit_code, 0);
+}
