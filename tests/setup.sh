@@ -17,6 +17,7 @@ set -euo pipefail
 BOOKWORM_PKGS=(
   libclang-dev libnbd-bin nbdkit fio nfs-ganesha nfs-ganesha-vfs xfsprogs e2fsprogs
   nfs-kernel-server nfs-common nbd-client busybox-static kmod cpio xz-utils iproute2 tshark
+  python3-libnbd
 )
 # Packages that must come from bookworm-backports (installed together in one transaction).
 BACKPORTS_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64)
@@ -163,5 +164,11 @@ fi
 
 # The Rust toolchain is a precondition (the machine comes with it); say so clearly if not.
 command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (rustup) first"
+
+# cargo-fuzz runs the bounded fuzzing step of `./dev test` (fuzz/run-ci.sh).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  say "installing cargo-fuzz (cargo install --locked cargo-fuzz)"
+  cargo install --locked cargo-fuzz
+fi
 
 say "all packages present"
