@@ -168,7 +168,14 @@ impl UblkDevice {
         let counters = Arc::new(Counters::default());
         let (ctl_tx, ctl_rx) = mpsc::channel();
         let (started_tx, started_rx) = mpsc::sync_channel(1);
-        let thread_name = format!("ublk-ctl-{}", params.name);
+        // Thread names may not hold NULs; keep them short and plain.
+        let label: String = params
+            .name
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .take(32)
+            .collect();
+        let thread_name = format!("ublk-ctl-{label}");
         let control = {
             let (geometry, state, counters, ctl_tx) = (
                 geometry.clone(),

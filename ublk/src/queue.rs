@@ -106,8 +106,12 @@ impl Kicker {
     }
 
     /// Clears the counter (queue thread, after the poll fired); kicks from now on write.
+    ///
+    /// Read first, then clear `pending`: a kick between the two writes nothing, but its
+    /// task was woken before it and the executor (running this) picks it up next. The
+    /// other order loses wakeups: a kick between clear and read would be read away while
+    /// `pending` stays set, and no later kick would write again.
     fn drain(&self) {
-        self.pending.store(false, Ordering::SeqCst);
         let mut value: u64 = 0;
         // SAFETY: reads at most 8 bytes into a live u64 from an eventfd we own.
         let n = unsafe {
@@ -120,6 +124,7 @@ impl Kicker {
         if n < 0 {
             tracing::trace!("ublk eventfd read: {}", std::io::Error::last_os_error());
         }
+        self.pending.store(false, Ordering::SeqCst);
     }
 }
 

@@ -62,6 +62,10 @@ pub fn decode(
     use libublk::sys;
     let op = op_flags & 0xff;
     let fua = op_flags & sys::UBLK_IO_F_FUA != 0;
+    if op == sys::UBLK_IO_OP_FLUSH {
+        // A flush carries no range (the kernel leaves the sector fields unset).
+        return Ok(Request::Flush);
+    }
     let offset_bytes = start_sector.checked_mul(SECTOR_BYTES).ok_or_else(|| {
         DiskError::new(
             DiskErrorKind::InvalidRange,
@@ -96,7 +100,6 @@ pub fn decode(
             },
             RequestKind::Write,
         ),
-        sys::UBLK_IO_OP_FLUSH => return Ok(Request::Flush),
         sys::UBLK_IO_OP_DISCARD => (
             Request::Discard {
                 offset_bytes,

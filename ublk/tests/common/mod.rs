@@ -1,0 +1,208 @@
+//! Test disks: a sparse RAM disk and a fault layer that fails reads of one range with EIO.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use pnfs_gateway::disk::{
+    Disk, DiskError, DiskErrorKind, DiskInfo, DiskResult, ExtentStatus, StatusExtent,
+};
+
+/// Bytes per allocation chunk of [`RamDisk`].
+const CHUNK_BYTES: u64 = 64 * 1024;
+
+/// An index below `CHUNK_BYTES` or below one request's length (a u32): fits a usize.
+#[allow(clippy::cast_possible_truncation)]
+fn ix(v: u64) -> usize {
+    v as usize
+}
+
+/// A sparse in-memory disk: chunks are allocated on first write, dropped when fully
+/// trimmed or zeroed.
+#[derive(Debug)]
+pub struct RamDisk {
+    info: DiskInfo,
+    chunks: Mutex<HashMap<u64, Box<[u8]>>>,
+}
+
+impl RamDisk {
+    /// A writable disk of `size_bytes`, 512-byte logical and 4 KiB preferred blocks.
+    pub fn new(size_bytes: u64) -> Self {
+        Self {
+            info: DiskInfo {
+                size_bytes,
+                logical_block_bytes: 512,
+                preferred_block_bytes: 4096,
+                max_io_bytes: pnfs_gateway::disk::DISK_MAX_IO_BYTES,
+                read_only: false,
+                multi_conn_safe: true,
+            },
+            chunks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn chunks(&self) -> DiskResult<std::sync::MutexGuard<'_, HashMap<u64, Box<[u8]>>>> {
+        self.chunks
+            .lock()
+            .map_err(|_| DiskError::new(DiskErrorKind::Io, "RAM disk lock poisoned"))
+    }
+
+    fn check(&self, offset: u64, len: u64) -> DiskResult<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.info.size_bytes => Ok(()),
+            _ => Err(DiskError::new(
+                DiskErrorKind::InvalidRange,
+                format!("{offset}+{len} past the end"),
+            )),
+        }
+    }
+
+    /// Calls `f(chunk index, start in chunk, start in request, length)` per chunk piece.
+    fn pieces(offset: u64, len: u64, mut f: impl FnMut(u64, u64, u64, u64)) {
+        let mut done = 0;
+        while done < len {
+            let pos = offset + done;
+            let (chunk, within) = (pos / CHUNK_BYTES, pos % CHUNK_BYTES);
+            let n = (CHUNK_BYTES - within).min(len - done);
+            f(chunk, within, done, n);
+            done += n;
+        }
+    }
+
+    fn zero(&self, offset: u64, len: u64) -> DiskResult<()> {
+        self.check(offset, len)?;
+        let mut chunks = self.chunks()?;
+        Self::pieces(offset, len, |chunk, within, _, n| {
+            if n == CHUNK_BYTES {
+                chunks.remove(&chunk);
+            } else if let Some(c) = chunks.get_mut(&chunk) {
+                c[ix(within)..ix(within + n)].fill(0);
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Disk for RamDisk {
+    fn info(&self) -> DiskInfo {
+        self.info.clone()
+    }
+
+    async fn read(&self, offset_bytes: u64, length_bytes: u32) -> DiskResult<Bytes> {
+        let len = u64::from(length_bytes);
+        self.check(offset_bytes, len)?;
+        let mut out = vec![0u8; ix(len)];
+        let chunks = self.chunks()?;
+        Self::pieces(offset_bytes, len, |chunk, within, at, n| {
+            if let Some(c) = chunks.get(&chunk) {
+                out[ix(at)..ix(at + n)].copy_from_slice(&c[ix(within)..ix(within + n)]);
+            }
+        });
+        Ok(Bytes::from(out))
+    }
+
+    async fn write(&self, offset_bytes: u64, data: Bytes, _fua: bool) -> DiskResult<()> {
+        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+        self.check(offset_bytes, len)?;
+        let mut chunks = self.chunks()?;
+        Self::pieces(offset_bytes, len, |chunk, within, at, n| {
+            let c = chunks
+                .entry(chunk)
+                .or_insert_with(|| vec![0u8; ix(CHUNK_BYTES)].into_boxed_slice());
+            c[ix(within)..ix(within + n)].copy_from_slice(&data[ix(at)..ix(at + n)]);
+        });
+        Ok(())
+    }
+
+    async fn flush(&self) -> DiskResult<()> {
+        Ok(())
+    }
+
+    async fn trim(&self, offset_bytes: u64, length_bytes: u64) -> DiskResult<()> {
+        self.zero(offset_bytes, length_bytes)
+    }
+
+    async fn write_zeroes(
+        &self,
+        offset_bytes: u64,
+        length_bytes: u64,
+        _may_unmap: bool,
+        _fua: bool,
+    ) -> DiskResult<()> {
+        self.zero(offset_bytes, length_bytes)
+    }
+
+    async fn block_status(
+        &self,
+        offset_bytes: u64,
+        length_bytes: u64,
+    ) -> DiskResult<Vec<StatusExtent>> {
+        self.check(offset_bytes, length_bytes)?;
+        Ok(vec![StatusExtent {
+            offset_bytes,
+            length_bytes,
+            status: ExtentStatus::Data,
+        }])
+    }
+}
+
+/// A fault layer: reads overlapping `eio_range` fail with an I/O error; all else passes.
+#[derive(Debug)]
+pub struct FailReads<D> {
+    /// The disk underneath.
+    pub inner: D,
+    /// Byte range whose reads fail.
+    pub eio_range: Range<u64>,
+}
+
+impl<D: Disk> Disk for FailReads<D> {
+    fn info(&self) -> DiskInfo {
+        self.inner.info()
+    }
+
+    async fn read(&self, offset_bytes: u64, length_bytes: u32) -> DiskResult<Bytes> {
+        let end = offset_bytes.saturating_add(u64::from(length_bytes));
+        if offset_bytes < self.eio_range.end && self.eio_range.start < end {
+            return Err(DiskError::new(
+                DiskErrorKind::Io,
+                format!("injected read error at {offset_bytes}+{length_bytes}"),
+            ));
+        }
+        self.inner.read(offset_bytes, length_bytes).await
+    }
+
+    async fn write(&self, offset_bytes: u64, data: Bytes, fua: bool) -> DiskResult<()> {
+        self.inner.write(offset_bytes, data, fua).await
+    }
+
+    async fn flush(&self) -> DiskResult<()> {
+        self.inner.flush().await
+    }
+
+    async fn trim(&self, offset_bytes: u64, length_bytes: u64) -> DiskResult<()> {
+        self.inner.trim(offset_bytes, length_bytes).await
+    }
+
+    async fn write_zeroes(
+        &self,
+        offset_bytes: u64,
+        length_bytes: u64,
+        may_unmap: bool,
+        fua: bool,
+    ) -> DiskResult<()> {
+        self.inner
+            .write_zeroes(offset_bytes, length_bytes, may_unmap, fua)
+            .await
+    }
+
+    async fn block_status(
+        &self,
+        offset_bytes: u64,
+        length_bytes: u64,
+    ) -> DiskResult<Vec<StatusExtent>> {
+        self.inner.block_status(offset_bytes, length_bytes).await
+    }
+}

@@ -1,0 +1,242 @@
+//! The ublk frontend against the Linux kernel's ublk driver, in the QEMU guest (the host
+//! kernel has none), in one boot: ext4 round trip with fsck, fio randwrite + crc32c verify
+//! with two jobs, discard / punch-hole / zero-range read back as zeros, a read error
+//! completed with EIO while the device keeps working, and SIGTERM deleting the device.
+//!
+//! The device server is this test binary itself, re-run in the guest with
+//! `--ignored --exact serve_ramdisk_for_guest` (the host's filesystem is the guest's root).
+//! It serves a sparse RAM disk whose reads of one range fail with EIO.
+//!
+//! Also here: on the host (no ublk driver) starting a device fails with the clear message.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{FailReads, RamDisk};
+use pnfs_testbed::{require, GuestRunner, GuestScript};
+use pnfs_ublk::{UblkDevice, UblkError, UblkParams, UBLK_CONTROL_PATH};
+
+const MIB: u64 = 1024 * 1024;
+/// The RAM disk: 256 MiB for the file system and fio, then the failing range.
+const DISK_BYTES: u64 = 257 * MIB;
+/// Reads of [FAULT_OFFSET, FAULT_OFFSET + FAULT_BYTES) fail with EIO.
+const FAULT_OFFSET: u64 = 256 * MIB;
+const FAULT_BYTES: u64 = 64 * 1024;
+
+const SCRIPT: &str = r#"
+step "modprobe ublk_drv"
+require_module ublk_drv
+test -c /dev/ublk-control
+
+step "start the ublk server (this test binary) over a RAM disk"
+# The server's output also goes to the console, so a failure's tail shows it.
+UBLK_GUEST_SERVE=1 "$SERVER_BIN" serve_ramdisk_for_guest --ignored --exact --nocapture \
+    > >(tee /run/ublk-server.log) 2>&1 &
+PID=$!
+wait_for 120 grep -q '^UBLK_READY ' /run/ublk-server.log
+DEV=$(sed -n 's/^UBLK_READY //p' /run/ublk-server.log)
+echo "device: $DEV"
+test -b "$DEV"
+NAME=$(basename "$DEV")
+assert_eq "$DISK_BYTES" "$(blockdev --getsize64 "$DEV")" "device size"
+Q=/sys/block/$NAME/queue
+assert_eq 512 "$(cat $Q/logical_block_size)" "logical block size"
+assert_eq 4096 "$(cat $Q/physical_block_size)" "physical block size"
+assert_eq 1024 "$(cat $Q/max_hw_sectors_kb)" "max request size"
+assert_eq "write back" "$(cat $Q/write_cache)" "volatile cache (FLUSH sent)"
+assert_eq 1 "$(cat $Q/fua)" "FUA"
+assert_eq 2 "$(ls /sys/block/$NAME/mq | wc -l)" "queues"
+test "$(cat $Q/discard_max_hw_bytes)" -gt 0
+test "$(cat $Q/write_zeroes_max_bytes)" -gt 0
+
+step "mkfs.ext4, mount, copy a tree in"
+mkfs.ext4 -q -F "$DEV" 256M
+mkdir -p /mnt/ublk /run/tree
+mount "$DEV" /mnt/ublk
+cp -a /usr/include/linux /run/tree/
+cp -a /usr/share/doc/bash /usr/share/doc/coreutils /run/tree/ 2>/dev/null || true
+head -c 8M /dev/urandom > /run/tree/random.bin
+cp -a /run/tree /mnt/ublk/tree
+sync
+umount /mnt/ublk
+
+step "fsck.ext4 -fn is clean"
+fsck.ext4 -fn "$DEV"
+
+step "remount and compare the tree"
+drop_caches
+mount -o ro "$DEV" /mnt/ublk
+diff -r /run/tree /mnt/ublk/tree
+umount /mnt/ublk
+
+step "fio randwrite, crc32c verify, iodepth 16, 2 jobs"
+# bounded: a lost wakeup in the queue bridge shows up as this timeout, not a hung guest
+timeout 600 fio --name=ublk-verify --filename="$DEV" --direct=1 --ioengine=libaio --rw=randwrite \
+    --bs=4k --iodepth=16 --numjobs=2 --size=64M --offset_increment=64M \
+    --verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting > /run/fio.out
+cp /run/fio.out $OUT/fio.out
+grep -q 'err= 0' /run/fio.out
+if grep -qi 'verify.*bad\|crc32c.*mismatch' /run/fio.out; then fail "fio reported verify errors"; fi
+
+step "blkdiscard, punch-hole and zero-range read back zeros"
+head -c 3M /dev/urandom > /run/pattern
+dd if=/run/pattern of="$DEV" bs=1M seek=200 oflag=direct conv=fsync status=none
+cmp -n $((3 * 1024 * 1024)) /run/pattern <(dd if="$DEV" bs=1M skip=200 count=3 iflag=direct status=none)
+blkdiscard -o $((200 * 1024 * 1024)) -l $((1024 * 1024)) "$DEV"
+fallocate --punch-hole -o $((201 * 1024 * 1024)) -l $((1024 * 1024)) "$DEV"
+fallocate --zero-range -o $((202 * 1024 * 1024)) -l $((1024 * 1024)) "$DEV"
+cmp -n $((3 * 1024 * 1024)) /dev/zero <(dd if="$DEV" bs=1M skip=200 count=3 iflag=direct status=none)
+
+step "a read of the failing range gets EIO and the device keeps working"
+if dd if="$DEV" of=/dev/null bs=4k skip=$((FAULT_OFFSET / 4096)) count=1 iflag=direct 2>/run/dd.err; then
+    fail "a read of the failing range succeeded"
+fi
+grep -q 'Input/output error' /run/dd.err || fail "expected EIO, got: $(cat /run/dd.err)"
+dd if="$DEV" of=/dev/null bs=4k skip=$(((FAULT_OFFSET + FAULT_BYTES) / 4096)) count=1 iflag=direct status=none
+dd if=/run/pattern of="$DEV" bs=1M seek=210 count=1 oflag=direct status=none
+cmp -n $((1024 * 1024)) /run/pattern <(dd if="$DEV" bs=1M skip=210 count=1 iflag=direct status=none)
+
+step "SIGTERM: the device disappears and the server exits 0"
+kill -TERM "$PID"
+rc=0
+wait "$PID" || rc=$?
+# tee may still be writing the last lines: poll for them (bounded).
+for _ in $(seq 100); do grep -q 'stopped cleanly' /run/ublk-server.log && break; sleep 0.1; done
+cp /run/ublk-server.log $OUT/server.log
+assert_eq 0 "$rc" "server exit status"
+test ! -e "$DEV"
+test ! -e "/sys/block/$NAME"
+"#;
+
+#[test]
+fn ublk_device_in_guest() {
+    let Some(runner) = require(GuestRunner::new()) else {
+        return;
+    };
+    let server_bin = std::env::current_exe().expect("test binary path");
+    let outcome = runner
+        .run(
+            &GuestScript::new(SCRIPT)
+                .name("ublk")
+                .env("SERVER_BIN", server_bin.to_str().expect("utf-8 path"))
+                .env("DISK_BYTES", DISK_BYTES.to_string())
+                .env("FAULT_OFFSET", FAULT_OFFSET.to_string())
+                .env("FAULT_BYTES", FAULT_BYTES.to_string())
+                .memory_mib(1536)
+                .timeout(Duration::from_secs(1200)),
+        )
+        .expect("ublk checks in the guest");
+    for s in &outcome.steps {
+        println!("step {:?}: {:.1}s", s.name, s.duration.as_secs_f64());
+    }
+    let log = std::fs::read_to_string(outcome.out_file("server.log")).unwrap_or_default();
+    println!("{log}");
+    assert!(
+        log.contains("ublk server stopped cleanly") && !log.contains("panicked"),
+        "the server did not stop cleanly on SIGTERM:\n{log}"
+    );
+    let stats = log
+        .lines()
+        .find_map(|l| l.strip_prefix("UBLK_STATS "))
+        .expect("stats line");
+    let get = |key: &str| -> u64 {
+        stats
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} missing in {stats}"))
+    };
+    assert!(get("flushes") > 0, "FLUSH reached the disk: {stats}");
+    assert!(get("discards") > 0, "DISCARD reached the disk: {stats}");
+    assert!(
+        get("write_zeroes") >= 2,
+        "WRITE_ZEROES reached the disk: {stats}"
+    );
+    assert!(get("errors") >= 1, "the injected EIO was counted: {stats}");
+}
+
+/// Not a test: the ublk server the guest test starts (does nothing without
+/// UBLK_GUEST_SERVE). Serves the RAM disk until SIGTERM, then stops the device.
+#[test]
+#[ignore = "helper: started inside the guest by ublk_device_in_guest"]
+fn serve_ramdisk_for_guest() {
+    if std::env::var_os("UBLK_GUEST_SERVE").is_none() {
+        return;
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("info")
+        .with_ansi(false)
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let disk = Arc::new(FailReads {
+        inner: RamDisk::new(DISK_BYTES),
+        eio_range: FAULT_OFFSET..FAULT_OFFSET + FAULT_BYTES,
+    });
+    let params = UblkParams {
+        nr_queues: 2,
+        queue_depth: 32,
+        max_io_bytes: 1024 * 1024,
+        dev_id: None,
+        name: "guest-test".into(),
+    };
+    rt.block_on(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        let dev = UblkDevice::start_async(disk, params, tokio::runtime::Handle::current())
+            .await
+            .expect("start the ublk device");
+        let status = dev.status();
+        println!(
+            "UBLK_READY {}\nstatus: id {} queues {} depth {} state {}",
+            dev.path().display(),
+            status.dev_id,
+            status.nr_queues,
+            status.queue_depth,
+            status.state
+        );
+        term.recv().await;
+        let s = dev.status().stats;
+        println!(
+            "UBLK_STATS reads={} writes={} flushes={} discards={} write_zeroes={} errors={} \
+             bytes_read={} bytes_written={}",
+            s.reads,
+            s.writes,
+            s.flushes,
+            s.discards,
+            s.write_zeroes,
+            s.errors,
+            s.bytes_read,
+            s.bytes_written
+        );
+        dev.stop_async().await.expect("stop the ublk device");
+        println!("ublk server stopped cleanly");
+    });
+}
+
+/// The host kernel has no ublk driver: starting fails with the message naming it.
+#[test]
+fn missing_control_device_gives_the_clear_error() {
+    if std::path::Path::new(UBLK_CONTROL_PATH).exists() {
+        println!("this kernel has /dev/ublk-control: the missing-driver error cannot be reached");
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let err = UblkDevice::start(
+        Arc::new(RamDisk::new(MIB)),
+        UblkParams::default(),
+        rt.handle().clone(),
+    )
+    .expect_err("no ublk driver on this kernel");
+    assert!(matches!(err, UblkError::ControlMissing), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "ublk: /dev/ublk-control not found: the kernel needs the ublk_drv module \
+         (CONFIG_BLK_DEV_UBLK)"
+    );
+}
