@@ -133,6 +133,16 @@ impl Gw {
     }
 }
 
+/// A test that fails half-way must not leave its gateway running.
+impl Drop for Gw {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn tool(cmd: &str, args: &[&str]) -> String {
     let out = Command::new(cmd).args(args).output().unwrap();
     assert!(
