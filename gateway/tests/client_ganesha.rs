@@ -246,7 +246,10 @@ async fn session_open_write_read_commit_against_ganesha() {
         .await
         .expect("connect + session");
     assert!(c.session_id().is_some());
-    println!("state protection: SP4_MACH_CRED granted = {}", c.uses_mach_cred());
+    println!(
+        "state protection: SP4_MACH_CRED granted = {}",
+        c.uses_mach_cred()
+    );
     assert!(c.fore_slots() >= 1);
     assert_eq!(
         c.lease(),
@@ -410,11 +413,13 @@ async fn connection_cuts_reconnect_and_bind_while_the_workload_continues() {
     };
     let mut cuts = 0;
     for _ in 0..5 {
-        // Wait until the client is connected again (at least one live proxied connection).
+        // Wait until the client is connected again AND has bound that connection to the
+        // session (a live proxied TCP connection alone is not enough: cutting it while
+        // BIND_CONN_TO_SESSION is in flight makes the client retry on one more connection, so
+        // two cuts would cost only one bind and the bind count below would not match).
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
-            let n = proxy.cut();
-            if n > 0 {
+            if c.stats().binds >= cuts && proxy.cut() > 0 {
                 cuts += 1;
                 break;
             }
