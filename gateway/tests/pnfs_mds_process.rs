@@ -201,7 +201,6 @@ async fn create(nfs: &NfsClient, path: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not yet: flaky: after an MDS restart a LAYOUTCOMMIT holding the per-file commit lock can wait on the reboot recovery whose reclaim commit needs that lock; it then fails with STALE_STATEID (passed 2 of 3 runs)"]
 async fn workload_survives_mds_sigkill_restarts_and_tcp_cuts() {
     let mds = Arc::new(Mutex::new(MdsProc::start("recovery")));
     let (addr, leaf) = {

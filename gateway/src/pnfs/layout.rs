@@ -284,19 +284,73 @@ pub(super) async fn sync_volumes<M: MetadataServer>(
     Ok(())
 }
 
+/// How often a LAYOUTCOMMIT that lost its layout state to a server restart (or client-state
+/// loss) is redone against the file's current pending set before its error surfaces.
+const COMMIT_RESTART_RETRIES: u32 = 3;
+
 /// LAYOUTCOMMIT of every uncommitted range of the file (data synced first). With `reclaim`
 /// (after a server restart) the open stateid is used.
+///
+/// Normal commits are serialised by the file's commit lock. A reclaim commit does NOT take it:
+/// it runs inside [`crate::mds_api::CallbackSink::server_restarted`], which the client awaits
+/// before RECLAIM_COMPLETE, while a normal commit holding the lock may be parked in that very
+/// recovery (its LAYOUTCOMMIT cannot complete until recovery ends). Waiting for the lock there
+/// would stall recovery until the client's bound and then fail the parked commit. Instead the
+/// reclaim commits the pending set itself (a batch is marked committed only on success, so
+/// nothing is lost), and a normal commit whose LAYOUTCOMMIT fails after the layout state
+/// changed under it (new client epoch, or a stateid error for a layout stateid since
+/// forgotten or replaced) re-reads the pending set and commits what is still uncommitted
+/// with the current stateid (bounded by [`COMMIT_RESTART_RETRIES`]).
 pub(super) async fn commit<M: MetadataServer>(
     sh: &Arc<Shared<M>>,
     f: &Arc<FileCtx>,
     reclaim: bool,
 ) -> Result<(), PnfsError> {
+    if reclaim {
+        return commit_pending(sh, f, true).await.map_err(|(e, _)| e);
+    }
     let _serial = f.commit_lock.lock().await;
+    let mut retries = 0;
+    loop {
+        let epoch = sh.mds.lease_status().client_epoch;
+        match commit_pending(sh, f, false).await {
+            Ok(()) => return Ok(()),
+            Err((PnfsError::Mds(e), sent)) if retries < COMMIT_RESTART_RETRIES => {
+                // Redo only when the layout state changed under this attempt: a new client
+                // epoch (server restart / state loss: any status from the old state is
+                // meaningless now), or a stateid error for a layout stateid the file has
+                // since forgotten or replaced. Anything else is a real error.
+                let epoch_changed = sh.mds.lease_status().client_epoch != epoch;
+                let now = f
+                    .lock()
+                    .layout_stateid
+                    .map_or(StateidArg::Open, StateidArg::Given);
+                let stale = e.nfs_status().is_some_and(is_stateid_error) && now != sent;
+                if !((epoch_changed && e.nfs_status().is_some()) || stale) {
+                    return Err(PnfsError::Mds(e));
+                }
+                retries += 1;
+                tracing::info!(path = %f.open.path, error = %e, retries, "layout state changed under a LAYOUTCOMMIT (server restart/reclaim): committing what is still pending");
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// One pass of [`commit`] over the current pending set. On error also returns the stateid
+/// argument the failing LAYOUTCOMMIT was sent with.
+async fn commit_pending<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    reclaim: bool,
+) -> Result<(), (PnfsError, StateidArg)> {
     let pending: Vec<CommitRange> = f.lock().cache.uncommitted(0, u64::MAX);
     if pending.is_empty() {
         return Ok(());
     }
-    sync_volumes(sh, f).await?;
+    sync_volumes(sh, f)
+        .await
+        .map_err(|e| (e, StateidArg::Open))?;
     for batch in pending.chunks(sh.cfg.commit_max_extents.max(1)) {
         let first = batch[0].file_offset_bytes;
         let last = batch[batch.len() - 1];
@@ -337,7 +391,7 @@ pub(super) async fn commit<M: MetadataServer>(
             }
             Err(e) => {
                 Stats::inc(&sh.stats.commit_errors);
-                return Err(e.into());
+                return Err((e.into(), stateid));
             }
         }
     }
@@ -346,7 +400,7 @@ pub(super) async fn commit<M: MetadataServer>(
 
 /// Writes uncommitted data through the MDS (read back from the volume) when its layout state
 /// is gone, so nothing written is lost; then drops it from the cache.
-async fn salvage_uncommitted<M: MetadataServer>(sh: &Arc<Shared<M>>, f: &Arc<FileCtx>) {
+pub(super) async fn salvage_uncommitted<M: MetadataServer>(sh: &Arc<Shared<M>>, f: &Arc<FileCtx>) {
     let pending: Vec<CommitRange> = f.lock().cache.uncommitted(0, u64::MAX);
     for r in pending {
         let res = async {

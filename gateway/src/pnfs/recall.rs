@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use pnfs_proto::nfs4::{LayoutIoMode, LayoutType, NfsStat};
 
-use super::layout::{commit, drain, return_range, seqid_newer, update_stateid};
+use super::layout::{
+    commit, drain, return_range, salvage_uncommitted, seqid_newer, update_stateid,
+};
 use super::{FileCtx, Shared};
 use crate::mds_api::{
     BoxFuture, CallbackSink, DeviceNotification, LayoutRecall, LayoutReturnArgs,
@@ -187,14 +189,24 @@ impl<M: MetadataServer> CallbackSink for Shared<M> {
                 f.lock().recalls.push((0, u64::MAX));
                 drain(&f, 0, u64::MAX).await;
                 f.lock().layout_stateid = None;
+                // Neither the commit lock nor the LAYOUTGET lock is taken here (nor
+                // `return_range`, which takes both): a normal LAYOUTCOMMIT or a LAYOUTGET
+                // holding them may be parked in the very recovery that awaits this future.
+                // A parked commit redoes what is still pending afterwards (see `commit`).
                 if let Err(e) = commit(&sh, &f, true).await {
-                    tracing::error!(path = %f.open.path, error = %e, "reclaim LAYOUTCOMMIT failed");
+                    tracing::error!(path = %f.open.path, error = %e, "reclaim LAYOUTCOMMIT failed: rewriting through the MDS");
+                    salvage_uncommitted(&sh, &f).await;
                 }
-                // Forget layouts; what did not commit is rewritten by return_range's salvage.
-                let _ = return_range(&sh, &f, 0, u64::MAX, false).await;
-                let mut st = f.lock();
-                st.layout_stateid = None;
-                st.cache.remove_range(0, u64::MAX);
+                // Forget the layouts of the old server instance.
+                {
+                    let mut st = f.lock();
+                    st.layout_stateid = None;
+                    st.cache.remove_range(0, u64::MAX);
+                    if let Some(i) = st.recalls.iter().position(|&r| r == (0, u64::MAX)) {
+                        st.recalls.remove(i);
+                    }
+                }
+                f.changed.notify_waiters();
             }
             sh.devices_clear();
         })
