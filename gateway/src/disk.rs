@@ -152,8 +152,11 @@ pub trait Disk: Send + Sync + 'static {
     fn flush(&self) -> impl Future<Output = DiskResult<()>> + Send;
 
     /// Discards a range: it may read back as zeros or as old data afterwards (NBD TRIM).
-    fn trim(&self, offset_bytes: u64, length_bytes: u64)
-        -> impl Future<Output = DiskResult<()>> + Send;
+    fn trim(
+        &self,
+        offset_bytes: u64,
+        length_bytes: u64,
+    ) -> impl Future<Output = DiskResult<()>> + Send;
 
     /// Makes a range read as zeros; with `may_unmap` it may deallocate.
     fn write_zeroes(
@@ -196,9 +199,9 @@ pub fn validate_request(
     offset_bytes: u64,
     length_bytes: u64,
 ) -> DiskResult<()> {
-    let end = offset_bytes.checked_add(length_bytes).ok_or_else(|| {
-        DiskError::new(DiskErrorKind::InvalidRange, "offset + length overflows")
-    })?;
+    let end = offset_bytes
+        .checked_add(length_bytes)
+        .ok_or_else(|| DiskError::new(DiskErrorKind::InvalidRange, "offset + length overflows"))?;
     if end > info.size_bytes {
         return Err(DiskError::new(
             DiskErrorKind::InvalidRange,
@@ -213,7 +216,10 @@ pub fn validate_request(
         RequestKind::Write | RequestKind::Trim | RequestKind::WriteZeroes
     );
     if writes && info.read_only {
-        return Err(DiskError::new(DiskErrorKind::ReadOnly, "the disk is read-only"));
+        return Err(DiskError::new(
+            DiskErrorKind::ReadOnly,
+            "the disk is read-only",
+        ));
     }
     if matches!(kind, RequestKind::Read | RequestKind::Write)
         && length_bytes > u64::from(info.max_io_bytes)
