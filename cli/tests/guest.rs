@@ -8,7 +8,6 @@ use pnfs_testbed::{require, GuestRunner, GuestScript};
 const BIN: &str = env!("CARGO_BIN_EXE_pnfsgw");
 
 #[test]
-#[ignore = "not yet: pnfs-ublk fails the empty PREFLUSH write (kernel: 'invalid error, dev ublkb0, sector 0 op 0x1:(WRITE) flags 0x800'; dd conv=fsync gets EINVAL)"]
 fn export_with_ublk_and_nbd_in_the_guest() {
     let Some(runner) = require(GuestRunner::new()) else {
         return;
