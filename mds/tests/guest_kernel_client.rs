@@ -66,8 +66,10 @@ fn two_clients_recall() {
 
 /// The seeded random exerciser at 4 KiB and 64 KiB block sizes.
 #[test]
-#[ignore = "not yet: the Linux client can lose its locally extended size to a GETATTR while a \
-            LAYOUTCOMMIT is outstanding (seen with seed 1 at op 469: read at EOF returned 0 bytes)"]
+#[ignore = "not yet: the Linux 6.12 client shrinks its i_size to the size in a LAYOUTCOMMIT reply \
+            (nfs_size_wcc tracepoint, force-WCC path) when a write past EOF completed after that \
+            LAYOUTCOMMIT was built; a later read inside the file then returns 0 bytes (seed 1 fails \
+            at a varying op: 469, 1083, 2936). No MDS-side fix found yet"]
 fn exerciser_4k_and_64k() {
     for bs in ["4096", "65536"] {
         let out = run(

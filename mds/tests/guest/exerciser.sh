@@ -1,12 +1,20 @@
 # Seeded random exerciser over the kernel client at MDS block size $MDS_BS.
 # Env: PNFS_MDS_BIN, MDS_BS, EX_SEED (default: random), EX_OPS (default 10000).
+# The client's i_size changes (tracepoints nfs:nfs_size_*) are saved to $OUT/ktrace: a read that
+# comes back short shows there which reply moved the size.
 M=/mnt/x
 PORT=20490
-trap 'cp $MDS_DIR/mds.log $OUT/ 2>/dev/null || true' EXIT
+T=/sys/kernel/tracing
+trap 'cp $MDS_DIR/mds.log $OUT/ 2>/dev/null || true; cp $T/trace $OUT/ktrace 2>/dev/null || true' EXIT
 seed=${EX_SEED:-$RANDOM$RANDOM}
 step "start mds (block size $MDS_BS)"
 start_mds $PORT "$MDS_BS"
 mount_kernel_client $M port=$PORT
+[ -d $T/events ] || mount -t tracefs nodev $T 2>/dev/null || true
+echo 8192 >$T/buffer_size_kb 2>/dev/null || true
+for e in nfs_size_update nfs_size_truncate nfs_size_grow nfs_size_wcc; do
+	echo 1 >$T/events/nfs/$e/enable 2>/dev/null || echo "exerciser: no tracepoint nfs:$e"
+done
 step "exerciser seed $seed"
 python3 "$PNFS_MDS_GUEST_DIR/exerciser.py" $M/ex "$seed" "${EX_OPS:-10000}"
 nfs_mountstats $M | grep -E "^\s+(READ|WRITE|LAYOUTGET|LAYOUTCOMMIT|LAYOUTRETURN|SETATTR):"
