@@ -37,6 +37,18 @@ step "the same data through nbd"
 nbd_attach 127.0.0.1 10809 disk.img
 dd if=$PNFS_NBD_DEV of=$T/c bs=1M count=4 iflag=direct status=none
 cmp $T/a $T/c
+step "ext4 through nbd: mkfs, copy a tree, fsck, remount and compare"
+mkfs.ext4 -q -F $PNFS_NBD_DEV
+mkdir -p /mnt/fs
+mount $PNFS_NBD_DEV /mnt/fs
+cp -a /usr/include/linux /mnt/fs/tree
+umount /mnt/fs
+fsck.ext4 -fn $PNFS_NBD_DEV
+nbd_detach
+nbd_attach 127.0.0.1 10809 disk.img
+mount -o ro $PNFS_NBD_DEV /mnt/fs
+diff -r /usr/include/linux /mnt/fs/tree
+umount /mnt/fs
 nbd_detach
 step "stats"
 $PNFSGW stats --control $T/c.sock | tee $T/stats
