@@ -153,7 +153,8 @@ impl Encoder {
     /// Fixed-length opaque: the bytes, then zero padding to a unit.
     pub fn put_opaque_fixed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
-        self.buf.extend_from_slice(&[0u8; XDR_UNIT_BYTES][..pad_len(bytes.len())]);
+        self.buf
+            .extend_from_slice(&[0u8; XDR_UNIT_BYTES][..pad_len(bytes.len())]);
     }
 
     /// Variable-length opaque: length, bytes, zero padding.
@@ -461,7 +462,10 @@ mod tests {
     fn opaque_is_padded_with_zeros_and_round_trips() {
         let mut enc = Encoder::new();
         enc.put_opaque(b"abcde");
-        assert_eq!(enc.as_slice(), &[0, 0, 0, 5, b'a', b'b', b'c', b'd', b'e', 0, 0, 0]);
+        assert_eq!(
+            enc.as_slice(),
+            &[0, 0, 0, 5, b'a', b'b', b'c', b'd', b'e', 0, 0, 0]
+        );
         let mut dec = Decoder::new(enc.as_slice());
         assert_eq!(dec.opaque("t", 16).unwrap(), b"abcde");
         dec.finish().unwrap();
@@ -471,7 +475,14 @@ mod tests {
     fn huge_count_is_refused_without_allocating() {
         let buf = [0xff, 0xff, 0xff, 0xff];
         let err = Decoder::new(&buf).array::<u32>("items", 1024).unwrap_err();
-        assert!(matches!(err, XdrError::TooLong { len: 0xffff_ffff, limit: 1024, .. }));
+        assert!(matches!(
+            err,
+            XdrError::TooLong {
+                len: 0xffff_ffff,
+                limit: 1024,
+                ..
+            }
+        ));
         // Within the limit but past the end of the buffer: truncated, not a panic.
         let buf = [0, 0, 0, 3, 0, 0, 0, 1];
         let err = Decoder::new(&buf).array::<u32>("items", 1024).unwrap_err();
