@@ -16,51 +16,8 @@ use pnfs_proto::nfs4::{
 };
 use pnfs_proto::xdr::{from_bytes, to_bytes, XdrError};
 
-struct Rng(u64);
-
-impl Rng {
-    fn from_env(test: &str) -> Self {
-        let seed = std::env::var("PNFS_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            });
-        println!("{test}: seed {seed} (PNFS_TEST_SEED={seed} to repeat)");
-        Self(seed)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn u32(&mut self) -> u32 {
-        self.next() as u32
-    }
-    fn bool(&mut self) -> bool {
-        self.next() & 1 == 1
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    fn array<const N: usize>(&mut self) -> [u8; N] {
-        self.bytes(N).try_into().unwrap()
-    }
-    fn string(&mut self, max: u64) -> String {
-        let n = self.below(max + 1) as usize;
-        (0..n)
-            .map(|_| char::from(b'a' + self.below(26) as u8))
-            .collect()
-    }
-}
+mod common;
+use common::Rng;
 
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s

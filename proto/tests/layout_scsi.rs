@@ -15,36 +15,8 @@ use pnfs_proto::layout::{DeviceAddr, Extent, ExtentState, LayoutError, Mapped, V
 use pnfs_proto::nfs4::types::DeviceId;
 use pnfs_proto::xdr::{from_bytes, to_bytes, XdrError};
 
-struct Rng(u64);
-
-impl Rng {
-    fn from_env(test: &str) -> Self {
-        let seed = std::env::var("PNFS_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            });
-        println!("{test}: seed {seed} (PNFS_TEST_SEED={seed} to repeat)");
-        Self(seed)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
+mod common;
+use common::Rng;
 
 fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s

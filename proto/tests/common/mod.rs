@@ -1,0 +1,58 @@
+//! Shared helpers for proto's integration tests.
+#![allow(dead_code, clippy::cast_possible_truncation)]
+
+/// A small seeded generator (splitmix64). The seed comes from `PNFS_TEST_SEED` or the clock
+/// and is printed, so any failure can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeds from `PNFS_TEST_SEED`, else the clock; prints the seed under the test's name.
+    pub fn from_env(test: &str) -> Self {
+        let seed = std::env::var("PNFS_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        println!("{test}: seed {seed} (PNFS_TEST_SEED={seed} to repeat)");
+        Self(seed)
+    }
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// 32 random bits.
+    pub fn u32(&mut self) -> u32 {
+        self.next() as u32
+    }
+    /// A coin flip.
+    pub fn bool(&mut self) -> bool {
+        self.next() & 1 == 1
+    }
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    /// A random fixed-size array.
+    pub fn array<const N: usize>(&mut self) -> [u8; N] {
+        self.bytes(N).try_into().unwrap()
+    }
+    /// A lowercase ASCII string of at most `max` bytes.
+    pub fn string(&mut self, max: u64) -> String {
+        let n = self.below(max + 1) as usize;
+        (0..n)
+            .map(|_| char::from(b'a' + self.below(26) as u8))
+            .collect()
+    }
+}
