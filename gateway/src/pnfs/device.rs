@@ -1,23 +1,43 @@
 //! Device (logical volume) resolution: GETDEVICEINFO bodies → volume trees over the volumes
-//! the configuration lists, matched by SIMPLE-volume signatures; a cache per device ID that
-//! CB_NOTIFY_DEVICEID invalidates.
+//! the configuration lists, matched by SIMPLE-volume signatures (block layout, RFC 5663) or by
+//! logical-unit designators (SCSI layout, RFC 8154, with the PR key registered before any
+//! I/O); a cache per device ID that CB_NOTIFY_DEVICEID invalidates, which also remembers the
+//! PR registrations so shutdown can remove them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use pnfs_proto::layout::block::{BlockDeviceAddr, BlockTopology, SimpleVolume};
-use pnfs_proto::layout::VolumeSizes;
-use pnfs_proto::nfs4::DeviceId;
+use pnfs_proto::layout::scsi::{ScsiBaseVolume, ScsiDeviceAddr, ScsiTopology};
+use pnfs_proto::layout::{Mapped, VolumeSizes};
+use pnfs_proto::nfs4::{DeviceId, LayoutType};
 
 use super::volume::VolumeIo;
 use super::PnfsError;
+
+/// The validated volume tree of a device, by layout type.
+#[derive(Debug)]
+enum DeviceTopology {
+    Block(BlockTopology),
+    Scsi(ScsiTopology),
+}
+
+impl DeviceTopology {
+    fn map(&self, sizes: &VolumeSizes, offset_bytes: u64) -> Result<Mapped, String> {
+        match self {
+            Self::Block(t) => t.map(sizes, offset_bytes),
+            Self::Scsi(t) => t.map(sizes, offset_bytes),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
 
 /// A logical volume ready for I/O: the validated topology and the leaf volumes it maps to.
 #[derive(Debug)]
 pub struct ResolvedDevice {
     /// The device ID.
     pub device_id: DeviceId,
-    topology: BlockTopology,
+    topology: DeviceTopology,
     sizes: VolumeSizes,
     leaves: HashMap<u32, Arc<dyn VolumeIo>>,
 }
@@ -38,6 +58,14 @@ pub struct LeafSpan {
 pub const DEVICE_MAX_SPANS_PER_RANGE: usize = 65_536;
 
 impl ResolvedDevice {
+    /// The layout type the device belongs to (BLOCK_VOLUME or SCSI).
+    pub fn layout_type(&self) -> LayoutType {
+        match self.topology {
+            DeviceTopology::Block(_) => LayoutType::BlockVolume,
+            DeviceTopology::Scsi(_) => LayoutType::Scsi,
+        }
+    }
+
     /// Size of the logical volume.
     pub fn size_bytes(&self) -> u64 {
         self.sizes.top_bytes()
@@ -141,16 +169,130 @@ pub async fn resolve_block_device(
         .map_err(|e| PnfsError::Layout(format!("device sizes: {e}")))?;
     Ok(ResolvedDevice {
         device_id,
-        topology,
+        topology: DeviceTopology::Block(topology),
         sizes,
         leaves,
     })
 }
 
-/// Resolved devices by ID.
+/// One persistent-reservation registration this client made.
+#[derive(Debug, Clone)]
+pub struct PrRegistration {
+    /// The volume (a path to the logical unit).
+    pub volume: Arc<dyn VolumeIo>,
+    /// The key registered (`sbv_pr_key`).
+    pub key: u64,
+}
+
+/// Decodes a SCSI GETDEVICEINFO body (RFC 8154 `pnfs_scsi_deviceaddr4`) and matches every
+/// BASE volume against `candidates` by its logical-unit designator. Several candidates with
+/// the designator are paths to the same logical unit: the first in search order is used.
+///
+/// Registers nothing: see [`register_pr_keys`], which must succeed before any I/O.
+pub fn resolve_scsi_device(
+    device_id: DeviceId,
+    addr_body: &[u8],
+    candidates: &[Arc<dyn VolumeIo>],
+) -> Result<(ResolvedDevice, Vec<PrRegistration>), PnfsError> {
+    let topology = ScsiDeviceAddr::decode_validated(addr_body)
+        .map_err(|e| PnfsError::Layout(format!("SCSI device address: {e}")))?;
+    let mut leaves: HashMap<u32, Arc<dyn VolumeIo>> = HashMap::new();
+    let mut keys: Vec<PrRegistration> = Vec::new();
+    let leaf_list: Vec<(u32, ScsiBaseVolume)> =
+        topology.leaves().map(|(i, l)| (i, l.clone())).collect();
+    for (index, base) in leaf_list {
+        let mut matching = candidates
+            .iter()
+            .filter(|v| v.scsi_designators().iter().any(|d| d.matches(&base)));
+        let vol = matching.next().cloned().ok_or_else(|| {
+            let known: Vec<String> = candidates
+                .iter()
+                .filter(|v| !v.scsi_designators().is_empty())
+                .map(|v| {
+                    let ds: Vec<String> =
+                        v.scsi_designators().iter().map(|d| d.to_string()).collect();
+                    format!("{} [{}]", v.name(), ds.join(", "))
+                })
+                .collect();
+            PnfsError::Layout(format!(
+                "no configured volume has the designator of SCSI base volume {index} ({:?} {:?} {}); volumes with designators: {}",
+                base.designator_type,
+                base.code_set,
+                hex(&base.designator),
+                if known.is_empty() { "none".to_string() } else { known.join("; ") }
+            ))
+        })?;
+        let others: Vec<&str> = matching.map(|v| v.name()).collect();
+        if !others.is_empty() {
+            tracing::info!(volume = vol.name(), other_paths = ?others, "several paths to the SCSI logical unit: using the first");
+        }
+        if !keys
+            .iter()
+            .any(|r| Arc::ptr_eq(&r.volume, &vol) && r.key == base.pr_key)
+        {
+            keys.push(PrRegistration {
+                volume: Arc::clone(&vol),
+                key: base.pr_key,
+            });
+        }
+        leaves.insert(index, vol);
+    }
+    let sizes = topology
+        .sizes(|i, _| leaves.get(&i).map(|v| v.size_bytes()))
+        .map_err(|e| PnfsError::Layout(format!("device sizes: {e}")))?;
+    Ok((
+        ResolvedDevice {
+            device_id,
+            topology: DeviceTopology::Scsi(topology),
+            sizes,
+            leaves,
+        },
+        keys,
+    ))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Registers each (volume, key) with PERSISTENT RESERVE OUT REGISTER AND IGNORE EXISTING
+/// KEY, unless `cache` already holds that registration; records each success in `cache`.
+/// The first failure is returned (the device must not be used: the server's reservation
+/// would refuse its I/O, or worse, fencing would not cover it).
+pub async fn register_pr_keys(
+    cache: &DeviceCache,
+    keys: &[PrRegistration],
+) -> Result<(), PnfsError> {
+    for PrRegistration { volume: vol, key } in keys {
+        if cache.is_registered(vol, *key) {
+            continue;
+        }
+        vol.pr_register(0, *key, true).await.map_err(|e| {
+            PnfsError::Volume(format!(
+                "{}: PERSISTENT RESERVE OUT REGISTER of key 0x{key:x} failed: {e}",
+                vol.name()
+            ))
+        })?;
+        tracing::info!(
+            volume = vol.name(),
+            key = format_args!("0x{key:x}"),
+            "SCSI PR key registered"
+        );
+        cache.record_registration(vol, *key);
+    }
+    Ok(())
+}
+
+/// Most device IDs whose layout type [`DeviceCache`] remembers.
+pub const DEVICE_CACHE_MAX_TYPES: usize = 4096;
+
+/// Resolved devices by ID, and the PR keys registered for SCSI devices.
 #[derive(Debug, Default)]
 pub struct DeviceCache {
     devices: Mutex<HashMap<DeviceId, Arc<ResolvedDevice>>>,
+    registrations: Mutex<Vec<PrRegistration>>,
+    /// The layout type each device ID was seen with in a layout (GETDEVICEINFO needs it).
+    layout_types: Mutex<HashMap<DeviceId, LayoutType>>,
 }
 
 impl DeviceCache {
@@ -177,6 +319,83 @@ impl DeviceCache {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+    }
+
+    /// Records that layouts of type `layout_type` name device `id`.
+    pub fn note_layout_type(&self, id: DeviceId, layout_type: LayoutType) {
+        let mut m = self.layout_types.lock().unwrap_or_else(|p| p.into_inner());
+        // Bounded by the devices the server names; a server naming more than this many is
+        // broken, and forgetting only makes a later GETDEVICEINFO ask for a block device.
+        if m.len() >= DEVICE_CACHE_MAX_TYPES && !m.contains_key(&id) {
+            m.clear();
+        }
+        m.insert(id, layout_type);
+    }
+
+    /// The layout type device `id` was seen with (BLOCK_VOLUME if never seen).
+    pub fn layout_type_of(&self, id: &DeviceId) -> LayoutType {
+        self.layout_types
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .copied()
+            .unwrap_or(LayoutType::BlockVolume)
+    }
+
+    /// True when `key` is registered on `volume` by this client.
+    pub fn is_registered(&self, volume: &Arc<dyn VolumeIo>, key: u64) -> bool {
+        self.registrations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|r| Arc::ptr_eq(&r.volume, volume) && r.key == key)
+    }
+
+    /// Records a registration (replacing another key on the same volume: REGISTER AND
+    /// IGNORE EXISTING KEY replaced it on the device too).
+    pub fn record_registration(&self, volume: &Arc<dyn VolumeIo>, key: u64) {
+        let mut regs = self.registrations.lock().unwrap_or_else(|p| p.into_inner());
+        regs.retain(|r| !Arc::ptr_eq(&r.volume, volume));
+        regs.push(PrRegistration {
+            volume: Arc::clone(volume),
+            key,
+        });
+    }
+
+    /// The registrations this client holds.
+    pub fn registrations(&self) -> Vec<PrRegistration> {
+        self.registrations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Removes every registration from its device (REGISTER with the old key and new key 0,
+    /// RFC 8154: the client unregisters when it stops using the device). Returns the errors,
+    /// one line per volume; the registrations are forgotten either way.
+    pub async fn unregister_all(&self) -> Result<(), PnfsError> {
+        let regs: Vec<PrRegistration> =
+            std::mem::take(&mut *self.registrations.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut errors = Vec::new();
+        for r in regs {
+            match r.volume.pr_register(r.key, 0, false).await {
+                Ok(()) => tracing::info!(
+                    volume = r.volume.name(),
+                    key = format_args!("0x{:x}", r.key),
+                    "SCSI PR key unregistered"
+                ),
+                Err(e) => errors.push(format!(
+                    "{}: unregistering PR key 0x{:x}: {e}",
+                    r.volume.name(),
+                    r.key
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(PnfsError::Volume(errors.join("; ")))
+        }
     }
 
     /// Every cached device.

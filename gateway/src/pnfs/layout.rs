@@ -6,12 +6,13 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use pnfs_proto::layout::block::{BlockLayout, BlockLayoutUpdate};
-use pnfs_proto::layout::{Extent, ExtentState};
+use pnfs_proto::layout::scsi::{ScsiLayout, ScsiLayoutUpdate, ScsiRange};
+use pnfs_proto::layout::{Extent, ExtentState, ValidExtents};
 use pnfs_proto::nfs4::{DeviceId, LayoutType, NfsStat, NfsTime, Stateid};
 use pnfs_proto::xdr::{from_bytes, to_bytes};
 use tokio::time::Instant;
 
-use super::device::{resolve_block_device, ResolvedDevice};
+use super::device::{register_pr_keys, resolve_block_device, resolve_scsi_device, ResolvedDevice};
 use super::extent_cache::{CommitRange, PieceState};
 use super::{align_down, align_up, overlaps, FileCtx, PnfsError, Shared};
 use crate::mds_api::{
@@ -71,25 +72,36 @@ fn is_stateid_error(s: NfsStat) -> bool {
     )
 }
 
-/// Resolves (GETDEVICEINFO + signature match) a device, through the cache.
+/// Resolves a device through the cache: GETDEVICEINFO, then a signature match (block) or a
+/// designator match plus the PR key registration (SCSI, RFC 8154: before any I/O). The layout
+/// type is the one the device ID was seen with in a layout (block if never seen).
 pub(super) async fn ensure_device<M: MetadataServer>(
     sh: &Arc<Shared<M>>,
     id: DeviceId,
 ) -> Result<Arc<ResolvedDevice>, PnfsError> {
+    let layout_type = sh.devices.layout_type_of(&id);
     if let Some(d) = sh.devices.get(&id) {
-        return Ok(d);
+        if d.layout_type() == layout_type {
+            return Ok(d);
+        }
     }
     Stats::inc(&sh.stats.getdeviceinfos);
     let info = sh
         .mds
         .get_device_info(
-            LayoutType::BlockVolume,
+            layout_type,
             id,
             NOTIFY_DEVICEID4_CHANGE_MASK | NOTIFY_DEVICEID4_DELETE_MASK,
         )
         .await?;
-    let dev = Arc::new(resolve_block_device(id, &info.addr_body, &sh.volumes).await?);
-    tracing::info!(device = ?id, size_bytes = dev.size_bytes(), "device resolved");
+    let dev = if layout_type == LayoutType::Scsi {
+        let (dev, keys) = resolve_scsi_device(id, &info.addr_body, &sh.volumes)?;
+        register_pr_keys(&sh.devices, &keys).await?;
+        Arc::new(dev)
+    } else {
+        Arc::new(resolve_block_device(id, &info.addr_body, &sh.volumes).await?)
+    };
+    tracing::info!(device = ?id, ?layout_type, size_bytes = dev.size_bytes(), "device resolved");
     sh.devices.insert(Arc::clone(&dev));
     Ok(dev)
 }
@@ -102,10 +114,10 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
     start: u64,
     end: u64,
 ) -> Result<LayoutOutcome, PnfsError> {
-    if !f.open.layout_types.contains(&LayoutType::BlockVolume) {
-        // The file system offers no block layouts (e.g. nfs-ganesha VFS): MDS I/O only.
+    let Some(layout_type) = f.layout_type else {
+        // The file system offers no block or SCSI layouts (e.g. nfs-ganesha VFS): MDS I/O only.
         return Ok(LayoutOutcome::Unavailable);
-    }
+    };
     let _serial = f.layoutget_lock.lock().await;
     let (gap_start, gap_end) = {
         let st = f.lock();
@@ -130,7 +142,7 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
     loop {
         let stateid = f.lock().layout_stateid;
         let args = LayoutGetArgs {
-            layout_type: LayoutType::BlockVolume,
+            layout_type,
             iomode: f.iomode,
             offset_bytes: off,
             length_bytes: want_end - off,
@@ -190,21 +202,23 @@ async fn insert_layout<M: MetadataServer>(
         let mut st = f.lock();
         update_stateid(&mut st.layout_stateid, res.stateid);
     }
+    let want = f.layout_type.unwrap_or(LayoutType::BlockVolume);
     let mut decoded = Vec::new();
     for seg in &res.segments {
-        if seg.layout_type != LayoutType::BlockVolume {
+        if seg.layout_type != want {
             return Err(PnfsError::Layout(format!(
-                "layout type {:?} in a block layout reply",
+                "layout type {:?} in a reply to a {want:?} LAYOUTGET",
                 seg.layout_type
             )));
         }
-        let body: BlockLayout = from_bytes(&seg.body)
-            .map_err(|e| PnfsError::Layout(format!("block layout body: {e}")))?;
-        let valid = body
-            .validate()
-            .map_err(|e| PnfsError::Layout(format!("block layout extents: {e}")))?;
+        let valid = decode_layout_body(want, &seg.body)?;
         let seg_end = seg.offset_bytes.saturating_add(seg.length_bytes);
         decoded.push((seg.offset_bytes, seg_end, valid.into_vec()));
+    }
+    for (_, _, exts) in &decoded {
+        for e in exts {
+            sh.devices.note_layout_type(e.device_id, want);
+        }
     }
     // Resolve every device before caching, so cached pieces always have a usable device.
     for (_, _, exts) in &decoded {
@@ -247,6 +261,51 @@ async fn insert_layout<M: MetadataServer>(
     }
     st.last_use = Instant::now();
     Ok(())
+}
+
+/// Decodes and validates a `loc_body`: `pnfs_block_layout4` or `pnfs_scsi_layout4` (the same
+/// extent list on the wire, decoded by each type's own codec).
+fn decode_layout_body(layout_type: LayoutType, body: &[u8]) -> Result<ValidExtents, PnfsError> {
+    let r = if layout_type == LayoutType::Scsi {
+        let b: ScsiLayout =
+            from_bytes(body).map_err(|e| PnfsError::Layout(format!("SCSI layout body: {e}")))?;
+        b.validate()
+    } else {
+        let b: BlockLayout =
+            from_bytes(body).map_err(|e| PnfsError::Layout(format!("block layout body: {e}")))?;
+        b.validate()
+    };
+    r.map_err(|e| PnfsError::Layout(format!("{layout_type:?} layout extents: {e}")))
+}
+
+/// The `lou_body` of a LAYOUTCOMMIT: block layouts list extents with their storage offsets;
+/// SCSI layouts list only the file ranges (RFC 8154 `pnfs_scsi_layoutupdate4`).
+fn commit_body(layout_type: LayoutType, batch: &[CommitRange]) -> Bytes {
+    if layout_type == LayoutType::Scsi {
+        let update = ScsiLayoutUpdate {
+            commit_list: batch
+                .iter()
+                .map(|r| ScsiRange {
+                    file_offset_bytes: r.file_offset_bytes,
+                    length_bytes: r.length_bytes,
+                })
+                .collect(),
+        };
+        return Bytes::from(to_bytes(&update));
+    }
+    let update = BlockLayoutUpdate {
+        commit_list: batch
+            .iter()
+            .map(|r| Extent {
+                device_id: r.storage.device_id,
+                file_offset_bytes: r.file_offset_bytes,
+                length_bytes: r.length_bytes,
+                storage_offset_bytes: r.storage.offset_bytes,
+                state: ExtentState::ReadWriteData,
+            })
+            .collect(),
+    };
+    Bytes::from(to_bytes(&update))
 }
 
 fn now_nfstime() -> NfsTime {
@@ -355,18 +414,7 @@ async fn commit_pending<M: MetadataServer>(
         let first = batch[0].file_offset_bytes;
         let last = batch[batch.len() - 1];
         let end = last.file_offset_bytes + last.length_bytes;
-        let update = BlockLayoutUpdate {
-            commit_list: batch
-                .iter()
-                .map(|r| Extent {
-                    device_id: r.storage.device_id,
-                    file_offset_bytes: r.file_offset_bytes,
-                    length_bytes: r.length_bytes,
-                    storage_offset_bytes: r.storage.offset_bytes,
-                    state: ExtentState::ReadWriteData,
-                })
-                .collect(),
-        };
+        let layout_type = f.layout_type.unwrap_or(LayoutType::BlockVolume);
         let stateid = if reclaim {
             StateidArg::Open
         } else {
@@ -381,8 +429,8 @@ async fn commit_pending<M: MetadataServer>(
             stateid,
             last_write_offset_bytes: Some(end - 1),
             time_modify: Some(now_nfstime()),
-            layout_type: LayoutType::BlockVolume,
-            update_body: Bytes::from(to_bytes(&update)),
+            layout_type,
+            update_body: commit_body(layout_type, batch),
         };
         match sh.mds.layout_commit(&f.open, args).await {
             Ok(_) => {
@@ -504,7 +552,7 @@ pub(super) async fn return_range<M: MetadataServer>(
         Stats::inc(&sh.stats.layoutreturns);
         let args = LayoutReturnArgs {
             reclaim: false,
-            layout_type: LayoutType::BlockVolume,
+            layout_type: f.layout_type.unwrap_or(LayoutType::BlockVolume),
             iomode: pnfs_proto::nfs4::LayoutIoMode::Any,
             target: LayoutReturnTarget::File {
                 offset_bytes: start,

@@ -2,7 +2,9 @@
 //!
 //! - [`volume`]: [`volume::VolumeIo`] and its real ([`volume::FileVolume`]), fault and trace
 //!   layers.
-//! - [`device`]: GETDEVICEINFO bodies → volume trees matched by signature; device cache.
+//! - [`device`]: GETDEVICEINFO bodies → volume trees matched by signature (block) or
+//!   designator (SCSI, with the PR key registered); device cache.
+//! - [`scsi`]: VPD page 0x83 designators and persistent-reservation registration.
 //! - [`extent_cache`]: the per-file extent cache (sorted pieces, COW pairs, pending commits).
 //! - [`fence`]: lease-timed fencing.
 //! - `layout`: LAYOUTGET / LAYOUTCOMMIT / LAYOUTRETURN with the stateid rules.
@@ -22,6 +24,7 @@ pub mod file_disk;
 mod layout;
 mod range_lock;
 mod recall;
+pub mod scsi;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod volume;
@@ -30,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use pnfs_proto::nfs4::{DeviceId, FileHandle, LayoutIoMode, Stateid};
+use pnfs_proto::nfs4::{DeviceId, FileHandle, LayoutIoMode, LayoutType, Stateid};
 use thiserror::Error;
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
@@ -112,6 +115,30 @@ pub struct PnfsConfig {
     pub max_plan_rounds: u32,
     /// Open volumes with O_DIRECT where possible.
     pub prefer_direct_io: bool,
+    /// Which layout type to use when the file system offers both block and SCSI layouts.
+    pub layout_preference: LayoutPreference,
+}
+
+/// The layout type wanted when a file system offers both (one offered alone is used).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LayoutPreference {
+    /// LAYOUT4_BLOCK_VOLUME (RFC 5663): volumes found by signature, fencing by the server's
+    /// own means. The default: it needs nothing from the volume but its contents.
+    #[default]
+    Block,
+    /// LAYOUT4_SCSI (RFC 8154): logical units found by designator, fenced with persistent
+    /// reservations (the client registers the server's key before any I/O).
+    Scsi,
+}
+
+/// The layout type a file uses: the preferred one if the file system offers it, else the
+/// other supported one, else none (MDS I/O only).
+pub fn choose_layout_type(offered: &[LayoutType], pref: LayoutPreference) -> Option<LayoutType> {
+    let order = match pref {
+        LayoutPreference::Block => [LayoutType::BlockVolume, LayoutType::Scsi],
+        LayoutPreference::Scsi => [LayoutType::Scsi, LayoutType::BlockVolume],
+    };
+    order.into_iter().find(|t| offered.contains(t))
 }
 
 impl Default for PnfsConfig {
@@ -130,6 +157,7 @@ impl Default for PnfsConfig {
             layoutget_max_reply_bytes: 1 << 20,
             max_plan_rounds: 16,
             prefer_direct_io: true,
+            layout_preference: LayoutPreference::Block,
         }
     }
 }
@@ -164,6 +192,8 @@ struct FileCtx {
     /// The server block: unit of read-modify-write into INVALID extents.
     block_bytes: u64,
     iomode: LayoutIoMode,
+    /// The layout type this file uses (None: the file system offers none we support).
+    layout_type: Option<LayoutType>,
     state: Mutex<FileState>,
     /// Signalled when in-flight I/O drains or a recall finishes.
     changed: Notify,
@@ -322,6 +352,7 @@ impl<M: MetadataServer> PnfsClient<M> {
             } else {
                 LayoutIoMode::ReadWrite
             },
+            layout_type: choose_layout_type(&open.layout_types, self.shared.cfg.layout_preference),
             open,
             state: Mutex::new(FileState {
                 cache: ExtentCache::new(),
@@ -365,6 +396,11 @@ impl<M: MetadataServer> PnfsClient<M> {
                 first_err.get_or_insert(e);
             }
         }
+        // RFC 8154: a client that stops using a SCSI device removes its PR key.
+        if let Err(e) = self.shared.devices.unregister_all().await {
+            tracing::warn!(error = %e, "SCSI PR keys not removed");
+            first_err.get_or_insert(e);
+        }
         first_err.map_or(Ok(()), Err)
     }
 }
@@ -379,4 +415,34 @@ fn align_down(v: u64, a: u64) -> u64 {
 
 fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a).saturating_mul(a)
+}
+
+#[cfg(test)]
+mod layout_choice_tests {
+    use super::*;
+
+    #[test]
+    fn block_by_default_scsi_when_preferred_or_alone() {
+        let both = [LayoutType::Scsi, LayoutType::BlockVolume];
+        assert_eq!(
+            choose_layout_type(&both, LayoutPreference::default()),
+            Some(LayoutType::BlockVolume)
+        );
+        assert_eq!(
+            choose_layout_type(&both, LayoutPreference::Scsi),
+            Some(LayoutType::Scsi)
+        );
+        assert_eq!(
+            choose_layout_type(&[LayoutType::Scsi], LayoutPreference::Block),
+            Some(LayoutType::Scsi)
+        );
+        assert_eq!(
+            choose_layout_type(&[LayoutType::BlockVolume], LayoutPreference::Scsi),
+            Some(LayoutType::BlockVolume)
+        );
+        assert_eq!(
+            choose_layout_type(&[LayoutType::Files], LayoutPreference::Scsi),
+            None
+        );
+    }
 }

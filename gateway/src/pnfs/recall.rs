@@ -57,7 +57,7 @@ fn spawn_bulk_return<M: MetadataServer>(sh: &Arc<Shared<M>>, files: Vec<Arc<File
             Stats::inc(&sh.stats.layoutreturns);
             let args = LayoutReturnArgs {
                 reclaim: false,
-                layout_type: LayoutType::BlockVolume,
+                layout_type: any.layout_type.unwrap_or(LayoutType::BlockVolume),
                 iomode: LayoutIoMode::Any,
                 target: if fsid {
                     LayoutReturnTarget::Fsid
@@ -78,7 +78,10 @@ impl<M: MetadataServer> CallbackSink for Shared<M> {
         let Some(sh) = self.self_arc() else {
             return NfsStat::NOMATCHING_LAYOUT;
         };
-        if recall.layout_type != LayoutType::BlockVolume {
+        if !matches!(
+            recall.layout_type,
+            LayoutType::BlockVolume | LayoutType::Scsi
+        ) {
             return NfsStat::NOMATCHING_LAYOUT;
         }
         match recall.target {

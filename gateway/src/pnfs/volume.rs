@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::scsi::{pr_register_ioctl, sysfs_designators, Designator};
 use crate::mds_api::BoxFuture;
 
 /// Alignment of offsets, lengths and buffers for `O_DIRECT` I/O.
@@ -38,6 +39,24 @@ pub trait VolumeIo: Send + Sync + fmt::Debug {
     fn write(&self, offset_bytes: u64, data: Bytes) -> BoxFuture<io::Result<()>>;
     /// Makes completed writes durable (fdatasync).
     fn sync(&self) -> BoxFuture<io::Result<()>>;
+    /// The logical-unit designators of the volume (SCSI layout volumes are matched by them);
+    /// empty when none are known.
+    fn scsi_designators(&self) -> &[Designator] {
+        &[]
+    }
+    /// PERSISTENT RESERVE OUT: REGISTER (`old_key` must be this host's current key, 0 if
+    /// none) or, with `ignore_existing`, REGISTER AND IGNORE EXISTING KEY; `new_key` 0 removes
+    /// the registration. Volumes without persistent reservations fail with `Unsupported`.
+    fn pr_register(
+        &self,
+        old_key: u64,
+        new_key: u64,
+        ignore_existing: bool,
+    ) -> BoxFuture<io::Result<()>> {
+        let _ = (old_key, new_key, ignore_existing);
+        let msg = format!("{}: no persistent reservations on this volume", self.name());
+        Box::pin(async move { Err(io::Error::new(io::ErrorKind::Unsupported, msg)) })
+    }
 }
 
 /// A buffer aligned to [`DIRECT_IO_ALIGN_BYTES`], for `O_DIRECT`.
@@ -95,6 +114,7 @@ pub struct FileVolume {
     file: Arc<File>,
     size_bytes: u64,
     direct: bool,
+    designators: Vec<Designator>,
 }
 
 impl fmt::Debug for FileVolume {
@@ -103,6 +123,7 @@ impl fmt::Debug for FileVolume {
             .field("path", &self.path)
             .field("size_bytes", &self.size_bytes)
             .field("direct", &self.direct)
+            .field("designators", &self.designators)
             .finish()
     }
 }
@@ -136,12 +157,29 @@ impl FileVolume {
             (open(false)?, false)
         };
         let size_bytes = block_device_size(&file)?;
+        // A SCSI disk's logical-unit designators (VPD page 0x83 in sysfs) for SCSI layouts.
+        let designators = match sysfs_designators(Path::new("/sys"), &path_buf) {
+            Ok(Some(all)) => all,
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                tracing::warn!(volume = %path_buf.display(), error = %e, "cannot read the SCSI designators: the volume will not match SCSI layout devices");
+                Vec::new()
+            }
+        };
         Ok(Self {
             path: path_buf.display().to_string(),
             file: Arc::new(file),
             size_bytes,
             direct,
+            designators,
         })
+    }
+
+    /// Replaces the volume's designators (from the configuration, for devices without a VPD
+    /// page in sysfs such as device-mapper multipath devices).
+    pub fn with_scsi_designators(mut self, designators: Vec<Designator>) -> Self {
+        self.designators = designators;
+        self
     }
 
     /// True when the volume is open with `O_DIRECT`.
@@ -262,6 +300,26 @@ impl VolumeIo for FileVolume {
                 .map_err(|e| io::Error::other(format!("volume sync task: {e}")))?
         })
     }
+
+    fn scsi_designators(&self) -> &[Designator] {
+        &self.designators
+    }
+
+    fn pr_register(
+        &self,
+        old_key: u64,
+        new_key: u64,
+        ignore_existing: bool,
+    ) -> BoxFuture<io::Result<()>> {
+        let file = Arc::clone(&self.file);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                pr_register_ioctl(&file, old_key, new_key, ignore_existing)
+            })
+            .await
+            .map_err(|e| io::Error::other(format!("PR register task: {e}")))?
+        })
+    }
 }
 
 /// A fault layer: I/O touching `[start, end)` fails with EIO (reads, writes, or both).
@@ -354,6 +412,19 @@ impl VolumeIo for FaultVolume {
     fn sync(&self) -> BoxFuture<io::Result<()>> {
         self.inner.sync()
     }
+
+    fn scsi_designators(&self) -> &[Designator] {
+        self.inner.scsi_designators()
+    }
+
+    fn pr_register(
+        &self,
+        old_key: u64,
+        new_key: u64,
+        ignore_existing: bool,
+    ) -> BoxFuture<io::Result<()>> {
+        self.inner.pr_register(old_key, new_key, ignore_existing)
+    }
 }
 
 /// The kind of a traced I/O.
@@ -440,6 +511,19 @@ impl VolumeIo for TraceVolume {
     fn sync(&self) -> BoxFuture<io::Result<()>> {
         self.record(TraceKind::Sync, 0, 0);
         self.inner.sync()
+    }
+
+    fn scsi_designators(&self) -> &[Designator] {
+        self.inner.scsi_designators()
+    }
+
+    fn pr_register(
+        &self,
+        old_key: u64,
+        new_key: u64,
+        ignore_existing: bool,
+    ) -> BoxFuture<io::Result<()>> {
+        self.inner.pr_register(old_key, new_key, ignore_existing)
     }
 }
 
