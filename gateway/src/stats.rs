@@ -89,6 +89,12 @@ counters! {
     evictions,
     /// Block requests that failed (error returned to the frontend).
     request_errors,
+    /// LAYOUTGET calls sent for SCSI layouts (RFC 8154; also counted in `layoutgets`).
+    scsi_layoutgets,
+    /// SCSI persistent-reservation keys registered (PERSISTENT RESERVE OUT REGISTER).
+    pr_registrations,
+    /// PR registrations that failed (the device was not used).
+    pr_registration_errors,
 }
 
 impl Stats {

@@ -12,6 +12,13 @@
 #                                 $PNFS_EXPORT (/mnt/export) as the NFSv4 pseudo-root with
 #                                 `pnfs`; NFSv4.1/4.2 only, lease and grace 10 s; sets
 #                                 PNFS_NFSD_PORT=2049
+#   start_nfsd_pnfs_on DEV        the same on an existing block device DEV (mkfs.xfs on it)
+#   make_lio_scsi_disk SIZE_MIB   a SCSI logical unit with SPC-3 persistent reservations (LIO
+#                                 fileio backstore on tmpfs) reached through two tcm_loop
+#                                 initiator ports (two I_T nexuses, like two hosts on a SAN):
+#                                 sets PNFS_SCSI_DEV_A, PNFS_SCSI_DEV_B (/dev/sdX of each path),
+#                                 PNFS_SCSI_NAA (the LU's NAA designator, hex),
+#                                 PNFS_SCSI_PR_DIR (configfs pr/ dir: registrations, holder)
 #   stop_nfsd                     stop nfsd threads, mountd, rpcbind; unexport
 #   start_blkmapd                 the pNFS block-layout device mapper daemon (idempotent)
 #   mount_kernel_client [MNT] [OPTS]  blkmapd + `mount -t nfs -o vers=4.1[,OPTS] localhost:/ MNT`
@@ -85,6 +92,72 @@ _pnfs_mount_once() {
 start_nfsd_pnfs() {
 	local size_mib=${1:-1024}
 	make_xfs_volume "$size_mib"
+	_nfsd_export_pnfs
+}
+
+start_nfsd_pnfs_on() {
+	PNFS_VOL_DEV=$1
+	[ -b "$PNFS_VOL_DEV" ] || fail "start_nfsd_pnfs_on: $PNFS_VOL_DEV is not a block device"
+	require_module xfs
+	mkfs.xfs -q -f "$PNFS_VOL_DEV"
+	export PNFS_VOL_DEV
+	_nfsd_export_pnfs
+}
+
+# _sd_disks: the sd* block devices, one a line.
+_sd_disks() {
+	local d
+	for d in /sys/block/sd*; do
+		[ -e "$d" ] && echo "${d##*/}"
+	done
+	return 0
+}
+
+# _new_sd_disk BEFORE: waits for an sd disk not in BEFORE (space-separated) and prints it.
+_new_sd_disk() {
+	local before=" $1 " i d
+	for ((i = 0; i < 300; i++)); do
+		for d in $(_sd_disks); do
+			if [[ $before != *" $d "* ]] && [ -b "/dev/$d" ] && [ "$(cat "/sys/block/$d/size")" -gt 0 ]; then
+				echo "$d"
+				return 0
+			fi
+		done
+		sleep 0.1
+	done
+	fail "no new SCSI disk appeared within 30 s (have: $(_sd_disks | tr '\n' ' '))"
+}
+
+make_lio_scsi_disk() {
+	local size_mib=${1:-400} cfg=/sys/kernel/config/target serial lun i target before dev
+	require_module configfs target_core_mod target_core_file tcm_loop sd_mod
+	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+	[ -d $cfg/core ] || fail "LIO configfs missing: $cfg/core"
+	mkdir -p "$PNFS_WORK"
+	truncate -s "${size_mib}M" "$PNFS_WORK/lun0.img"
+	lun=$cfg/core/fileio_0/pnfs_lun0
+	mkdir -p "$lun"
+	echo "fd_dev_name=$PNFS_WORK/lun0.img,fd_dev_size=$((size_mib << 20))" >"$lun/control"
+	# LIO derives the NAA designator from the hex digits of the unit serial: make them random.
+	serial=$(od -An -tx1 -N12 /dev/urandom | tr -d ' \n')
+	echo "$serial" >"$lun/wwn/vpd_unit_serial"
+	echo 1 >"$lun/enable"
+	for i in 1 2; do
+		target=$cfg/loopback/naa.50014050000000$i$i
+		mkdir -p "$target/tpgt_1/lun/lun_0"
+		echo "naa.500140500000a0$i$i" >"$target/tpgt_1/nexus"
+		before=$(_sd_disks | tr '\n' ' ')
+		ln -s "$lun" "$target/tpgt_1/lun/lun_0/pnfs_lun0"
+		dev=$(_new_sd_disk "$before")
+		if [ "$i" = 1 ]; then PNFS_SCSI_DEV_A=/dev/$dev; else PNFS_SCSI_DEV_B=/dev/$dev; fi
+	done
+	PNFS_SCSI_NAA=$(od -An -tx1 -j8 -N16 "/sys/block/${PNFS_SCSI_DEV_A#/dev/}/device/vpd_pg83" | tr -d ' \n')
+	PNFS_SCSI_PR_DIR=$lun/pr
+	export PNFS_SCSI_DEV_A PNFS_SCSI_DEV_B PNFS_SCSI_NAA PNFS_SCSI_PR_DIR
+	echo "LIO SCSI disk: naa.$PNFS_SCSI_NAA (${size_mib} MiB) via $PNFS_SCSI_DEV_A and $PNFS_SCSI_DEV_B"
+}
+
+_nfsd_export_pnfs() {
 	mkdir -p "$PNFS_EXPORT"
 	mount "$PNFS_VOL_DEV" "$PNFS_EXPORT"
 	require_module nfsd blocklayoutdriver

@@ -257,12 +257,14 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Registers each (volume, key) with PERSISTENT RESERVE OUT REGISTER AND IGNORE EXISTING
 /// KEY, unless `cache` already holds that registration; records each success in `cache`.
+/// Returns how many were registered now.
 /// The first failure is returned (the device must not be used: the server's reservation
 /// would refuse its I/O, or worse, fencing would not cover it).
 pub async fn register_pr_keys(
     cache: &DeviceCache,
     keys: &[PrRegistration],
-) -> Result<(), PnfsError> {
+) -> Result<u64, PnfsError> {
+    let mut registered = 0;
     for PrRegistration { volume: vol, key } in keys {
         if cache.is_registered(vol, *key) {
             continue;
@@ -279,8 +281,9 @@ pub async fn register_pr_keys(
             "SCSI PR key registered"
         );
         cache.record_registration(vol, *key);
+        registered += 1;
     }
-    Ok(())
+    Ok(registered)
 }
 
 /// Most device IDs whose layout type [`DeviceCache`] remembers.

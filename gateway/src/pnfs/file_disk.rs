@@ -58,6 +58,16 @@ impl<M: MetadataServer> PnfsDisk<M> {
         self.f.block_bytes
     }
 
+    /// The layout types the file's file system offers (FATTR4_FS_LAYOUT_TYPES).
+    pub fn offered_layout_types(&self) -> &[pnfs_proto::nfs4::LayoutType] {
+        &self.f.open.layout_types
+    }
+
+    /// The layout type this disk uses (None: MDS I/O only).
+    pub fn layout_type(&self) -> Option<pnfs_proto::nfs4::LayoutType> {
+        self.f.layout_type
+    }
+
     /// The path on the MDS.
     pub fn path(&self) -> &str {
         &self.f.open.path

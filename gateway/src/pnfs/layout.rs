@@ -96,7 +96,14 @@ pub(super) async fn ensure_device<M: MetadataServer>(
         .await?;
     let dev = if layout_type == LayoutType::Scsi {
         let (dev, keys) = resolve_scsi_device(id, &info.addr_body, &sh.volumes)?;
-        register_pr_keys(&sh.devices, &keys).await?;
+        match register_pr_keys(&sh.devices, &keys).await {
+            Ok(n) => Stats::add(&sh.stats.pr_registrations, n),
+            Err(e) => {
+                Stats::inc(&sh.stats.pr_registration_errors);
+                tracing::warn!(device = ?id, error = %e, "SCSI device unusable: PR key not registered");
+                return Err(e);
+            }
+        }
         Arc::new(dev)
     } else {
         Arc::new(resolve_block_device(id, &info.addr_body, &sh.volumes).await?)
@@ -152,6 +159,9 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
             signal_layout_avail: false,
         };
         Stats::inc(&sh.stats.layoutgets);
+        if layout_type == LayoutType::Scsi {
+            Stats::inc(&sh.stats.scsi_layoutgets);
+        }
         f.lock().layoutget_in_flight = true;
         let r = sh.mds.layout_get(&f.open, args).await;
         f.lock().layoutget_in_flight = false;

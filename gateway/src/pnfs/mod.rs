@@ -379,6 +379,16 @@ impl<M: MetadataServer> PnfsClient<M> {
         Ok(PnfsDisk::new(Arc::clone(&self.shared), ctx))
     }
 
+    /// The SCSI persistent-reservation keys this client holds: (volume name, key).
+    pub fn pr_registrations(&self) -> Vec<(String, u64)> {
+        self.shared
+            .devices
+            .registrations()
+            .into_iter()
+            .map(|r| (r.volume.name().to_string(), r.key))
+            .collect()
+    }
+
     /// Total cached pieces over all files.
     pub fn cached_pieces(&self) -> usize {
         self.shared

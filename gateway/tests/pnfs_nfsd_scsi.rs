@@ -1,0 +1,252 @@
+//! The pNFS disk with SCSI layouts (RFC 8154) against Linux nfsd in the QEMU guest.
+//!
+//! The guest builds a real SCSI logical unit with SPC-3 persistent reservations (LIO fileio
+//! backstore) reached through two tcm_loop initiator ports, i.e. two I_T nexuses like two
+//! hosts on a SAN: nfsd's XFS sits on path A, the gateway uses path B. nfsd offers
+//! LAYOUT4_SCSI; on GETDEVICEINFO it registers its own key on A and reserves the LU
+//! "exclusive access, registrants only", so the gateway's direct I/O on B works only if it
+//! registered the key nfsd gave it. The host test checks: zero mismatches in the seeded
+//! workload, the kernel client's copy equals the model, nfsd served no data READ/WRITE, the
+//! gateway used SCSI layouts and found the LU by its NAA designator, LIO lists the gateway's
+//! key on path B's initiator while it runs and not after shutdown, and after shutdown path
+//! B is refused by the reservation (so the registration is what let the I/O through).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pnfs_gateway::client::{ClientConfig, NfsClient};
+use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
+use pnfs_gateway::pnfs::volume::{FileVolume, VolumeIo};
+use pnfs_gateway::pnfs::{LayoutPreference, PnfsClient, PnfsConfig};
+use pnfs_gateway::stats::Stats;
+use pnfs_proto::nfs4::LayoutType;
+use pnfs_testbed::{require, GuestRunner, GuestScript};
+
+const FILE_MIB: u64 = 8;
+const SEED: u64 = 0x5c51_0001;
+/// NFSv4 operation numbers in /proc/net/rpc/nfsd's proc4ops line.
+const OP_READ: usize = 25;
+const OP_WRITE: usize = 38;
+const OP_GETDEVICEINFO: usize = 47;
+const OP_LAYOUTCOMMIT: usize = 49;
+const OP_LAYOUTGET: usize = 50;
+/// The initiator port name of path B (tests/guest/lib.sh make_lio_scsi_disk).
+const PATH_B_INITIATOR: &str = "naa.500140500000a022";
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} not set: this test runs in the guest"))
+}
+
+/// The guest side: the seeded workload on nfsd through the gateway with SCSI layouts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "runs inside the QEMU guest, started by scsi_layout_workload_against_linux_nfsd_in_guest"]
+async fn guest_side_scsi_workload() {
+    let out = PathBuf::from(env("PNFS_GUEST_OUT"));
+    let pr_file = PathBuf::from(env("PNFS_GUEST_PR_FILE"));
+    let nfs = Arc::new(
+        NfsClient::connect(
+            &env("PNFS_GUEST_ADDR"),
+            ClientConfig::new("pnfs-gateway-guest-scsi"),
+        )
+        .await
+        .expect("connect to nfsd"),
+    );
+    let vol = FileVolume::open(env("PNFS_GUEST_VOLUME"), false, true).expect("open volume");
+    let designators: Vec<String> = vol
+        .scsi_designators()
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    let vol: Arc<dyn VolumeIo> = Arc::new(vol);
+    let cfg = PnfsConfig {
+        layout_preference: LayoutPreference::Scsi,
+        ..PnfsConfig::default()
+    };
+    let gw = PnfsClient::new(Arc::clone(&nfs), vec![vol], cfg, Arc::new(Stats::default()));
+    let disk = gw
+        .open_disk(&env("PNFS_GUEST_PATH"), false)
+        .await
+        .expect("open disk");
+    let offered = disk.offered_layout_types().to_vec();
+    let used = disk.layout_type();
+    let mut wl = WorkloadConfig::new(SEED, 4096);
+    wl.ops = 200;
+    wl.trims = false; // every byte defined: the kernel client's copy must equal the model
+    wl.max_io_bytes = 128 * 1024;
+    let (rep, model) = run_workload(&disk, &wl)
+        .await
+        .unwrap_or_else(|e| panic!("seed={SEED:#x}: {e}"));
+    let keys = gw.pr_registrations();
+    let pr_during = std::fs::read_to_string(&pr_file).expect("LIO registrations while running");
+    disk.close().await.expect("close");
+    gw.shutdown()
+        .await
+        .expect("shutdown (unregisters the PR key)");
+    let pr_after = std::fs::read_to_string(&pr_file).expect("LIO registrations after shutdown");
+    let snap = gw.stats().snapshot();
+    std::fs::write(out.join("model.bin"), &model.data).expect("write model");
+    let report = format!(
+        "offered={offered:?}\nused={used:?}\ndesignators={designators:?}\nkeys={}\n{rep:?}\n{snap}\n--- pr during\n{pr_during}--- pr after\n{pr_after}",
+        keys.iter()
+            .map(|(v, k)| format!("{v}=0x{k:016x}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    std::fs::write(out.join("report.txt"), &report).expect("write report");
+    println!("{report}");
+    assert_eq!(snap.request_errors, 0);
+}
+
+fn proc4ops(text: &str) -> Vec<u64> {
+    text.lines()
+        .find(|l| l.starts_with("proc4ops"))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(2)
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn counter(report: &str, name: &str) -> u64 {
+    report
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no counter {name} in:\n{report}"))
+}
+
+fn section<'a>(report: &'a str, start: &str, end: Option<&str>) -> &'a str {
+    let from = report
+        .find(start)
+        .unwrap_or_else(|| panic!("no {start:?} in report"))
+        + start.len();
+    let rest = &report[from..];
+    match end.and_then(|e| rest.find(e)) {
+        Some(i) => &rest[..i],
+        None => rest,
+    }
+}
+
+#[test]
+fn scsi_layout_workload_against_linux_nfsd_in_guest() {
+    let Some(runner) = require(GuestRunner::new()) else {
+        return;
+    };
+    let exe = std::env::current_exe().expect("test exe");
+    let script = format!(
+        r#"
+step "LIO SCSI disk (two paths) and nfsd pnfs export on path A"
+make_lio_scsi_disk 400
+start_nfsd_pnfs_on "$PNFS_SCSI_DEV_A"
+truncate -s {FILE_MIB}M "$PNFS_EXPORT/disk.img"
+echo "$PNFS_SCSI_NAA" > "$OUT/naa"
+step "gateway workload with SCSI layouts on path B"
+PNFS_GUEST_ADDR=127.0.0.1:2049 PNFS_GUEST_VOLUME="$PNFS_SCSI_DEV_B" PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" \
+  PNFS_GUEST_PR_FILE="$PNFS_SCSI_PR_DIR/res_pr_registered_i_pts" \
+  RUST_LOG=warn "{exe}" --ignored --exact guest_side_scsi_workload --nocapture
+cat /proc/net/rpc/nfsd > "$OUT/nfsd_after_gateway"
+cat "$PNFS_SCSI_PR_DIR/res_pr_type" "$PNFS_SCSI_PR_DIR/res_pr_holder_tg_port" > "$OUT/pr_reservation" 2>&1 || true
+step "path B without a key is refused by nfsd's reservation"
+if dd if="$PNFS_SCSI_DEV_B" of=/dev/null bs=4096 count=1 iflag=direct 2>"$OUT/dd_b.err"; then
+  echo refused=no > "$OUT/path_b"
+else
+  echo refused=yes > "$OUT/path_b"
+fi
+step "kernel client reads the file"
+mount_kernel_client
+cp "$PNFS_CLIENT_MNT/disk.img" "$OUT/kernel.img"
+umount_kernel_client
+"#,
+        exe = exe.display()
+    );
+    let outcome = runner
+        .run(
+            &GuestScript::new(script)
+                .name("pnfs-nfsd-scsi")
+                .timeout(Duration::from_secs(900)),
+        )
+        .expect("guest run");
+    let report = std::fs::read_to_string(outcome.out_file("report.txt")).expect("report");
+    eprintln!("{report}");
+    let model = std::fs::read(outcome.out_file("model.bin")).expect("model");
+    let kernel = std::fs::read(outcome.out_file("kernel.img")).expect("kernel copy");
+    assert_eq!(kernel.len(), model.len());
+    if let Some(i) = kernel.iter().zip(&model).position(|(a, b)| a != b) {
+        panic!("seed={SEED:#x}: the kernel client's copy differs from the model at byte {i}");
+    }
+
+    // nfsd offered SCSI layouts and the gateway used them, on the LU found by its NAA.
+    let offered = section(&report, "offered=", Some("\n"));
+    assert!(
+        offered.contains(&format!("{:?}", LayoutType::Scsi)),
+        "nfsd does not offer LAYOUT4_SCSI: {offered}"
+    );
+    assert!(
+        report.contains(&format!("used=Some({:?})", LayoutType::Scsi)),
+        "{report}"
+    );
+    let naa = std::fs::read_to_string(outcome.out_file("naa")).expect("naa");
+    let naa = naa.trim();
+    assert_eq!(naa.len(), 32, "NAA designator {naa:?}");
+    assert!(report.contains(&format!("naa.{naa}")), "{report}");
+    assert!(counter(&report, "scsi_layoutgets") > 0, "{report}");
+    assert_eq!(
+        counter(&report, "scsi_layoutgets"),
+        counter(&report, "layoutgets"),
+        "every LAYOUTGET asked for SCSI layouts"
+    );
+    assert_eq!(counter(&report, "pr_registration_errors"), 0, "{report}");
+    assert!(counter(&report, "pr_registrations") >= 1, "{report}");
+    assert!(counter(&report, "direct_write_bytes") > 0, "{report}");
+    assert_eq!(counter(&report, "mds_read_bytes"), 0, "{report}");
+    assert_eq!(counter(&report, "mds_write_bytes"), 0, "{report}");
+    assert_eq!(counter(&report, "volume_errors"), 0, "{report}");
+
+    // The PR key: LIO lists it on path B's initiator while the gateway runs, not after.
+    let key_line = section(&report, "keys=", Some("\n"));
+    let key = key_line
+        .split('=')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no registered key: {key_line:?}"));
+    let pr_during = section(&report, "--- pr during\n", Some("--- pr after"));
+    let pr_after = section(&report, "--- pr after\n", None);
+    let line_b = pr_during
+        .lines()
+        .find(|l| l.contains(PATH_B_INITIATOR))
+        .unwrap_or_else(|| panic!("path B not registered while running:\n{pr_during}"));
+    assert!(
+        line_b.to_lowercase().contains(&key.to_lowercase()),
+        "key {key} not on path B: {line_b}"
+    );
+    assert!(
+        !pr_after.contains(PATH_B_INITIATOR),
+        "path B still registered after shutdown:\n{pr_after}"
+    );
+    let path_b = std::fs::read_to_string(outcome.out_file("path_b")).expect("path_b");
+    let dd_err = std::fs::read_to_string(outcome.out_file("dd_b.err")).unwrap_or_default();
+    assert_eq!(
+        path_b.trim(),
+        "refused=yes",
+        "unregistered path B could read the LU: nfsd's reservation is not in force ({dd_err})"
+    );
+
+    let ops = proc4ops(
+        &std::fs::read_to_string(outcome.out_file("nfsd_after_gateway")).expect("nfsd stats"),
+    );
+    assert!(
+        ops.len() > OP_LAYOUTGET,
+        "no proc4ops in /proc/net/rpc/nfsd: {ops:?}"
+    );
+    eprintln!(
+        "nfsd: READ={} WRITE={} GETDEVICEINFO={} LAYOUTGET={} LAYOUTCOMMIT={}",
+        ops[OP_READ], ops[OP_WRITE], ops[OP_GETDEVICEINFO], ops[OP_LAYOUTGET], ops[OP_LAYOUTCOMMIT]
+    );
+    assert!(ops[OP_LAYOUTGET] > 0, "nfsd handed out no layouts");
+    assert!(ops[OP_GETDEVICEINFO] > 0, "nfsd saw no GETDEVICEINFO");
+    assert!(ops[OP_LAYOUTCOMMIT] > 0, "nfsd saw no LAYOUTCOMMIT");
+    assert_eq!(ops[OP_READ], 0, "data went through nfsd's READ");
+    assert_eq!(ops[OP_WRITE], 0, "data went through nfsd's WRITE");
+}
