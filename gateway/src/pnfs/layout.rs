@@ -167,7 +167,14 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
         f.lock().layoutget_in_flight = false;
         let err = match r {
             Ok(res) => {
-                insert_layout(sh, f, res).await?;
+                if let Err(e) = insert_layout(sh, f, res).await {
+                    // A layout that cannot be used (e.g. no configured volume matches its
+                    // device, or the SCSI PR key could not be registered): the MDS serves
+                    // this file for a while instead of a LAYOUTGET + GETDEVICEINFO per request.
+                    tracing::warn!(path = %f.open.path, error = %e, "layout unusable: using the MDS for a while");
+                    f.lock().mds_only_until = Some(Instant::now() + sh.cfg.unavailable_backoff);
+                    return Err(e);
+                }
                 f.changed.notify_waiters();
                 return Ok(LayoutOutcome::Progress);
             }

@@ -20,6 +20,9 @@ use bytes::Bytes;
 use pnfs_proto::layout::block::{
     BlockDeviceAddr, BlockLayout, BlockLayoutUpdate, SigComponent, SimpleVolume,
 };
+use pnfs_proto::layout::scsi::{
+    ScsiBaseVolume, ScsiCodeSet, ScsiDesignatorType, ScsiDeviceAddr, ScsiLayout, ScsiLayoutUpdate,
+};
 use pnfs_proto::layout::{Extent, ExtentState, VolumeNode};
 use pnfs_proto::nfs4::{
     DeviceId, FileHandle, LayoutIoMode, LayoutType, NfsStat, Stateid, Verifier,
@@ -35,7 +38,24 @@ use crate::mds_api::{
     ReadResult, RecallTarget, StableHow, StateidArg, WriteResult,
 };
 use crate::pnfs::device::{resolve_block_device, ResolvedDevice};
+use crate::pnfs::scsi::{Designator, ASSOCIATION_LOGICAL_UNIT};
 use crate::pnfs::volume::{FileVolume, VolumeIo};
+
+/// The PR key the fake hands out in SCSI mode (`sbv_pr_key`).
+pub const FAKE_SCSI_PR_KEY: u64 = 0x7e57_5c51_0000_0001;
+
+/// The NAA designator the fake gives leaf `i` in SCSI mode (attach it to the client's volume).
+pub fn fake_scsi_designator(i: usize) -> Designator {
+    let mut bytes = vec![0x60, 0x01, 0x40, 0x5f];
+    bytes.extend_from_slice(b"fakeleaf");
+    bytes.extend_from_slice(&u32::try_from(i).unwrap_or(u32::MAX).to_be_bytes());
+    Designator {
+        code_set: 1,
+        association: ASSOCIATION_LOGICAL_UNIT,
+        designator_type: 3,
+        bytes,
+    }
+}
 
 /// Bytes reserved at the end of every leaf for its signature.
 pub const FAKE_SIG_RESERVE_BYTES: u64 = 1 << 20;
@@ -132,6 +152,10 @@ pub struct FakeMds {
     cfg: FakeMdsConfig,
     device_id: DeviceId,
     addr_body: Bytes,
+    /// The same topology as a SCSI device address (BASE leaves with NAA designators).
+    scsi_addr_body: Bytes,
+    /// Offer LAYOUT4_SCSI too (see [`FakeMds::serve_scsi`]).
+    scsi: AtomicBool,
     dev: Arc<ResolvedDevice>,
     state: Mutex<FState>,
     lease_tx: watch::Sender<LeaseStatus>,
@@ -245,6 +269,40 @@ impl FakeMds {
                 });
             }
         }
+        let scsi_nodes: Vec<VolumeNode<ScsiBaseVolume>> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| match n {
+                VolumeNode::Leaf(_) => VolumeNode::Leaf(ScsiBaseVolume {
+                    code_set: ScsiCodeSet::Binary,
+                    designator_type: ScsiDesignatorType::Naa,
+                    designator: fake_scsi_designator(i).bytes,
+                    pr_key: FAKE_SCSI_PR_KEY,
+                }),
+                VolumeNode::Slice {
+                    start_bytes,
+                    length_bytes,
+                    volume,
+                } => VolumeNode::Slice {
+                    start_bytes: *start_bytes,
+                    length_bytes: *length_bytes,
+                    volume: *volume,
+                },
+                VolumeNode::Concat { volumes } => VolumeNode::Concat {
+                    volumes: volumes.clone(),
+                },
+                VolumeNode::Stripe {
+                    stripe_unit_bytes,
+                    volumes,
+                } => VolumeNode::Stripe {
+                    stripe_unit_bytes: *stripe_unit_bytes,
+                    volumes: volumes.clone(),
+                },
+            })
+            .collect();
+        let scsi_addr_body = Bytes::from(to_bytes(&ScsiDeviceAddr {
+            volumes: scsi_nodes,
+        }));
         let addr = BlockDeviceAddr { volumes: nodes };
         let addr_body = Bytes::from(to_bytes(&addr));
         let device_id = DeviceId(*b"fake-mds-dev-001");
@@ -268,6 +326,8 @@ impl FakeMds {
             cfg,
             device_id,
             addr_body,
+            scsi_addr_body,
+            scsi: AtomicBool::new(false),
             dev,
             state: Mutex::new(FState {
                 files: Vec::new(),
@@ -451,6 +511,14 @@ impl FakeMds {
             .and_then(|w| w.upgrade())
     }
 
+    /// Offers LAYOUT4_SCSI besides LAYOUT4_BLOCK_VOLUME from now on (RFC 8154): the same
+    /// volumes as BASE volumes whose designators are [`fake_scsi_designator`] (leaf `i` of the
+    /// configuration is volume index `i`), with key [`FAKE_SCSI_PR_KEY`]; SCSI LAYOUTCOMMITs
+    /// carry file ranges only. Leaves are listed first, so leaf `i` is array index `i`.
+    pub fn serve_scsi(&self) {
+        self.scsi.store(true, Ordering::SeqCst);
+    }
+
     /// The device ID the fake hands out.
     pub fn device_id(&self) -> DeviceId {
         self.device_id
@@ -611,10 +679,10 @@ impl MetadataServer for FakeMds {
                 },
                 size_bytes: f.size_bytes,
                 fsid: (1, 1),
-                layout_types: if self.cfg.layouts {
-                    vec![LayoutType::BlockVolume]
-                } else {
-                    vec![]
+                layout_types: match (self.cfg.layouts, self.scsi.load(Ordering::SeqCst)) {
+                    (false, _) => vec![],
+                    (true, false) => vec![LayoutType::BlockVolume],
+                    (true, true) => vec![LayoutType::BlockVolume, LayoutType::Scsi],
                 },
                 layout_blksize_bytes: u32::try_from(self.cfg.block_bytes).unwrap_or(0),
                 layout_alignment_bytes: u32::try_from(self.cfg.block_bytes).unwrap_or(0),
@@ -656,6 +724,12 @@ impl MetadataServer for FakeMds {
         }
         if !self.cfg.layouts {
             return Err(err("LAYOUTGET", NfsStat::LAYOUTUNAVAILABLE));
+        }
+        let scsi = args.layout_type == LayoutType::Scsi;
+        if !(args.layout_type == LayoutType::BlockVolume
+            || scsi && self.scsi.load(Ordering::SeqCst))
+        {
+            return Err(err("LAYOUTGET", NfsStat::UNKNOWN_LAYOUTTYPE));
         }
         let b = self.cfg.block_bytes;
         let mut st = self.st();
@@ -745,6 +819,13 @@ impl MetadataServer for FakeMds {
         let body = BlockLayout { extents: exts };
         body.validate()
             .map_err(|e| MdsError::new(MdsErrorKind::Protocol, "fake LAYOUTGET", e.to_string()))?;
+        let encoded = if scsi {
+            to_bytes(&ScsiLayout {
+                extents: body.extents.clone(),
+            })
+        } else {
+            to_bytes(&body)
+        };
         let other = match st.files[fi].layout_other {
             Some(o) => o,
             None => {
@@ -768,8 +849,8 @@ impl MetadataServer for FakeMds {
                 offset_bytes: args.offset_bytes,
                 length_bytes: end - args.offset_bytes,
                 iomode: args.iomode,
-                layout_type: LayoutType::BlockVolume,
-                body: Bytes::from(to_bytes(&body)),
+                layout_type: args.layout_type,
+                body: Bytes::from(encoded),
             }],
         })
     }
@@ -781,19 +862,46 @@ impl MetadataServer for FakeMds {
     ) -> MdsResult<LayoutCommitResult> {
         self.gate().await;
         let b = self.cfg.block_bytes;
-        let update: BlockLayoutUpdate = from_bytes(&args.update_body).map_err(|e| {
-            MdsError::new(
-                MdsErrorKind::Status(NfsStat::BADLAYOUT),
-                "LAYOUTCOMMIT",
-                e.to_string(),
+        let bad =
+            |e: String| MdsError::new(MdsErrorKind::Status(NfsStat::BADLAYOUT), "LAYOUTCOMMIT", e);
+        let scsi_ranges: Option<Vec<(u64, u64)>> = if args.layout_type == LayoutType::Scsi {
+            let u: ScsiLayoutUpdate =
+                from_bytes(&args.update_body).map_err(|e| bad(e.to_string()))?;
+            let v = u.validate().map_err(|e| bad(e.to_string()))?;
+            Some(
+                v.iter()
+                    .map(|r| (r.file_offset_bytes, r.length_bytes))
+                    .collect(),
             )
-        })?;
+        } else {
+            None
+        };
+        let update: BlockLayoutUpdate = if scsi_ranges.is_some() {
+            BlockLayoutUpdate::default()
+        } else {
+            from_bytes(&args.update_body).map_err(|e| bad(e.to_string()))?
+        };
         let mut st = self.st();
         let fi = Self::file_index(&st, open)?;
         match (args.stateid, st.files[fi].layout_other) {
             (StateidArg::Open, _) if args.reclaim => {}
             (StateidArg::Given(s), Some(o)) if s.other == o => {}
             _ => return Err(err("LAYOUTCOMMIT", NfsStat::BAD_STATEID)),
+        }
+        for &(off, len) in scsi_ranges.iter().flatten() {
+            // SCSI: the server knows where each block lives; the range must be allocated.
+            if off % b != 0 || len % b != 0 {
+                return Err(err("LAYOUTCOMMIT", NfsStat::INVAL));
+            }
+            for i in 0..len / b {
+                match st.files[fi].blocks.get_mut(&(off / b + i)) {
+                    Some(x) => {
+                        x.written = true;
+                        x.cow_src = None;
+                    }
+                    None => return Err(err("LAYOUTCOMMIT", NfsStat::INVAL)),
+                }
+            }
         }
         for e in &update.commit_list {
             if e.file_offset_bytes % b != 0
@@ -871,15 +979,17 @@ impl MetadataServer for FakeMds {
     ) -> MdsResult<DeviceInfo> {
         self.gate().await;
         self.counters.getdeviceinfos.fetch_add(1, Ordering::SeqCst);
-        if layout_type != LayoutType::BlockVolume {
-            return Err(err("GETDEVICEINFO", NfsStat::UNKNOWN_LAYOUTTYPE));
-        }
+        let addr_body = match layout_type {
+            LayoutType::BlockVolume => self.addr_body.clone(),
+            LayoutType::Scsi if self.scsi.load(Ordering::SeqCst) => self.scsi_addr_body.clone(),
+            _ => return Err(err("GETDEVICEINFO", NfsStat::UNKNOWN_LAYOUTTYPE)),
+        };
         if device_id != self.device_id {
             return Err(err("GETDEVICEINFO", NfsStat::NOENT));
         }
         Ok(DeviceInfo {
             layout_type,
-            addr_body: self.addr_body.clone(),
+            addr_body,
             notifications: notify_mask,
         })
     }

@@ -1,7 +1,9 @@
 //! Test support (feature `testing`, and the crate's own tests): the MDS test double for
-//! exact-timing logic tests, and the seeded random workload every peer's test runs.
+//! exact-timing logic tests (with a SCSI-layout mode and a reserved-LU volume layer), and the
+//! seeded random workload every peer's test runs.
 
 pub mod fake_mds;
+pub mod scsi_volume;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
