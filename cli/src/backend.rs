@@ -10,12 +10,14 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
-use pnfs_config::{Config, DataPath, DeviceConfig, MdsConfig};
+use pnfs_config::{Config, DataPath, DesignatorKind, DeviceConfig, LayoutChoice, MdsConfig};
 use pnfs_gateway::client::{ClientConfig, NfsClient};
 use pnfs_gateway::pnfs::file_disk::PnfsDisk;
-use pnfs_gateway::pnfs::volume::VolumeIo;
-use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig, PnfsError};
+use pnfs_gateway::pnfs::scsi::Designator;
+use pnfs_gateway::pnfs::volume::{FileVolume, VolumeIo};
+use pnfs_gateway::pnfs::{LayoutPreference, PnfsClient, PnfsConfig, PnfsError};
 use pnfs_gateway::stats::Stats;
+use pnfs_proto::layout::scsi::{ScsiCodeSet, ScsiDesignatorType};
 use pnfs_proto::nfs4::NfsStat;
 use thiserror::Error;
 use tokio::sync::watch;
@@ -91,7 +93,13 @@ fn client_config(mds: &MdsConfig) -> ClientConfig {
 
 /// The pNFS layer settings from the configuration.
 fn pnfs_config(config: &Config) -> PnfsConfig {
-    let mut c = PnfsConfig::default();
+    let mut c = PnfsConfig {
+        layout_preference: match config.mds.layout {
+            LayoutChoice::Block => LayoutPreference::Block,
+            LayoutChoice::Scsi => LayoutPreference::Scsi,
+        },
+        ..PnfsConfig::default()
+    };
     c.fence.safety_margin = Duration::from_millis(config.mds.lease_margin_ms);
     c.fence.max_io = Duration::from_millis(config.mds.max_io_ms);
     // The cache bound is global in the pNFS layer: the sum of the per-device limits.
@@ -108,17 +116,42 @@ fn pnfs_config(config: &Config) -> PnfsConfig {
 /// logged and skipped (a search list may name devices that are absent on this host).
 fn open_volumes(config: &Config) -> Result<Vec<Arc<dyn VolumeIo>>, BackendError> {
     let candidates = config.volumes.candidates().map_err(BackendError::Failed)?;
-    let mut out = Vec::new();
+    for d in &config.volumes.designators {
+        if !candidates.contains(&d.path) {
+            tracing::warn!(
+                "[[volumes.designator]] for {}: not among the volume search results, ignored",
+                d.path.display()
+            );
+        }
+    }
+    let mut out: Vec<Arc<dyn VolumeIo>> = Vec::new();
     for path in candidates {
-        match PnfsClient::<Mds>::open_volumes(std::slice::from_ref(&path), false, true) {
-            Ok(mut v) => {
-                tracing::info!("volume candidate {}", path.display());
-                out.append(&mut v);
+        match FileVolume::open(&path, false, true) {
+            Ok(v) => {
+                // A configured designator replaces what sysfs says (SCSI layouts).
+                let v = match config.volumes.designators.iter().find(|d| d.path == path) {
+                    Some(d) => v.with_scsi_designators(vec![scsi_designator(&d.designator)]),
+                    None => v,
+                };
+                let ids: Vec<String> = v.scsi_designators().iter().map(|d| d.to_string()).collect();
+                tracing::info!("volume candidate {} designators {ids:?}", path.display());
+                out.push(Arc::new(v));
             }
-            Err(e) => tracing::warn!("volume candidate skipped: {e}"),
+            Err(e) => tracing::warn!("volume candidate skipped: {}: {e}", path.display()),
         }
     }
     Ok(out)
+}
+
+/// A configured designator as the pNFS layer matches it.
+fn scsi_designator(d: &pnfs_config::ScsiDesignator) -> Designator {
+    let (t, c) = match d.kind {
+        DesignatorKind::Naa => (ScsiDesignatorType::Naa, ScsiCodeSet::Binary),
+        DesignatorKind::Eui64 => (ScsiDesignatorType::Eui64, ScsiCodeSet::Binary),
+        DesignatorKind::T10 => (ScsiDesignatorType::T10, ScsiCodeSet::Ascii),
+        DesignatorKind::Name => (ScsiDesignatorType::Name, ScsiCodeSet::Utf8),
+    };
+    Designator::logical_unit(t, c, d.bytes.clone())
 }
 
 /// True when the MDS error is "no such file".

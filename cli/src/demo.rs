@@ -174,11 +174,13 @@ pub fn main(a: DemoArgs) -> u8 {
                 request_timeout_ms: pnfs_config::REQUEST_TIMEOUT_DEFAULT_MS,
                 max_io_ms: pnfs_config::MAX_IO_DEFAULT_MS,
                 stall_limit_ms: pnfs_config::STALL_LIMIT_DEFAULT_MS,
+                layout: pnfs_config::LayoutChoice::default(),
             },
             volumes: VolumeSearch {
                 entries: vec![VolumePattern {
                     pattern: volume.clone(),
                 }],
+                designators: Vec::new(),
             },
             nbd: NbdConfig {
                 tcp: vec![a.listen],

@@ -272,8 +272,12 @@ fn export_config(a: &args::ExportArgs) -> Result<(Config, Vec<DeviceSpec>), Stri
             request_timeout_ms: pnfs_config::REQUEST_TIMEOUT_DEFAULT_MS,
             max_io_ms: pnfs_config::MAX_IO_DEFAULT_MS,
             stall_limit_ms: pnfs_config::STALL_LIMIT_DEFAULT_MS,
+            layout: pnfs_config::LayoutChoice::default(),
         },
-        volumes: VolumeSearch { entries },
+        volumes: VolumeSearch {
+            entries,
+            designators: Vec::new(),
+        },
         nbd: NbdConfig {
             tcp: vec![a.nbd],
             unix: Vec::new(),

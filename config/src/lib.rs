@@ -10,6 +10,7 @@
 //! addresses = ["10.0.0.5:2049"]          # host:port, tried in order
 //! client_owner = "pnfsgw:host1"          # keep stable across restarts (reboot recovery)
 //! lease_margin_ms = 5000
+//! layout = "block"                       # or "scsi" (RFC 8154) when the server offers both
 //! [mds.auth]
 //! uid = 0
 //! gid = 0
@@ -17,6 +18,9 @@
 //!
 //! [volumes]
 //! search = ["/dev/disk/by-id/wwn-*", "/var/lib/pnfs/vol.img"]
+//! [[volumes.designator]]                 # SCSI designator of a device without VPD in sysfs
+//! path = "/dev/mapper/mpatha"
+//! id = "naa.6001405abcdef0123456789abcdef012"
 //!
 //! [nbd]
 //! tcp = ["127.0.0.1:10809"]

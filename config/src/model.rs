@@ -74,6 +74,29 @@ pub struct MdsConfig {
     /// How long a request may stall while the MDS is unreachable, restarting or in its grace
     /// period before it fails; must cover a server restart plus its grace period.
     pub stall_limit_ms: u64,
+    /// The layout type wanted when the server offers both block and SCSI layouts.
+    pub layout: LayoutChoice,
+}
+
+/// `[mds] layout`: which pNFS layout type to use when the file system offers both (one
+/// offered alone is used whatever this says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LayoutChoice {
+    /// `"block"`: RFC 5663 block volumes, found by signature (the default).
+    #[default]
+    Block,
+    /// `"scsi"`: RFC 8154 SCSI logical units, found by designator and fenced with
+    /// persistent reservations.
+    Scsi,
+}
+
+impl fmt::Display for LayoutChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LayoutChoice::Block => "block",
+            LayoutChoice::Scsi => "scsi",
+        })
+    }
 }
 
 /// `[volumes]`: absolute paths; a pattern may use `*` and `?` in its last component.
@@ -81,6 +104,117 @@ pub struct MdsConfig {
 pub struct VolumeSearch {
     /// Entries in file order.
     pub entries: Vec<VolumePattern>,
+    /// SCSI designators given for volume paths (`[[volumes.designator]]`), for devices whose
+    /// Device Identification VPD page is not in sysfs (e.g. device-mapper multipath); a path
+    /// appears at most once.
+    pub designators: Vec<VolumeDesignator>,
+}
+
+/// `[[volumes.designator]]`: the logical-unit designator of one volume path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeDesignator {
+    /// The absolute path of the volume (as the search finds it).
+    pub path: PathBuf,
+    /// Its designator.
+    pub designator: ScsiDesignator,
+}
+
+/// The designator types a configuration can name (SPC Device Identification VPD page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DesignatorKind {
+    /// `naa.<hex>`: NAA, 8 or 16 bytes, binary.
+    Naa,
+    /// `eui.<hex>`: EUI-64 based, 8, 12 or 16 bytes, binary.
+    Eui64,
+    /// `t10.<text>`: T10 vendor ID based, printable ASCII.
+    T10,
+    /// `name.<text>`: SCSI name string, UTF-8.
+    Name,
+}
+
+/// A SCSI logical-unit designator from the configuration, already validated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ScsiDesignator {
+    /// Its type (which also fixes the code set: binary for NAA/EUI, ASCII for T10, UTF-8 for
+    /// names).
+    pub kind: DesignatorKind,
+    /// The designator bytes as in VPD page 0x83 (at most 255).
+    pub bytes: Vec<u8>,
+}
+
+/// Longest designator text accepted.
+pub const DESIGNATOR_TEXT_MAX_CHARS: usize = 600;
+
+impl ScsiDesignator {
+    /// Parses `naa.<hex>`, `eui.<hex>`, `t10.<printable ASCII>` or `name.<text>` (hex may
+    /// start with `0x`).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.len() > DESIGNATOR_TEXT_MAX_CHARS {
+            return Err(format!(
+                "longer than {DESIGNATOR_TEXT_MAX_CHARS} characters"
+            ));
+        }
+        let Some((kind, rest)) = text.split_once('.') else {
+            return Err("expected naa.<hex>, eui.<hex>, t10.<text> or name.<text>".into());
+        };
+        let hex = |rest: &str| -> Result<Vec<u8>, String> {
+            let h = rest.strip_prefix("0x").unwrap_or(rest);
+            if h.is_empty() || h.len() % 2 != 0 {
+                return Err("needs an even, nonzero number of hex digits".into());
+            }
+            (0..h.len())
+                .step_by(2)
+                .map(|i| {
+                    h.get(i..i + 2)
+                        .and_then(|d| u8::from_str_radix(d, 16).ok())
+                        .ok_or_else(|| format!("{:?} is not hex", h.get(i..i + 2).unwrap_or(h)))
+                })
+                .collect()
+        };
+        let (kind, bytes) = match kind.to_ascii_lowercase().as_str() {
+            "naa" => {
+                let b = hex(rest)?;
+                if b.len() != 8 && b.len() != 16 {
+                    return Err(format!(
+                        "an NAA designator has 8 or 16 bytes, not {}",
+                        b.len()
+                    ));
+                }
+                (DesignatorKind::Naa, b)
+            }
+            "eui" => {
+                let b = hex(rest)?;
+                if ![8, 12, 16].contains(&b.len()) {
+                    return Err(format!(
+                        "an EUI-64 based designator has 8, 12 or 16 bytes, not {}",
+                        b.len()
+                    ));
+                }
+                (DesignatorKind::Eui64, b)
+            }
+            "t10" => {
+                if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
+                    return Err("a T10 designator is non-empty printable ASCII".into());
+                }
+                (DesignatorKind::T10, rest.as_bytes().to_vec())
+            }
+            "name" => {
+                if rest.is_empty() || rest.chars().any(char::is_control) {
+                    return Err("a SCSI name string is non-empty printable text".into());
+                }
+                (DesignatorKind::Name, rest.as_bytes().to_vec())
+            }
+            other => {
+                return Err(format!(
+                    "unknown designator kind {other:?}: expected naa, eui, t10 or name"
+                ))
+            }
+        };
+        if bytes.len() > 255 {
+            return Err(format!("{} bytes, at most 255", bytes.len()));
+        }
+        Ok(Self { kind, bytes })
+    }
 }
 
 /// One entry of the volume search list.

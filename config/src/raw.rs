@@ -43,6 +43,8 @@ pub(crate) struct RawMds {
     pub max_io_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub stall_limit_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub layout: Option<Spanned<String>>,
 }
 
 /// `[mds.auth]`: AUTH_SYS credentials.
@@ -63,6 +65,16 @@ pub(crate) struct RawAuth {
 pub(crate) struct RawVolumes {
     #[serde(default)]
     pub search: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub designator: Vec<Spanned<RawDesignator>>,
+}
+
+/// `[[volumes.designator]]`: the SCSI logical-unit designator of one volume path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDesignator {
+    pub path: Spanned<String>,
+    pub id: Spanned<String>,
 }
 
 /// `[nbd]`: listeners shared by every device with the `nbd` frontend.

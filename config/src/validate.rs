@@ -9,8 +9,9 @@ use toml::Spanned;
 
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::model::{
-    AuthSys, Config, ControlConfig, DataPath, DeviceConfig, Frontend, HostPort, MdsConfig,
-    NbdConfig, UblkDefaults, VolumePattern, VolumeSearch,
+    AuthSys, Config, ControlConfig, DataPath, DeviceConfig, Frontend, HostPort, LayoutChoice,
+    MdsConfig, NbdConfig, ScsiDesignator, UblkDefaults, VolumeDesignator, VolumePattern,
+    VolumeSearch,
 };
 use crate::raw::{RawConfig, RawDevice};
 use crate::*;
@@ -245,6 +246,19 @@ impl Checker<'_> {
                 TIMEOUT_MAX_MS,
                 STALL_LIMIT_DEFAULT_MS,
             )?,
+            layout: match m.layout.as_ref() {
+                None => LayoutChoice::default(),
+                Some(l) => match l.get_ref().as_str() {
+                    "block" => LayoutChoice::Block,
+                    "scsi" => LayoutChoice::Scsi,
+                    other => {
+                        return Err(self.err(
+                            l.span(),
+                            format!("unknown layout {other:?}: expected \"block\" or \"scsi\""),
+                        ))
+                    }
+                },
+            },
         })
     }
 
@@ -287,7 +301,36 @@ impl Checker<'_> {
                 pattern: PathBuf::from(p),
             });
         }
-        Ok(VolumeSearch { entries })
+        self.count_limit(&v.designator, "[[volumes.designator]]", VOLUME_SEARCH_MAX)?;
+        let mut designators: Vec<VolumeDesignator> = Vec::with_capacity(v.designator.len());
+        for d in &v.designator {
+            let raw = d.get_ref();
+            let p = raw.path.get_ref();
+            check_absolute_path(p).map_err(|why| {
+                self.err(
+                    raw.path.span(),
+                    format!("volume designator path {p:?}: {why}"),
+                )
+            })?;
+            let path = PathBuf::from(p);
+            if designators.iter().any(|x| x.path == path) {
+                return Err(self.err(
+                    raw.path.span(),
+                    format!("volume {p:?} has a designator already"),
+                ));
+            }
+            let designator = ScsiDesignator::parse(raw.id.get_ref()).map_err(|why| {
+                self.err(
+                    raw.id.span(),
+                    format!("designator {:?}: {why}", raw.id.get_ref()),
+                )
+            })?;
+            designators.push(VolumeDesignator { path, designator });
+        }
+        Ok(VolumeSearch {
+            entries,
+            designators,
+        })
     }
 
     fn nbd(&self, n: Option<&raw::RawNbd>) -> Res<NbdConfig> {

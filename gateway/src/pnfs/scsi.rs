@@ -2,9 +2,8 @@
 //!
 //! - [`parse_vpd83`]: a pure parser of the Device Identification VPD page (0x83, SPC-4
 //!   §7.8.6), as Linux exposes it in `/sys/block/<dev>/device/vpd_pg83`, with limits.
-//! - [`Designator::parse_config`]: a designator written in the configuration
-//!   (`naa.<hex>`, `eui.<hex>`, `t10.<ascii>`, `name.<utf8>`), for volumes whose VPD page is
-//!   not in sysfs (device-mapper multipath devices, image files).
+//! - [`Designator::logical_unit`]: a designator given by the configuration (parsed there),
+//!   for volumes whose VPD page is not in sysfs (device-mapper multipath devices).
 //! - [`Designator::matches`]: does a `pnfs_scsi_base_volume_info4` name this logical unit?
 //! - [`pr_register_ioctl`]: PERSISTENT RESERVE OUT REGISTER through Linux's `IOC_PR_REGISTER`
 //!   (`linux/pr.h`) on an open block device.
@@ -34,8 +33,6 @@ const DESCRIPTOR_HEADER_BYTES: usize = 4;
 pub const VPD83_MAX_BYTES: usize = VPD83_HEADER_BYTES + 0xffff;
 /// Most designation descriptors taken from one page (a real LU has a handful).
 pub const VPD83_MAX_DESIGNATORS: usize = 64;
-/// Longest designator string in the configuration.
-pub const CONFIG_DESIGNATOR_MAX_CHARS: usize = 2 + 2 * 255 + 8;
 
 /// SPC code set values.
 const CODE_SET_BINARY: u8 = 1;
@@ -55,14 +52,6 @@ pub enum ScsiError {
     /// The VPD page is malformed.
     #[error("VPD page 0x83: {0}")]
     BadVpd(String),
-    /// A configured designator is malformed.
-    #[error("designator {text:?}: {why}")]
-    BadDesignator {
-        /// What was written.
-        text: String,
-        /// Why it is refused.
-        why: String,
-    },
 }
 
 /// One designation descriptor of VPD page 0x83.
@@ -129,86 +118,20 @@ fn designator_type_value(t: ScsiDesignatorType) -> u8 {
     }
 }
 
-fn parse_hex(text: &str, hex: &str) -> Result<Vec<u8>, ScsiError> {
-    let bad = |why: &str| ScsiError::BadDesignator {
-        text: text.into(),
-        why: why.into(),
-    };
-    let hex = hex.strip_prefix("0x").unwrap_or(hex);
-    if hex.is_empty() || hex.len() % 2 != 0 {
-        return Err(bad("needs an even, nonzero number of hex digits"));
-    }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| bad("not a hex digit"))
-        })
-        .collect()
-}
-
 impl Designator {
-    /// Parses a configured designator: `naa.<hex>` (NAA, 8 or 16 bytes), `eui.<hex>` (EUI-64
-    /// family, 8, 12 or 16 bytes), `t10.<ascii>` (T10 vendor ID based) or `name.<utf8>` (SCSI
-    /// name string). Always a logical-unit designator.
-    pub fn parse_config(text: &str) -> Result<Self, ScsiError> {
-        let bad = |why: String| ScsiError::BadDesignator {
-            text: text.into(),
-            why,
-        };
-        if text.len() > CONFIG_DESIGNATOR_MAX_CHARS {
-            return Err(bad(format!(
-                "longer than {CONFIG_DESIGNATOR_MAX_CHARS} characters"
-            )));
-        }
-        let (kind, rest) = text.split_once('.').ok_or_else(|| {
-            bad("expected naa.<hex>, eui.<hex>, t10.<text> or name.<text>".into())
-        })?;
-        let (code_set, designator_type, bytes) = match kind.to_ascii_lowercase().as_str() {
-            "naa" => {
-                let b = parse_hex(text, rest)?;
-                if b.len() != 8 && b.len() != 16 {
-                    return Err(bad(format!(
-                        "an NAA designator has 8 or 16 bytes, not {}",
-                        b.len()
-                    )));
-                }
-                (CODE_SET_BINARY, DESIGNATOR_NAA, b)
-            }
-            "eui" => {
-                let b = parse_hex(text, rest)?;
-                if ![8, 12, 16].contains(&b.len()) {
-                    return Err(bad(format!(
-                        "an EUI-64 based designator has 8, 12 or 16 bytes, not {}",
-                        b.len()
-                    )));
-                }
-                (CODE_SET_BINARY, DESIGNATOR_EUI64, b)
-            }
-            "t10" => {
-                if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
-                    return Err(bad("a T10 designator is printable ASCII".into()));
-                }
-                (CODE_SET_ASCII, DESIGNATOR_T10, rest.as_bytes().to_vec())
-            }
-            "name" => {
-                if rest.is_empty() {
-                    return Err(bad("empty SCSI name string".into()));
-                }
-                (CODE_SET_UTF8, DESIGNATOR_NAME, rest.as_bytes().to_vec())
-            }
-            other => return Err(bad(format!("unknown designator kind {other:?}"))),
-        };
-        if bytes.len() > usize::from(u8::MAX) {
-            return Err(bad("longer than 255 bytes".into()));
-        }
-        Ok(Self {
-            code_set,
+    /// A logical-unit designator of `designator_type` in `code_set` (e.g. one given in the
+    /// configuration for a device whose VPD page is not in sysfs).
+    pub fn logical_unit(
+        designator_type: ScsiDesignatorType,
+        code_set: ScsiCodeSet,
+        bytes: Vec<u8>,
+    ) -> Self {
+        Self {
+            code_set: code_set_value(code_set),
             association: ASSOCIATION_LOGICAL_UNIT,
-            designator_type,
+            designator_type: designator_type_value(designator_type),
             bytes,
-        })
+        }
     }
 
     /// True when `base` (from GETDEVICEINFO) names this logical unit: a logical-unit
@@ -440,8 +363,12 @@ mod tests {
             ScsiCodeSet::Binary,
             &port.bytes
         )));
-        // The configuration spelling of the same designator matches the same base volume.
-        let cfg = Designator::parse_config("naa.6001405abcdef0123456789abcdef012").expect("cfg");
+        // A configured designator with the same bytes is the same designator.
+        let cfg = Designator::logical_unit(
+            ScsiDesignatorType::Naa,
+            ScsiCodeSet::Binary,
+            ds[0].bytes.clone(),
+        );
         assert_eq!(cfg, ds[0]);
     }
 
@@ -510,36 +437,24 @@ mod tests {
     }
 
     #[test]
-    fn config_designators() {
-        let d = Designator::parse_config("eui.0011223344556677").expect("eui");
-        assert_eq!(d.designator_type, DESIGNATOR_EUI64);
-        assert!(d.matches(&base(
-            ScsiDesignatorType::Eui64,
-            ScsiCodeSet::Binary,
-            &[0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]
-        )));
-        let t = Designator::parse_config("t10.LIO-ORG x").expect("t10");
-        assert_eq!(t.code_set, CODE_SET_ASCII);
-        assert_eq!(
-            Designator::parse_config("name.iqn.2003-01.org:x")
-                .unwrap()
-                .code_set,
-            CODE_SET_UTF8
+    fn configured_designators_match_by_type_and_code_set() {
+        let eui = [0, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77];
+        let d =
+            Designator::logical_unit(ScsiDesignatorType::Eui64, ScsiCodeSet::Binary, eui.to_vec());
+        assert_eq!(d.to_string(), "eui.0011223344556677");
+        assert!(d.matches(&base(ScsiDesignatorType::Eui64, ScsiCodeSet::Binary, &eui)));
+        assert!(!d.matches(&base(ScsiDesignatorType::Naa, ScsiCodeSet::Binary, &eui)));
+        let t = Designator::logical_unit(
+            ScsiDesignatorType::T10,
+            ScsiCodeSet::Ascii,
+            b"LIO-ORG x".to_vec(),
         );
-        for bad in [
-            "naa",
-            "naa.",
-            "naa.123",
-            "naa.0011223344",
-            "naa.zz11223344556677",
-            "eui.00",
-            "t10.",
-            "t10.\u{7}",
-            "wwn.0011223344556677",
-        ] {
-            assert!(Designator::parse_config(bad).is_err(), "{bad} accepted");
-        }
-        assert!(Designator::parse_config(&format!("naa.{}", "0".repeat(600))).is_err());
+        assert_eq!(t.to_string(), "t10.LIO-ORG x");
+        assert!(t.matches(&base(
+            ScsiDesignatorType::T10,
+            ScsiCodeSet::Ascii,
+            b"LIO-ORG x"
+        )));
     }
 
     #[test]
