@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pnfs_gateway::mds_api::DeviceNotification;
 use pnfs_gateway::pnfs::testing::fake_mds::{
     fake_scsi_designator, FakeMds, FakeMdsConfig, FakeTopology, FAKE_SCSI_PR_KEY,
     FAKE_SIG_RESERVE_BYTES,
@@ -15,7 +16,7 @@ use pnfs_gateway::pnfs::testing::{make_volume_file, scratch_dir};
 use pnfs_gateway::pnfs::volume::{FileVolume, VolumeIo};
 use pnfs_gateway::pnfs::{LayoutPreference, PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::{Stats, StatsSnapshot};
-use pnfs_proto::nfs4::LayoutType;
+use pnfs_proto::nfs4::{LayoutType, NfsStat};
 
 const FILE_BYTES: u64 = 8 << 20;
 const BLOCK_BYTES: u64 = 4096;
@@ -192,5 +193,48 @@ async fn block_layouts_by_default_when_both_are_offered() {
     for lun in &b.luns {
         assert!(lun.pr_calls().is_empty(), "block layouts register no key");
         assert_eq!(lun.refused_io(), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preempted_key_is_registered_again_when_the_device_is_resolved_again() {
+    let b = bed("scsi-preempt", LayoutPreference::Scsi, true).await;
+    let disk = b.client.open_disk("/f", false).await.expect("open disk");
+    let mut cfg = WorkloadConfig::new(0x5c51_0505, BLOCK_BYTES);
+    cfg.ops = 100;
+    run_workload(&disk, &cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The server fences this client (preempts its key on every LU), then hands the device
+    // out again: CB_NOTIFY_DEVICEID makes the client resolve it again.
+    for lun in &b.luns {
+        lun.preempt();
+    }
+    let sink = b.fake.sink().expect("callback sink");
+    let n = DeviceNotification::Change {
+        layout_type: LayoutType::Scsi,
+        device_id: b.fake.device_id(),
+        immediate: true,
+    };
+    assert_eq!(sink.notify_deviceid(&[n]), NfsStat::OK);
+    let first = b.client.stats().snapshot();
+    cfg.seed = 0x5c51_0506;
+    run_workload(&disk, &cfg)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    disk.close().await.expect("close");
+    let snap = b.client.stats().snapshot();
+    eprintln!("{snap}");
+    assert_eq!(
+        snap.pr_registrations, 4,
+        "two LUs, registered twice: {snap}"
+    );
+    assert!(snap.direct_write_bytes > first.direct_write_bytes, "{snap}");
+    assert_eq!(snap.mds_write_bytes + snap.mds_read_bytes, 0, "{snap}");
+    assert_eq!(snap.request_errors, 0, "{snap}");
+    for lun in &b.luns {
+        assert_eq!(lun.refused_io(), 0, "{}: I/O without a key", lun.name());
+        assert_eq!(lun.registered_key(), FAKE_SCSI_PR_KEY);
+        assert_eq!(lun.pr_calls().len(), 2, "{:?}", lun.pr_calls());
     }
 }

@@ -256,8 +256,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Registers each (volume, key) with PERSISTENT RESERVE OUT REGISTER AND IGNORE EXISTING
-/// KEY, unless `cache` already holds that registration; records each success in `cache`.
-/// Returns how many were registered now.
+/// KEY and records each success in `cache`. Done on every resolution (GETDEVICEINFO), even
+/// for a key this client registered before: the server may have preempted it (fencing) and
+/// handed the device out again, and registering again is harmless. Returns how many were
+/// registered.
 /// The first failure is returned (the device must not be used: the server's reservation
 /// would refuse its I/O, or worse, fencing would not cover it).
 pub async fn register_pr_keys(
@@ -266,9 +268,6 @@ pub async fn register_pr_keys(
 ) -> Result<u64, PnfsError> {
     let mut registered = 0;
     for PrRegistration { volume: vol, key } in keys {
-        if cache.is_registered(vol, *key) {
-            continue;
-        }
         vol.pr_register(0, *key, true).await.map_err(|e| {
             PnfsError::Volume(format!(
                 "{}: PERSISTENT RESERVE OUT REGISTER of key 0x{key:x} failed: {e}",
