@@ -42,6 +42,11 @@ fn env(name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "runs inside the QEMU guest, started by scsi_layout_workload_against_linux_nfsd_in_guest"]
 async fn guest_side_scsi_workload() {
+    // The gateway's warnings (e.g. why a device could not be used) go to the guest's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let out = PathBuf::from(env("PNFS_GUEST_OUT"));
     let pr_file = PathBuf::from(env("PNFS_GUEST_PR_FILE"));
     let nfs = Arc::new(
@@ -146,9 +151,10 @@ echo "$PNFS_SCSI_NAA" > "$OUT/naa"
 step "gateway workload with SCSI layouts on path B"
 PNFS_GUEST_ADDR=127.0.0.1:2049 PNFS_GUEST_VOLUME="$PNFS_SCSI_DEV_B" PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" \
   PNFS_GUEST_PR_FILE="$PNFS_SCSI_PR_DIR/res_pr_registered_i_pts" \
-  RUST_LOG=warn "{exe}" --ignored --exact guest_side_scsi_workload --nocapture
+  RUST_LOG=warn,pnfs_gateway::pnfs::device=info,pnfs_gateway::pnfs::layout=info "{exe}" --ignored --exact guest_side_scsi_workload --nocapture
 cat /proc/net/rpc/nfsd > "$OUT/nfsd_after_gateway"
 cat "$PNFS_SCSI_PR_DIR/res_pr_type" "$PNFS_SCSI_PR_DIR/res_pr_holder_tg_port" > "$OUT/pr_reservation" 2>&1 || true
+dmesg | grep -iE 'pnfs|nfsd|reserv|sd[ab]' | tail -n 40 > "$OUT/dmesg" || true
 step "path B without a key is refused by nfsd's reservation"
 if dd if="$PNFS_SCSI_DEV_B" of=/dev/null bs=4096 count=1 iflag=direct 2>"$OUT/dd_b.err"; then
   echo refused=no > "$OUT/path_b"
@@ -169,6 +175,10 @@ umount_kernel_client
                 .timeout(Duration::from_secs(900)),
         )
         .expect("guest run");
+    for diag in ["pr_reservation", "dmesg"] {
+        let text = std::fs::read_to_string(outcome.out_file(diag)).unwrap_or_default();
+        eprintln!("--- guest {diag}\n{text}");
+    }
     let report = std::fs::read_to_string(outcome.out_file("report.txt")).expect("report");
     eprintln!("{report}");
     let model = std::fs::read(outcome.out_file("model.bin")).expect("model");

@@ -410,3 +410,80 @@ impl DeviceCache {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pnfs::scsi::parse_vpd83;
+
+    /// A volume with designators and nothing else (resolution does no I/O).
+    #[derive(Debug)]
+    struct Lu {
+        ds: Vec<crate::pnfs::scsi::Designator>,
+    }
+
+    impl VolumeIo for Lu {
+        fn name(&self) -> &str {
+            "/dev/sdb"
+        }
+        fn size_bytes(&self) -> u64 {
+            400 << 20
+        }
+        fn read(&self, _: u64, _: usize) -> crate::mds_api::BoxFuture<std::io::Result<Vec<u8>>> {
+            Box::pin(async { Err(std::io::Error::other("no I/O in this test")) })
+        }
+        fn write(&self, _: u64, _: bytes::Bytes) -> crate::mds_api::BoxFuture<std::io::Result<()>> {
+            Box::pin(async { Err(std::io::Error::other("no I/O in this test")) })
+        }
+        fn sync(&self) -> crate::mds_api::BoxFuture<std::io::Result<()>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn scsi_designators(&self) -> &[crate::pnfs::scsi::Designator] {
+            &self.ds
+        }
+    }
+
+    /// The VPD page of a LIO tcm_loop disk as read in the guest, and a GETDEVICEINFO body
+    /// laid out as Linux nfsd encodes a SCSI volume (count, type 4, code set 1, designator
+    /// type 3, opaque designator, hyper key).
+    #[test]
+    fn an_nfsd_shaped_scsi_device_resolves_against_a_lio_vpd_page() {
+        let naa: [u8; 16] = [
+            0x60, 0x01, 0x40, 0x5f, 0xce, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let mut page = vec![0x00, 0x83, 0x00, 0x14, 0x01, 0x03, 0x00, 0x10];
+        page.extend_from_slice(&naa);
+        let ds = parse_vpd83(&page).expect("page");
+        let mut body = Vec::new();
+        for w in [1u32, 4, 1, 3, 16] {
+            body.extend_from_slice(&w.to_be_bytes());
+        }
+        body.extend_from_slice(&naa);
+        body.extend_from_slice(&0x6925_0000_0000_0001u64.to_be_bytes());
+        let lu: Arc<dyn VolumeIo> = Arc::new(Lu { ds });
+        let (dev, keys) = resolve_scsi_device(DeviceId([7; 16]), &body, std::slice::from_ref(&lu))
+            .expect("resolve");
+        assert_eq!(dev.layout_type(), LayoutType::Scsi);
+        assert_eq!(dev.size_bytes(), 400 << 20);
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].key, 0x6925_0000_0000_0001);
+        let spans = dev.map_range(4096, 8192).expect("map");
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].offset_bytes, 4096);
+        // Another LU: a clear error naming what the volumes have.
+        let other: Arc<dyn VolumeIo> = Arc::new(Lu {
+            ds: parse_vpd83(&{
+                let mut p = page.clone();
+                p[23] ^= 1;
+                p
+            })
+            .expect("page"),
+        });
+        let e = resolve_scsi_device(DeviceId([7; 16]), &body, &[other]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("naa.6001405fce1000000000000000000001"),
+            "{e}"
+        );
+    }
+}
