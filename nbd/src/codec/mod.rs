@@ -3,7 +3,7 @@
 //!
 //! Every parser takes the bytes received so far and returns [`Decode::NeedMore`] (with the
 //! total it needs before it can decide) or [`Decode::Done`] with the value and how many bytes
-//! it used; malformed input is an [`NbdError`](crate::NbdError), never a panic. Every length
+//! it used; malformed input is an [`NbdError`], never a panic. Every length
 //! from the peer is checked against [`CodecLimits`] before anything is allocated for it.
 //!
 //! Both directions are here (server and client side) so that every message round-trips in
