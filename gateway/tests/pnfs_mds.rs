@@ -105,6 +105,10 @@ async fn create(nfs: &NfsClient, path: &str) {
 }
 
 fn gateway(s: &Server, nfs: Arc<NfsClient>) -> PnfsClient<NfsClient> {
+    gateway_with(s, nfs, PnfsConfig::default())
+}
+
+fn gateway_with(s: &Server, nfs: Arc<NfsClient>, cfg: PnfsConfig) -> PnfsClient<NfsClient> {
     let vols: Vec<Arc<dyn VolumeIo>> = s
         .leaves
         .iter()
@@ -112,7 +116,7 @@ fn gateway(s: &Server, nfs: Arc<NfsClient>) -> PnfsClient<NfsClient> {
             Arc::new(FileVolume::open(p, false, true).expect("open leaf")) as Arc<dyn VolumeIo>
         })
         .collect();
-    PnfsClient::new(nfs, vols, PnfsConfig::default(), Arc::new(Stats::default()))
+    PnfsClient::new(nfs, vols, cfg, Arc::new(Stats::default()))
 }
 
 /// Reads the file through MDS READ (the server's block map) and compares with the model.
@@ -311,5 +315,105 @@ async fn hundred_recalls_during_workload_on_embedded_mds() {
         revoked, 0,
         "a layout was revoked: the client did not return in time"
     );
+    assert_eq!(snap.request_errors, 0);
+}
+
+/// Polls `cond` every 10 ms for up to 10 s (eviction returns the layout in the background).
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layouts_of_the_least_recently_used_file_are_evicted_under_the_memory_bound() {
+    const CHUNK_BYTES: u64 = 64 * 1024;
+    let s = start("evict", 1, 4096, simple(0), LabelAt::Start).await;
+    let nfs = connect(&s, "gw-evict").await;
+    for f in ["probe.img", "a.img", "b.img", "c.img"] {
+        create(&nfs, f).await;
+    }
+    let small_layouts = |max_cached_pieces| PnfsConfig {
+        layout_chunk_bytes: CHUNK_BYTES,
+        max_cached_pieces,
+        ..PnfsConfig::default()
+    };
+    let pattern = |tag: u8| bytes::Bytes::from(vec![tag; 64 * 1024]);
+    // What one file holds after one whole-chunk write, with no bound in the way.
+    let probe_gw = gateway_with(&s, Arc::clone(&nfs), small_layouts(usize::MAX));
+    let probe = probe_gw.open_disk("probe.img", false).await.expect("probe");
+    probe
+        .write(0, pattern(0x11), false)
+        .await
+        .expect("probe write");
+    let per_file = probe.cached_pieces();
+    probe.close().await.expect("close probe");
+    assert!(per_file > 0, "a written file caches its layout");
+
+    // Room for exactly two such files.
+    let gw = gateway_with(&s, Arc::clone(&nfs), small_layouts(2 * per_file));
+    let a = gw.open_disk("a.img", false).await.expect("open a");
+    let b = gw.open_disk("b.img", false).await.expect("open b");
+    let c = gw.open_disk("c.img", false).await.expect("open c");
+    a.write(0, pattern(0xa1), false).await.expect("write a");
+    b.write(0, pattern(0xb1), false).await.expect("write b");
+    assert_eq!((a.cached_pieces(), b.cached_pieces()), (per_file, per_file));
+    assert_eq!(gw.stats().snapshot().evictions, 0, "two files fit");
+    // a is used again (a cache hit), so b is now the least recently used.
+    assert_eq!(
+        &a.read(0, 4096).await.expect("read a")[..],
+        &[0xa1; 4096][..]
+    );
+    c.write(0, pattern(0xc1), false).await.expect("write c");
+    eventually("b's layout returned", || b.cached_pieces() == 0).await;
+    assert_eq!(
+        a.cached_pieces(),
+        per_file,
+        "the recently used file keeps its layout"
+    );
+    assert!(
+        c.cached_pieces() > 0,
+        "the file being used is never the victim"
+    );
+    assert_eq!(gw.stats().snapshot().evictions, 1);
+    // b's data survived the eviction (committed before the return); reading it back needs a
+    // new layout, which pushes out a (now the least recently used).
+    assert_eq!(
+        &b.read(0, 65536).await.expect("read b")[..],
+        &pattern(0xb1)[..]
+    );
+    eventually("a's layout returned", || a.cached_pieces() == 0).await;
+    assert_eq!(gw.stats().snapshot().evictions, 2);
+    for (d, tag) in [(&a, 0xa1u8), (&b, 0xb1), (&c, 0xc1)] {
+        assert_eq!(
+            &d.read(0, 65536).await.expect("read back")[..],
+            &pattern(tag)[..]
+        );
+    }
+    for d in [a, b, c] {
+        d.close().await.expect("close");
+    }
+    // The server's copy (MDS READ) has every file's data: nothing lost by evicting.
+    for (f, tag) in [("a.img", 0xa1u8), ("b.img", 0xb1), ("c.img", 0xc1)] {
+        let h = nfs
+            .open(
+                f,
+                OpenMode {
+                    read_only: true,
+                    create_size_bytes: None,
+                },
+            )
+            .await
+            .expect("open for check");
+        let r = nfs.read(&h, 0, 65536).await.expect("MDS READ");
+        assert_eq!(&r.data[..], &pattern(tag)[..], "{f} on the server");
+        nfs.close(&h).await.expect("close check");
+    }
+    let snap = gw.stats().snapshot();
+    eprintln!("[evict] {per_file} pieces per file\n  {snap}");
     assert_eq!(snap.request_errors, 0);
 }
