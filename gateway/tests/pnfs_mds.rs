@@ -4,6 +4,8 @@
 //! workload is checked against its model after every read, and at the end the data read
 //! back through MDS READ (the server's block map) must equal the model: LAYOUTCOMMIT worked.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,12 +14,14 @@ use std::time::Duration;
 use pnfs_gateway::client::{ClientConfig, NfsClient};
 use pnfs_gateway::disk::Disk;
 use pnfs_gateway::mds_api::{MetadataServer, OpenMode};
-use pnfs_gateway::pnfs::testing::workload::{run_workload, Model, WorkloadConfig};
+use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
 use pnfs_gateway::pnfs::testing::{make_volume_file, scratch_dir};
 use pnfs_gateway::pnfs::volume::{FileVolume, VolumeIo};
 use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::{Stats, StatsSnapshot};
 use pnfs_mds::volume::{LabelAt, Topology};
+
+use common::check_server_view;
 
 const FILE_BYTES: u64 = 8 << 20;
 const LEAF_BYTES: u64 = 32 << 20;
@@ -119,36 +123,6 @@ fn gateway_with(s: &Server, nfs: Arc<NfsClient>, cfg: PnfsConfig) -> PnfsClient<
     PnfsClient::new(nfs, vols, cfg, Arc::new(Stats::default()))
 }
 
-/// Reads the file through MDS READ (the server's block map) and compares with the model.
-async fn check_server_view(nfs: &NfsClient, path: &str, model: &Model, seed: u64) {
-    let f = nfs
-        .open(
-            path,
-            OpenMode {
-                read_only: true,
-                create_size_bytes: None,
-            },
-        )
-        .await
-        .expect("open for check");
-    let mut at = 0u64;
-    while at < FILE_BYTES {
-        let r = nfs.read(&f, at, 1 << 20).await.expect("MDS READ");
-        assert!(!r.data.is_empty(), "empty READ at {at}");
-        for (i, &b) in r.data.iter().enumerate() {
-            let o = usize::try_from(at).expect("offset") + i;
-            if model.defined[o] {
-                assert_eq!(
-                    b, model.data[o],
-                    "seed={seed}: server data differs at byte {o}"
-                );
-            }
-        }
-        at += r.data.len() as u64;
-    }
-    nfs.close(&f).await.expect("close check");
-}
-
 async fn run_case(s: &Server, tag: &str, seed: u64, block: u64) -> StatsSnapshot {
     let nfs = connect(s, &format!("gw-{tag}")).await;
     create(&nfs, "disk.img").await;
@@ -160,7 +134,7 @@ async fn run_case(s: &Server, tag: &str, seed: u64, block: u64) -> StatsSnapshot
         .await
         .unwrap_or_else(|e| panic!("{tag}: {e}"));
     disk.close().await.expect("close disk");
-    check_server_view(&nfs, "disk.img", &model, seed).await;
+    check_server_view(&nfs, "disk.img", &model, &format!("{tag} seed={seed}")).await;
     let snap = gw.stats().snapshot();
     eprintln!("[{tag}] seed={seed} {rep:?}\n  {snap}");
     assert!(
@@ -260,8 +234,8 @@ async fn clone_through_copy_on_write_leaves_source_unchanged() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     clone.close().await.expect("close clone");
-    check_server_view(&nfs, "src.img", &src_model, 0xc0de).await;
-    check_server_view(&nfs, "clone.img", &clone_model, 0xc0de_0001).await;
+    check_server_view(&nfs, "src.img", &src_model, "source").await;
+    check_server_view(&nfs, "clone.img", &clone_model, "clone").await;
     let snap = gw.stats().snapshot();
     eprintln!("[cow] {snap}");
     assert_eq!(snap.request_errors, 0);

@@ -15,7 +15,7 @@ use pnfs_gateway::pnfs::volume::{FileVolume, TraceKind, TraceVolume, VolumeIo};
 use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::Stats;
 
-use common::{CutProxy, MdsOptions, MdsProcess};
+use common::{check_server_view, CutProxy, MdsOptions, MdsProcess};
 
 const FILE_BYTES: u64 = 8 << 20;
 
@@ -114,28 +114,7 @@ async fn workload_survives_mds_sigkill_restarts_and_tcp_cuts() {
         .unwrap_or_else(|e| panic!("final round: {e}"));
     disk.close().await.expect("close disk");
     // The server's block map (MDS READ) holds exactly the model: commits survived restarts.
-    let f = nfs
-        .open(
-            "disk.img",
-            OpenMode {
-                read_only: true,
-                create_size_bytes: None,
-            },
-        )
-        .await
-        .expect("open for check");
-    let mut at = 0u64;
-    while at < FILE_BYTES {
-        let r = nfs.read(&f, at, 1 << 20).await.expect("MDS READ");
-        assert!(!r.data.is_empty(), "empty READ at {at}");
-        for (i, &b) in r.data.iter().enumerate() {
-            let o = usize::try_from(at).expect("offset") + i;
-            if model.defined[o] {
-                assert_eq!(b, model.data[o], "server data differs at byte {o}");
-            }
-        }
-        at += r.data.len() as u64;
-    }
+    check_server_view(&nfs, "disk.img", &model, "after restarts and cuts").await;
     let snap = gw.stats().snapshot();
     eprintln!("rounds={rounds}\n  {snap}");
     assert_eq!(snap.request_errors, 0, "{snap}");

@@ -1,5 +1,5 @@
-//! Shared by the gateway's host tests: the embedded MDS as a real process, and a TCP proxy
-//! that cuts connections. Each test binary uses part of it.
+//! Shared by the gateway's host tests: the embedded MDS as a real process, a TCP proxy that
+//! cuts connections, and the check of a file's data as the server sees it. Each test binary uses part of it.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
@@ -9,6 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pnfs_gateway::client::NfsClient;
+use pnfs_gateway::mds_api::{MetadataServer, OpenMode};
+use pnfs_gateway::pnfs::testing::workload::Model;
 use pnfs_gateway::pnfs::testing::{make_volume_file, scratch_dir};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -267,4 +270,34 @@ impl Drop for CutProxy {
         self.accept.abort();
         self.cut();
     }
+}
+
+/// Reads `path` through MDS READ (the server's own block map, not our layouts) and checks it
+/// against the workload's model wherever the model is defined: LAYOUTCOMMIT really happened.
+pub async fn check_server_view(nfs: &NfsClient, path: &str, model: &Model, what: &str) {
+    const READ_CHUNK_BYTES: u32 = 1 << 20;
+    let f = nfs
+        .open(
+            path,
+            OpenMode {
+                read_only: true,
+                create_size_bytes: None,
+            },
+        )
+        .await
+        .expect("open for check");
+    let file_bytes = model.data.len() as u64;
+    let mut at = 0u64;
+    while at < file_bytes {
+        let r = nfs.read(&f, at, READ_CHUNK_BYTES).await.expect("MDS READ");
+        assert!(!r.data.is_empty(), "{what}: empty READ at {at}");
+        for (i, &b) in r.data.iter().enumerate() {
+            let o = usize::try_from(at).expect("offset") + i;
+            if model.defined[o] {
+                assert_eq!(b, model.data[o], "{what}: server data differs at byte {o}");
+            }
+        }
+        at += r.data.len() as u64;
+    }
+    nfs.close(&f).await.expect("close check");
 }
