@@ -133,6 +133,10 @@ make_lio_scsi_disk() {
 	require_module configfs target_core_mod target_core_file tcm_loop sd_mod
 	mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 	[ -d $cfg/core ] || fail "LIO configfs missing: $cfg/core"
+	# Linux's sd driver sets APTPL on every PR REGISTER (IOC_PR_REGISTER, nfsd's own key):
+	# LIO then saves the registrations under <dbroot>/pr and fails the command (CHECK
+	# CONDITION; nfsd logs "failed to register key") when that directory is missing.
+	mkdir -p "$(cat $cfg/dbroot)/pr"
 	mkdir -p "$PNFS_WORK"
 	truncate -s "${size_mib}M" "$PNFS_WORK/lun0.img"
 	lun=$cfg/core/fileio_0/pnfs_lun0
