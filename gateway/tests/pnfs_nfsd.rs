@@ -178,16 +178,18 @@ truncate -s {FILE_MIB}M "$PNFS_EXPORT/disk.img"
 mount_kernel_client
 step "kernel client reads while the gateway writes (nfsd recalls the gateway's layout)"
 : > "$OUT/reader.log"
+# Bounded (200 reads); stopped through a flag file so no `cat` is left holding the mount.
 ( set +e
   for i in $(seq 200); do
+    [ -e /run/stop-reader ] && break
     if cat "$PNFS_CLIENT_MNT/disk.img" >/dev/null; then echo ok >> "$OUT/reader.log"; else echo "FAIL $?" >> "$OUT/reader.log"; fi
     sleep 0.2
   done ) &
 READER=$!
 PNFS_GUEST_ADDR=127.0.0.1:2049 PNFS_GUEST_VOLUME="$PNFS_VOL_DEV" PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" \
   PNFS_GUEST_SEED=7340033 PNFS_GUEST_TAG=-recall RUST_LOG=warn timeout 400 "{exe}" --ignored --exact guest_side_workload --nocapture
-kill $READER 2>/dev/null || true
-wait $READER 2>/dev/null || true
+touch /run/stop-reader
+wait $READER
 nfs_op_count LAYOUTGET > "$OUT/kernel_layoutgets"
 cat /proc/net/rpc/nfsd > "$OUT/nfsd_after_recall"
 step "fresh kernel mount copies the file"
