@@ -1459,7 +1459,7 @@ impl Fs {
     ///
     /// `grants` are the RW layout segments the committing client holds (empty for a reclaim
     /// after restart). A commit never makes data or size true past a truncation that happened
-    /// after the layout it was written with was granted (see [`Self::commit_limit`]): a late
+    /// after the layout it was written with was granted: a late
     /// LAYOUTCOMMIT cannot grow a truncated file back.
     pub fn layout_commit(
         &mut self,

@@ -14,6 +14,7 @@ the server does is checked the same way in both modes.
 import os
 import random
 import sys
+import time
 
 path, seed, nops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 max_bytes = int(sys.argv[4]) if len(sys.argv) > 4 else 4 << 20
@@ -37,7 +38,10 @@ def check(off, n, what):
         sys.exit(1)
 
 
+t0 = time.monotonic()
 for i in range(nops):
+    if i and i % 1000 == 0:
+        print(f"exerciser: {i} ops, {time.monotonic() - t0:.0f} s, size {len(model)}", flush=True)
     r = rng.random()
     if r < 0.45:
         off = rng.randrange(0, max_bytes)

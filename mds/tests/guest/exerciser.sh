@@ -25,6 +25,7 @@ for e in nfs_size_update nfs_size_truncate nfs_size_grow nfs_size_wcc; do
 done
 step "exerciser seed $seed (${EX_MODE:-strict})"
 python3 "$PNFS_MDS_GUEST_DIR/exerciser.py" $M/ex "$seed" "${EX_OPS:-10000}" "${EX_MAX_BYTES:-4194304}" "${EX_MODE:-strict}"
+[ -n "${MDS_PID:-}" ] && awk '{print "mds cpu: user " $14/100 " s, system " $15/100 " s"}' /proc/$MDS_PID/stat
 nfs_mountstats $M | grep -E "^\s+(READ|WRITE|LAYOUTGET|LAYOUTCOMMIT|LAYOUTRETURN|SETATTR):"
 assert_eq LAYOUT_BLOCK_VOLUME "$(nfs_pnfs_type $M)" "pnfs type"
 for op in LAYOUTGET LAYOUTCOMMIT READ WRITE; do echo "$op $(nfs_op_count $op $M)" >>$OUT/stats; done
