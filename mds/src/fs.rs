@@ -1973,4 +1973,41 @@ mod tests {
             (8192, 4 * mib - 4096, 3)
         );
     }
+
+    /// At a 64 KiB block size a client commits single 4 KiB pages: the rest of the newly
+    /// allocated block reads as zeros (whatever the volume held there before), through the MDS
+    /// and in READ layouts (NONE_DATA), and stays INVALID in RW layouts.
+    #[test]
+    fn partial_commit_of_a_64k_block_leaves_the_rest_zero() {
+        let d = crate::volume::tests::tempdir();
+        let mut fs = mkfs(&d, 65536);
+        let (f, _, _) = fs
+            .create(ROOT_ID, "a", Kind::File, 0, 0, &SetAttrs::default())
+            .unwrap();
+        let w = fs.layout(f, 0, 65536, true).unwrap();
+        assert_eq!((w.len(), w[0].len, w[0].es), (1, 65536, 2), "{w:?}");
+        let v = w[0].vol_off;
+        // Old bytes on the volume everywhere, then the client's one page at 4096.
+        fs.vol.write(v, &[0xee; 65536]).unwrap();
+        fs.vol.write(v + 4096, &[7; 4096]).unwrap();
+        let grant = Grant {
+            off: 0,
+            end: 65536,
+            gen: fs.cut_gen(),
+        };
+        fs.layout_commit(f, &[(4096, 4096, 0)], Some(65535), None, &[grant])
+            .unwrap();
+        let (data, _) = fs.read(f, 0, 65536).unwrap();
+        assert!(data[..4096].iter().all(|&b| b == 0));
+        assert!(data[4096..8192].iter().all(|&b| b == 7));
+        assert!(data[8192..].iter().all(|&b| b == 0));
+        // (INVALID pieces of a READ layout go out as NONE_DATA: nfs.rs maps them.)
+        let r = fs.layout(f, 0, 65536, false).unwrap();
+        let es: Vec<_> = r.iter().map(|p| (p.file_off, p.len, p.es)).collect();
+        assert_eq!(es, vec![(0, 4096, 2), (4096, 4096, 1), (8192, 57344, 2)]);
+        let w = fs.layout(f, 0, 65536, true).unwrap();
+        let es: Vec<_> = w.iter().map(|p| (p.file_off, p.len, p.es)).collect();
+        assert_eq!(es, vec![(0, 4096, 2), (4096, 4096, 0), (8192, 57344, 2)]);
+        fs.check().unwrap();
+    }
 }
