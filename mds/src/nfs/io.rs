@@ -149,6 +149,7 @@ impl State {
             }
         };
         ctx.cfh = Some(file);
+        ctx.csid = Some(stateid);
         Ok(OpenResOk {
             stateid,
             cinfo: cinfo(cinfo_v.0, cinfo_v.1),
@@ -159,8 +160,8 @@ impl State {
         })
     }
 
-    pub(crate) fn open_downgrade(&mut self, a: &OpenDowngradeArgs) -> NfsRes<Stateid> {
-        let other = a.open_stateid.other;
+    pub(crate) fn open_downgrade(&mut self, ctx: &Ctx, a: &OpenDowngradeArgs) -> NfsRes<Stateid> {
+        let other = ctx.sid(&a.open_stateid)?.other;
         match self.states.get_mut(&other) {
             Some(StateEntry::Open { access, seqid, .. }) => {
                 *access = a.share_access & OPEN4_SHARE_ACCESS_BOTH;
@@ -176,6 +177,7 @@ impl State {
 
     pub(crate) fn close(&mut self, ctx: &Ctx, sid: &Stateid) -> NfsRes<Stateid> {
         let cid = ctx.clientid()?;
+        let sid = &ctx.sid(sid)?;
         match self.states.get(&sid.other) {
             Some(StateEntry::Open { file, seqid, .. }) => {
                 let (file, seqid) = (*file, *seqid);
@@ -204,14 +206,14 @@ impl State {
 
     pub(crate) fn read(&mut self, ctx: &Ctx, a: &ReadArgs) -> NfsRes<ReadResOk> {
         let id = ctx.cfh()?;
-        self.check_sid_for_io(&a.stateid)?;
+        self.check_sid_for_io(&ctx.sid(&a.stateid)?)?;
         let (data, eof) = self.fs.read(id, a.offset, a.count.min(MAX_IO_BYTES))?;
         Ok(ReadResOk { eof, data })
     }
 
     pub(crate) fn write(&mut self, ctx: &Ctx, a: &WriteArgs) -> NfsRes<WriteResOk> {
         let id = ctx.cfh()?;
-        self.check_sid_for_io(&a.stateid)?;
+        self.check_sid_for_io(&ctx.sid(&a.stateid)?)?;
         let count = u32::try_from(a.data.len())
             .ok()
             .filter(|&n| n <= MAX_IO_BYTES)
@@ -250,8 +252,8 @@ impl State {
     pub(crate) fn clone_range(&mut self, ctx: &Ctx, a: &CloneArgs) -> Result<(), NfsStat> {
         let d = ctx.cfh()?;
         let s = ctx.sfh()?;
-        self.check_sid_for_io(&a.src_stateid)?;
-        self.check_sid_for_io(&a.dst_stateid)?;
+        self.check_sid_for_io(&ctx.sid(&a.src_stateid)?)?;
+        self.check_sid_for_io(&ctx.sid(&a.dst_stateid)?)?;
         if a.src_offset != 0
             || a.dst_offset != 0
             || (a.count != 0 && a.count < self.fs.get(s)?.size)

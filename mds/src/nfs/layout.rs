@@ -99,7 +99,11 @@ impl State {
     }
 
     #[allow(clippy::too_many_lines)]
-    pub(crate) fn layout_get(&mut self, ctx: &Ctx, a: &LayoutgetArgs) -> NfsRes<LayoutgetResOk> {
+    pub(crate) fn layout_get(
+        &mut self,
+        ctx: &mut Ctx,
+        a: &LayoutgetArgs,
+    ) -> NfsRes<LayoutgetResOk> {
         let cid = ctx.clientid()?;
         let id = ctx.cfh()?;
         check_type(a.layout_type)?;
@@ -118,7 +122,7 @@ impl State {
         if minlen > len {
             return Err(NfsStat::INVAL);
         }
-        let sid = a.stateid;
+        let sid = ctx.sid(&a.stateid)?;
         // The stateid: an open of this file by this client, or its layout stateid.
         let layout_other = match self.states.get(&sid.other) {
             Some(StateEntry::Open { clientid, file, .. }) if *clientid == cid && *file == id => {
@@ -232,6 +236,7 @@ impl State {
             end,
         };
         let stateid = self.add_layout_seg(cid, id, layout_other, seg)?;
+        ctx.csid = Some(stateid);
         Ok(LayoutgetResOk {
             return_on_close: true,
             stateid,
@@ -311,9 +316,10 @@ impl State {
             if self.in_grace() {
                 return Err(NfsStat::GRACE);
             }
-            match self.states.get(&a.stateid.other) {
+            let sid = ctx.sid(&a.stateid)?;
+            match self.states.get(&sid.other) {
                 Some(StateEntry::Layout { file, .. }) if *file == id => {}
-                _ => return Err(self.unknown_stateid(&a.stateid)),
+                _ => return Err(self.unknown_stateid(&sid)),
             }
         }
         let update: BlockLayoutUpdate =
@@ -359,7 +365,7 @@ impl State {
         };
         let id = ctx.cfh()?;
         let (off, end) = (f.offset, f.offset.saturating_add(f.length));
-        let other = f.stateid.other;
+        let other = ctx.sid(&f.stateid)?.other;
         let Some(StateEntry::Layout {
             file,
             seqid,

@@ -279,11 +279,22 @@ pub(crate) struct Ctx {
     cfh: Option<u64>,
     sfh: Option<u64>,
     clientid: Option<u64>,
+    /// The current stateid (RFC 8881 §16.2.3.1.2): the last one OPEN or LAYOUTGET returned.
+    csid: Option<Stateid>,
     cred: Cred,
     conn: ConnHandle,
 }
 
 impl Ctx {
+    /// `sid`, or the current stateid when `sid` is the special CURRENT stateid.
+    fn sid(&self, sid: &Stateid) -> Result<Stateid, NfsStat> {
+        if *sid == Stateid::CURRENT {
+            self.csid.ok_or(NfsStat::BAD_STATEID)
+        } else {
+            Ok(*sid)
+        }
+    }
+
     fn cfh(&self) -> Result<u64, NfsStat> {
         self.cfh.ok_or(NfsStat::NOFILEHANDLE)
     }
@@ -338,6 +349,7 @@ impl State {
             cfh: None,
             sfh: None,
             clientid: None,
+            csid: None,
             cred,
             conn: conn.clone(),
         };
@@ -432,7 +444,7 @@ impl State {
             A::Setattr(_) => R::Setattr(self.setattr(ctx, in_attrs)),
             // Opens and I/O through the MDS.
             A::Open(a) => R::Open(self.open(ctx, a, in_attrs)),
-            A::OpenDowngrade(a) => R::OpenDowngrade(self.open_downgrade(&a)),
+            A::OpenDowngrade(a) => R::OpenDowngrade(self.open_downgrade(ctx, &a)),
             A::Close(a) => R::Close(self.close(ctx, &a.open_stateid)),
             A::Read(a) => R::Read(self.read(ctx, &a)),
             A::Write(a) => R::Write(self.write(ctx, &a)),
