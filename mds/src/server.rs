@@ -75,6 +75,13 @@ impl Mds {
             .map_err(|e| crate::MdsError::Admin(format!("clone: {e}")))
     }
 
+    /// Layouts (one per client) held on the file at `path`.
+    pub fn layouts_on(&self, path: &str) -> Result<usize, crate::MdsError> {
+        self.lock()
+            .layouts_on(path)
+            .map_err(|e| crate::MdsError::Admin(format!("{path}: {e}")))
+    }
+
     /// (CB_LAYOUTRECALLs sent, layouts revoked after a recall timeout).
     pub fn recall_stats(&self) -> (u64, u64) {
         let st = self.lock();
@@ -391,7 +398,8 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
 }
 
 /// Serves admin commands on a Unix socket, one per line:
-/// `recall PATH` → `ok N`, `clone SRC DST` → `ok`, `stats` → `recalls_sent=N revoked=M`.
+/// `recall PATH` → `ok N`, `layouts PATH` → `ok N`, `clone SRC DST` → `ok`,
+/// `stats` → `recalls_sent=N revoked=M`.
 pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
     loop {
         let Ok((sock, _)) = listener.accept().await else {
@@ -409,6 +417,10 @@ pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
                 let words: Vec<&str> = line.split_whitespace().collect();
                 let answer = match words.as_slice() {
                     ["recall", path] => match mds.recall_layouts(path) {
+                        Ok(n) => format!("ok {n}"),
+                        Err(e) => format!("err {e}"),
+                    },
+                    ["layouts", path] => match mds.layouts_on(path) {
                         Ok(n) => format!("ok {n}"),
                         Err(e) => format!("err {e}"),
                     },
