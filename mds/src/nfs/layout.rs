@@ -15,7 +15,7 @@ use pnfs_proto::xdr::{from_bytes, to_bytes};
 
 use super::callback::Recall;
 use super::{fh_of, Ctx, Seg, State, StateEntry, MAX_READ_LAYOUT_BYTES, MAX_RW_LAYOUT_BYTES};
-use crate::fs::LayoutPiece;
+use crate::fs::{Grant, LayoutPiece};
 
 /// Encoded size of one pnfs_block_extent4 (device id, three offsets, state).
 const EXTENT_XDR_BYTES: u32 = 16 + 8 + 8 + 8 + 4;
@@ -168,13 +168,7 @@ impl State {
             };
             e0.min(cap)
         } else {
-            let e0 = if len == u64::MAX {
-                u64::MAX
-            } else {
-                want_end.div_ceil(bs) * bs
-            };
-            e0.min(size.div_ceil(bs) * bs)
-                .min(start + MAX_READ_LAYOUT_BYTES)
+            crate::fs::read_layout_end(start, want_end, size, bs, MAX_READ_LAYOUT_BYTES)
         };
         end = end.max(min_end).max(start + bs);
         // Conflicts with other clients: RW against anything, READ against RW.
@@ -234,6 +228,7 @@ impl State {
             rw,
             off: start,
             end,
+            gen: self.fs.cut_gen(),
         };
         let stateid = self.add_layout_seg(cid, id, layout_other, seg)?;
         ctx.csid = Some(stateid);
@@ -308,20 +303,31 @@ impl State {
     ) -> NfsRes<LayoutcommitResOk> {
         let id = ctx.cfh()?;
         check_type(a.layoutupdate.lou_type)?;
-        if a.reclaim {
+        // The RW ranges granted under this layout stateid, with the truncation generation
+        // at grant time (a reclaim has none: the grants were lost with the restart).
+        let grants: Vec<Grant> = if a.reclaim {
             if !self.in_grace() {
                 return Err(NfsStat::NO_GRACE);
             }
+            Vec::new()
         } else {
             if self.in_grace() {
                 return Err(NfsStat::GRACE);
             }
             let sid = ctx.sid(&a.stateid)?;
             match self.states.get(&sid.other) {
-                Some(StateEntry::Layout { file, .. }) if *file == id => {}
+                Some(StateEntry::Layout { file, segs, .. }) if *file == id => segs
+                    .iter()
+                    .filter(|g| g.rw)
+                    .map(|g| Grant {
+                        off: g.off,
+                        end: g.end,
+                        gen: g.gen,
+                    })
+                    .collect(),
                 _ => return Err(self.unknown_stateid(&sid)),
             }
-        }
+        };
         let update: BlockLayoutUpdate =
             from_bytes(&a.layoutupdate.lou_body).map_err(|_| NfsStat::BADLAYOUT)?;
         let valid = update.validate().map_err(|e| {
@@ -341,9 +347,9 @@ impl State {
             "LAYOUTCOMMIT file {id} last {:?} extents {list:?}",
             a.last_write_offset
         );
-        let newsize = self
-            .fs
-            .layout_commit(id, &list, a.last_write_offset, a.time_modify)?;
+        let newsize =
+            self.fs
+                .layout_commit(id, &list, a.last_write_offset, a.time_modify, &grants)?;
         Ok(LayoutcommitResOk { newsize })
     }
 

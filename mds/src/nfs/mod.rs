@@ -118,6 +118,8 @@ pub(crate) struct Seg {
     pub rw: bool,
     pub off: u64,
     pub end: u64,
+    /// `Fs::cut_gen` when granted (fences late LAYOUTCOMMITs after a truncation).
+    pub gen: u64,
 }
 
 /// What a stateid's `other` names.
