@@ -234,3 +234,50 @@ impl State {
         Ok(self.fattr_of(id)?.encode_masked(request))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settable_attributes_are_typed_and_others_marked_unsupported() {
+        let f = Fattr {
+            size: Some(7),
+            mode: Some(0o640),
+            owner: Some("1000@example".into()),
+            time_modify_set: Some(SetTime::ServerTime),
+            ..Fattr::default()
+        };
+        let a = parse(&f.to_fattr4()).unwrap();
+        assert!(!a.unsupported);
+        assert_eq!(a.set.size, Some(7));
+        assert_eq!(a.set.mode, Some(0o640));
+        assert_eq!(a.set.uid, Some(1000));
+        assert_eq!(a.set.mtime, Some(None));
+        assert!(a.mask.same_bits(&f.mask()));
+        // Valid but not settable here.
+        let hidden = Fattr {
+            hidden: Some(true),
+            ..Fattr::default()
+        };
+        assert!(parse(&hidden.to_fattr4()).unwrap().unsupported);
+        // An owner that is not a number.
+        let named = Fattr {
+            owner: Some("alice".into()),
+            ..Fattr::default()
+        };
+        assert!(parse(&named.to_fattr4()).unwrap().unsupported);
+        // An attribute number the protocol crate does not know: unsupported, not an error.
+        let unknown = Fattr4 {
+            attrmask: Bitmap4::from_bits(&[200]),
+            attr_vals: vec![0; 4],
+        };
+        assert!(parse(&unknown).unwrap().unsupported);
+        // A value cut short is an XDR error (the whole request is refused).
+        let cut = Fattr4 {
+            attrmask: Bitmap4::from_bits(&[a::FATTR4_SIZE]),
+            attr_vals: vec![0; 4],
+        };
+        assert!(parse(&cut).is_err());
+    }
+}
