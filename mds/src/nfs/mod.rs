@@ -1,22 +1,22 @@
 //! NFSv4.1 COMPOUND processing on `pnfs_proto`'s codecs: the server state (clients, sessions,
 //! slots, opens, layouts) and every operation.
 //!
-//! A request is decoded by [`Request::decode`] — `pnfs_proto`'s `CompoundArgs` with its limits,
+//! A request is decoded by `Request::decode` — `pnfs_proto`'s `CompoundArgs` with its limits,
 //! then every fattr4 it carries typed — before the state lock is taken and before any
 //! operation runs, so a request that fails to decode changes nothing (the caller answers RPC
 //! GARBAGE_ARGS). Operations run under one lock on [`State`]; nothing awaits while holding it
-//! (callbacks are queued in [`State::recalls`] and sent by the server afterwards). Each
+//! (callbacks are queued in `State::recalls` and sent by the server afterwards). Each
 //! operation builds `pnfs_proto`'s result type; the whole `CompoundRes` is encoded once and
 //! kept in the slot's replay cache as bytes.
 //!
 //! Modules, by responsibility:
-//! - [`attrs`]: fattr4 in (settable attributes) and out (an inode's attributes).
-//! - [`session`]: client ids, sessions and slots, leases, grace, stateid checks.
-//! - [`namespace`]: file handles, lookup, getattr/verify, create, remove, rename, link,
+//! - `attrs`: fattr4 in (settable attributes) and out (an inode's attributes).
+//! - `session`: client ids, sessions and slots, leases, grace, stateid checks.
+//! - `namespace`: file handles, lookup, getattr/verify, create, remove, rename, link,
 //!   readdir, setattr.
-//! - [`io`]: OPEN, CLOSE, OPEN_DOWNGRADE, READ, WRITE, COMMIT, CLONE.
-//! - [`layout`]: devices, LAYOUTGET / LAYOUTCOMMIT / LAYOUTRETURN, recalls.
-//! - [`callback`]: the CB_COMPOUNDs the server sends and their replies.
+//! - `io`: OPEN, CLOSE, OPEN_DOWNGRADE, READ, WRITE, COMMIT, CLONE.
+//! - `layout`: devices, LAYOUTGET / LAYOUTCOMMIT / LAYOUTRETURN, recalls.
+//! - `callback`: the CB_COMPOUNDs the server sends and their replies.
 
 pub(crate) mod attrs;
 pub(crate) mod callback;
