@@ -52,8 +52,6 @@ fn kernel_client_slice_files_and_restart_4k() {
 /// recall of an idle layout NFS4ERR_NOMATCHING_LAYOUT and forgets it (no LAYOUTRETURN is ever
 /// sent), which RFC 8881 §20.3.4 lets the server treat as returned. About 45 s of guest time.
 #[test]
-#[ignore = "not yet in the suite: green in 1 run (2026-11-25, recalls_sent=3 revoked=0, each \
-            recall answered NOMATCHING_LAYOUT); the brief asks for 3 green runs first"]
 fn two_clients_recall() {
     let out = run("mds-recall", "recall.sh", &[("MDS_BS", "4096")]);
     assert!(out.stdout.contains("ALL-OK"));
