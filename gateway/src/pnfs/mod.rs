@@ -1,5 +1,6 @@
 //! The pNFS block layer: layout and extent cache, volume map, I/O engine, fencing, Disk impl.
 //!
+//! - [`aligned`]: pooled page-aligned buffers for `O_DIRECT` reads handed to the frontends.
 //! - [`volume`]: [`volume::VolumeIo`] and its real ([`volume::FileVolume`]), fault and trace
 //!   layers.
 //! - [`device`]: GETDEVICEINFO bodies → volume trees matched by signature; device cache.
@@ -14,6 +15,7 @@
 //! One [`PnfsClient`] serves every file of one MDS (one client ID); each configured file is a
 //! [`file_disk::PnfsDisk`].
 
+pub mod aligned;
 pub mod device;
 mod engine;
 pub mod extent_cache;
@@ -24,6 +26,7 @@ mod range_lock;
 mod recall;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod uring;
 pub mod volume;
 
 use std::collections::HashMap;
