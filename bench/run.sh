@@ -11,8 +11,10 @@
 #   randwrite4k  4 KiB random write, QD16, into written extents (the prefilled half)
 #   firstwrite1m 1 MiB sequential first write, QD4, into fresh space (a quarter of the file
 #                per gateway leg, so each leg writes never-written blocks; LAYOUTCOMMIT is in it)
-# Prints a table of IOPS and MiB/s with ratios to nbdkit (and pNFS/MDS), and writes
-# results.txt and chart.svg into the output directory.
+# Prints a table of IOPS and MiB/s with ratios to nbdkit (and pNFS/MDS), and the server's
+# CPU time per request (user+system of the serving process from /proc, all threads: less
+# sensitive to a loaded machine than IOPS), and writes results.txt and chart.svg into the
+# output directory.
 #
 # Usage: bench/run.sh [--runtime SECONDS] [--size SIZE_MIB] [--out DIR] [--keep]
 # Environment: PNFSGW=path/to/pnfsgw (default: build with cargo --release).
@@ -76,21 +78,30 @@ state="$work/state"
 results="$out/results.txt"
 : > "$results"
 
-# fio with terse output; prints "iops mib_per_s" of the read or write side.
+# CPU time (user + system, clock ticks) of process $1 so far, all threads.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+clk_tck=$(getconf CLK_TCK)
+
+# fio with terse output; prints "iops mib_per_s cpu_us_per_request" of the read or write side
+# (server CPU measured on $server_pid).
 # usage: run_fio URI NAME RW BS QD OFFSET SIZE TIME_BASED(0/1)
 run_fio() {
-  local uri=$1 name=$2 rw=$3 bs=$4 qd=$5 offset=$6 len=$7 timed=$8 t line
+  local uri=$1 name=$2 rw=$3 bs=$4 qd=$5 offset=$6 len=$7 timed=$8 t line c0 c1
   local args=(--name="$name" --ioengine=nbd --uri="$uri" --rw="$rw" --bs="$bs" --iodepth="$qd"
               --offset="$offset" --size="$len" --runtime="$runtime" --output-format=terse
               --terse-version=3 --group_reporting --randrepeat=1 --norandommap)
   [[ $timed == 1 ]] && args+=(--time_based)
+  c0=$(cpu_ticks "$server_pid")
   t=$(timeout $((runtime + 60)) fio "${args[@]}" 2>"$work/fio-$name.err") || {
-    echo "FAIL FAIL"; return 0; }
+    echo "FAIL FAIL FAIL"; return 0; }
+  c1=$(cpu_ticks "$server_pid")
   line=$(printf '%s\n' "$t" | grep '^3;' | tail -1)
-  # Terse v3: field 7/8 read KiB/s and IOPS, 48/49 write KiB/s and IOPS.
+  # Terse v3: field 6/7/8 read total KiB, KiB/s, IOPS; 47/48/49 the same for writes.
+  local bs_kib
+  case $bs in *m) bs_kib=$(( ${bs%m} * 1024 )) ;; *k) bs_kib=${bs%k} ;; *) bs_kib=1 ;; esac
   case $rw in
-    randread|read) awk -F';' '{printf "%d %.1f\n", $8, $7/1024}' <<<"$line" ;;
-    *)             awk -F';' '{printf "%d %.1f\n", $49, $48/1024}' <<<"$line" ;;
+    randread|read) awk -F';' -v c=$((c1 - c0)) -v hz="$clk_tck" -v b="$bs_kib" '{n = $6 / b; printf "%d %.1f %.1f\n", $8, $7/1024, (n > 0 ? c * 1e6 / hz / n : 0)}' <<<"$line" ;;
+    *)             awk -F';' -v c=$((c1 - c0)) -v hz="$clk_tck" -v b="$bs_kib" '{n = $47 / b; printf "%d %.1f %.1f\n", $49, $48/1024, (n > 0 ? c * 1e6 / hz / n : 0)}' <<<"$line" ;;
   esac
 }
 
@@ -107,7 +118,7 @@ run_jobs() {
 fail_leg() {
   local leg=$1 why=$2 j
   echo "bench: leg $leg FAILED: $why" >&2
-  for j in randread4k seqread1m randwrite4k firstwrite1m; do echo "$leg $j FAIL FAIL" >> "$results"; done
+  for j in randread4k seqread1m randwrite4k firstwrite1m; do echo "$leg $j FAIL FAIL FAIL" >> "$results"; done
 }
 
 # Starts `pnfsgw demo` with extra flags; sets demo_pid and demo_uri, or returns 1.
@@ -117,6 +128,7 @@ start_demo() {
   "$PNFSGW" demo --state-dir "$state" --listen "127.0.0.1:$port" --size "${size_mib}M" \
     --volume-size "${volume_mib}M" "$@" >"$log.out" 2>"$log" &
   demo_pid=$!
+  server_pid=$demo_pid
   pids+=("$demo_pid")
   local deadline=$((SECONDS + 120))
   while ((SECONDS < deadline)); do
@@ -171,6 +183,7 @@ fi
 port=$(free_port)
 nbdkit -f -p "$port" -i 127.0.0.1 file "$vol" 2>"$work/nbdkit.log" &
 nbdkit_pid=$!
+server_pid=$nbdkit_pid
 pids+=("$nbdkit_pid")
 uri="nbd://127.0.0.1:$port"
 for i in $(seq 1 100); do fio --name=probe --ioengine=nbd --uri="$uri" --rw=read --size=4k --bs=4k \
@@ -181,11 +194,11 @@ kill -TERM "$nbdkit_pid"; wait "$nbdkit_pid" 2>/dev/null || true
 
 # Table and chart.
 awk -v runtime="$runtime" -v size="$size_mib" '
-  { iops[$1" "$2]=$3; mib[$1" "$2]=$4 }
+  { iops[$1" "$2]=$3; mib[$1" "$2]=$4; cpu[$1" "$2]=$5 }
   function ratio(a, b) { return (a == "FAIL" || b == "FAIL" || b+0 == 0) ? "-" : sprintf("%.2fx", a/b) }
   END {
     printf "pnfsgw benchmark: %s MiB file, %s s per job\n\n", size, runtime
-    printf "%-13s %-7s %10s %9s %10s %10s\n", "job", "leg", "IOPS", "MiB/s", "vs nbdkit", "pnfs/mds"
+    printf "%-13s %-7s %10s %9s %10s %10s %12s\n", "job", "leg", "IOPS", "MiB/s", "vs nbdkit", "pnfs/mds", "cpu_us/req"
     n = split("randread4k seqread1m randwrite4k firstwrite1m", jobs, " ")
     for (j = 1; j <= n; j++) {
       job = jobs[j]
@@ -194,7 +207,7 @@ awk -v runtime="$runtime" -v size="$size_mib" '
         k = leg" "job
         vs = (leg == "nbdkit") ? "1.00x" : ratio(mib[k], mib["nbdkit "job])
         pm = (leg == "pnfs") ? ratio(mib[k], mib["mds "job]) : ""
-        printf "%-13s %-7s %10s %9s %10s %10s\n", job, leg, iops[k], mib[k], vs, pm
+        printf "%-13s %-7s %10s %9s %10s %10s %12s\n", job, leg, iops[k], mib[k], vs, pm, cpu[k]
       }
     }
     print "\ntargets (DESIGN 3): >= 1.0x nbdkit (reads, rewrite), >= 0.8x (first write), pnfs/mds >= 3x"

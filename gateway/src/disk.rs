@@ -140,6 +140,37 @@ pub trait Disk: Send + Sync + 'static {
         length_bytes: u32,
     ) -> impl Future<Output = DiskResult<Bytes>> + Send;
 
+    /// Reads `out.len()` bytes at `offset_bytes` into the caller's buffer (a frontend that
+    /// owns its I/O buffer, like ublk, passes it here). A disk that can fill the buffer
+    /// directly overrides this and saves a copy; the default reads with [`Disk::read`] and
+    /// copies. The range is validated like a read of `out.len()` bytes.
+    fn read_into<'a>(
+        &'a self,
+        offset_bytes: u64,
+        out: &'a mut [u8],
+    ) -> impl Future<Output = DiskResult<()>> + Send + 'a {
+        async move {
+            let length_bytes = u32::try_from(out.len()).map_err(|_| {
+                DiskError::new(
+                    DiskErrorKind::TooLarge,
+                    format!("a read of {} bytes", out.len()),
+                )
+            })?;
+            let data = self.read(offset_bytes, length_bytes).await?;
+            if data.len() != out.len() {
+                return Err(DiskError::new(
+                    DiskErrorKind::Io,
+                    format!(
+                        "disk returned {} bytes for a read of {length_bytes}",
+                        data.len()
+                    ),
+                ));
+            }
+            out.copy_from_slice(&data);
+            Ok(())
+        }
+    }
+
     /// Writes `data` at `offset_bytes`; with `fua` it is durable when this returns.
     fn write(
         &self,

@@ -18,6 +18,8 @@ use pnfs_gateway::stats::Stats;
 use common::{check_server_view, CutProxy, MdsOptions, MdsProcess};
 
 const FILE_BYTES: u64 = 8 << 20;
+/// Bound on the fencing test's workload loop (the stop/continue itself takes ~10 s).
+const FENCE_TEST_DEADLINE: Duration = Duration::from_secs(120);
 
 fn mds_options() -> MdsOptions {
     MdsOptions {
@@ -131,7 +133,12 @@ async fn sigstop_past_the_fence_point_issues_no_direct_write() {
     create(&nfs, "disk.img").await;
     let base: Arc<dyn VolumeIo> = Arc::new(FileVolume::open(m.leaf(), false, true).expect("leaf"));
     let trace = Arc::new(TraceVolume::new(base));
-    let cfg = PnfsConfig::default();
+    // No LAYOUTCOMMIT by pending count: an op blocked on the stopped MDS would stall the
+    // workload through the whole window and no direct I/O would ever meet the fence.
+    let cfg = PnfsConfig {
+        commit_threshold_pieces: usize::MAX,
+        ..PnfsConfig::default()
+    };
     let fence = cfg.fence;
     let gw = PnfsClient::new(
         Arc::clone(&nfs),
@@ -154,6 +161,9 @@ async fn sigstop_past_the_fence_point_issues_no_direct_write() {
         m2.lock().expect("lock").signal(libc::SIGCONT);
         (fence_point, resumed_at)
     });
+    // The workload runs until the MDS has been stopped past the fence point and continued
+    // (a round count would end early once I/O gets faster); the deadline only bounds a hang.
+    let deadline = tokio::time::Instant::now() + FENCE_TEST_DEADLINE;
     let mut rounds = 0u64;
     loop {
         rounds += 1;
@@ -166,9 +176,13 @@ async fn sigstop_past_the_fence_point_issues_no_direct_write() {
         run_workload(&*disk, &wcfg)
             .await
             .unwrap_or_else(|e| panic!("round {rounds}: {e}"));
-        if stopper.is_finished() || rounds >= 300 {
+        if stopper.is_finished() {
             break;
         }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stop/continue of the MDS did not finish within {FENCE_TEST_DEADLINE:?}"
+        );
     }
     let (fence_point, resumed_at) = stopper.await.expect("stopper");
     let late: Vec<_> = trace

@@ -12,9 +12,11 @@
 //! - **Volumes** ([`volume`]): every simple volume gets a 4 KiB label (magic + UUID) at its
 //!   start, or at its end (negative signature offset) when configured; the label area is
 //!   never allocated. Topology: SIMPLE, SLICE, CONCAT, STRIPE, nested (config file).
-//! - **Protocol** ([`nfs`]): a whole COMPOUND is decoded before any operation runs, so a
-//!   request that fails to decode changes nothing (it gets RPC GARBAGE_ARGS). An oversized
-//!   or malformed record closes that connection only.
+//! - **Protocol** ([`nfs`]): every byte on the wire goes through `pnfs_proto` (COMPOUND
+//!   arguments and results, fattr4, CB_COMPOUND, block-layout bodies) with its limits. A whole
+//!   COMPOUND, attributes included, is decoded before any operation runs, so a request that
+//!   fails to decode changes nothing (it gets RPC GARBAGE_ARGS). An oversized or malformed
+//!   record closes that connection only.
 //! - **Layouts**: READ layouts carry READ_DATA / NONE_DATA; RW layouts allocate holes as
 //!   INVALID_DATA, written blocks are READ_WRITE_DATA, shared (cloned) blocks get READ_DATA +
 //!   INVALID_DATA copy-on-write pairs. Layouts are return-on-close (like Linux nfsd). A
@@ -35,6 +37,7 @@
 //! [--recall-timeout-seconds N] [--admin-socket PATH] [--label-at-end]`. The admin socket
 //! (default `DIR/admin.sock`, created once the server is ready) takes one command per line:
 //! `recall /path` → `ok N` (CB_LAYOUTRECALL to every holder of a layout on that file),
+//! `layouts /path` → `ok N` (how many clients hold a layout on that file),
 //! `clone /src /dst` → `ok`, `stats` → `recalls_sent=N revoked=M`. In-process:
 //! [`Config::from_args`] + [`Config::open`] + [`run`], and [`Mds::recall_layouts`].
 

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pnfs_proto::nfs4::NfsStat;
 use pnfs_proto::rpc::{
     self, AcceptStat, AuthSys, CallBody, MsgBody, OpaqueAuth, RecordReader, ReplyBody, RpcMsg,
 };
@@ -74,6 +75,13 @@ impl Mds {
             .map_err(|e| crate::MdsError::Admin(format!("clone: {e}")))
     }
 
+    /// Layouts (one per client) held on the file at `path`.
+    pub fn layouts_on(&self, path: &str) -> Result<usize, crate::MdsError> {
+        self.lock()
+            .layouts_on(path)
+            .map_err(|e| crate::MdsError::Admin(format!("{path}: {e}")))
+    }
+
     /// (CB_LAYOUTRECALLs sent, layouts revoked after a recall timeout).
     pub fn recall_stats(&self) -> (u64, u64) {
         let st = self.lock();
@@ -125,7 +133,7 @@ impl Mds {
                 CallBody::new(prog, rpc::NFS_CB_VERSION, rpc::CB_COMPOUND, cred),
             )
             .encode(&mut enc);
-            enc.put_opaque_fixed(&nfs::encode_cb_layoutrecall(&sess, *seq, &r));
+            enc.put_opaque_fixed(&nfs::callback::layoutrecall_args(&sess, *seq, &r));
             if rpc::finish_record(&mut enc, mark).is_err() {
                 return;
             }
@@ -150,24 +158,28 @@ impl Mds {
                     return;
                 }
             };
-            let result = rpc::decode_message(&reply)
-                .ok()
-                .and_then(|(m, rest)| match m.body {
+            let result = match rpc::decode_message(&reply) {
+                Ok((m, rest)) => match m.body {
                     MsgBody::Reply(ReplyBody::Accepted(a)) if a.stat == AcceptStat::Success => {
-                        nfs::decode_cb_reply(rest).ok()
+                        nfs::callback::read_reply(rest).map_err(|e| e.to_string())
                     }
-                    _ => None,
-                });
+                    other => Err(format!("RPC reply {other:?}")),
+                },
+                Err(e) => Err(e.to_string()),
+            };
+            tracing::info!(
+                "CB_LAYOUTRECALL to client {:#x} (layout seqid {}): {result:?}",
+                r.clientid,
+                r.stateid.seqid
+            );
             match result {
-                Some((_, Some(st))) if st.is_ok() => return,
-                Some((_, Some(st)))
-                    if st == pnfs_proto::nfs4::types::NfsStat::NOMATCHING_LAYOUT =>
-                {
-                    self.lock().recall_answered(&r.other, true);
+                Ok(o) if o.recall.is_some_and(NfsStat::is_ok) => return,
+                Ok(o) if o.recall == Some(NfsStat::NOMATCHING_LAYOUT) => {
+                    self.lock().recall_answered_nomatch(&r.stateid.other);
                     return;
                 }
-                Some((st, _)) if st == pnfs_proto::nfs4::types::NfsStat::DELAY || attempt < 3 => {
-                    tracing::debug!("recall: client said {st}; retrying");
+                Ok(o) if o.status == NfsStat::DELAY || attempt < 3 => {
+                    tracing::debug!("recall: client said {}; retrying", o.status);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 other => {
@@ -349,7 +361,7 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
             send(conn, enc, mark);
         }
         rpc::NFSPROC4_COMPOUND => {
-            let compound = match nfs::decode_compound(args) {
+            let compound = match nfs::Request::decode(args) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!("undecodable COMPOUND: {e}");
@@ -374,7 +386,7 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
                 (out, std::mem::take(&mut st.recalls))
             };
             let (mut enc, mark) = reply_header(xid, AcceptStat::Success);
-            enc.put_opaque_fixed(&out.reply);
+            enc.put_opaque_fixed(&out);
             send(conn, enc, mark);
             mds.spawn_recalls(recalls);
         }
@@ -386,7 +398,8 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
 }
 
 /// Serves admin commands on a Unix socket, one per line:
-/// `recall PATH` → `ok N`, `clone SRC DST` → `ok`, `stats` → `recalls_sent=N revoked=M`.
+/// `recall PATH` → `ok N`, `layouts PATH` → `ok N`, `clone SRC DST` → `ok`,
+/// `stats` → `recalls_sent=N revoked=M`.
 pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
     loop {
         let Ok((sock, _)) = listener.accept().await else {
@@ -404,6 +417,10 @@ pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
                 let words: Vec<&str> = line.split_whitespace().collect();
                 let answer = match words.as_slice() {
                     ["recall", path] => match mds.recall_layouts(path) {
+                        Ok(n) => format!("ok {n}"),
+                        Err(e) => format!("err {e}"),
+                    },
+                    ["layouts", path] => match mds.layouts_on(path) {
                         Ok(n) => format!("ok {n}"),
                         Err(e) => format!("err {e}"),
                     },

@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
-use pnfs_proto::xdr::Encoder;
+use pnfs_proto::layout::block::{self, BlockDeviceAddr, BlockVolumeNode, SigComponent};
 
 use crate::MdsError;
 
@@ -239,16 +239,12 @@ impl LogicalVolume {
         Ok(())
     }
 
-    /// The body of a `pnfs_block_deviceaddr4`: the volume array, top volume last.
-    pub fn encode_deviceaddr(&self) -> Vec<u8> {
-        let mut vols: Vec<Vec<u8>> = Vec::new();
-        encode_node(&self.topology, &self.volumes, &mut vols);
-        let mut enc = Encoder::new();
-        enc.put_u32(u32::try_from(vols.len()).unwrap_or(u32::MAX));
-        for v in vols {
-            enc.put_opaque_fixed(&v);
-        }
-        enc.into_inner()
+    /// The `pnfs_block_deviceaddr4` of the logical volume: the volume array, children before
+    /// their parents, the top volume last.
+    pub fn device_addr(&self) -> BlockDeviceAddr {
+        let mut volumes = Vec::new();
+        device_node(&self.topology, &self.volumes, &mut volumes);
+        BlockDeviceAddr { volumes }
     }
 }
 
@@ -382,57 +378,47 @@ fn map_node(t: &Topology, vols: &[SimpleVolume], off: u64, len: u64, out: &mut V
 }
 
 /// Appends the volumes of `t` (children first) and returns the index of `t`.
-fn encode_node(t: &Topology, vols: &[SimpleVolume], out: &mut Vec<Vec<u8>>) -> u32 {
-    let mut enc = Encoder::new();
-    match t {
+/// Appends `t` (after its children) to `out` and returns its index there.
+fn device_node(t: &Topology, vols: &[SimpleVolume], out: &mut Vec<BlockVolumeNode>) -> u32 {
+    let node = match t {
         Topology::Simple { volume } => {
             let v = &vols[*volume];
-            enc.put_u32(0); // PNFS_BLOCK_VOLUME_SIMPLE
-            enc.put_u32(1); // one signature component
-            let sig_off: i64 = match v.label_at {
+            let sig_offset_bytes: i64 = match v.label_at {
                 LabelAt::Start => 0,
                 LabelAt::End => -i64::try_from(LABEL_BYTES).unwrap_or(4096),
             };
-            enc.put_i64(sig_off);
-            let mut sig = [0u8; SIGNATURE_BYTES];
-            sig[..16].copy_from_slice(LABEL_MAGIC);
-            sig[16..].copy_from_slice(&v.uuid);
-            enc.put_opaque(&sig);
+            let mut contents = Vec::with_capacity(SIGNATURE_BYTES);
+            contents.extend_from_slice(LABEL_MAGIC);
+            contents.extend_from_slice(&v.uuid);
+            BlockVolumeNode::Leaf(block::SimpleVolume {
+                signature: vec![SigComponent {
+                    sig_offset_bytes,
+                    contents,
+                }],
+            })
         }
         Topology::Slice {
             start_bytes,
             length_bytes,
             child,
-        } => {
-            let c = encode_node(child, vols, out);
-            enc.put_u32(1);
-            enc.put_u64(*start_bytes);
-            enc.put_u64(*length_bytes);
-            enc.put_u32(c);
-        }
-        Topology::Concat { children } => {
-            let idx: Vec<u32> = children.iter().map(|c| encode_node(c, vols, out)).collect();
-            enc.put_u32(2);
-            enc.put_u32(u32::try_from(idx.len()).unwrap_or(0));
-            for i in idx {
-                enc.put_u32(i);
-            }
-        }
+        } => BlockVolumeNode::Slice {
+            start_bytes: *start_bytes,
+            length_bytes: *length_bytes,
+            volume: device_node(child, vols, out),
+        },
+        Topology::Concat { children } => BlockVolumeNode::Concat {
+            volumes: children.iter().map(|c| device_node(c, vols, out)).collect(),
+        },
         Topology::Stripe {
             unit_bytes,
             children,
-        } => {
-            let idx: Vec<u32> = children.iter().map(|c| encode_node(c, vols, out)).collect();
-            enc.put_u32(3);
-            enc.put_u64(*unit_bytes);
-            enc.put_u32(u32::try_from(idx.len()).unwrap_or(0));
-            for i in idx {
-                enc.put_u32(i);
-            }
-        }
-    }
-    out.push(enc.into_inner());
-    u32::try_from(out.len() - 1).unwrap_or(0)
+        } => BlockVolumeNode::Stripe {
+            stripe_unit_bytes: *unit_bytes,
+            volumes: children.iter().map(|c| device_node(c, vols, out)).collect(),
+        },
+    };
+    out.push(node);
+    u32::try_from(out.len() - 1).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -504,8 +490,12 @@ pub(crate) mod tests {
         assert!(lv.touches_label(0, 1));
         assert!(lv.touches_label(65536, 1));
         assert!(!lv.touches_label(2 << 20, 4096));
-        let body = lv.encode_deviceaddr();
-        assert_eq!(&body[..4], &[0, 0, 0, 6]);
+        let addr = lv.device_addr();
+        assert_eq!(addr.volumes.len(), 6);
+        // What clients get is a topology the protocol crate accepts.
+        let body = pnfs_proto::xdr::to_bytes(&addr);
+        let topo = BlockDeviceAddr::decode_validated(&body).unwrap();
+        assert_eq!(topo.volumes().len(), 6);
     }
 
     pub(crate) fn tempdir() -> PathBuf {

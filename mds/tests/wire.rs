@@ -1,11 +1,14 @@
 //! Host-side tests of the MDS over a raw TCP connection: record limits, garbage, the slot
-//! table, and that a request that fails to decode changes nothing.
+//! table, that a request that fails to decode changes nothing, and lease expiry. Requests
+//! are built and replies read with `pnfs_proto`'s COMPOUND types.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use pnfs_proto::nfs4::attr::{Bitmap4, Fattr, Fattr4, FATTR4_MODE, FATTR4_TYPE};
+use pnfs_proto::nfs4::*;
 use pnfs_proto::rpc::{self, CallBody, OpaqueAuth, RpcMsg};
-use pnfs_proto::xdr::{Decoder, Encoder, XdrEncode};
+use pnfs_proto::xdr::{from_bytes, to_bytes, Decoder, Encoder, XdrEncode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -17,6 +20,11 @@ struct Server {
 }
 
 async fn start(dir: Option<std::path::PathBuf>) -> Server {
+    start_with(dir, &[]).await
+}
+
+/// Starts a server on a fresh (or the given) store with extra command-line flags.
+async fn start_with(dir: Option<std::path::PathBuf>, flags: &[&str]) -> Server {
     let dir = dir.unwrap_or_else(|| {
         let d = std::env::temp_dir().join(format!(
             "pnfs-mds-wire-{}-{}",
@@ -30,13 +38,17 @@ async fn start(dir: Option<std::path::PathBuf>) -> Server {
             .unwrap();
         d
     });
-    let args = <pnfs_mds::MdsArgs as clap::Parser>::parse_from([
+    let state = dir.join("state");
+    let vol = dir.join("vol");
+    let mut argv = vec![
         "pnfs-mds",
         "--state",
-        dir.join("state").to_str().unwrap(),
+        state.to_str().unwrap(),
         "--volume",
-        dir.join("vol").to_str().unwrap(),
-    ]);
+        vol.to_str().unwrap(),
+    ];
+    argv.extend_from_slice(flags);
+    let args = <pnfs_mds::MdsArgs as clap::Parser>::parse_from(argv);
     let mds = pnfs_mds::Config::from_args(&args).unwrap().open().unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -115,72 +127,82 @@ impl Client {
         self.s.read_exact(&mut b).await.ok()?;
         Some(b)
     }
-}
 
-fn compound(ops: &[u8], nops: u32) -> Vec<u8> {
-    let mut e = Encoder::new();
-    e.put_opaque(b"");
-    e.put_u32(1);
-    e.put_u32(nops);
-    e.put_opaque_fixed(ops);
-    e.into_inner()
-}
-
-/// Parses COMPOUND4res: (status, [(op, status)]) with the first result's body bytes.
-fn status_of(res: &[u8]) -> u32 {
-    Decoder::new(res).u32().unwrap()
-}
-
-/// EXCHANGE_ID + CREATE_SESSION; returns the session id.
-async fn session(c: &mut Client, owner: &[u8]) -> [u8; 16] {
-    let mut e = Encoder::new();
-    e.put_u32(42);
-    e.put_opaque_fixed(&[1; 8]);
-    e.put_opaque(owner);
-    e.put_u32(0);
-    e.put_u32(0);
-    e.put_u32(0);
-    let r = c.call(1, &compound(e.as_slice(), 1)).await.unwrap();
-    let mut d = Decoder::new(&r);
-    assert_eq!(d.u32().unwrap(), 0, "EXCHANGE_ID");
-    d.opaque("tag", 100).unwrap();
-    d.u32().unwrap();
-    d.u32().unwrap();
-    d.u32().unwrap();
-    let clientid = d.u64().unwrap();
-    let seq = d.u32().unwrap();
-    let flags = d.u32().unwrap();
-    assert_ne!(flags & 0x2_0000, 0, "USE_PNFS_MDS");
-    let mut e = Encoder::new();
-    e.put_u32(43);
-    e.put_u64(clientid);
-    e.put_u32(seq);
-    e.put_u32(0);
-    for _ in 0..2 {
-        for v in [0u32, 1 << 20, 1 << 20, 4096, 16, 4] {
-            e.put_u32(v);
-        }
-        e.put_u32(0);
+    /// Sends a COMPOUND and decodes the reply.
+    async fn compound(&mut self, ops: Vec<NfsArgOp>) -> CompoundRes {
+        let r = self
+            .call(1, &to_bytes(&CompoundArgs::new("", ops)))
+            .await
+            .expect("accepted");
+        from_bytes(&r).expect("a COMPOUND4res")
     }
-    e.put_u32(0x4000_0000);
-    e.put_u32(0);
-    let r = c.call(1, &compound(e.as_slice(), 1)).await.unwrap();
-    let mut d = Decoder::new(&r);
-    assert_eq!(d.u32().unwrap(), 0, "CREATE_SESSION");
-    d.opaque("tag", 100).unwrap();
-    d.u32().unwrap();
-    d.u32().unwrap();
-    d.u32().unwrap();
-    d.array_fixed::<16>().unwrap()
 }
 
-fn seq_op(e: &mut Encoder, sess: &[u8; 16], seq: u32, slot: u32) {
-    e.put_u32(53);
-    e.put_opaque_fixed(sess);
-    e.put_u32(seq);
-    e.put_u32(slot);
-    e.put_u32(slot);
-    e.put_u32(0);
+fn seq(sess: SessionId, sequenceid: u32, slotid: u32) -> NfsArgOp {
+    NfsArgOp::Sequence(SequenceArgs {
+        sessionid: sess,
+        sequenceid,
+        slotid,
+        highest_slotid: slotid,
+        cachethis: false,
+    })
+}
+
+fn lookup(name: &str) -> NfsArgOp {
+    NfsArgOp::Lookup(LookupArgs {
+        objname: name.into(),
+    })
+}
+
+fn mkdir(name: &str, attrs: Fattr4) -> NfsArgOp {
+    NfsArgOp::Create(CreateArgs {
+        objtype: CreateType::Dir,
+        objname: name.into(),
+        createattrs: attrs,
+    })
+}
+
+/// EXCHANGE_ID + CREATE_SESSION (no back channel); returns the client and session ids.
+async fn session(c: &mut Client, owner: &[u8]) -> (ClientId, SessionId) {
+    let r = c
+        .compound(vec![NfsArgOp::ExchangeId(ExchangeIdArgs {
+            clientowner: ClientOwner {
+                verifier: Verifier([1; 8]),
+                ownerid: owner.to_vec(),
+            },
+            ..ExchangeIdArgs::default()
+        })])
+        .await;
+    let Some(NfsResOp::ExchangeId(Ok(x))) = r.resarray.first() else {
+        panic!("EXCHANGE_ID: {r:?}");
+    };
+    assert_ne!(x.flags & EXCHGID4_FLAG_USE_PNFS_MDS, 0, "USE_PNFS_MDS");
+    let chan = ChannelAttrs {
+        headerpadsize: 0,
+        maxrequestsize: 1 << 20,
+        maxresponsesize: 1 << 20,
+        maxresponsesize_cached: 4096,
+        maxoperations: 16,
+        maxrequests: 4,
+        rdma_ird: None,
+    };
+    let clientid = x.clientid;
+    let r = c
+        .compound(vec![NfsArgOp::CreateSession(CreateSessionArgs {
+            clientid,
+            sequence: x.sequenceid,
+            flags: 0,
+            fore_chan_attrs: chan,
+            back_chan_attrs: chan,
+            cb_program: 0x4000_0000,
+            sec_parms: vec![CallbackSecParms::None],
+        })])
+        .await;
+    let Some(NfsResOp::CreateSession(Ok(s))) = r.resarray.first() else {
+        panic!("CREATE_SESSION: {r:?}");
+    };
+    assert_eq!(s.fore_chan_attrs.maxrequests, 4);
+    (clientid, s.sessionid)
 }
 
 #[tokio::test]
@@ -197,15 +219,22 @@ async fn oversized_record_closes_only_that_connection_and_garbage_gets_garbage_a
     // Garbage COMPOUND arguments in a well-formed record: GARBAGE_ARGS (4), connection stays.
     assert_eq!(good.call(1, &[0, 0, 0, 200, 1, 2]).await, Err(4));
     assert_eq!(good.call(0, &[]).await, Ok(vec![]));
-    let sess = session(&mut good, b"wire-test-1").await;
-    let mut e = Encoder::new();
-    seq_op(&mut e, &sess, 1, 0);
-    e.put_u32(24);
-    e.put_u32(9);
-    e.put_u32(1);
-    e.put_u32(1 << 4);
-    let r = good.call(1, &compound(e.as_slice(), 3)).await.unwrap();
-    assert_eq!(status_of(&r), 0);
+    let (_, sess) = session(&mut good, b"wire-test-1").await;
+    let r = good
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            NfsArgOp::Getattr(GetattrArgs {
+                attr_request: Bitmap4::from_bits(&[FATTR4_TYPE]),
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK);
+    let Some(NfsResOp::Getattr(Ok(g))) = r.resarray.get(2) else {
+        panic!("GETATTR: {r:?}");
+    };
+    let attrs = Fattr::from_fattr4(&g.obj_attributes).unwrap();
+    assert_eq!(attrs.file_type, Some(NF4DIR));
     srv.stop().await;
 }
 
@@ -213,70 +242,185 @@ async fn oversized_record_closes_only_that_connection_and_garbage_gets_garbage_a
 async fn slot_table_replays_and_rejects_misordered() {
     let srv = start(None).await;
     let mut c = Client::connect(srv.addr).await;
-    let sess = session(&mut c, b"wire-test-2").await;
-    let mut e = Encoder::new();
-    seq_op(&mut e, &sess, 1, 1);
-    e.put_u32(24);
-    e.put_u32(10);
-    let first = c.call(1, &compound(e.as_slice(), 3)).await.unwrap();
-    assert_eq!(status_of(&first), 0);
+    let (_, sess) = session(&mut c, b"wire-test-2").await;
+    let req = to_bytes(&CompoundArgs::new(
+        "",
+        vec![seq(sess, 1, 1), NfsArgOp::Getfh],
+    ));
+    let first = c.call(1, &req).await.unwrap();
+    // GETFH without a current file handle fails after SEQUENCE: the failure is cached too.
+    let res: CompoundRes = from_bytes(&first).unwrap();
+    assert_eq!(res.status, NfsStat::NOFILEHANDLE);
     // The same seqid again is a replay: the cached reply, byte for byte.
-    let again = c.call(1, &compound(e.as_slice(), 3)).await.unwrap();
+    let again = c.call(1, &req).await.unwrap();
     assert_eq!(first, again);
-    let mut e = Encoder::new();
-    seq_op(&mut e, &sess, 5, 1);
-    let r = c.call(1, &compound(e.as_slice(), 1)).await.unwrap();
-    assert_eq!(status_of(&r), 10063, "SEQ_MISORDERED");
-    let mut e = Encoder::new();
-    seq_op(&mut e, &sess, 1, 9999);
-    let r = c.call(1, &compound(e.as_slice(), 1)).await.unwrap();
-    assert_eq!(status_of(&r), 10053, "BADSLOT");
-    let mut e = Encoder::new();
-    seq_op(&mut e, &[7; 16], 1, 0);
-    let r = c.call(1, &compound(e.as_slice(), 1)).await.unwrap();
-    assert_eq!(status_of(&r), 10052, "BADSESSION");
+    for (sess, seqid, slot, want) in [
+        (sess, 5, 1, NfsStat::SEQ_MISORDERED),
+        (sess, 1, 9999, NfsStat::BADSLOT),
+        (SessionId([7; 16]), 1, 0, NfsStat::BADSESSION),
+    ] {
+        let r = c.compound(vec![seq(sess, seqid, slot)]).await;
+        assert_eq!(r.status, want);
+    }
     srv.stop().await;
-}
-
-fn create_dir_ops(e: &mut Encoder, name: &str) {
-    e.put_u32(24);
-    e.put_u32(6);
-    e.put_u32(2); // NF4DIR
-    e.put_str(name);
-    e.put_u32(0);
-    e.put_opaque(b"");
 }
 
 #[tokio::test]
 async fn undecodable_compound_changes_nothing_even_after_restart() {
     let srv = start(None).await;
     let mut c = Client::connect(srv.addr).await;
-    let sess = session(&mut c, b"wire-test-3").await;
-    // SEQUENCE, PUTROOTFH, CREATE "x" followed by a truncated op: nothing may run.
-    let mut e = Encoder::new();
-    seq_op(&mut e, &sess, 1, 0);
-    create_dir_ops(&mut e, "x");
-    e.put_u32(15); // LOOKUP with a missing name
-    assert_eq!(c.call(1, &compound(e.as_slice(), 4)).await, Err(4));
+    let (_, sess) = session(&mut c, b"wire-test-3").await;
+    // SEQUENCE, PUTROOTFH, CREATE "x" followed by a LOOKUP cut after its op number: nothing
+    // may run.
+    let mut cut = to_bytes(&CompoundArgs::new(
+        "",
+        vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            mkdir("x", Fattr4::default()),
+            lookup("z"),
+        ],
+    ));
+    cut.truncate(cut.len() - 8);
+    assert_eq!(c.call(1, &cut).await, Err(4));
+    // A mode attribute without its value: the attributes are decoded before anything runs.
+    let no_value = Fattr4 {
+        attrmask: Bitmap4::from_bits(&[FATTR4_MODE]),
+        attr_vals: Vec::new(),
+    };
+    let bad_attr = CompoundArgs::new(
+        "",
+        vec![seq(sess, 1, 0), NfsArgOp::Putrootfh, mkdir("w", no_value)],
+    );
+    assert_eq!(c.call(1, &to_bytes(&bad_attr)).await, Err(4));
     // The same without the garbage creates "y".
-    let mut e = Encoder::new();
-    seq_op(&mut e, &sess, 1, 0);
-    create_dir_ops(&mut e, "y");
-    let r = c.call(1, &compound(e.as_slice(), 3)).await.unwrap();
-    assert_eq!(status_of(&r), 0);
+    let mode = Fattr {
+        mode: Some(0o755),
+        ..Fattr::default()
+    };
+    let r = c
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            mkdir("y", mode.to_fattr4()),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK);
     let dir = srv.stop().await;
-    // Restart on the same store: "y" exists, "x" does not.
+    // Restart on the same store: "y" exists, "x" and "w" do not.
     let srv = start(Some(dir)).await;
     let mut c = Client::connect(srv.addr).await;
-    let sess = session(&mut c, b"wire-test-3b").await;
-    for (i, (name, want)) in [(1u32, ("y", 0u32)), (2, ("x", 2u32))] {
-        let mut e = Encoder::new();
-        seq_op(&mut e, &sess, i, 0);
-        e.put_u32(24);
-        e.put_u32(15);
-        e.put_str(name);
-        let r = c.call(1, &compound(e.as_slice(), 3)).await.unwrap();
-        assert_eq!(status_of(&r), want, "LOOKUP {name}");
+    let (_, sess) = session(&mut c, b"wire-test-3b").await;
+    for (i, (name, want)) in [
+        ("y", NfsStat::OK),
+        ("x", NfsStat::NOENT),
+        ("w", NfsStat::NOENT),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seqid = u32::try_from(i).unwrap() + 1;
+        let r = c
+            .compound(vec![seq(sess, seqid, 0), NfsArgOp::Putrootfh, lookup(name)])
+            .await;
+        assert_eq!(r.status, want, "LOOKUP {name}");
     }
+    srv.stop().await;
+}
+
+/// Opens (creating) `name` in the root and takes an RW layout on its first block; returns
+/// the LAYOUTGET result.
+async fn open_and_layoutget(
+    c: &mut Client,
+    clientid: ClientId,
+    sess: SessionId,
+    seqid: u32,
+    name: &str,
+) -> CompoundRes {
+    c.compound(vec![
+        seq(sess, seqid, 0),
+        NfsArgOp::Putrootfh,
+        NfsArgOp::Open(OpenArgs {
+            seqid: 0,
+            share_access: OPEN4_SHARE_ACCESS_BOTH,
+            share_deny: OPEN4_SHARE_DENY_NONE,
+            owner: StateOwner {
+                clientid,
+                owner: b"owner".to_vec(),
+            },
+            openhow: OpenFlag::Create(CreateHow::Unchecked(Fattr4::default())),
+            claim: OpenClaim::Null(name.into()),
+        }),
+        NfsArgOp::Layoutget(LayoutgetArgs {
+            signal_layout_avail: false,
+            layout_type: LayoutType::BlockVolume,
+            iomode: LayoutIoMode::ReadWrite,
+            offset: 0,
+            length: 4096,
+            minlength: 4096,
+            stateid: Stateid::CURRENT,
+            maxcount: 4096,
+        }),
+    ])
+    .await
+}
+
+/// A client that stops renewing loses its session, opens and layouts once the lease has
+/// expired, and another client then gets the layout it held — long before the recall timeout
+/// would have revoked it.
+#[tokio::test]
+async fn expired_lease_drops_the_clients_state_and_frees_its_layouts() {
+    let srv = start_with(
+        None,
+        &["--lease-seconds", "2", "--recall-timeout-seconds", "600"],
+    )
+    .await;
+    let mut c1 = Client::connect(srv.addr).await;
+    let mut c2 = Client::connect(srv.addr).await;
+    let (cid1, s1) = session(&mut c1, b"wire-lease-1").await;
+    let (cid2, s2) = session(&mut c2, b"wire-lease-2").await;
+    let r = open_and_layoutget(&mut c1, cid1, s1, 1, "f").await;
+    assert_eq!(r.status, NfsStat::OK, "client 1 open + LAYOUTGET: {r:?}");
+    let Some(NfsResOp::Open(Ok(open1))) = r.resarray.get(2) else {
+        panic!("OPEN: {r:?}");
+    };
+    // Client 2 asks for the same range and keeps its own lease alive by asking: it is told
+    // to wait (RECALLCONFLICT) while client 1's lease lasts, then gets the layout.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut conflicts = 0;
+    let mut seqid = 1;
+    loop {
+        let r = open_and_layoutget(&mut c2, cid2, s2, seqid, "f").await;
+        seqid += 1;
+        match r.status {
+            NfsStat::OK => break,
+            NfsStat::RECALLCONFLICT => conflicts += 1,
+            other => panic!("client 2 LAYOUTGET: {other} ({r:?})"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "client 1's layout was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        conflicts > 0,
+        "client 1's layout must conflict while its lease lasts"
+    );
+    // Client 1's session and open state are gone.
+    let r = c1.compound(vec![seq(s1, 2, 0)]).await;
+    assert_eq!(r.status, NfsStat::BADSESSION);
+    let r = c2
+        .compound(vec![
+            seq(s2, seqid, 0),
+            NfsArgOp::TestStateid(TestStateidArgs {
+                stateids: vec![open1.stateid],
+            }),
+        ])
+        .await;
+    let Some(NfsResOp::TestStateid(Ok(t))) = r.resarray.get(1) else {
+        panic!("TEST_STATEID: {r:?}");
+    };
+    assert_eq!(t.status_codes, vec![NfsStat::BAD_STATEID]);
     srv.stop().await;
 }

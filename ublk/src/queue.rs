@@ -1,26 +1,31 @@
 //! One queue thread: libublk's per-queue io_uring, a local executor with one task per tag,
-//! and the bridge to the tokio runtime that runs the [`Disk`].
+//! and the bridge to the tokio runtime the [`Disk`] needs.
 //!
-//! The bridge, without busy waiting:
-//! - Each tag task (on the queue thread) decodes and validates its request, copies write data
-//!   into `Bytes`, spawns the Disk call on the tokio [`Handle`] and awaits a
-//!   `tokio::sync::oneshot` receiver (runtime-agnostic: it only needs a waker).
+//! The bridge, without busy waiting and without a thread hop per request:
+//! - Each tag task (on the queue thread) decodes and validates its request and polls the
+//!   Disk call itself, inside the tokio runtime's context ([`Handle::enter`] around every
+//!   poll), so `spawn_blocking`, timers and sockets inside the disk work as on a tokio worker.
+//!   A read goes through [`Disk::read_into`] straight into the tag's I/O buffer. A disk that
+//!   answers without waiting (a RAM disk, a cache hit) completes with no thread switch at all.
 //! - The queue thread sleeps in `io_uring_enter`, not in the executor, so a waker alone does
 //!   not wake it. Every queue has an eventfd with an `IORING_OP_POLL_ADD` armed on its ring
-//!   by a small "kick" task. The tokio side sends the result (waking the tag task) and then
-//!   writes the eventfd (at most one write until the queue thread has drained it, an
+//!   by a small "kick" task. The Disk future is polled with a waker that wakes the tag task
+//!   and then writes the eventfd (at most one write until the queue thread has drained it, an
 //!   `AtomicBool` coalesces); the poll completes, `io_uring_enter` returns, the executor
 //!   runs the woken tasks, and they commit their results with
 //!   `UBLK_U_IO_COMMIT_AND_FETCH_REQ`.
-//! - A `Reply` guard kicks also when it is dropped unsent (a panicking Disk, a runtime
-//!   shutting down): the request then completes with `-ESHUTDOWN`, never hangs the queue.
+//! - A Disk call that panics completes its request with `-ESHUTDOWN` (the panic is caught
+//!   at the poll), never takes the queue thread down or hangs the queue.
 
+use std::future::Future;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
-use bytes::Bytes;
 use libublk::helpers::IoBuf;
 use libublk::io::{UblkDev, UblkQueue};
 use libublk::uring_async::{
@@ -29,10 +34,9 @@ use libublk::uring_async::{
 use libublk::{BufDesc, UblkUringData};
 use pnfs_gateway::disk::{Disk, DiskError, DiskErrorKind, DiskInfo};
 use tokio::runtime::Handle;
-use tokio::sync::oneshot;
 
 use crate::error::describe_libublk;
-use crate::request::{decode, execute, failure_result, Outcome, Request};
+use crate::request::{decode, execute, failure_result, Request};
 
 /// How long a queue waits without events before libublk marks it idle (and releases its
 /// buffers' pages).
@@ -128,29 +132,77 @@ impl Kicker {
     }
 }
 
-type ReplyResult = Result<Outcome, DiskError>;
-
-/// The tokio side's handle on one request: sends the result, and wakes the queue thread
-/// whether it was sent or dropped.
-struct Reply {
-    tx: Option<oneshot::Sender<ReplyResult>>,
+/// A waker for a Disk future polled on the queue thread: wakes the tag task, then the queue
+/// thread (which may be asleep in `io_uring_enter`).
+struct KickWaker {
+    task: Waker,
     kicker: Arc<Kicker>,
 }
 
-impl Reply {
-    fn send(mut self, result: ReplyResult) {
-        if let Some(tx) = self.tx.take() {
-            // The receiver is gone only if the queue thread is; nothing left to tell.
-            let _ = tx.send(result);
+impl Wake for KickWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.task.wake_by_ref();
+        self.kicker.kick();
+    }
+}
+
+/// Polls a Disk future on the queue thread inside the tokio runtime's context, with a
+/// [`KickWaker`]; a panic in the future becomes a `Shutdown` error.
+struct OnRuntime<'a, F> {
+    fut: Pin<&'a mut F>,
+    handle: &'a Handle,
+    kicker: &'a Arc<Kicker>,
+    /// The task waker the cached kick waker wraps, and that kick waker.
+    waker: Option<(Waker, Waker)>,
+}
+
+impl<T, F: Future<Output = Result<T, DiskError>>> Future for OnRuntime<'_, F> {
+    type Output = Result<T, DiskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let kick = match &this.waker {
+            Some((task, kick)) if task.will_wake(cx.waker()) => kick.clone(),
+            _ => {
+                let kick = Waker::from(Arc::new(KickWaker {
+                    task: cx.waker().clone(),
+                    kicker: Arc::clone(this.kicker),
+                }));
+                this.waker = Some((cx.waker().clone(), kick.clone()));
+                kick
+            }
+        };
+        let _runtime = this.handle.enter();
+        let mut inner_cx = Context::from_waker(&kick);
+        let fut = this.fut.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(&mut inner_cx))) {
+            Ok(p) => p,
+            Err(_) => Poll::Ready(Err(DiskError::new(
+                DiskErrorKind::Shutdown,
+                "the disk panicked while handling the request",
+            ))),
         }
     }
 }
 
-impl Drop for Reply {
-    fn drop(&mut self) {
-        drop(self.tx.take());
-        self.kicker.kick();
+/// Runs `fut` (a Disk call) to completion on this thread, in the runtime's context.
+async fn on_runtime<T, F: Future<Output = Result<T, DiskError>>>(
+    fut: F,
+    handle: &Handle,
+    kicker: &Arc<Kicker>,
+) -> Result<T, DiskError> {
+    let fut = std::pin::pin!(fut);
+    OnRuntime {
+        fut,
+        handle,
+        kicker,
+        waker: None,
     }
+    .await
 }
 
 /// Keeps a POLL_ADD armed on the eventfd; each completion drains it and re-arms.
@@ -203,45 +255,14 @@ async fn handle_request<D: Disk>(
             return failure_result(&e);
         }
     };
-    let data = match &request {
-        Request::Write { length_bytes, .. } => {
-            let len = usize::try_from(*length_bytes).unwrap_or(usize::MAX);
-            buf.get(..len).map(Bytes::copy_from_slice)
-        }
-        _ => None,
-    };
-    let (tx, rx) = oneshot::channel();
-    let reply = Reply {
-        tx: Some(tx),
-        kicker: Arc::clone(kicker),
-    };
-    let disk = Arc::clone(&ctx.disk);
-    let req = request.clone();
-    // If the runtime is shutting down the task is dropped, and so is `reply`.
-    drop(ctx.handle.spawn(async move {
-        let result = execute(&*disk, req, data).await;
-        reply.send(result);
-    }));
-    let result = rx.await.unwrap_or_else(|_| {
-        Err(DiskError::new(
-            DiskErrorKind::Shutdown,
-            "the request was dropped by the runtime (shutdown or a panic in the disk)",
-        ))
-    });
-    match result {
-        Ok(Outcome::Data(bytes)) => {
-            let Some(dst) = buf.get_mut(..bytes.len()) else {
-                c.errors.fetch_add(1, Ordering::Relaxed);
-                return -libc::EIO;
-            };
-            dst.copy_from_slice(&bytes);
-            c.reads.fetch_add(1, Ordering::Relaxed);
-            c.bytes_read
-                .fetch_add(u64::try_from(bytes.len()).unwrap_or(0), Ordering::Relaxed);
-            i32::try_from(bytes.len()).unwrap_or(-libc::EOVERFLOW)
-        }
-        Ok(Outcome::Done(n)) => {
+    match on_runtime(execute(&*ctx.disk, &request, buf), &ctx.handle, kicker).await {
+        Ok(n) => {
             match request {
+                Request::Read { length_bytes, .. } => {
+                    c.reads.fetch_add(1, Ordering::Relaxed);
+                    c.bytes_read
+                        .fetch_add(u64::from(length_bytes), Ordering::Relaxed);
+                }
                 Request::Write { length_bytes, .. } => {
                     c.writes.fetch_add(1, Ordering::Relaxed);
                     c.bytes_written
@@ -256,7 +277,6 @@ async fn handle_request<D: Disk>(
                 Request::WriteZeroes { .. } => {
                     c.write_zeroes.fetch_add(1, Ordering::Relaxed);
                 }
-                Request::Read { .. } => {}
             }
             i32::try_from(n).unwrap_or(-libc::EOVERFLOW)
         }

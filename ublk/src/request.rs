@@ -18,7 +18,7 @@ pub enum Request {
         /// Byte length.
         length_bytes: u32,
     },
-    /// Write the tag's buffer at `offset_bytes` (data is copied in by the queue thread).
+    /// Write the tag's buffer at `offset_bytes`.
     Write {
         /// Byte offset.
         offset_bytes: u64,
@@ -127,59 +127,58 @@ pub fn decode(
     Ok(request)
 }
 
-/// What a finished request hands back to the queue thread.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Data read (exactly the requested length).
-    Data(Bytes),
-    /// Done; complete with this many bytes (the request length for writes, 0 otherwise).
-    Done(u32),
-}
-
-/// Runs one decoded request against the disk (on the tokio runtime). `data` is the write
-/// payload for [`Request::Write`].
+/// Runs one decoded request against the disk. `buf` is the tag's I/O buffer: a read fills
+/// its first `length_bytes` through [`Disk::read_into`] (no intermediate copy), a write
+/// sends them. Returns the byte count to complete with (the request length for reads and
+/// writes, 0 otherwise).
 pub async fn execute<D: Disk>(
     disk: &D,
-    request: Request,
-    data: Option<Bytes>,
-) -> Result<Outcome, DiskError> {
-    match request {
+    request: &Request,
+    buf: &mut [u8],
+) -> Result<u32, DiskError> {
+    let tag_buffer = |length_bytes: u32| {
+        usize::try_from(length_bytes)
+            .ok()
+            .filter(|&l| l <= buf.len())
+            .ok_or_else(|| {
+                DiskError::new(
+                    DiskErrorKind::TooLarge,
+                    format!(
+                        "{length_bytes} bytes exceed the {}-byte tag buffer",
+                        buf.len()
+                    ),
+                )
+            })
+    };
+    match *request {
         Request::Read {
             offset_bytes,
             length_bytes,
         } => {
-            let bytes = disk.read(offset_bytes, length_bytes).await?;
-            if bytes.len() != usize::try_from(length_bytes).unwrap_or(usize::MAX) {
-                return Err(DiskError::new(
-                    DiskErrorKind::Io,
-                    format!(
-                        "disk returned {} bytes for a read of {length_bytes}",
-                        bytes.len()
-                    ),
-                ));
-            }
-            Ok(Outcome::Data(bytes))
+            let len = tag_buffer(length_bytes)?;
+            disk.read_into(offset_bytes, &mut buf[..len]).await?;
+            Ok(length_bytes)
         }
         Request::Write {
             offset_bytes,
             length_bytes,
             fua,
         } => {
-            let data =
-                data.ok_or_else(|| DiskError::new(DiskErrorKind::Io, "write without data"))?;
+            let len = tag_buffer(length_bytes)?;
+            let data = Bytes::copy_from_slice(&buf[..len]);
             disk.write(offset_bytes, data, fua).await?;
-            Ok(Outcome::Done(length_bytes))
+            Ok(length_bytes)
         }
         Request::Flush => {
             disk.flush().await?;
-            Ok(Outcome::Done(0))
+            Ok(0)
         }
         Request::Discard {
             offset_bytes,
             length_bytes,
         } => {
             disk.trim(offset_bytes, length_bytes).await?;
-            Ok(Outcome::Done(0))
+            Ok(0)
         }
         Request::WriteZeroes {
             offset_bytes,
@@ -189,7 +188,7 @@ pub async fn execute<D: Disk>(
         } => {
             disk.write_zeroes(offset_bytes, length_bytes, may_unmap, fua)
                 .await?;
-            Ok(Outcome::Done(0))
+            Ok(0)
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::aligned::AlignedBuf;
 use super::extent_cache::{Piece, PieceState, StorageRef};
 use super::fence::{wait_unfenced, FenceDecision};
 use super::layout::{commit, ensure_device, ensure_layout, maybe_evict, LayoutOutcome};
@@ -175,6 +176,41 @@ async fn volume_read<M: MetadataServer>(
     Ok(())
 }
 
+/// Reads `len` bytes at `storage` of a logical volume into `buf[at..at + len]`, straight
+/// into the buffer (no copy where the volume can). On `Err` the buffer is gone.
+async fn volume_read_into<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    storage: StorageRef,
+    len: u64,
+    mut buf: AlignedBuf,
+    mut at: usize,
+) -> Result<AlignedBuf, DirectError> {
+    let dev = ensure_device(sh, storage.device_id)
+        .await
+        .map_err(|_| DirectError::Fallback)?;
+    let spans = dev
+        .map_range(storage.offset_bytes, len)
+        .map_err(|_| DirectError::Fallback)?;
+    for s in spans {
+        let n = usize::try_from(s.length_bytes)
+            .map_err(|e| DirectError::Fatal(PnfsError::Volume(e.to_string())))?;
+        if !may_issue(sh) {
+            return Err(DirectError::Fallback);
+        }
+        buf = match s.volume.read_into(s.offset_bytes, buf, at, n).await {
+            Ok(b) => b,
+            Err(e) => {
+                Stats::inc(&sh.stats.volume_errors);
+                tracing::warn!(volume = s.volume.name(), offset = s.offset_bytes, error = %e, "volume read failed: using the MDS");
+                return Err(DirectError::Fallback);
+            }
+        };
+        Stats::add(&sh.stats.direct_read_bytes, s.length_bytes);
+        at += n;
+    }
+    Ok(buf)
+}
+
 /// Writes `data` at `storage` of a logical volume.
 async fn volume_write<M: MetadataServer>(
     sh: &Arc<Shared<M>>,
@@ -299,18 +335,20 @@ async fn mds_write_range<M: MetadataServer>(
     Ok(())
 }
 
-/// Reads `[offset, offset + len)` into a buffer.
+/// Reads `[offset, offset + len)` into an aligned buffer (every byte of it written: volume
+/// data, zeros, or MDS data), which the caller hands to the frontend without copying.
 pub(super) async fn read<M: MetadataServer>(
     sh: &Arc<Shared<M>>,
     f: &Arc<FileCtx>,
     offset: u64,
     len: usize,
-) -> Result<Vec<u8>, PnfsError> {
-    let mut out = vec![0u8; len];
+) -> Result<AlignedBuf, PnfsError> {
+    let new_buf = || AlignedBuf::new(len).map_err(|e| PnfsError::Volume(e.to_string()));
+    let mut out = new_buf()?;
     let end = offset + len as u64;
     match plan(sh, f, offset, end, false).await? {
         Plan::Mds => {
-            mds_read(sh, f, offset, &mut out).await?;
+            mds_read(sh, f, offset, out.as_mut_slice()).await?;
         }
         Plan::Direct(pieces, guard) => {
             let mut fallback = false;
@@ -328,14 +366,14 @@ pub(super) async fn read<M: MetadataServer>(
                 };
                 match source {
                     None => {
-                        out[s..s + n].fill(0);
+                        out.as_mut_slice()[s..s + n].fill(0);
                         Stats::add(&sh.stats.zero_fill_read_bytes, p.length_bytes);
                     }
-                    Some(st) => match volume_read(sh, st, p.length_bytes, &mut out[s..s + n]).await
-                    {
-                        Ok(()) => {}
+                    Some(st) => match volume_read_into(sh, st, p.length_bytes, out, s).await {
+                        Ok(b) => out = b,
                         Err(DirectError::Fallback) => {
                             fallback = true;
+                            out = new_buf()?;
                             break;
                         }
                         Err(DirectError::Fatal(e)) => return Err(e),
@@ -344,7 +382,7 @@ pub(super) async fn read<M: MetadataServer>(
             }
             drop(guard);
             if fallback {
-                mds_read(sh, f, offset, &mut out).await?;
+                mds_read(sh, f, offset, out.as_mut_slice()).await?;
             }
         }
     }

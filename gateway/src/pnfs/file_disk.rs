@@ -119,7 +119,7 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
         engine::read(&self.sh, &self.f, offset_bytes, len)
             .instrument(span)
             .await
-            .map(Bytes::from)
+            .map(Bytes::from_owner)
             .map_err(|e| self.fail(e))
     }
 

@@ -1,5 +1,6 @@
 //! The pNFS block layer: layout and extent cache, volume map, I/O engine, fencing, Disk impl.
 //!
+//! - [`aligned`]: pooled page-aligned buffers for `O_DIRECT` reads handed to the frontends.
 //! - [`volume`]: [`volume::VolumeIo`] and its real ([`volume::FileVolume`]), fault and trace
 //!   layers.
 //! - [`device`]: GETDEVICEINFO bodies → volume trees matched by signature (block) or
@@ -16,6 +17,7 @@
 //! One [`PnfsClient`] serves every file of one MDS (one client ID); each configured file is a
 //! [`file_disk::PnfsDisk`].
 
+pub mod aligned;
 pub mod device;
 mod engine;
 pub mod extent_cache;
@@ -27,6 +29,7 @@ mod recall;
 pub mod scsi;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+mod uring;
 pub mod volume;
 
 use std::collections::HashMap;

@@ -5,7 +5,6 @@
 //! the time it was issued). [`FileVolume`] is the real thing: `pread`/`pwrite` on a blocking
 //! pool, with `O_DIRECT` and aligned buffers when the file system allows it.
 
-use std::alloc::{self, Layout};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -17,10 +16,10 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::scsi::{pr_register_ioctl, sysfs_designators, Designator};
+use super::uring::VolumeRing;
 use crate::mds_api::BoxFuture;
 
-/// Alignment of offsets, lengths and buffers for `O_DIRECT` I/O.
-pub const DIRECT_IO_ALIGN_BYTES: usize = 4096;
+pub use super::aligned::{AlignedBuf, DIRECT_IO_ALIGN_BYTES};
 
 /// I/O on one leaf volume. Offsets are bytes on the volume; requests need no alignment (an
 /// implementation that needs it widens internally).
@@ -57,55 +56,41 @@ pub trait VolumeIo: Send + Sync + fmt::Debug {
         let msg = format!("{}: no persistent reservations on this volume", self.name());
         Box::pin(async move { Err(io::Error::new(io::ErrorKind::Unsupported, msg)) })
     }
-}
 
-/// A buffer aligned to [`DIRECT_IO_ALIGN_BYTES`], for `O_DIRECT`.
-struct AlignedBuf {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
-}
-
-// SAFETY: AlignedBuf owns its allocation exclusively (like Vec<u8>), so moving it between
-// threads or sharing &AlignedBuf is as safe as for Vec<u8>.
-unsafe impl Send for AlignedBuf {}
-// SAFETY: see above; &AlignedBuf only gives shared access to plain bytes.
-unsafe impl Sync for AlignedBuf {}
-
-impl AlignedBuf {
-    fn layout(len: usize) -> io::Result<Layout> {
-        Layout::from_size_align(len.max(DIRECT_IO_ALIGN_BYTES), DIRECT_IO_ALIGN_BYTES)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
-    }
-
-    /// A zeroed buffer of `len` bytes.
-    fn zeroed(len: usize) -> io::Result<Self> {
-        let layout = Self::layout(len)?;
-        // SAFETY: the layout has a nonzero size (at least DIRECT_IO_ALIGN_BYTES).
-        let raw = unsafe { alloc::alloc_zeroed(layout) };
-        let ptr = std::ptr::NonNull::new(raw)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::OutOfMemory, "aligned buffer"))?;
-        Ok(Self { ptr, len })
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        // SAFETY: ptr points to an initialised (zeroed) allocation of at least len bytes owned
-        // by self, alive as long as &self.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as in as_slice, and &mut self guarantees exclusive access.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    /// Reads exactly `length_bytes` at `offset_bytes` into `buf[at..at + length_bytes]` and
+    /// hands the buffer back (it moves to the I/O thread and returns; on an error it is
+    /// dropped). An implementation that
+    /// can read straight into the buffer saves the copy of [`VolumeIo::read`]; the default
+    /// reads with [`VolumeIo::read`] and copies, so layers that only override `read` keep
+    /// their behaviour.
+    fn read_into(
+        &self,
+        offset_bytes: u64,
+        mut buf: AlignedBuf,
+        at: usize,
+        length_bytes: usize,
+    ) -> BoxFuture<io::Result<AlignedBuf>> {
+        let read = self.read(offset_bytes, length_bytes);
+        Box::pin(async move {
+            let data = read.await?;
+            let buf_len = buf.len();
+            match buf
+                .as_mut_slice()
+                .get_mut(at..at.saturating_add(length_bytes))
+            {
+                Some(dst) if data.len() == length_bytes => dst.copy_from_slice(&data),
+                _ => return Err(into_range_error(buf_len, at, length_bytes)),
+            }
+            Ok(buf)
+        })
     }
 }
 
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        if let Ok(layout) = Self::layout(self.len) {
-            // SAFETY: ptr was allocated by alloc_zeroed with this same layout (same len).
-            unsafe { alloc::dealloc(self.ptr.as_ptr(), layout) };
-        }
-    }
+fn into_range_error(buf_len: usize, at: usize, length_bytes: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("read_into {at}+{length_bytes} does not fit a buffer of {buf_len} bytes"),
+    )
 }
 
 /// A volume backed by a file or block device, opened read-write (or read-only).
@@ -115,6 +100,9 @@ pub struct FileVolume {
     size_bytes: u64,
     direct: bool,
     designators: Vec<Designator>,
+    /// The io_uring for aligned `O_DIRECT` I/O, set up on first use inside a runtime (None:
+    /// unavailable, use the blocking pool).
+    ring: std::sync::OnceLock<Option<VolumeRing>>,
 }
 
 impl fmt::Debug for FileVolume {
@@ -172,6 +160,7 @@ impl FileVolume {
             size_bytes,
             direct,
             designators,
+            ring: std::sync::OnceLock::new(),
         })
     }
 
@@ -180,6 +169,21 @@ impl FileVolume {
     pub fn with_scsi_designators(mut self, designators: Vec<Designator>) -> Self {
         self.designators = designators;
         self
+    }
+
+    /// The volume's live io_uring for an aligned `O_DIRECT` request at `offset_bytes` of
+    /// `length_bytes` (placed at `at` in an aligned buffer), if there is one.
+    fn ring_for(&self, offset_bytes: u64, at: usize, length_bytes: usize) -> Option<&VolumeRing> {
+        let align = DIRECT_IO_ALIGN_BYTES;
+        let aligned =
+            offset_bytes % align as u64 == 0 && at % align == 0 && length_bytes % align == 0;
+        if !self.direct || !aligned || length_bytes == 0 {
+            return None;
+        }
+        self.ring
+            .get_or_init(VolumeRing::new)
+            .as_ref()
+            .filter(|r| r.is_alive())
     }
 
     /// True when the volume is open with `O_DIRECT`.
@@ -225,11 +229,42 @@ fn read_blocking(file: &File, direct: bool, offset_bytes: u64, len: usize) -> io
         return Ok(v);
     }
     let (start, span) = aligned_span(offset_bytes, len)?;
-    let mut buf = AlignedBuf::zeroed(span)?;
+    let mut buf = AlignedBuf::new(span)?;
     pread_exact(file, buf.as_mut_slice(), start)?;
     let skip =
         usize::try_from(offset_bytes - start).map_err(|e| io::Error::other(e.to_string()))?;
     Ok(buf.as_slice()[skip..skip + len].to_vec())
+}
+
+/// Reads `len` bytes at `offset_bytes` into `buf[at..at + len]`: straight into the buffer
+/// when the file is buffered or the request is aligned for `O_DIRECT`, else through an
+/// aligned bounce buffer.
+fn read_into_blocking(
+    file: &File,
+    direct: bool,
+    offset_bytes: u64,
+    buf: &mut AlignedBuf,
+    at: usize,
+    len: usize,
+) -> io::Result<()> {
+    let buf_len = buf.len();
+    let dst = buf
+        .as_mut_slice()
+        .get_mut(at..at.saturating_add(len))
+        .ok_or_else(|| into_range_error(buf_len, at, len))?;
+    let align = DIRECT_IO_ALIGN_BYTES;
+    let aligned = offset_bytes % align as u64 == 0 && at % align == 0 && len % align == 0;
+    if !direct || aligned {
+        // The buffer's base is aligned, so `at` aligned means the slice is too.
+        return pread_exact(file, dst, offset_bytes);
+    }
+    let (start, span) = aligned_span(offset_bytes, len)?;
+    let mut bounce = AlignedBuf::new(span)?;
+    pread_exact(file, bounce.as_mut_slice(), start)?;
+    let skip =
+        usize::try_from(offset_bytes - start).map_err(|e| io::Error::other(e.to_string()))?;
+    dst.copy_from_slice(&bounce.as_slice()[skip..skip + len]);
+    Ok(())
 }
 
 fn write_blocking(file: &File, direct: bool, offset_bytes: u64, data: &[u8]) -> io::Result<()> {
@@ -237,7 +272,8 @@ fn write_blocking(file: &File, direct: bool, offset_bytes: u64, data: &[u8]) -> 
         return file.write_all_at(data, offset_bytes);
     }
     let (start, span) = aligned_span(offset_bytes, data.len())?;
-    let mut buf = AlignedBuf::zeroed(span)?;
+    // Every byte of the span is written below (head/tail units read back, data copied in).
+    let mut buf = AlignedBuf::new(span)?;
     let skip =
         usize::try_from(offset_bytes - start).map_err(|e| io::Error::other(e.to_string()))?;
     let align = DIRECT_IO_ALIGN_BYTES;
@@ -284,11 +320,53 @@ impl VolumeIo for FileVolume {
         let checked = self.check_range(offset_bytes, data.len());
         let file = Arc::clone(&self.file);
         let direct = self.direct;
+        if let (Ok(()), Some(ring)) = (&checked, self.ring_for(offset_bytes, 0, data.len())) {
+            // Whole aligned units: one copy into an aligned buffer, no read-modify-write.
+            let ring = ring.clone_handle();
+            return Box::pin(async move {
+                let mut buf = AlignedBuf::new(data.len())?;
+                buf.as_mut_slice().copy_from_slice(&data);
+                let len = data.len();
+                ring.write(&file, offset_bytes, buf, 0, len).await.map(drop)
+            });
+        }
         Box::pin(async move {
             checked?;
             tokio::task::spawn_blocking(move || write_blocking(&file, direct, offset_bytes, &data))
                 .await
                 .map_err(|e| io::Error::other(format!("volume write task: {e}")))?
+        })
+    }
+
+    fn read_into(
+        &self,
+        offset_bytes: u64,
+        mut buf: AlignedBuf,
+        at: usize,
+        length_bytes: usize,
+    ) -> BoxFuture<io::Result<AlignedBuf>> {
+        let checked = self.check_range(offset_bytes, length_bytes);
+        let file = Arc::clone(&self.file);
+        let direct = self.direct;
+        if let (Ok(()), Some(ring)) = (&checked, self.ring_for(offset_bytes, at, length_bytes)) {
+            if at
+                .checked_add(length_bytes)
+                .is_some_and(|end| end <= buf.len())
+            {
+                let ring = ring.clone_handle();
+                return Box::pin(async move {
+                    ring.read(&file, offset_bytes, buf, at, length_bytes).await
+                });
+            }
+        }
+        Box::pin(async move {
+            checked?;
+            tokio::task::spawn_blocking(move || {
+                read_into_blocking(&file, direct, offset_bytes, &mut buf, at, length_bytes)
+                    .map(|()| buf)
+            })
+            .await
+            .map_err(|e| io::Error::other(format!("volume read task: {e}")))?
         })
     }
 

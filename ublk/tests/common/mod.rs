@@ -92,16 +92,23 @@ impl Disk for RamDisk {
     }
 
     async fn read(&self, offset_bytes: u64, length_bytes: u32) -> DiskResult<Bytes> {
-        let len = u64::from(length_bytes);
+        let mut out = vec![0u8; ix(u64::from(length_bytes))];
+        self.read_into(offset_bytes, &mut out).await?;
+        Ok(Bytes::from(out))
+    }
+
+    async fn read_into(&self, offset_bytes: u64, out: &mut [u8]) -> DiskResult<()> {
+        let len = u64::try_from(out.len()).unwrap_or(u64::MAX);
         self.check(offset_bytes, len)?;
-        let mut out = vec![0u8; ix(len)];
         let chunks = self.chunks()?;
         Self::pieces(offset_bytes, len, |chunk, within, at, n| {
-            if let Some(c) = chunks.get(&chunk) {
-                out[ix(at)..ix(at + n)].copy_from_slice(&c[ix(within)..ix(within + n)]);
+            let dst = &mut out[ix(at)..ix(at + n)];
+            match chunks.get(&chunk) {
+                Some(c) => dst.copy_from_slice(&c[ix(within)..ix(within + n)]),
+                None => dst.fill(0),
             }
         });
-        Ok(Bytes::from(out))
+        Ok(())
     }
 
     async fn write(&self, offset_bytes: u64, data: Bytes, _fua: bool) -> DiskResult<()> {
@@ -172,6 +179,17 @@ impl<D: Disk> Disk for FailReads<D> {
             ));
         }
         self.inner.read(offset_bytes, length_bytes).await
+    }
+
+    async fn read_into(&self, offset_bytes: u64, out: &mut [u8]) -> DiskResult<()> {
+        let end = offset_bytes.saturating_add(u64::try_from(out.len()).unwrap_or(u64::MAX));
+        if offset_bytes < self.eio_range.end && self.eio_range.start < end {
+            return Err(DiskError::new(
+                DiskErrorKind::Io,
+                format!("injected read error at {offset_bytes}+{}", out.len()),
+            ));
+        }
+        self.inner.read_into(offset_bytes, out).await
     }
 
     async fn write(&self, offset_bytes: u64, data: Bytes, fua: bool) -> DiskResult<()> {

@@ -1,0 +1,506 @@
+//! `O_DIRECT` volume reads and writes through one io_uring per volume, completed on the tokio
+//! runtime (the ring's fd is registered with the runtime's reactor), so a request costs no
+//! hop to a blocking thread and back: the worker submits, the reactor sees the completion.
+//!
+//! Safety of the buffers: an operation's buffer and file handle live in the ring's slot
+//! table, not in the future, until the kernel has posted the completion; a dropped future
+//! only marks its slot abandoned. If the ring goes away with operations still in the kernel,
+//! their buffers are leaked rather than freed under the device.
+//!
+//! The ring is bound to the runtime that first used it: when that runtime's reactor stops,
+//! the ring is marked dead, operations still waiting fail with an error (the engine then
+//! uses the MDS), and the volume uses its blocking-pool path from then on.
+//!
+//! Unlike `spawn_blocking`, an operation in the ring does not hold back tokio's paused-clock
+//! auto-advance: tests that pause time should not do volume I/O on `O_DIRECT` volumes.
+
+use std::fs::File;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use io_uring::{opcode, types, IoUring};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use super::aligned::AlignedBuf;
+
+/// Submission queue entries of one volume's ring.
+const RING_ENTRIES: u32 = 256;
+/// Operations in flight on one ring at most (the completion queue holds twice the entries).
+const RING_MAX_IN_FLIGHT: usize = 256;
+/// Resubmissions of one short read or write before giving up with EIO.
+const MAX_SHORT_RETRIES: u32 = 16;
+
+/// One operation's state, owned by the ring until its completion is reaped.
+struct Slot {
+    /// The buffer the kernel reads into or writes from.
+    buf: Option<AlignedBuf>,
+    /// Keeps the file descriptor open while the kernel uses it.
+    _file: Arc<File>,
+    /// The completion result (bytes or -errno), once reaped.
+    result: Option<i32>,
+    /// Who to wake on completion.
+    waker: Option<Waker>,
+    /// The future was dropped: free the slot when the completion arrives.
+    abandoned: bool,
+    /// Holds a place in the in-flight budget until the completion.
+    _permit: OwnedSemaphorePermit,
+}
+
+#[derive(Default)]
+struct Slots {
+    slots: Vec<Option<Slot>>,
+    free: Vec<usize>,
+}
+
+impl Slots {
+    fn insert(&mut self, slot: Slot) -> usize {
+        if let Some(i) = self.free.pop() {
+            self.slots[i] = Some(slot);
+            i
+        } else {
+            self.slots.push(Some(slot));
+            self.slots.len() - 1
+        }
+    }
+
+    fn remove(&mut self, i: usize) -> Option<Slot> {
+        let s = self.slots.get_mut(i)?.take();
+        if s.is_some() {
+            self.free.push(i);
+        }
+        s
+    }
+}
+
+struct Shared {
+    ring: Mutex<IoUring>,
+    slots: Mutex<Slots>,
+    alive: AtomicBool,
+    budget: Arc<Semaphore>,
+    /// Signalled when the volume drops its ring: the reaper task ends.
+    closing: Notify,
+}
+
+impl Shared {
+    fn slots(&self) -> MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ring(&self) -> MutexGuard<'_, IoUring> {
+        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves every posted completion into its slot and wakes the waiters.
+    fn reap(&self) {
+        let done: Vec<(u64, i32)> = {
+            let mut ring = self.ring();
+            ring.completion()
+                .map(|c| (c.user_data(), c.result()))
+                .collect()
+        };
+        if done.is_empty() {
+            return;
+        }
+        let mut wake = Vec::with_capacity(done.len());
+        {
+            let mut slots = self.slots();
+            for (user_data, res) in done {
+                let Ok(i) = usize::try_from(user_data) else {
+                    continue;
+                };
+                let abandoned = match slots.slots.get_mut(i) {
+                    Some(Some(s)) => {
+                        s.result = Some(res);
+                        wake.extend(s.waker.take());
+                        s.abandoned
+                    }
+                    _ => false,
+                };
+                if abandoned {
+                    slots.remove(i);
+                }
+            }
+        }
+        for w in wake {
+            w.wake();
+        }
+    }
+
+    /// Marks the ring dead and fails every waiting operation (their buffers stay in the
+    /// slots until the ring is dropped, see [`Drop for Shared`]).
+    fn kill(&self) {
+        self.alive.store(false, Ordering::SeqCst);
+        let wake: Vec<Waker> = self
+            .slots()
+            .slots
+            .iter_mut()
+            .flatten()
+            .filter_map(|s| s.waker.take())
+            .collect();
+        for w in wake {
+            w.wake();
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Operations without a completion may still be in the kernel after the ring fd
+        // closes (teardown is asynchronous): never free their buffers.
+        let slots = self.slots.get_mut().unwrap_or_else(|p| p.into_inner());
+        for s in slots.slots.iter_mut().flatten() {
+            if s.result.is_none() {
+                if let Some(b) = s.buf.take() {
+                    std::mem::forget(b);
+                }
+            }
+        }
+    }
+}
+
+/// The ring's fd for the reactor; holds the ring (which owns the fd) so the fd stays open as
+/// long as it is registered.
+struct RingFd {
+    raw: RawFd,
+    _ring: Arc<Shared>,
+}
+
+impl AsRawFd for RingFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.raw
+    }
+}
+
+/// Marks the ring dead when the reaper task ends (its runtime shut down or the fd failed).
+struct ReaperGuard(Arc<Shared>);
+
+impl Drop for ReaperGuard {
+    fn drop(&mut self) {
+        self.0.kill();
+    }
+}
+
+async fn reaper(shared: Arc<Shared>, fd: AsyncFd<RingFd>) {
+    let _guard = ReaperGuard(Arc::clone(&shared));
+    loop {
+        let readable = tokio::select! {
+            biased;
+            () = shared.closing.notified() => return,
+            r = fd.readable() => r,
+        };
+        let mut ready = match readable {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "volume io_uring: readiness failed; using the blocking pool");
+                return;
+            }
+        };
+        ready.clear_ready();
+        shared.reap();
+    }
+}
+
+/// One volume's io_uring (dropping it ends its reaper task).
+pub(super) struct VolumeRing {
+    handle: RingHandle,
+}
+
+impl Drop for VolumeRing {
+    fn drop(&mut self) {
+        self.handle.shared.closing.notify_one();
+    }
+}
+
+impl std::fmt::Debug for VolumeRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VolumeRing")
+            .field("alive", &self.is_alive())
+            .finish()
+    }
+}
+
+/// What an operation's future holds of the ring.
+pub(super) struct RingHandle {
+    shared: Arc<Shared>,
+}
+
+impl VolumeRing {
+    /// A ring whose completions are reaped on the current tokio runtime; `None` outside a
+    /// runtime or where io_uring is unavailable (the caller uses the blocking pool).
+    pub(super) fn new() -> Option<Self> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        let ring = match IoUring::new(RING_ENTRIES) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(error = %e, "volume io_uring unavailable: using the blocking pool");
+                return None;
+            }
+        };
+        let raw = ring.as_raw_fd();
+        let shared = Arc::new(Shared {
+            ring: Mutex::new(ring),
+            slots: Mutex::new(Slots::default()),
+            alive: AtomicBool::new(true),
+            budget: Arc::new(Semaphore::new(RING_MAX_IN_FLIGHT)),
+            closing: Notify::new(),
+        });
+        let fd = {
+            let _enter = handle.enter();
+            let ring_fd = RingFd {
+                raw,
+                _ring: Arc::clone(&shared),
+            };
+            // SAFETY: `raw` is the ring's fd, owned by the IoUring inside `shared`, which
+            // `ring_fd` keeps alive: it stays open and the same for the AsyncFd's lifetime.
+            match unsafe { AsyncFd::register_with_interest(ring_fd, tokio::io::Interest::READABLE) }
+            {
+                Ok(fd) => fd,
+                Err(e) => {
+                    tracing::info!(error = %e, "volume io_uring: cannot poll the ring; using the blocking pool");
+                    return None;
+                }
+            }
+        };
+        handle.spawn(reaper(Arc::clone(&shared), fd));
+        Some(Self {
+            handle: RingHandle { shared },
+        })
+    }
+
+    /// False once the runtime that reaps this ring is gone.
+    pub(super) fn is_alive(&self) -> bool {
+        self.handle.shared.alive.load(Ordering::SeqCst)
+    }
+
+    /// A handle for one operation's future.
+    pub(super) fn clone_handle(&self) -> RingHandle {
+        RingHandle {
+            shared: Arc::clone(&self.handle.shared),
+        }
+    }
+}
+
+impl RingHandle {
+    /// Submits one read (`write == false`) or write of `buf[at..at + len]` at `offset` and
+    /// waits for it; returns the buffer and the result (bytes or -errno).
+    async fn one(
+        &self,
+        file: &Arc<File>,
+        write: bool,
+        offset: u64,
+        mut buf: AlignedBuf,
+        at: usize,
+        len: usize,
+    ) -> io::Result<(AlignedBuf, i32)> {
+        let permit = Arc::clone(&self.shared.budget)
+            .acquire_owned()
+            .await
+            .map_err(|_| io::Error::other("volume io_uring closed"))?;
+        let len_u32 = u32::try_from(len).map_err(|e| io::Error::other(e.to_string()))?;
+        let ptr = buf
+            .as_mut_slice()
+            .get_mut(at..at + len)
+            .ok_or_else(|| io::Error::other("volume io_uring: range outside the buffer"))?
+            .as_mut_ptr();
+        let fd = types::Fd(file.as_raw_fd());
+        let sqe = if write {
+            opcode::Write::new(fd, ptr, len_u32).offset(offset).build()
+        } else {
+            opcode::Read::new(fd, ptr, len_u32).offset(offset).build()
+        };
+        let idx = self.shared.slots().insert(Slot {
+            buf: Some(buf),
+            _file: Arc::clone(file),
+            result: None,
+            waker: None,
+            abandoned: false,
+            _permit: permit,
+        });
+        let user_data = u64::try_from(idx).map_err(|e| io::Error::other(e.to_string()))?;
+        let op = OpFuture {
+            shared: &self.shared,
+            idx,
+            done: false,
+        };
+        let submitted = {
+            let mut ring = self.shared.ring();
+            let entry = sqe.user_data(user_data);
+            // SAFETY: the SQE points into the slot's buffer and names the slot's file; both
+            // stay alive in the slot table until the completion is reaped (or are leaked if
+            // the ring dies first), so the kernel never sees freed memory or a reused fd.
+            let mut pushed = unsafe { ring.submission().push(&entry) }.is_ok();
+            if !pushed {
+                // The queue is full of entries not yet submitted: submit them, try again.
+                let _ = ring.submit();
+                // SAFETY: as above.
+                pushed = unsafe { ring.submission().push(&entry) }.is_ok();
+            }
+            if pushed {
+                // Once pushed the entry belongs to the kernel side even if this submit
+                // fails: a later submit sends it, so the slot must stay until completion.
+                let mut ok = false;
+                for _ in 0..3 {
+                    if ring.submit().is_ok() {
+                        ok = true;
+                        break;
+                    }
+                }
+                Some(ok)
+            } else {
+                None
+            }
+        };
+        match submitted {
+            None => {
+                // Never pushed: nothing is in the kernel, the slot can go with its buffer.
+                drop(op.forget());
+                return Err(io::Error::other("volume io_uring: submission queue full"));
+            }
+            Some(false) => {
+                tracing::warn!("volume io_uring: submit keeps failing; using the blocking pool");
+                self.shared.kill();
+            }
+            Some(true) => {}
+        }
+        op.await
+    }
+
+    /// Reads exactly `len` bytes at `offset` into `buf[at..at + len]` (resubmitting short
+    /// reads).
+    pub(super) async fn read(
+        &self,
+        file: &Arc<File>,
+        offset: u64,
+        buf: AlignedBuf,
+        at: usize,
+        len: usize,
+    ) -> io::Result<AlignedBuf> {
+        self.full(file, false, offset, buf, at, len).await
+    }
+
+    /// Writes all of `buf[at..at + len]` at `offset` (resubmitting short writes).
+    pub(super) async fn write(
+        &self,
+        file: &Arc<File>,
+        offset: u64,
+        buf: AlignedBuf,
+        at: usize,
+        len: usize,
+    ) -> io::Result<AlignedBuf> {
+        self.full(file, true, offset, buf, at, len).await
+    }
+
+    async fn full(
+        &self,
+        file: &Arc<File>,
+        write: bool,
+        offset: u64,
+        mut buf: AlignedBuf,
+        at: usize,
+        len: usize,
+    ) -> io::Result<AlignedBuf> {
+        let mut done = 0usize;
+        let mut retries = 0u32;
+        while done < len {
+            let (b, res) = self
+                .one(
+                    file,
+                    write,
+                    offset + done as u64,
+                    buf,
+                    at + done,
+                    len - done,
+                )
+                .await?;
+            buf = b;
+            match usize::try_from(res) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "volume io_uring: no progress (past the end?)",
+                    ))
+                }
+                Ok(n) => done += n.min(len - done),
+                Err(_) if res == -libc::EINTR || res == -libc::EAGAIN => {}
+                Err(_) => return Err(io::Error::from_raw_os_error(-res)),
+            }
+            retries += 1;
+            if done < len && retries > MAX_SHORT_RETRIES {
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+        }
+        Ok(buf)
+    }
+}
+
+/// Waits for slot `idx` to complete.
+struct OpFuture<'a> {
+    shared: &'a Arc<Shared>,
+    idx: usize,
+    done: bool,
+}
+
+impl OpFuture<'_> {
+    /// Frees a slot that was never submitted and returns its buffer.
+    fn forget(mut self) -> Option<AlignedBuf> {
+        self.done = true;
+        self.shared.slots().remove(self.idx).and_then(|s| s.buf)
+    }
+}
+
+impl Future for OpFuture<'_> {
+    type Output = io::Result<(AlignedBuf, i32)>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let mut slots = this.shared.slots();
+        let Some(Some(slot)) = slots.slots.get_mut(this.idx) else {
+            this.done = true;
+            return Poll::Ready(Err(io::Error::other("volume io_uring: lost operation")));
+        };
+        if let Some(res) = slot.result {
+            let buf = slot.buf.take();
+            slots.remove(this.idx);
+            this.done = true;
+            return Poll::Ready(
+                buf.map(|b| (b, res))
+                    .ok_or_else(|| io::Error::other("volume io_uring: buffer missing")),
+            );
+        }
+        if !this.shared.alive.load(Ordering::SeqCst) {
+            // Leave the slot (and its buffer) to the ring: the kernel may still use it.
+            slot.abandoned = true;
+            this.done = true;
+            return Poll::Ready(Err(io::Error::other(
+                "volume io_uring: the runtime reaping this ring has stopped",
+            )));
+        }
+        slot.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+impl Drop for OpFuture<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut slots = self.shared.slots();
+        match slots.slots.get_mut(self.idx) {
+            Some(Some(s)) if s.result.is_some() => {
+                slots.remove(self.idx);
+            }
+            Some(Some(s)) => {
+                s.abandoned = true;
+                s.waker = None;
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Opens and I/O through the MDS: OPEN, OPEN_DOWNGRADE, CLOSE, READ, WRITE, COMMIT, CLONE.
+
+use pnfs_proto::nfs4::attr::{Bitmap4, FATTR4_SIZE};
+use pnfs_proto::nfs4::{
+    CloneArgs, CommitResOk, CreateHow, NfsRes, NfsStat, OpenArgs, OpenClaim, OpenDelegation,
+    OpenDowngradeArgs, OpenFlag, OpenResOk, ReadArgs, ReadResOk, StableHow, Stateid, Verifier,
+    WriteArgs, WriteResOk, OPEN4_RESULT_LOCKTYPE_POSIX, OPEN4_SHARE_ACCESS_BOTH,
+};
+
+use super::attrs::InAttrs;
+use super::namespace::cinfo;
+use super::{Ctx, State, StateEntry, MAX_IO_BYTES};
+use crate::fs::{Kind, SetAttrs};
+
+impl State {
+    pub(crate) fn open(&mut self, ctx: &mut Ctx, a: OpenArgs, attrs: InAttrs) -> NfsRes<OpenResOk> {
+        let cid = ctx.clientid()?;
+        let access = a.share_access & OPEN4_SHARE_ACCESS_BOTH;
+        if access == 0 {
+            return Err(NfsStat::INVAL);
+        }
+        let mut cinfo_v = (0u64, 0u64);
+        let mut attrset = Bitmap4::new();
+        let file = match a.claim {
+            OpenClaim::Null(name) => {
+                if self.in_grace() {
+                    return Err(NfsStat::GRACE);
+                }
+                let dir = ctx.cfh()?;
+                let dino = self.fs.get(dir)?;
+                if !dino.is_dir() {
+                    return Err(if matches!(dino.kind, Kind::Symlink(_)) {
+                        NfsStat::SYMLINK
+                    } else {
+                        NfsStat::NOTDIR
+                    });
+                }
+                cinfo_v = (dino.change, dino.change);
+                match a.openhow {
+                    OpenFlag::NoCreate => self.fs.lookup(dir, &name)?,
+                    OpenFlag::Create(how) => {
+                        let guarded = !matches!(how, CreateHow::Unchecked(_));
+                        if attrs.unsupported {
+                            return Err(NfsStat::ATTRNOTSUPP);
+                        }
+                        match self.fs.lookup(dir, &name) {
+                            Ok(id) => {
+                                if guarded {
+                                    return Err(NfsStat::EXIST);
+                                }
+                                if let Some(0) = attrs.set.size {
+                                    if self.fs.get(id)?.size > 0 {
+                                        if self.recall_file(id, None, 0, u64::MAX, true) > 0 {
+                                            return Err(NfsStat::DELAY);
+                                        }
+                                        self.fs.setattr(
+                                            id,
+                                            &SetAttrs {
+                                                size: Some(0),
+                                                ..SetAttrs::default()
+                                            },
+                                        )?;
+                                    }
+                                    attrset.set(FATTR4_SIZE);
+                                }
+                                id
+                            }
+                            Err(NfsStat::NOENT) => {
+                                let mut set = attrs.set.clone();
+                                set.size = None;
+                                let (id, b, af) = self.fs.create(
+                                    dir,
+                                    &name,
+                                    Kind::File,
+                                    ctx.cred.uid,
+                                    ctx.cred.gid,
+                                    &set,
+                                )?;
+                                cinfo_v = (b, af);
+                                attrset = attrs.mask.clone();
+                                id
+                            }
+                            Err(x) => return Err(x),
+                        }
+                    }
+                }
+            }
+            OpenClaim::Fh => {
+                if self.in_grace() {
+                    return Err(NfsStat::GRACE);
+                }
+                ctx.cfh()?
+            }
+            OpenClaim::Previous(_) => {
+                if !self.in_grace() {
+                    return Err(NfsStat::NO_GRACE);
+                }
+                let c = self.clients.get(&cid).ok_or(NfsStat::STALE_CLIENTID)?;
+                if !c.can_reclaim() {
+                    return Err(NfsStat::RECLAIM_BAD);
+                }
+                ctx.cfh()?
+            }
+            // No delegations are ever granted, so there is nothing to claim by them.
+            OpenClaim::DelegateCur(_)
+            | OpenClaim::DelegatePrev(_)
+            | OpenClaim::DelegCurFh(_)
+            | OpenClaim::DelegPrevFh => return Err(NfsStat::NOTSUPP),
+        };
+        match &self.fs.get(file)?.kind {
+            Kind::File => {}
+            Kind::Dir => return Err(NfsStat::ISDIR),
+            Kind::Symlink(_) => return Err(NfsStat::SYMLINK),
+        }
+        let owner = a.owner.owner;
+        // One open stateid per (client, owner, file); a second OPEN upgrades it.
+        let found = self.states.iter_mut().find_map(|(k, s)| match s {
+            StateEntry::Open {
+                clientid,
+                owner: o,
+                file: f,
+                access: acc,
+                seqid,
+            } if *clientid == cid && *o == owner && *f == file => {
+                *acc |= access;
+                *seqid += 1;
+                Some(Stateid {
+                    seqid: *seqid,
+                    other: *k,
+                })
+            }
+            _ => None,
+        });
+        let stateid = match found {
+            Some(s) => s,
+            None => {
+                let other = self.new_other();
+                self.states.insert(
+                    other,
+                    StateEntry::Open {
+                        clientid: cid,
+                        owner,
+                        file,
+                        access,
+                        seqid: 1,
+                    },
+                );
+                Stateid { seqid: 1, other }
+            }
+        };
+        ctx.cfh = Some(file);
+        ctx.csid = Some(stateid);
+        Ok(OpenResOk {
+            stateid,
+            cinfo: cinfo(cinfo_v.0, cinfo_v.1),
+            rflags: OPEN4_RESULT_LOCKTYPE_POSIX,
+            attrset,
+            // This server never hands out delegations.
+            delegation: OpenDelegation::None,
+        })
+    }
+
+    pub(crate) fn open_downgrade(&mut self, ctx: &Ctx, a: &OpenDowngradeArgs) -> NfsRes<Stateid> {
+        let other = ctx.sid(&a.open_stateid)?.other;
+        match self.states.get_mut(&other) {
+            Some(StateEntry::Open { access, seqid, .. }) => {
+                *access = a.share_access & OPEN4_SHARE_ACCESS_BOTH;
+                *seqid += 1;
+                Ok(Stateid {
+                    seqid: *seqid,
+                    other,
+                })
+            }
+            _ => Err(NfsStat::BAD_STATEID),
+        }
+    }
+
+    pub(crate) fn close(&mut self, ctx: &Ctx, sid: &Stateid) -> NfsRes<Stateid> {
+        let cid = ctx.clientid()?;
+        let sid = &ctx.sid(sid)?;
+        match self.states.get(&sid.other) {
+            Some(StateEntry::Open { file, seqid, .. }) => {
+                let (file, seqid) = (*file, *seqid);
+                self.states.remove(&sid.other);
+                // Layouts are return-on-close: the last close of the file by this client
+                // returns them.
+                let still_open = self.states.values().any(|s| {
+                    matches!(s, StateEntry::Open { clientid, file: f, .. }
+                        if *clientid == cid && *f == file)
+                });
+                if !still_open {
+                    self.states.retain(|_, s| {
+                        !matches!(s, StateEntry::Layout { clientid, file: f, .. }
+                            if *clientid == cid && *f == file)
+                    });
+                }
+                Ok(Stateid {
+                    seqid: seqid + 1,
+                    other: sid.other,
+                })
+            }
+            Some(StateEntry::Layout { .. }) => Err(NfsStat::BAD_STATEID),
+            None => Err(self.unknown_stateid(sid)),
+        }
+    }
+
+    pub(crate) fn read(&mut self, ctx: &Ctx, a: &ReadArgs) -> NfsRes<ReadResOk> {
+        let id = ctx.cfh()?;
+        self.check_sid_for_io(&ctx.sid(&a.stateid)?)?;
+        let (data, eof) = self.fs.read(id, a.offset, a.count.min(MAX_IO_BYTES))?;
+        Ok(ReadResOk { eof, data })
+    }
+
+    pub(crate) fn write(&mut self, ctx: &Ctx, a: &WriteArgs) -> NfsRes<WriteResOk> {
+        let id = ctx.cfh()?;
+        self.check_sid_for_io(&ctx.sid(&a.stateid)?)?;
+        let count = u32::try_from(a.data.len())
+            .ok()
+            .filter(|&n| n <= MAX_IO_BYTES)
+            .ok_or(NfsStat::INVAL)?;
+        let off = a.offset;
+        let end = off.saturating_add(u64::from(count));
+        let bs = self.fs.block_bytes;
+        let (from, to) = (off / bs * bs, end.div_ceil(bs) * bs);
+        // Other clients' layouts on the range come back before the MDS writes it.
+        if self.recall_file(id, ctx.clientid, from, to, true) > 0 {
+            return Err(NfsStat::DELAY);
+        }
+        let stale = self.fs.write_changes_map(id, off, u64::from(count));
+        self.fs.write(id, off, &a.data)?;
+        if stale {
+            // The writer's own cached layout no longer matches the map (its page cache has
+            // the data): recall it without holding up this WRITE.
+            self.recall_file(id, None, from, to, true);
+        }
+        Ok(WriteResOk {
+            count,
+            // Data and metadata are on disk before the reply.
+            committed: StableHow::FileSync,
+            writeverf: Verifier(self.write_verf),
+        })
+    }
+
+    pub(crate) fn commit(&self, ctx: &Ctx) -> NfsRes<CommitResOk> {
+        ctx.cfh()?;
+        Ok(CommitResOk {
+            writeverf: Verifier(self.write_verf),
+        })
+    }
+
+    /// CLONE of a whole file (saved fh: source, current fh: destination).
+    pub(crate) fn clone_range(&mut self, ctx: &Ctx, a: &CloneArgs) -> Result<(), NfsStat> {
+        let d = ctx.cfh()?;
+        let s = ctx.sfh()?;
+        self.check_sid_for_io(&ctx.sid(&a.src_stateid)?)?;
+        self.check_sid_for_io(&ctx.sid(&a.dst_stateid)?)?;
+        if a.src_offset != 0
+            || a.dst_offset != 0
+            || (a.count != 0 && a.count < self.fs.get(s)?.size)
+        {
+            return Err(NfsStat::NOTSUPP);
+        }
+        if self.recall_file(d, None, 0, u64::MAX, true)
+            + self.recall_file(s, None, 0, u64::MAX, false)
+            > 0
+        {
+            return Err(NfsStat::DELAY);
+        }
+        self.fs.clone_file(s, d)
+    }
+}

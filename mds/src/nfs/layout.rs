@@ -1,0 +1,493 @@
+//! pNFS: devices, LAYOUTGET / LAYOUTCOMMIT / LAYOUTRETURN and layout recalls. Layout bodies
+//! are `pnfs_proto::layout::block` types.
+
+use std::time::Instant;
+
+use pnfs_proto::layout::block::{BlockLayout, BlockLayoutUpdate};
+use pnfs_proto::layout::{Extent, ExtentState};
+use pnfs_proto::nfs4::{
+    DeviceId, GetdeviceinfoArgs, GetdeviceinfoRes, GetdeviceinfoResOk, GetdevicelistArgs,
+    GetdevicelistResOk, Layout, LayoutContent, LayoutIoMode, LayoutType, LayoutcommitArgs,
+    LayoutcommitResOk, LayoutgetArgs, LayoutgetResOk, Layoutreturn, LayoutreturnArgs,
+    LayoutreturnResOk, NfsRes, NfsStat, Stateid, Verifier,
+};
+use pnfs_proto::xdr::{from_bytes, to_bytes};
+
+use super::callback::Recall;
+use super::{fh_of, Ctx, Seg, State, StateEntry, MAX_READ_LAYOUT_BYTES, MAX_RW_LAYOUT_BYTES};
+use crate::fs::{Grant, LayoutPiece};
+
+/// Encoded size of one pnfs_block_extent4 (device id, three offsets, state).
+const EXTENT_XDR_BYTES: u32 = 16 + 8 + 8 + 8 + 4;
+/// Bytes of a LAYOUTGET reply besides the extents, rounded up.
+const LAYOUTGET_OVERHEAD_BYTES: u32 = 64;
+/// Bytes of a GETDEVICEINFO reply besides the device address body.
+const GETDEVICEINFO_OVERHEAD_BYTES: u32 = 16;
+
+/// The extent state of a layout piece (`LayoutPiece::es` uses the RFC 5663 numbers).
+fn extent_state(es: u32) -> ExtentState {
+    match es {
+        0 => ExtentState::ReadWriteData,
+        1 => ExtentState::ReadData,
+        2 => ExtentState::InvalidData,
+        _ => ExtentState::NoneData,
+    }
+}
+
+/// Joins adjacent NONE_DATA pieces.
+fn merge_none(p: &mut Vec<LayoutPiece>) {
+    let mut out: Vec<LayoutPiece> = Vec::with_capacity(p.len());
+    for x in p.drain(..) {
+        if let Some(l) = out.last_mut() {
+            if l.es == 3 && x.es == 3 && l.file_off + l.len == x.file_off {
+                l.len += x.len;
+                continue;
+            }
+        }
+        out.push(x);
+    }
+    *p = out;
+}
+
+/// Only the block layout type is served.
+fn check_type(t: LayoutType) -> Result<(), NfsStat> {
+    if t == LayoutType::BlockVolume {
+        Ok(())
+    } else {
+        Err(NfsStat::UNKNOWN_LAYOUTTYPE)
+    }
+}
+
+impl State {
+    /// The one device: the logical volume, named by its first volume's UUID.
+    pub(crate) fn device_id(&self) -> DeviceId {
+        DeviceId(self.fs.vol.volumes[0].uuid)
+    }
+
+    pub(crate) fn getdevicelist(&self, a: &GetdevicelistArgs) -> NfsRes<GetdevicelistResOk> {
+        check_type(a.layout_type)?;
+        Ok(GetdevicelistResOk {
+            cookie: 0,
+            cookieverf: Verifier([0; 8]),
+            deviceid_list: vec![self.device_id()],
+            eof: true,
+        })
+    }
+
+    pub(crate) fn getdeviceinfo(&self, a: &GetdeviceinfoArgs) -> GetdeviceinfoRes {
+        if let Err(e) = check_type(a.layout_type) {
+            return GetdeviceinfoRes::Error(e);
+        }
+        if a.device_id != self.device_id() {
+            return GetdeviceinfoRes::Error(NfsStat::NOENT);
+        }
+        let body = to_bytes(&self.fs.vol.device_addr());
+        let need = u32::try_from(body.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(GETDEVICEINFO_OVERHEAD_BYTES);
+        if a.maxcount != 0 && a.maxcount < need {
+            return GetdeviceinfoRes::TooSmall { mincount: need };
+        }
+        GetdeviceinfoRes::Ok(GetdeviceinfoResOk {
+            device_addr: pnfs_proto::nfs4::DeviceAddr {
+                layout_type: LayoutType::BlockVolume,
+                addr_body: body,
+            },
+            // No device notifications are offered.
+            notification: pnfs_proto::nfs4::Bitmap4::new(),
+        })
+    }
+
+    #[allow(clippy::too_many_lines)]
+    pub(crate) fn layout_get(
+        &mut self,
+        ctx: &mut Ctx,
+        a: &LayoutgetArgs,
+    ) -> NfsRes<LayoutgetResOk> {
+        let cid = ctx.clientid()?;
+        let id = ctx.cfh()?;
+        check_type(a.layout_type)?;
+        let rw = match a.iomode {
+            LayoutIoMode::Read => false,
+            LayoutIoMode::ReadWrite => true,
+            LayoutIoMode::Any => return Err(NfsStat::BADIOMODE),
+        };
+        if self.in_grace() {
+            return Err(NfsStat::GRACE);
+        }
+        let (off, len, minlen) = (a.offset, a.length, a.minlength);
+        if len == 0 || (len != u64::MAX && off.checked_add(len).is_none()) {
+            return Err(NfsStat::INVAL);
+        }
+        if minlen > len {
+            return Err(NfsStat::INVAL);
+        }
+        let sid = ctx.sid(&a.stateid)?;
+        // The stateid: an open of this file by this client, or its layout stateid.
+        let layout_other = match self.states.get(&sid.other) {
+            Some(StateEntry::Open { clientid, file, .. }) if *clientid == cid && *file == id => {
+                None
+            }
+            Some(StateEntry::Layout {
+                clientid,
+                file,
+                seqid,
+                ..
+            }) if *clientid == cid && *file == id => {
+                if sid.seqid > *seqid {
+                    return Err(NfsStat::BAD_STATEID);
+                }
+                Some(sid.other)
+            }
+            Some(_) => return Err(NfsStat::BAD_STATEID),
+            None => return Err(self.unknown_stateid(&sid)),
+        };
+        // A layout being recalled from this client is not extended.
+        if let Some(o) = layout_other {
+            if matches!(
+                self.states.get(&o),
+                Some(StateEntry::Layout {
+                    recalled: Some(_),
+                    ..
+                })
+            ) {
+                return Err(NfsStat::RECALLCONFLICT);
+            }
+        }
+        let bs = self.fs.block_bytes;
+        let size = self.fs.get(id)?.size;
+        let start = off / bs * bs;
+        let want_end = if len == u64::MAX { u64::MAX } else { off + len };
+        let min_end = off.saturating_add(minlen).div_ceil(bs) * bs;
+        let mut end = if rw {
+            let cap = start + MAX_RW_LAYOUT_BYTES;
+            let e0 = if len == u64::MAX {
+                size.div_ceil(bs) * bs
+            } else {
+                want_end.div_ceil(bs) * bs
+            };
+            e0.min(cap)
+        } else {
+            crate::fs::read_layout_end(start, want_end, size, bs, MAX_READ_LAYOUT_BYTES)
+        };
+        end = end.max(min_end).max(start + bs);
+        // Conflicts with other clients: RW against anything, READ against RW.
+        if self.recall_file(id, Some(cid), start, end, rw) > 0 {
+            return Err(NfsStat::RECALLCONFLICT);
+        }
+        let mut pieces = self.fs.layout(id, start, end - start, rw)?;
+        if !rw {
+            for p in &mut pieces {
+                // READ layouts carry only READ_DATA and NONE_DATA (RFC 5663 §2.3.2).
+                if p.es == 2 {
+                    p.es = 3;
+                    p.vol_off = 0;
+                }
+            }
+            merge_none(&mut pieces);
+        }
+        // Fit the body into maxcount.
+        let max_exts = usize::try_from(
+            (a.maxcount.saturating_sub(LAYOUTGET_OVERHEAD_BYTES) / EXTENT_XDR_BYTES).max(1),
+        )
+        .unwrap_or(usize::MAX);
+        if pieces.len() > max_exts {
+            // Keep a prefix that does not cut a copy-on-write pair.
+            let mut k = max_exts;
+            while k > 0 && pieces[k].file_off < pieces[k - 1].file_off + pieces[k - 1].len {
+                k -= 1;
+            }
+            let covered = pieces[..k]
+                .iter()
+                .map(|p| p.file_off + p.len)
+                .max()
+                .unwrap_or(start);
+            if k == 0 || covered < min_end {
+                return Err(NfsStat::TOOSMALL);
+            }
+            pieces.truncate(k);
+            end = covered;
+        }
+        tracing::debug!(
+            "LAYOUTGET file {id} rw {rw} asked {off}+{len} min {minlen} -> {start}..{end} {pieces:?}"
+        );
+        let device_id = self.device_id();
+        let body = BlockLayout {
+            extents: pieces
+                .iter()
+                .map(|p| Extent {
+                    device_id,
+                    file_offset_bytes: p.file_off,
+                    length_bytes: p.len,
+                    storage_offset_bytes: p.vol_off,
+                    state: extent_state(p.es),
+                })
+                .collect(),
+        };
+        let seg = Seg {
+            rw,
+            off: start,
+            end,
+            gen: self.fs.cut_gen(),
+        };
+        let stateid = self.add_layout_seg(cid, id, layout_other, seg)?;
+        ctx.csid = Some(stateid);
+        Ok(LayoutgetResOk {
+            return_on_close: true,
+            stateid,
+            layouts: vec![Layout {
+                offset: start,
+                length: end - start,
+                iomode: a.iomode,
+                content: LayoutContent {
+                    loc_type: LayoutType::BlockVolume,
+                    loc_body: to_bytes(&body),
+                },
+            }],
+        })
+    }
+
+    /// Records a granted segment in the client's layout stateid for the file (the one named,
+    /// the one it has, or a new one) and returns the stateid with its new seqid.
+    fn add_layout_seg(
+        &mut self,
+        cid: u64,
+        file_id: u64,
+        named: Option<[u8; 12]>,
+        seg: Seg,
+    ) -> Result<Stateid, NfsStat> {
+        let found = match named {
+            Some(o) => Some(o),
+            None => self.states.iter().find_map(|(k, s)| match s {
+                StateEntry::Layout { clientid, file, .. }
+                    if *clientid == cid && *file == file_id =>
+                {
+                    Some(*k)
+                }
+                _ => None,
+            }),
+        };
+        match found {
+            Some(o) => match self.states.get_mut(&o) {
+                Some(StateEntry::Layout { seqid, segs, .. }) => {
+                    *seqid += 1;
+                    segs.push(seg);
+                    Ok(Stateid {
+                        seqid: *seqid,
+                        other: o,
+                    })
+                }
+                _ => Err(NfsStat::SERVERFAULT),
+            },
+            None => {
+                let other = self.new_other();
+                self.states.insert(
+                    other,
+                    StateEntry::Layout {
+                        clientid: cid,
+                        file: file_id,
+                        seqid: 1,
+                        segs: vec![seg],
+                        recalled: None,
+                    },
+                );
+                Ok(Stateid { seqid: 1, other })
+            }
+        }
+    }
+
+    pub(crate) fn layout_commit(
+        &mut self,
+        ctx: &Ctx,
+        a: &LayoutcommitArgs,
+    ) -> NfsRes<LayoutcommitResOk> {
+        let id = ctx.cfh()?;
+        check_type(a.layoutupdate.lou_type)?;
+        // The RW ranges granted under this layout stateid, with the truncation generation
+        // at grant time (a reclaim has none: the grants were lost with the restart).
+        let grants: Vec<Grant> = if a.reclaim {
+            if !self.in_grace() {
+                return Err(NfsStat::NO_GRACE);
+            }
+            Vec::new()
+        } else {
+            if self.in_grace() {
+                return Err(NfsStat::GRACE);
+            }
+            let sid = ctx.sid(&a.stateid)?;
+            match self.states.get(&sid.other) {
+                Some(StateEntry::Layout { file, segs, .. }) if *file == id => segs
+                    .iter()
+                    .filter(|g| g.rw)
+                    .map(|g| Grant {
+                        off: g.off,
+                        end: g.end,
+                        gen: g.gen,
+                    })
+                    .collect(),
+                _ => return Err(self.unknown_stateid(&sid)),
+            }
+        };
+        let update: BlockLayoutUpdate =
+            from_bytes(&a.layoutupdate.lou_body).map_err(|_| NfsStat::BADLAYOUT)?;
+        let valid = update.validate().map_err(|e| {
+            tracing::warn!("LAYOUTCOMMIT with a bad extent list: {e}");
+            NfsStat::BADLAYOUT
+        })?;
+        let dev = self.device_id();
+        if valid.as_slice().iter().any(|x| x.device_id != dev) {
+            return Err(NfsStat::BADLAYOUT);
+        }
+        let list: Vec<(u64, u64, u64)> = valid
+            .as_slice()
+            .iter()
+            .map(|x| (x.file_offset_bytes, x.length_bytes, x.storage_offset_bytes))
+            .collect();
+        tracing::debug!(
+            "LAYOUTCOMMIT file {id} last {:?} extents {list:?}",
+            a.last_write_offset
+        );
+        let newsize =
+            self.fs
+                .layout_commit(id, &list, a.last_write_offset, a.time_modify, &grants)?;
+        Ok(LayoutcommitResOk { newsize })
+    }
+
+    pub(crate) fn layout_return(
+        &mut self,
+        ctx: &Ctx,
+        a: &LayoutreturnArgs,
+    ) -> NfsRes<LayoutreturnResOk> {
+        let cid = ctx.clientid()?;
+        check_type(a.layout_type)?;
+        let f = match &a.layoutreturn {
+            Layoutreturn::File(f) => f,
+            Layoutreturn::Fsid | Layoutreturn::All => {
+                self.states.retain(
+                    |_, s| !matches!(s, StateEntry::Layout { clientid, .. } if *clientid == cid),
+                );
+                return Ok(LayoutreturnResOk { stateid: None });
+            }
+        };
+        let id = ctx.cfh()?;
+        let (off, end) = (f.offset, f.offset.saturating_add(f.length));
+        let other = ctx.sid(&f.stateid)?.other;
+        let Some(StateEntry::Layout {
+            file,
+            seqid,
+            segs,
+            clientid,
+            recalled,
+        }) = self.states.get_mut(&other)
+        else {
+            return Ok(LayoutreturnResOk { stateid: None });
+        };
+        if *file != id || *clientid != cid {
+            return Ok(LayoutreturnResOk { stateid: None });
+        }
+        let mut kept = Vec::new();
+        for g in segs.drain(..) {
+            let match_mode = match a.iomode {
+                LayoutIoMode::Any => true,
+                LayoutIoMode::ReadWrite => g.rw,
+                LayoutIoMode::Read => !g.rw,
+            };
+            if !match_mode || g.end <= off || g.off >= end {
+                kept.push(g);
+                continue;
+            }
+            if g.off < off {
+                kept.push(Seg { end: off, ..g });
+            }
+            if g.end > end {
+                kept.push(Seg { off: end, ..g });
+            }
+        }
+        *segs = kept;
+        *seqid += 1;
+        if segs.is_empty() {
+            self.states.remove(&other);
+            return Ok(LayoutreturnResOk { stateid: None });
+        }
+        *recalled = None;
+        Ok(LayoutreturnResOk {
+            stateid: Some(Stateid {
+                seqid: *seqid,
+                other,
+            }),
+        })
+    }
+
+    /// Recalls every layout on the file at `path`; returns how many recalls were queued.
+    pub fn recall_path(&mut self, path: &str) -> Result<usize, NfsStat> {
+        let id = self.fs.resolve(path)?;
+        Ok(self.recall_file(id, None, 0, u64::MAX, true))
+    }
+
+    /// Queues recalls for layouts on `file` overlapping [off, end) not held by `except`
+    /// (only RW ones unless `any_mode`). Returns how many layouts are in conflict.
+    pub(crate) fn recall_file(
+        &mut self,
+        file: u64,
+        except: Option<u64>,
+        off: u64,
+        end: u64,
+        any_mode: bool,
+    ) -> usize {
+        let mut n = 0;
+        let fh = fh_of(file);
+        for (k, s) in &mut self.states {
+            let StateEntry::Layout {
+                clientid,
+                file: f,
+                seqid,
+                segs,
+                recalled,
+            } = s
+            else {
+                continue;
+            };
+            if *f != file || Some(*clientid) == except {
+                continue;
+            }
+            if !segs
+                .iter()
+                .any(|g| (any_mode || g.rw) && g.off < end && g.end > off)
+            {
+                continue;
+            }
+            n += 1;
+            if recalled.is_none() {
+                *recalled = Some(Instant::now());
+                *seqid += 1;
+                self.recalls.push(Recall {
+                    clientid: *clientid,
+                    fh: fh.clone(),
+                    stateid: Stateid {
+                        seqid: *seqid,
+                        other: *k,
+                    },
+                });
+            }
+        }
+        n
+    }
+
+    /// The holder answered a recall with NOMATCHING_LAYOUT: it holds nothing of that layout
+    /// any more (RFC 8881 §20.3.4), so the layout is returned.
+    pub(crate) fn recall_answered_nomatch(&mut self, other: &[u8; 12]) {
+        if self.states.remove(other).is_some() {
+            tracing::info!("layout {other:02x?}: holder has no matching layout; forgotten");
+        }
+    }
+
+    /// Layout stateids held on the file at `path` (admin/test hook).
+    pub fn layouts_on(&self, path: &str) -> Result<usize, NfsStat> {
+        let id = self.fs.resolve(path)?;
+        Ok(self
+            .states
+            .values()
+            .filter(|s| matches!(s, StateEntry::Layout { file, .. } if *file == id))
+            .count())
+    }
+}

@@ -1,0 +1,402 @@
+//! Client ids, sessions and their slot tables, leases, grace and stateid checks.
+
+use std::time::Instant;
+
+use pnfs_proto::nfs4::{
+    BindConnToSessionArgs, BindConnToSessionResOk, CallbackSecParms, ChannelAttrs,
+    ChannelDirFromClient, ChannelDirFromServer, CreateSessionArgs, CreateSessionResOk,
+    ExchangeIdArgs, ExchangeIdResOk, NfsRes, NfsStat, SequenceArgs, SequenceResOk, ServerOwner,
+    SessionId, StateProtectA, StateProtectR, Stateid, TestStateidResOk,
+    CREATE_SESSION4_FLAG_CONN_BACK_CHAN, EXCHGID4_FLAG_CONFIRMED_R, EXCHGID4_FLAG_USE_PNFS_MDS,
+    SEQ4_STATUS_CB_PATH_DOWN_SESSION,
+};
+
+use super::{ConnHandle, Ctx, State, StateEntry, MAX_OPS, MAX_RPC_BYTES, MAX_SLOTS};
+
+/// Fewest operations per COMPOUND we offer.
+const MIN_OPS: u32 = 8;
+
+/// One fore-channel slot: its sequence id and the reply to replay.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    seq: u32,
+    reply: Option<Vec<u8>>,
+}
+
+/// A session.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub clientid: u64,
+    slots: Vec<Slot>,
+    pub cb_prog: u32,
+    pub cb_sys: bool,
+    pub back: Option<ConnHandle>,
+    pub cb_seq: std::sync::Arc<tokio::sync::Mutex<u32>>,
+}
+
+/// A client id.
+#[derive(Debug)]
+pub(crate) struct Client {
+    pub owner: Vec<u8>,
+    verifier: [u8; 8],
+    confirmed: bool,
+    cs_seq: u32,
+    cs_reply: Option<CreateSessionResOk>,
+    pub renewed: Instant,
+    reclaim_complete: bool,
+    /// Known from a previous boot: may reclaim during grace.
+    pub may_reclaim: bool,
+}
+
+impl Client {
+    /// May this client reclaim state now (it was known before the restart and has not sent
+    /// RECLAIM_COMPLETE)?
+    pub fn can_reclaim(&self) -> bool {
+        self.may_reclaim && !self.reclaim_complete
+    }
+}
+
+/// What SEQUENCE found.
+pub(crate) enum SeqResult {
+    /// A new request on the slot.
+    New(SequenceResOk),
+    /// A retransmission: the cached reply.
+    Replay(Vec<u8>),
+}
+
+impl State {
+    pub(crate) fn sequence(
+        &mut self,
+        ctx: &mut Ctx,
+        a: &SequenceArgs,
+    ) -> Result<SeqResult, NfsStat> {
+        let s = self
+            .sessions
+            .get_mut(&a.sessionid.0)
+            .ok_or(NfsStat::BADSESSION)?;
+        let nslots = u32::try_from(s.slots.len()).unwrap_or(1);
+        let sl = s
+            .slots
+            .get_mut(usize::try_from(a.slotid).unwrap_or(usize::MAX))
+            .ok_or(NfsStat::BADSLOT)?;
+        if a.sequenceid == sl.seq {
+            return match &sl.reply {
+                Some(r) => Ok(SeqResult::Replay(r.clone())),
+                None => Err(NfsStat::RETRY_UNCACHED_REP),
+            };
+        }
+        if a.sequenceid != sl.seq.wrapping_add(1) {
+            return Err(NfsStat::SEQ_MISORDERED);
+        }
+        sl.seq = a.sequenceid;
+        sl.reply = None;
+        let cid = s.clientid;
+        let mut flags = 0;
+        if s.back.is_none() {
+            flags |= SEQ4_STATUS_CB_PATH_DOWN_SESSION;
+        }
+        ctx.clientid = Some(cid);
+        if let Some(c) = self.clients.get_mut(&cid) {
+            c.renewed = Instant::now();
+        }
+        // Every reply is cached, whatever sa_cachethis says.
+        Ok(SeqResult::New(SequenceResOk {
+            sessionid: a.sessionid,
+            sequenceid: a.sequenceid,
+            slotid: a.slotid,
+            highest_slotid: nslots - 1,
+            target_highest_slotid: nslots - 1,
+            status_flags: flags,
+        }))
+    }
+
+    /// Keeps `reply` for replays of the slot's current request.
+    pub(crate) fn cache_reply(&mut self, sess: &[u8; 16], slot: u32, reply: &[u8]) {
+        if let Some(sl) = self
+            .sessions
+            .get_mut(sess)
+            .and_then(|s| s.slots.get_mut(usize::try_from(slot).unwrap_or(usize::MAX)))
+        {
+            sl.reply = Some(reply.to_vec());
+        }
+    }
+
+    pub(crate) fn exchange_id(&mut self, a: &ExchangeIdArgs) -> NfsRes<ExchangeIdResOk> {
+        if matches!(a.state_protect, StateProtectA::Ssv(_)) {
+            return Err(NfsStat::ENCR_ALG_UNSUPP);
+        }
+        let owner = &a.clientowner.ownerid;
+        let verifier = a.clientowner.verifier.0;
+        let existing = self
+            .clients
+            .iter()
+            .find(|(_, c)| c.owner == *owner)
+            .map(|(&id, _)| id);
+        let (id, confirmed) = match existing {
+            Some(id) if self.clients[&id].verifier == verifier => (id, self.clients[&id].confirmed),
+            Some(old) => {
+                // The client rebooted: its old state goes.
+                self.drop_client(old);
+                (self.new_client(owner.clone(), verifier), false)
+            }
+            None => (self.new_client(owner.clone(), verifier), false),
+        };
+        let mut flags = EXCHGID4_FLAG_USE_PNFS_MDS;
+        if confirmed {
+            flags |= EXCHGID4_FLAG_CONFIRMED_R;
+        }
+        Ok(ExchangeIdResOk {
+            clientid: id,
+            sequenceid: self.clients[&id].cs_seq,
+            flags,
+            state_protect: StateProtectR::None,
+            server_owner: ServerOwner {
+                minor_id: 0,
+                major_id: self.server_owner.clone(),
+            },
+            server_scope: self.server_owner.clone(),
+            server_impl_id: None,
+        })
+    }
+
+    fn new_client(&mut self, owner: Vec<u8>, verifier: [u8; 8]) -> u64 {
+        let id = (u64::from(self.epoch32()) << 32) | self.next_clientid;
+        self.next_clientid += 1;
+        let may_reclaim = self.reclaim_pending.contains(&owner);
+        self.clients.insert(
+            id,
+            Client {
+                owner,
+                verifier,
+                confirmed: false,
+                cs_seq: 1,
+                cs_reply: None,
+                renewed: Instant::now(),
+                reclaim_complete: false,
+                may_reclaim,
+            },
+        );
+        id
+    }
+
+    pub(crate) fn create_session(
+        &mut self,
+        ctx: &Ctx,
+        a: &CreateSessionArgs,
+    ) -> NfsRes<CreateSessionResOk> {
+        let epoch32 = self.epoch32();
+        let c = self
+            .clients
+            .get_mut(&a.clientid)
+            .ok_or(NfsStat::STALE_CLIENTID)?;
+        if a.sequence == c.cs_seq.wrapping_sub(1) && c.confirmed {
+            if let Some(r) = &c.cs_reply {
+                return Ok(r.clone());
+            }
+        }
+        if a.sequence != c.cs_seq {
+            return Err(NfsStat::SEQ_MISORDERED);
+        }
+        c.confirmed = true;
+        c.cs_seq = c.cs_seq.wrapping_add(1);
+        c.renewed = Instant::now();
+        let mut sid = [0u8; 16];
+        sid[..8].copy_from_slice(&a.clientid.to_be_bytes());
+        sid[8..12].copy_from_slice(&epoch32.to_be_bytes());
+        sid[12..].copy_from_slice(
+            &u32::try_from(self.next_session & 0xffff_ffff)
+                .unwrap_or(0)
+                .to_be_bytes(),
+        );
+        self.next_session += 1;
+        let fore = &a.fore_chan_attrs;
+        let nslots = fore.maxrequests.clamp(1, MAX_SLOTS);
+        let back_ok = a.flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN != 0;
+        let max_ops = u32::try_from(MAX_OPS).unwrap_or(u32::MAX);
+        let res = CreateSessionResOk {
+            sessionid: SessionId(sid),
+            sequence: a.sequence,
+            flags: if back_ok {
+                CREATE_SESSION4_FLAG_CONN_BACK_CHAN
+            } else {
+                0
+            },
+            // Fore channel: what the client asked for, clamped to our limits.
+            fore_chan_attrs: ChannelAttrs {
+                headerpadsize: 0,
+                maxrequestsize: fore.maxrequestsize.min(MAX_RPC_BYTES),
+                maxresponsesize: fore.maxresponsesize.min(MAX_RPC_BYTES),
+                maxresponsesize_cached: fore.maxresponsesize_cached.min(MAX_RPC_BYTES),
+                maxoperations: fore.maxoperations.clamp(MIN_OPS, max_ops),
+                maxrequests: nslots,
+                rdma_ird: None,
+            },
+            // Back channel: exactly what the client offered (we use one slot of it).
+            back_chan_attrs: ChannelAttrs {
+                headerpadsize: 0,
+                rdma_ird: None,
+                ..a.back_chan_attrs
+            },
+        };
+        c.cs_reply = Some(res.clone());
+        let cb_sys = matches!(a.sec_parms.first(), Some(CallbackSecParms::Sys(_)));
+        let slots = (0..nslots)
+            .map(|_| Slot {
+                seq: 0,
+                reply: None,
+            })
+            .collect();
+        self.sessions.insert(
+            sid,
+            Session {
+                clientid: a.clientid,
+                slots,
+                cb_prog: a.cb_program,
+                cb_sys,
+                back: back_ok.then(|| ctx.conn.clone()),
+                cb_seq: std::sync::Arc::new(tokio::sync::Mutex::new(0)),
+            },
+        );
+        Ok(res)
+    }
+
+    pub(crate) fn destroy_session(&mut self, sess: &[u8; 16]) -> Result<(), NfsStat> {
+        self.sessions
+            .remove(sess)
+            .map(|_| ())
+            .ok_or(NfsStat::BADSESSION)
+    }
+
+    pub(crate) fn bind_conn(
+        &mut self,
+        ctx: &Ctx,
+        a: &BindConnToSessionArgs,
+    ) -> NfsRes<BindConnToSessionResOk> {
+        let s = self
+            .sessions
+            .get_mut(&a.sessid.0)
+            .ok_or(NfsStat::BADSESSION)?;
+        let back = !matches!(a.dir, ChannelDirFromClient::Fore);
+        if back {
+            s.back = Some(ctx.conn.clone());
+        }
+        Ok(BindConnToSessionResOk {
+            sessid: a.sessid,
+            dir: if back {
+                ChannelDirFromServer::Both
+            } else {
+                ChannelDirFromServer::Fore
+            },
+            use_conn_in_rdma_mode: false,
+        })
+    }
+
+    pub(crate) fn destroy_clientid(&mut self, cid: u64) -> Result<(), NfsStat> {
+        let c = self.clients.get(&cid).ok_or(NfsStat::STALE_CLIENTID)?;
+        if self.sessions.values().any(|s| s.clientid == cid) {
+            return Err(NfsStat::CLIENTID_BUSY);
+        }
+        let owner = c.owner.clone();
+        self.fs.record_client(&owner, false)?;
+        self.drop_client(cid);
+        Ok(())
+    }
+
+    pub(crate) fn reclaim_complete(&mut self, ctx: &Ctx) -> Result<(), NfsStat> {
+        let cid = ctx.clientid()?;
+        let c = self.clients.get_mut(&cid).ok_or(NfsStat::STALE_CLIENTID)?;
+        if c.reclaim_complete {
+            return Err(NfsStat::COMPLETE_ALREADY);
+        }
+        c.reclaim_complete = true;
+        let owner = c.owner.clone();
+        self.reclaim_pending.remove(&owner);
+        self.fs.record_client(&owner, true)
+    }
+
+    /// A stateid usable for READ/WRITE/CLONE: special, or one we know.
+    pub(crate) fn check_sid_for_io(&self, sid: &Stateid) -> Result<(), NfsStat> {
+        if sid.other == [0; 12] || sid.other == [0xff; 12] {
+            return Ok(());
+        }
+        if self.states.contains_key(&sid.other) {
+            Ok(())
+        } else {
+            Err(self.unknown_stateid(sid))
+        }
+    }
+
+    pub(crate) fn test_stateids(&self, sids: &[Stateid]) -> TestStateidResOk {
+        TestStateidResOk {
+            status_codes: sids
+                .iter()
+                .map(|s| match self.check_sid_for_io(s) {
+                    Ok(()) => NfsStat::OK,
+                    Err(e) => e,
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn free_stateid(&mut self, sid: &Stateid) -> Result<(), NfsStat> {
+        match self.states.get(&sid.other) {
+            Some(StateEntry::Layout { .. }) => {
+                self.states.remove(&sid.other);
+                Ok(())
+            }
+            Some(StateEntry::Open { .. }) => Err(NfsStat::LOCKS_HELD),
+            None => Err(NfsStat::BAD_STATEID),
+        }
+    }
+
+    /// Periodic work: lease expiry, recall timeouts, grace end.
+    pub fn tick(&mut self) {
+        self.tick_at(Instant::now());
+    }
+
+    /// [`State::tick`] at a given time (tests).
+    pub fn tick_at(&mut self, now: Instant) {
+        self.in_grace();
+        let lease = self.settings.lease;
+        let expired: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| now.saturating_duration_since(c.renewed) > lease + lease / 2)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            tracing::info!("client {id:#x}: lease expired; its state is dropped");
+            if let Some(c) = self.clients.get(&id) {
+                let owner = c.owner.clone();
+                if let Err(e) = self.fs.record_client(&owner, false) {
+                    tracing::error!("forgetting client record: {e}");
+                }
+            }
+            self.drop_client(id);
+            self.expired_clients += 1;
+        }
+        let rt = self.settings.recall_timeout;
+        let late: Vec<[u8; 12]> = self
+            .states
+            .iter()
+            .filter_map(|(k, s)| match s {
+                StateEntry::Layout {
+                    recalled: Some(t), ..
+                } if now.saturating_duration_since(*t) > rt => Some(*k),
+                _ => None,
+            })
+            .collect();
+        for k in late {
+            tracing::warn!("layout {k:02x?}: recall timed out, revoked");
+            self.states.remove(&k);
+            self.revoked += 1;
+        }
+    }
+
+    /// Forgets a client and everything it holds (sessions, opens, layouts).
+    pub(crate) fn drop_client(&mut self, id: u64) {
+        self.clients.remove(&id);
+        self.sessions.retain(|_, s| s.clientid != id);
+        self.states.retain(|_, s| s.clientid() != id);
+    }
+}
