@@ -32,6 +32,8 @@ pub const MAX_RW_LAYOUT_BYTES: u64 = 64 << 20;
 pub const MAX_READ_LAYOUT_BYTES: u64 = 1 << 30;
 /// Encoded size of one pnfs_block_extent4.
 const EXTENT_XDR_BYTES: u32 = 16 + 8 + 8 + 8 + 4;
+/// NOTIFY_DEVICEID4_CHANGE and NOTIFY_DEVICEID4_DELETE (bits 1 and 2 of notify_types).
+const NOTIFY_DEVICEID_CHANGE_DELETE: u32 = (1 << 1) | (1 << 2);
 /// Most names one READDIR returns.
 const MAX_READDIR_ENTRIES: usize = 4096;
 
@@ -278,6 +280,8 @@ pub(crate) enum Op {
         devid: [u8; 16],
         ltype: u32,
         maxcount: u32,
+        /// First word of gdia_notify_types.
+        notify: u32,
     },
     GetDeviceList {
         ltype: u32,
@@ -587,11 +591,12 @@ fn decode_op(d: &mut Decoder<'_>, opnum: u32) -> XdrResult<Op> {
             let devid = d.array_fixed()?;
             let ltype = d.u32()?;
             let maxcount = d.u32()?;
-            get_bitmap(d)?;
+            let notify = get_bitmap(d)?.first().copied().unwrap_or(0);
             Op::GetDeviceInfo {
                 devid,
                 ltype,
                 maxcount,
+                notify,
             }
         }
         48 => {
@@ -1834,6 +1839,7 @@ impl State {
                 devid,
                 ltype,
                 maxcount,
+                notify,
             } => {
                 if ltype != 3 {
                     return Err(NfsStat::UNKNOWN_LAYOUTTYPE);
@@ -1848,7 +1854,12 @@ impl State {
                 }
                 e.put_u32(3);
                 e.put_opaque(&body);
-                e.put_u32(0); // no notifications
+                // Grant the CHANGE/DELETE notifications asked for, as nfsd does: the devices
+                // never change while the MDS runs, so none is ever due. Linux marks a device
+                // whose reply grants fewer types than it asked "nocache" and resolves it again
+                // (a blkmapd upcall) for every new layout: thousands of upcalls in the
+                // exerciser, until one hung.
+                put_bitmap(e, &[notify & NOTIFY_DEVICEID_CHANGE_DELETE]);
             }
             Op::LayoutGet {
                 ltype,

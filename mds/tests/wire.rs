@@ -280,3 +280,70 @@ async fn undecodable_compound_changes_nothing_even_after_restart() {
     }
     srv.stop().await;
 }
+
+/// Skips COMPOUND4res's header and the SEQUENCE result; the decoder is left at the second op.
+fn after_sequence(res: &[u8]) -> Decoder<'_> {
+    let mut d = Decoder::new(res);
+    assert_eq!(d.u32().unwrap(), 0, "compound status");
+    d.opaque("tag", 100).unwrap();
+    d.u32().unwrap(); // result count
+    assert_eq!((d.u32().unwrap(), d.u32().unwrap()), (53, 0), "SEQUENCE");
+    d.array_fixed::<16>().unwrap();
+    for _ in 0..5 {
+        d.u32().unwrap();
+    }
+    d
+}
+
+/// GETDEVICEINFO grants the CHANGE/DELETE notifications the client asks for (as nfsd does):
+/// Linux re-resolves a device whose reply grants fewer (a blkmapd upcall per new layout).
+#[tokio::test]
+async fn getdeviceinfo_grants_the_asked_change_and_delete_notifications() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let sess = session(&mut c, b"wire-test-4").await;
+    let mut e = Encoder::new();
+    seq_op(&mut e, &sess, 1, 0);
+    e.put_u32(48); // GETDEVICELIST
+    e.put_u32(3); // LAYOUT4_BLOCK_VOLUME
+    e.put_u32(16);
+    e.put_u64(0);
+    e.put_opaque_fixed(&[0; 8]);
+    let r = c.call(1, &compound(e.as_slice(), 2)).await.unwrap();
+    let mut d = after_sequence(&r);
+    assert_eq!(
+        (d.u32().unwrap(), d.u32().unwrap()),
+        (48, 0),
+        "GETDEVICELIST"
+    );
+    d.u64().unwrap();
+    d.array_fixed::<8>().unwrap();
+    assert_eq!(d.u32().unwrap(), 1, "one device");
+    let devid = d.array_fixed::<16>().unwrap();
+    // Asked: CHANGE (bit 1), DELETE (bit 2) and an unknown bit 5; granted: CHANGE and DELETE.
+    for (asked, granted) in [(&[0b10_0110u32][..], vec![0b110u32]), (&[][..], vec![])] {
+        let mut e = Encoder::new();
+        seq_op(&mut e, &sess, 2 + u32::from(asked.is_empty()), 0);
+        e.put_u32(47); // GETDEVICEINFO
+        e.put_opaque_fixed(&devid);
+        e.put_u32(3);
+        e.put_u32(65536);
+        e.put_u32(u32::try_from(asked.len()).unwrap());
+        for w in asked {
+            e.put_u32(*w);
+        }
+        let r = c.call(1, &compound(e.as_slice(), 2)).await.unwrap();
+        let mut d = after_sequence(&r);
+        assert_eq!(
+            (d.u32().unwrap(), d.u32().unwrap()),
+            (47, 0),
+            "GETDEVICEINFO"
+        );
+        assert_eq!(d.u32().unwrap(), 3);
+        d.opaque("da_addr_body", 1 << 20).unwrap();
+        let n = d.u32().unwrap();
+        let got: Vec<u32> = (0..n).map(|_| d.u32().unwrap()).collect();
+        assert_eq!(got, granted, "asked {asked:?}");
+    }
+    srv.stop().await;
+}
