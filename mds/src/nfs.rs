@@ -2415,6 +2415,17 @@ impl State {
                 return Err(NfsStat::RECALLCONFLICT);
             }
         }
+        // Nor is any layout granted to a client whose layout of this file is being recalled,
+        // whichever stateid the request carries (nfsd: fi_lo_recalls). Otherwise a segment
+        // granted in between joins the recalled state, and the client's NOMATCHING_LAYOUT
+        // answer to the recall (it held nothing when the recall came) drops it: its next
+        // LAYOUTCOMMIT got BAD_STATEID and the application's fsync EIO.
+        if self.states.values().any(|s| {
+            matches!(s, StateEntry::Layout { clientid, file, recalled: Some(_), .. }
+                if *clientid == cid && *file == id)
+        }) {
+            return Err(NfsStat::RECALLCONFLICT);
+        }
         let bs = self.fs.block_bytes;
         let size = self.fs.get(id)?.size;
         let a = off / bs * bs;
