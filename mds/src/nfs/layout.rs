@@ -21,8 +21,21 @@ use crate::fs::{Grant, LayoutPiece};
 const EXTENT_XDR_BYTES: u32 = 16 + 8 + 8 + 8 + 4;
 /// Bytes of a LAYOUTGET reply besides the extents, rounded up.
 const LAYOUTGET_OVERHEAD_BYTES: u32 = 64;
+/// NOTIFY_DEVICEID4_CHANGE and NOTIFY_DEVICEID4_DELETE (bits 1 and 2 of notify_types).
+const NOTIFY_DEVICEID_CHANGE_DELETE: u32 = (1 << 1) | (1 << 2);
 /// Bytes of a GETDEVICEINFO reply besides the device address body.
 const GETDEVICEINFO_OVERHEAD_BYTES: u32 = 16;
+
+/// The device notifications granted for the ones asked: CHANGE and DELETE (an empty set
+/// when none of those is asked).
+fn granted_notifications(asked: &pnfs_proto::nfs4::Bitmap4) -> pnfs_proto::nfs4::Bitmap4 {
+    let granted = asked.0.first().copied().unwrap_or(0) & NOTIFY_DEVICEID_CHANGE_DELETE;
+    if granted == 0 {
+        pnfs_proto::nfs4::Bitmap4::new()
+    } else {
+        pnfs_proto::nfs4::Bitmap4(vec![granted])
+    }
+}
 
 /// The extent state of a layout piece (`LayoutPiece::es` uses the RFC 5663 numbers).
 fn extent_state(es: u32) -> ExtentState {
@@ -93,8 +106,12 @@ impl State {
                 layout_type: LayoutType::BlockVolume,
                 addr_body: body,
             },
-            // No device notifications are offered.
-            notification: pnfs_proto::nfs4::Bitmap4::new(),
+            // Grant the CHANGE/DELETE notifications asked for, as nfsd does: the devices
+            // never change while the MDS runs, so none is ever due. Linux marks a device whose
+            // reply grants fewer types than it asked "nocache" and resolves it again (a
+            // blkmapd upcall) for every new layout: thousands of upcalls in the exerciser,
+            // until one hung.
+            notification: granted_notifications(&a.notify_types),
         })
     }
 
@@ -142,17 +159,17 @@ impl State {
             Some(_) => return Err(NfsStat::BAD_STATEID),
             None => return Err(self.unknown_stateid(&sid)),
         };
-        // A layout being recalled from this client is not extended.
-        if let Some(o) = layout_other {
-            if matches!(
-                self.states.get(&o),
-                Some(StateEntry::Layout {
-                    recalled: Some(_),
-                    ..
-                })
-            ) {
-                return Err(NfsStat::RECALLCONFLICT);
-            }
+        // No layout is granted to a client whose layout of this file is being recalled,
+        // whichever stateid the request carries (nfsd: fi_lo_recalls). Otherwise a segment
+        // granted in between joins the recalled state, and the client's NOMATCHING_LAYOUT
+        // answer to the recall (it held nothing when the recall came) drops it: its next
+        // LAYOUTCOMMIT got BAD_STATEID and the application's fsync EIO.
+        let recalling = self.states.values().any(|s| {
+            matches!(s, StateEntry::Layout { clientid, file, recalled: Some(_), .. }
+                if *clientid == cid && *file == id)
+        });
+        if recalling {
+            return Err(NfsStat::RECALLCONFLICT);
         }
         let bs = self.fs.block_bytes;
         let size = self.fs.get(id)?.size;
