@@ -6,8 +6,10 @@
 //!   `fua` = the write, fdatasync of the volumes, LAYOUTCOMMIT.
 //! - flush: fdatasync of the volumes the file's layouts use + LAYOUTCOMMIT of every pending
 //!   write (MDS fallback writes are FILE_SYNC already).
-//! - trim: MDS DEALLOCATE where the server has it (the range then reads as zeros), else a
-//!   no-op (allowed: trimmed data may read back as old data).
+//! - trim: MDS DEALLOCATE where the server has it (the range then reads as zeros), else zeros
+//!   written over the parts of the range that may hold data (block_status `Data`); parts that
+//!   already read as zeros (INVALID never written, NONE) cost nothing, so a whole-device
+//!   discard of a fresh file (mkfs) writes nothing. Either way the range reads as zeros after.
 //! - write_zeroes: writes zeros through the normal path (deterministic zeros).
 //! - block_status: from extent states (fetching the layout first): READ_WRITE / READ / written
 //!   → Data; INVALID (no COW source) → Zero; NONE → Hole; COW-sourced INVALID → Data. Where
@@ -31,6 +33,8 @@ use crate::stats::Stats;
 
 /// Largest chunk write_zeroes writes at once.
 const WRITE_ZEROES_CHUNK_BYTES: u64 = 1 << 20;
+/// Largest range one block_status covers when trim has to find the data to zero.
+const TRIM_STATUS_CHUNK_BYTES: u64 = 64 << 20;
 
 /// One file as a block device.
 #[derive(Debug)]
@@ -82,6 +86,34 @@ impl<M: MetadataServer> PnfsDisk<M> {
         Stats::inc(&self.sh.stats.request_errors);
         tracing::warn!(path = %self.f.open.path, error = %e, "block request failed");
         DiskError::from(e)
+    }
+
+    /// Writes zeros over the runs of the range that may hold data (trim without DEALLOCATE):
+    /// after it the whole range reads as zeros, like after a DEALLOCATE.
+    async fn zero_data_runs(&self, offset_bytes: u64, length_bytes: u64) -> DiskResult<()> {
+        let end = offset_bytes + length_bytes;
+        let mut at = offset_bytes;
+        while at < end {
+            let chunk = (end - at).min(TRIM_STATUS_CHUNK_BYTES);
+            let runs = self.block_status(at, chunk).await?;
+            let mut next = at;
+            for run in runs {
+                if run.status == ExtentStatus::Data {
+                    self.write_zeroes(run.offset_bytes, run.length_bytes, true, false)
+                        .await?;
+                }
+                next = run.offset_bytes + run.length_bytes;
+            }
+            // block_status never returns an empty list for a valid range; guard progress anyway.
+            if next <= at {
+                return Err(DiskError::new(
+                    DiskErrorKind::Io,
+                    format!("trim: no block status for {at}+{chunk}"),
+                ));
+            }
+            at = next;
+        }
+        Ok(())
     }
 
     async fn flush_inner(&self) -> Result<(), PnfsError> {
@@ -159,8 +191,12 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
                 self.f.lock().cache.remove_range(bs, be);
                 Ok(())
             }
-            Err(e) if e.kind == MdsErrorKind::NotSupported => Ok(()),
-            Err(e) if e.nfs_status() == Some(pnfs_proto::nfs4::NfsStat::NOTSUPP) => Ok(()),
+            Err(e)
+                if e.kind == MdsErrorKind::NotSupported
+                    || e.nfs_status() == Some(pnfs_proto::nfs4::NfsStat::NOTSUPP) =>
+            {
+                self.zero_data_runs(offset_bytes, length_bytes).await
+            }
             Err(e) => Err(self.fail(e.into())),
         }
     }
