@@ -35,6 +35,10 @@ use crate::stats::Stats;
 const WRITE_ZEROES_CHUNK_BYTES: u64 = 1 << 20;
 /// Largest range one block_status covers when trim has to find the data to zero.
 const TRIM_STATUS_CHUNK_BYTES: u64 = 64 << 20;
+/// Most LAYOUTGETs trim sends per chunk to learn where the data is (each brings at least one
+/// extent; Linux nfsd answers one extent per LAYOUTGET). Parts still unknown after that are
+/// zeroed like data.
+const TRIM_LAYOUTGETS_PER_CHUNK_MAX: u32 = 4096;
 
 /// One file as a block device.
 #[derive(Debug)]
@@ -95,6 +99,22 @@ impl<M: MetadataServer> PnfsDisk<M> {
         let mut at = offset_bytes;
         while at < end {
             let chunk = (end - at).min(TRIM_STATUS_CHUNK_BYTES);
+            // Learn the whole chunk's extents first: block_status alone stops after a few
+            // LAYOUTGETs and reports the rest as data, which would be zeroed for nothing.
+            for _ in 0..TRIM_LAYOUTGETS_PER_CHUNK_MAX {
+                if self.f.lock().cache.gaps(at, at + chunk).is_empty() {
+                    break;
+                }
+                match ensure_layout(&self.sh, &self.f, at, at + chunk).await {
+                    Ok(LayoutOutcome::Progress) => {}
+                    Ok(LayoutOutcome::Unavailable) => break,
+                    Err(e) => {
+                        // Not fatal: the unknown parts are zeroed through the normal path.
+                        tracing::debug!(path = %self.f.open.path, error = %e, "trim: LAYOUTGET failed");
+                        break;
+                    }
+                }
+            }
             let runs = self.block_status(at, chunk).await?;
             let mut next = at;
             for run in runs {
