@@ -101,20 +101,8 @@ impl<M: MetadataServer> PnfsDisk<M> {
             let chunk = (end - at).min(TRIM_STATUS_CHUNK_BYTES);
             // Learn the whole chunk's extents first: block_status alone stops after a few
             // LAYOUTGETs and reports the rest as data, which would be zeroed for nothing.
-            for _ in 0..TRIM_LAYOUTGETS_PER_CHUNK_MAX {
-                if self.f.lock().cache.gaps(at, at + chunk).is_empty() {
-                    break;
-                }
-                match ensure_layout(&self.sh, &self.f, at, at + chunk).await {
-                    Ok(LayoutOutcome::Progress) => {}
-                    Ok(LayoutOutcome::Unavailable) => break,
-                    Err(e) => {
-                        // Not fatal: the unknown parts are zeroed through the normal path.
-                        tracing::debug!(path = %self.f.open.path, error = %e, "trim: LAYOUTGET failed");
-                        break;
-                    }
-                }
-            }
+            self.learn_extents(at, at + chunk, TRIM_LAYOUTGETS_PER_CHUNK_MAX)
+                .await;
             let runs = self.block_status(at, chunk).await?;
             let mut next = at;
             for run in runs {
@@ -134,6 +122,30 @@ impl<M: MetadataServer> PnfsDisk<M> {
             at = next;
         }
         Ok(())
+    }
+
+    /// Fetches layouts until [start, end) is all cached, at most `max_rounds` LAYOUTGETs.
+    /// Each asks for the first gap with a minimum length of one block: Linux nfsd answers
+    /// NFS4ERR_LAYOUTUNAVAILABLE when its extent at the offset is shorter than the minimum
+    /// length, so asking for a long minimum would turn a fragmented file into MDS-only I/O.
+    /// Returns false when layouts are unavailable (the rest stays unknown).
+    async fn learn_extents(&self, start: u64, end: u64, max_rounds: u32) -> bool {
+        for _ in 0..max_rounds {
+            let Some(&(gap_start, gap_end)) = self.f.lock().cache.gaps(start, end).first() else {
+                return true;
+            };
+            let want_end = gap_end.min(gap_start.saturating_add(self.f.block_bytes));
+            match ensure_layout(&self.sh, &self.f, gap_start, want_end).await {
+                Ok(LayoutOutcome::Progress) => {}
+                Ok(LayoutOutcome::Unavailable) => return false,
+                Err(e) => {
+                    // Not fatal: unknown parts count as data (reads go to the volume or MDS).
+                    tracing::debug!(path = %self.f.open.path, error = %e, "LAYOUTGET for extent states failed");
+                    return false;
+                }
+            }
+        }
+        self.f.lock().cache.gaps(start, end).is_empty()
     }
 
     async fn flush_inner(&self) -> Result<(), PnfsError> {
@@ -265,19 +277,8 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
         if length_bytes == 0 {
             return Ok(Vec::new());
         }
-        let mut available = true;
-        for _ in 0..self.sh.cfg.max_plan_rounds {
-            if self.f.lock().cache.gaps(offset_bytes, end).is_empty() {
-                break;
-            }
-            match ensure_layout(&self.sh, &self.f, offset_bytes, end).await {
-                Ok(LayoutOutcome::Progress) => {}
-                Ok(LayoutOutcome::Unavailable) | Err(_) => {
-                    available = false;
-                    break;
-                }
-            }
-        }
+        self.learn_extents(offset_bytes, end, self.sh.cfg.max_plan_rounds)
+            .await;
         let mut out: Vec<StatusExtent> = Vec::new();
         let mut push = |o: u64, l: u64, status: ExtentStatus| {
             if let Some(last) = out.last_mut() {
@@ -317,7 +318,6 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
         if at < end {
             push(at, end - at, ExtentStatus::Data);
         }
-        let _ = available;
         Ok(out)
     }
 }
