@@ -154,6 +154,21 @@ fn tool(cmd: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs qemu-io on a raw NBD URI with `commands` (each one `-c`), failing the test on any
+/// failed command or pattern mismatch; returns its output.
+fn qemu_io(uri: &str, commands: &[&str]) -> String {
+    let mut args = vec!["-f", "raw", uri];
+    for c in commands {
+        args.extend(["-c", c]);
+    }
+    let out = tool("qemu-io", &args);
+    assert!(
+        !out.contains("Pattern verification failed") && !out.contains("failed"),
+        "qemu-io {commands:?} on {uri}:\n{out}"
+    );
+    out
+}
+
 fn stats(control: &Path) -> String {
     tool(BIN, &["stats", "--control", control.to_str().unwrap()])
 }
@@ -194,25 +209,16 @@ fn demo_end_to_end() {
 
     let size = tool("nbdinfo", &["--size", &uri]);
     assert_eq!(size.trim(), (64u64 << 20).to_string());
-    let io = tool(
-        "qemu-io",
+    qemu_io(
+        &uri,
         &[
-            "-f",
-            "raw",
-            &uri,
-            "-c",
             "write -P 0xab 0 1M",
-            "-c",
             "read -P 0xab 0 1M",
-            "-c",
             "write -z 1M 1M",
-            "-c",
             "read -P 0 1M 1M",
-            "-c",
             "flush",
         ],
     );
-    assert!(!io.contains("Pattern verification failed"), "{io}");
     let s = stats(&state.join("control.sock"));
     assert!(s.contains("device demo (/demo, 64M, pnfs): up"), "{s}");
 
@@ -231,19 +237,7 @@ fn demo_end_to_end() {
     // The data survives a restart on the same state directory.
     let mut gw = Gw::spawn(&args);
     let uri = gw.wait_line("pnfsgw demo: ready: ");
-    let io = tool(
-        "qemu-io",
-        &[
-            "-f",
-            "raw",
-            &uri,
-            "-c",
-            "read -P 0xab 0 1M",
-            "-c",
-            "read -P 0 1M 1M",
-        ],
-    );
-    assert!(!io.contains("Pattern verification failed"), "{io}");
+    qemu_io(&uri, &["read -P 0xab 0 1M", "read -P 0 1M 1M"]);
     let (code, log) = gw.terminate();
     assert_eq!(code, Some(0), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -283,19 +277,7 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
     let uri = gw.wait_line("nbd://");
     let uri = format!("nbd://{uri}");
     assert_eq!(uri, format!("nbd://{nbd}/disk.img"));
-    let io = tool(
-        "qemu-io",
-        &[
-            "-f",
-            "raw",
-            &uri,
-            "-c",
-            "write -P 0x5a 4096 64k",
-            "-c",
-            "flush",
-        ],
-    );
-    assert!(!io.contains("failed"), "{io}");
+    qemu_io(&uri, &["write -P 0x5a 4096 64k", "flush"]);
     let (code, log) = gw.terminate();
     assert_eq!(code, Some(0), "{log}");
     // The bytes are in the server's file.
@@ -336,24 +318,10 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
         "{}",
         gw.log()
     );
-    let io = tool(
-        "qemu-io",
-        &[
-            "-f",
-            "raw",
-            &format!("nbd://{nbd}/good"),
-            "-c",
-            "read -P 0x5a 4096 64k",
-        ],
-    );
-    assert!(!io.contains("Pattern verification failed"), "{io}");
+    qemu_io(&format!("nbd://{nbd}/good"), &["read -P 0x5a 4096 64k"]);
     // The same export over the Unix socket.
     let unix_uri = format!("nbd+unix:///good?socket={}", nbd_sock.display());
-    let io = tool(
-        "qemu-io",
-        &["-f", "raw", &unix_uri, "-c", "read -P 0x5a 4096 64k"],
-    );
-    assert!(!io.contains("Pattern verification failed"), "{io}");
+    qemu_io(&unix_uri, &["read -P 0x5a 4096 64k"]);
     let s = stats(&control);
     assert!(
         s.contains("device gone (/export/gone.img, -, mds): FAILED"),
@@ -431,10 +399,7 @@ fn demo_with_64k_blocks_passes_real_clients() {
     assert!(info.contains("block_size_preferred: 65536"), "{info}");
 
     // A fresh file is all holes/zeros; after a write at 1 MiB the map shows data there only.
-    tool(
-        "qemu-io",
-        &["-f", "raw", &uri, "-c", "write -P 0x11 1M 64k"],
-    );
+    qemu_io(&uri, &["write -P 0x11 1M 64k"]);
     let map = tool("nbdinfo", &["--map", &uri]);
     let data: Vec<&str> = map.lines().filter(|l| l.contains("data")).collect();
     assert_eq!(data.len(), 1, "{map}");
@@ -495,29 +460,16 @@ fn demo_with_64k_blocks_passes_real_clients() {
     assert!(cmp.contains("Images are identical"), "{cmp}");
 
     // qemu-io: write / read -P / discard / write -z.
-    let io = tool(
-        "qemu-io",
+    qemu_io(
+        &uri,
         &[
-            "-f",
-            "raw",
-            &uri,
-            "-c",
             "write -P 0x7e 100k 300k",
-            "-c",
             "read -P 0x7e 100k 300k",
-            "-c",
             "discard 128k 64k",
-            "-c",
             "write -z 192k 64k",
-            "-c",
             "read -P 0 192k 64k",
-            "-c",
             "read -P 0x7e 256k 144k",
         ],
-    );
-    assert!(
-        !io.contains("Pattern verification failed") && !io.contains("failed"),
-        "{io}"
     );
 
     // fio with verify=crc32c at iodepth 32 (the NBD engine).
@@ -613,19 +565,7 @@ fn mds_process_then_export_then_run_with_a_volume_glob_and_ublk() {
         dir.join("export.sock").to_str().unwrap(),
     ]);
     let uri = format!("nbd://{}", gw.wait_line("nbd://"));
-    let io = tool(
-        "qemu-io",
-        &[
-            "-f",
-            "raw",
-            &uri,
-            "-c",
-            "write -P 0x42 0 256k",
-            "-c",
-            "flush",
-        ],
-    );
-    assert!(!io.contains("failed"), "{io}");
+    qemu_io(&uri, &["write -P 0x42 0 256k", "flush"]);
     let s = tool(
         BIN,
         &[
@@ -680,17 +620,7 @@ fn mds_process_then_export_then_run_with_a_volume_glob_and_ublk() {
         assert!(s.contains("  ublk : FAILED: "), "{s}");
         assert!(s.contains(&format!("  nbd nbd://{nbd}/disk: up")), "{s}");
     }
-    let io = tool(
-        "qemu-io",
-        &[
-            "-f",
-            "raw",
-            &format!("nbd://{nbd}/disk"),
-            "-c",
-            "read -P 0x42 0 256k",
-        ],
-    );
-    assert!(!io.contains("Pattern verification failed"), "{io}");
+    qemu_io(&format!("nbd://{nbd}/disk"), &["read -P 0x42 0 256k"]);
     let (code, log) = gw.terminate();
     assert_eq!(code, Some(if has_ublk { 0 } else { 3 }), "{log}");
 

@@ -5,17 +5,19 @@
 //! Needs `ganesha.nfsd` (nfs-ganesha + nfs-ganesha-vfs) and root (ganesha's VFS FSAL uses
 //! open_by_handle_at). Missing either is a test failure, never a silent skip.
 
+mod common;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use pnfs_gateway::client::{ClientConfig, NfsClient};
 use pnfs_gateway::mds_api::{MetadataServer, OpenMode, StableHow};
-use tokio::net::{TcpListener as TokioListener, TcpStream};
-use tokio::task::JoinHandle;
+
+use common::CutProxy;
 
 const GANESHA: &str = "/usr/bin/ganesha.nfsd";
 /// How long ganesha may take to accept connections after start.
@@ -133,59 +135,6 @@ impl Drop for Ganesha {
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
-    }
-}
-
-/// A TCP proxy that can cut every connection through it (a real socket close on both sides).
-struct CutProxy {
-    port: u16,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl CutProxy {
-    async fn start(upstream: String) -> Self {
-        let l = TokioListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let c2 = conns.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut down, _)) = l.accept().await {
-                let up = upstream.clone();
-                let h = tokio::spawn(async move {
-                    if let Ok(mut upc) = TcpStream::connect(&up).await {
-                        let _ = tokio::io::copy_bidirectional(&mut down, &mut upc).await;
-                    }
-                });
-                c2.lock().unwrap().push(h);
-            }
-        });
-        Self {
-            port,
-            conns,
-            accept,
-        }
-    }
-
-    /// Closes every connection now; returns how many were open.
-    fn cut(&self) -> usize {
-        let v: Vec<_> = self.conns.lock().unwrap().drain(..).collect();
-        let n = v.iter().filter(|h| !h.is_finished()).count();
-        for h in v {
-            h.abort();
-        }
-        n
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for CutProxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.cut();
     }
 }
 

@@ -2,10 +2,8 @@
 //! on 127.0.0.1): block layouts, CB_LAYOUTRECALLs sent on demand through the MDS admin socket
 //! and delivered to the CallbackSink, and SIGKILL + restart recovered by reclaim.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -18,182 +16,9 @@ use pnfs_gateway::mds_api::{
 };
 use pnfs_proto::layout::block::BlockLayout;
 use pnfs_proto::nfs4::{LayoutIoMode, LayoutType, NfsStat, Stateid};
-use tokio::net::{TcpListener as TokioListener, TcpStream};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 
-/// A TCP proxy that can cut every connection through it (a real socket close on both sides).
-struct CutProxy {
-    port: u16,
-    conns: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl CutProxy {
-    async fn start(upstream: String) -> Self {
-        let l = TokioListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        let conns: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let c2 = conns.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut down, _)) = l.accept().await {
-                let up = upstream.clone();
-                c2.lock().unwrap().push(tokio::spawn(async move {
-                    if let Ok(mut upc) = TcpStream::connect(&up).await {
-                        let _ = tokio::io::copy_bidirectional(&mut down, &mut upc).await;
-                    }
-                }));
-            }
-        });
-        Self {
-            port,
-            conns,
-            accept,
-        }
-    }
-
-    /// Closes every live connection; returns how many there were.
-    fn cut(&self) -> usize {
-        let v: Vec<_> = self.conns.lock().unwrap().drain(..).collect();
-        let n = v.iter().filter(|h| !h.is_finished()).count();
-        v.iter().for_each(JoinHandle::abort);
-        n
-    }
-}
-
-impl Drop for CutProxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.cut();
-    }
-}
-
-/// The pnfs-mds binary next to this test's target directory, built on demand.
-fn mds_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("PNFS_MDS_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let target_debug = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let bin = target_debug.join("pnfs-mds");
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "-q", "-p", "pnfs-mds", "--bin", "pnfs-mds"])
-        .env("CARGO_TARGET_DIR", target_debug.parent().unwrap())
-        .status()
-        .expect("run cargo build -p pnfs-mds");
-    assert!(status.success(), "building pnfs-mds failed");
-    assert!(bin.exists(), "{} missing after build", bin.display());
-    bin
-}
-
-struct Mds {
-    bin: PathBuf,
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Mds {
-    fn start(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("pnfs-client-mds-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("state")).unwrap();
-        let vol = std::fs::File::create(dir.join("vol.img")).unwrap();
-        vol.set_len(64 << 20).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut m = Self {
-            bin: mds_binary(),
-            dir,
-            port,
-            child: None,
-        };
-        m.spawn();
-        m
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::File::options()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("mds.log"))
-            .unwrap();
-        let child = Command::new(&self.bin)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
-            .arg("--state")
-            .arg(self.dir.join("state"))
-            .arg("--volume")
-            .arg(self.dir.join("vol.img"))
-            .arg("--admin-socket")
-            .arg(self.dir.join("admin.sock"))
-            .args([
-                "--lease-seconds",
-                "6",
-                "--grace-seconds",
-                "6",
-                "--recall-timeout-seconds",
-                "20",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start pnfs-mds");
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(st) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("pnfs-mds exited with {st}: {}", self.log());
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "pnfs-mds did not listen: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn admin(&self, cmd: &str) -> String {
-        let mut s = UnixStream::connect(self.dir.join("admin.sock")).expect("admin socket");
-        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-        writeln!(s, "{cmd}").unwrap();
-        let mut line = String::new();
-        BufReader::new(s).read_line(&mut line).unwrap();
-        line.trim().to_owned()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("mds.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Mds {
-    fn drop(&mut self) {
-        self.kill();
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        } else {
-            eprintln!("pnfs-mds log:\n{}", self.log());
-        }
-    }
-}
+use common::{CutProxy, MdsOptions, MdsProcess};
 
 struct Sink {
     tx: mpsc::UnboundedSender<LayoutRecall>,
@@ -266,8 +91,15 @@ async fn layout_return(c: &NfsClient, f: &OpenFile, stateid: Stateid) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layouts_recalls_and_restart_against_the_embedded_mds() {
-    let mut mds = Mds::start("main");
-    let proxy = CutProxy::start(format!("127.0.0.1:{}", mds.port)).await;
+    let mut mds = MdsProcess::start(
+        "client",
+        MdsOptions {
+            lease_seconds: 6,
+            grace_seconds: 6,
+            ..MdsOptions::default()
+        },
+    );
+    let proxy = CutProxy::start(mds.addr()).await;
     let addr = format!("127.0.0.1:{}", proxy.port);
     let mut cfg = ClientConfig::new(format!("client-mds-test-{}", std::process::id()));
     cfg.stall_limit_ms = 60_000;
@@ -397,7 +229,7 @@ async fn layouts_recalls_and_restart_against_the_embedded_mds() {
     // (CLAIM_PREVIOUS), server_restarted() delivered, data intact, writes continue.
     let restarts = 3;
     for k in 0..restarts {
-        mds.kill();
+        mds.kill9();
         mds.spawn();
         let r = c
             .read(&f, 0, 65536)

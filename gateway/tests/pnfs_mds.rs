@@ -4,6 +4,8 @@
 //! workload is checked against its model after every read, and at the end the data read
 //! back through MDS READ (the server's block map) must equal the model: LAYOUTCOMMIT worked.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,12 +14,14 @@ use std::time::Duration;
 use pnfs_gateway::client::{ClientConfig, NfsClient};
 use pnfs_gateway::disk::Disk;
 use pnfs_gateway::mds_api::{MetadataServer, OpenMode};
-use pnfs_gateway::pnfs::testing::workload::{run_workload, Model, WorkloadConfig};
+use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
 use pnfs_gateway::pnfs::testing::{make_volume_file, scratch_dir};
 use pnfs_gateway::pnfs::volume::{FileVolume, VolumeIo};
 use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::{Stats, StatsSnapshot};
 use pnfs_mds::volume::{LabelAt, Topology};
+
+use common::check_server_view;
 
 const FILE_BYTES: u64 = 8 << 20;
 const LEAF_BYTES: u64 = 32 << 20;
@@ -105,6 +109,10 @@ async fn create(nfs: &NfsClient, path: &str) {
 }
 
 fn gateway(s: &Server, nfs: Arc<NfsClient>) -> PnfsClient<NfsClient> {
+    gateway_with(s, nfs, PnfsConfig::default())
+}
+
+fn gateway_with(s: &Server, nfs: Arc<NfsClient>, cfg: PnfsConfig) -> PnfsClient<NfsClient> {
     let vols: Vec<Arc<dyn VolumeIo>> = s
         .leaves
         .iter()
@@ -112,37 +120,7 @@ fn gateway(s: &Server, nfs: Arc<NfsClient>) -> PnfsClient<NfsClient> {
             Arc::new(FileVolume::open(p, false, true).expect("open leaf")) as Arc<dyn VolumeIo>
         })
         .collect();
-    PnfsClient::new(nfs, vols, PnfsConfig::default(), Arc::new(Stats::default()))
-}
-
-/// Reads the file through MDS READ (the server's block map) and compares with the model.
-async fn check_server_view(nfs: &NfsClient, path: &str, model: &Model, seed: u64) {
-    let f = nfs
-        .open(
-            path,
-            OpenMode {
-                read_only: true,
-                create_size_bytes: None,
-            },
-        )
-        .await
-        .expect("open for check");
-    let mut at = 0u64;
-    while at < FILE_BYTES {
-        let r = nfs.read(&f, at, 1 << 20).await.expect("MDS READ");
-        assert!(!r.data.is_empty(), "empty READ at {at}");
-        for (i, &b) in r.data.iter().enumerate() {
-            let o = usize::try_from(at).expect("offset") + i;
-            if model.defined[o] {
-                assert_eq!(
-                    b, model.data[o],
-                    "seed={seed}: server data differs at byte {o}"
-                );
-            }
-        }
-        at += r.data.len() as u64;
-    }
-    nfs.close(&f).await.expect("close check");
+    PnfsClient::new(nfs, vols, cfg, Arc::new(Stats::default()))
 }
 
 async fn run_case(s: &Server, tag: &str, seed: u64, block: u64) -> StatsSnapshot {
@@ -156,7 +134,7 @@ async fn run_case(s: &Server, tag: &str, seed: u64, block: u64) -> StatsSnapshot
         .await
         .unwrap_or_else(|e| panic!("{tag}: {e}"));
     disk.close().await.expect("close disk");
-    check_server_view(&nfs, "disk.img", &model, seed).await;
+    check_server_view(&nfs, "disk.img", &model, &format!("{tag} seed={seed}")).await;
     let snap = gw.stats().snapshot();
     eprintln!("[{tag}] seed={seed} {rep:?}\n  {snap}");
     assert!(
@@ -256,8 +234,8 @@ async fn clone_through_copy_on_write_leaves_source_unchanged() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     clone.close().await.expect("close clone");
-    check_server_view(&nfs, "src.img", &src_model, 0xc0de).await;
-    check_server_view(&nfs, "clone.img", &clone_model, 0xc0de_0001).await;
+    check_server_view(&nfs, "src.img", &src_model, "source").await;
+    check_server_view(&nfs, "clone.img", &clone_model, "clone").await;
     let snap = gw.stats().snapshot();
     eprintln!("[cow] {snap}");
     assert_eq!(snap.request_errors, 0);
@@ -311,5 +289,105 @@ async fn hundred_recalls_during_workload_on_embedded_mds() {
         revoked, 0,
         "a layout was revoked: the client did not return in time"
     );
+    assert_eq!(snap.request_errors, 0);
+}
+
+/// Polls `cond` every 10 ms for up to 10 s (eviction returns the layout in the background).
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layouts_of_the_least_recently_used_file_are_evicted_under_the_memory_bound() {
+    const CHUNK_BYTES: u64 = 64 * 1024;
+    let s = start("evict", 1, 4096, simple(0), LabelAt::Start).await;
+    let nfs = connect(&s, "gw-evict").await;
+    for f in ["probe.img", "a.img", "b.img", "c.img"] {
+        create(&nfs, f).await;
+    }
+    let small_layouts = |max_cached_pieces| PnfsConfig {
+        layout_chunk_bytes: CHUNK_BYTES,
+        max_cached_pieces,
+        ..PnfsConfig::default()
+    };
+    let pattern = |tag: u8| bytes::Bytes::from(vec![tag; 64 * 1024]);
+    // What one file holds after one whole-chunk write, with no bound in the way.
+    let probe_gw = gateway_with(&s, Arc::clone(&nfs), small_layouts(usize::MAX));
+    let probe = probe_gw.open_disk("probe.img", false).await.expect("probe");
+    probe
+        .write(0, pattern(0x11), false)
+        .await
+        .expect("probe write");
+    let per_file = probe.cached_pieces();
+    probe.close().await.expect("close probe");
+    assert!(per_file > 0, "a written file caches its layout");
+
+    // Room for exactly two such files.
+    let gw = gateway_with(&s, Arc::clone(&nfs), small_layouts(2 * per_file));
+    let a = gw.open_disk("a.img", false).await.expect("open a");
+    let b = gw.open_disk("b.img", false).await.expect("open b");
+    let c = gw.open_disk("c.img", false).await.expect("open c");
+    a.write(0, pattern(0xa1), false).await.expect("write a");
+    b.write(0, pattern(0xb1), false).await.expect("write b");
+    assert_eq!((a.cached_pieces(), b.cached_pieces()), (per_file, per_file));
+    assert_eq!(gw.stats().snapshot().evictions, 0, "two files fit");
+    // a is used again (a cache hit), so b is now the least recently used.
+    assert_eq!(
+        &a.read(0, 4096).await.expect("read a")[..],
+        &[0xa1; 4096][..]
+    );
+    c.write(0, pattern(0xc1), false).await.expect("write c");
+    eventually("b's layout returned", || b.cached_pieces() == 0).await;
+    assert_eq!(
+        a.cached_pieces(),
+        per_file,
+        "the recently used file keeps its layout"
+    );
+    assert!(
+        c.cached_pieces() > 0,
+        "the file being used is never the victim"
+    );
+    assert_eq!(gw.stats().snapshot().evictions, 1);
+    // b's data survived the eviction (committed before the return); reading it back needs a
+    // new layout, which pushes out a (now the least recently used).
+    assert_eq!(
+        &b.read(0, 65536).await.expect("read b")[..],
+        &pattern(0xb1)[..]
+    );
+    eventually("a's layout returned", || a.cached_pieces() == 0).await;
+    assert_eq!(gw.stats().snapshot().evictions, 2);
+    for (d, tag) in [(&a, 0xa1u8), (&b, 0xb1), (&c, 0xc1)] {
+        assert_eq!(
+            &d.read(0, 65536).await.expect("read back")[..],
+            &pattern(tag)[..]
+        );
+    }
+    for d in [a, b, c] {
+        d.close().await.expect("close");
+    }
+    // The server's copy (MDS READ) has every file's data: nothing lost by evicting.
+    for (f, tag) in [("a.img", 0xa1u8), ("b.img", 0xb1), ("c.img", 0xc1)] {
+        let h = nfs
+            .open(
+                f,
+                OpenMode {
+                    read_only: true,
+                    create_size_bytes: None,
+                },
+            )
+            .await
+            .expect("open for check");
+        let r = nfs.read(&h, 0, 65536).await.expect("MDS READ");
+        assert_eq!(&r.data[..], &pattern(tag)[..], "{f} on the server");
+        nfs.close(&h).await.expect("close check");
+    }
+    let snap = gw.stats().snapshot();
+    eprintln!("[evict] {per_file} pieces per file\n  {snap}");
     assert_eq!(snap.request_errors, 0);
 }

@@ -3,179 +3,28 @@
 //! during the workload (recovery), and SIGSTOP past the fence point (fencing, proven with a
 //! volume tracing layer).
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pnfs_gateway::client::{ClientConfig, NfsClient};
 use pnfs_gateway::mds_api::{MetadataServer, OpenMode};
 use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
-use pnfs_gateway::pnfs::testing::{make_volume_file, scratch_dir};
 use pnfs_gateway::pnfs::volume::{FileVolume, TraceKind, TraceVolume, VolumeIo};
 use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::Stats;
-use tokio::net::{TcpListener as TokioListener, TcpStream};
-use tokio::task::JoinHandle;
+
+use common::{check_server_view, CutProxy, MdsOptions, MdsProcess};
 
 const FILE_BYTES: u64 = 8 << 20;
 
-fn mds_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("test exe");
-    // target/<profile>/deps/<test> → target/<profile>/pnfs-mds
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("pnfs-mds"))
-        .expect("target dir");
-    assert!(
-        bin.exists(),
-        "{} missing: run `cargo build -p pnfs-mds` first",
-        bin.display()
-    );
-    bin
-}
-
-struct MdsProc {
-    dir: PathBuf,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl MdsProc {
-    fn start(tag: &str) -> Self {
-        let dir = scratch_dir(&format!("mdsproc-{tag}"));
-        make_volume_file(&dir, "leaf0", 64 << 20).expect("volume");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .expect("port")
-            .local_addr()
-            .expect("addr")
-            .port();
-        let mut m = Self {
-            dir,
-            port,
-            child: None,
-        };
-        m.spawn();
-        m
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("mds.log"))
-            .expect("log");
-        let child = Command::new(mds_bin())
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{}", self.port))
-            .arg("--state")
-            .arg(self.dir.join("state"))
-            .arg("--volume")
-            .arg(self.dir.join("leaf0"))
-            .args([
-                "--block-size",
-                "65536",
-                "--lease-seconds",
-                "10",
-                "--grace-seconds",
-                "5",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start pnfs-mds");
-        self.child = Some(child);
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "pnfs-mds did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        let pid = self.child.as_ref().map(Child::id).expect("running");
-        let pid = i32::try_from(pid).expect("pid");
-        // SAFETY: kill(2) on a child process id we own; no memory is involved.
-        let rc = unsafe { libc::kill(pid, sig) };
-        assert_eq!(rc, 0, "kill({pid}, {sig})");
-    }
-
-    fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn leaf(&self) -> PathBuf {
-        self.dir.join("leaf0")
-    }
-}
-
-impl Drop for MdsProc {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.signal(libc::SIGCONT);
-        }
-        self.kill9();
-    }
-}
-
-/// A TCP proxy whose connections can all be cut at once.
-struct CutProxy {
-    port: u16,
-    conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    accept: JoinHandle<()>,
-}
-
-impl CutProxy {
-    async fn start(upstream: String) -> Self {
-        let l = TokioListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = l.local_addr().expect("addr").port();
-        let conns: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let c2 = Arc::clone(&conns);
-        let accept = tokio::spawn(async move {
-            while let Ok((mut down, _)) = l.accept().await {
-                let up = upstream.clone();
-                let h = tokio::spawn(async move {
-                    if let Ok(mut upc) = TcpStream::connect(&up).await {
-                        let _ = tokio::io::copy_bidirectional(&mut down, &mut upc).await;
-                    }
-                });
-                c2.lock().expect("lock").push(h);
-            }
-        });
-        Self {
-            port,
-            conns,
-            accept,
-        }
-    }
-
-    fn cut(&self) -> usize {
-        let v: Vec<_> = self.conns.lock().expect("lock").drain(..).collect();
-        let n = v.iter().filter(|h| !h.is_finished()).count();
-        for h in v {
-            h.abort();
-        }
-        n
-    }
-}
-
-impl Drop for CutProxy {
-    fn drop(&mut self) {
-        self.accept.abort();
-        self.cut();
+fn mds_options() -> MdsOptions {
+    MdsOptions {
+        block_bytes: 65536,
+        lease_seconds: 10,
+        grace_seconds: 5,
+        recall_timeout_seconds: 15,
     }
 }
 
@@ -202,7 +51,7 @@ async fn create(nfs: &NfsClient, path: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_survives_mds_sigkill_restarts_and_tcp_cuts() {
-    let mds = Arc::new(Mutex::new(MdsProc::start("recovery")));
+    let mds = Arc::new(Mutex::new(MdsProcess::start("recovery", mds_options())));
     let (addr, leaf) = {
         let m = mds.lock().expect("lock");
         (m.addr(), m.leaf())
@@ -265,28 +114,7 @@ async fn workload_survives_mds_sigkill_restarts_and_tcp_cuts() {
         .unwrap_or_else(|e| panic!("final round: {e}"));
     disk.close().await.expect("close disk");
     // The server's block map (MDS READ) holds exactly the model: commits survived restarts.
-    let f = nfs
-        .open(
-            "disk.img",
-            OpenMode {
-                read_only: true,
-                create_size_bytes: None,
-            },
-        )
-        .await
-        .expect("open for check");
-    let mut at = 0u64;
-    while at < FILE_BYTES {
-        let r = nfs.read(&f, at, 1 << 20).await.expect("MDS READ");
-        assert!(!r.data.is_empty(), "empty READ at {at}");
-        for (i, &b) in r.data.iter().enumerate() {
-            let o = usize::try_from(at).expect("offset") + i;
-            if model.defined[o] {
-                assert_eq!(b, model.data[o], "server data differs at byte {o}");
-            }
-        }
-        at += r.data.len() as u64;
-    }
+    check_server_view(&nfs, "disk.img", &model, "after restarts and cuts").await;
     let snap = gw.stats().snapshot();
     eprintln!("rounds={rounds}\n  {snap}");
     assert_eq!(snap.request_errors, 0, "{snap}");
@@ -294,7 +122,7 @@ async fn workload_survives_mds_sigkill_restarts_and_tcp_cuts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigstop_past_the_fence_point_issues_no_direct_write() {
-    let m = MdsProc::start("fence");
+    let m = MdsProcess::start("fence", mds_options());
     let nfs = Arc::new(
         NfsClient::connect(&m.addr(), client_config("fence"))
             .await

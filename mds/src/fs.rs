@@ -35,6 +35,9 @@ pub const MAX_FILE_BYTES: u64 = 1 << 50;
 pub const MAX_SYMLINK_BYTES: usize = 4096;
 /// Most extents one file may have (keeps records and layouts bounded).
 pub const MAX_EXTENTS_PER_FILE: usize = 1 << 20;
+/// Most truncations remembered per file for fencing late LAYOUTCOMMITs; older ones are folded
+/// into the oldest kept one (which can only make the fence stricter).
+pub const MAX_CUTS_PER_FILE: usize = 64;
 
 const INODES: TableDefinition<u64, &[u8]> = TableDefinition::new("inodes");
 const DIRENTS: TableDefinition<(u64, &str), u64> = TableDefinition::new("dirents");
@@ -287,6 +290,18 @@ pub struct LayoutPiece {
     pub es: u32,
 }
 
+/// An RW layout segment the committing client holds, with the truncation generation
+/// ([`Fs::cut_gen`]) current when it was granted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// First file byte.
+    pub off: u64,
+    /// End (exclusive).
+    pub end: u64,
+    /// [`Fs::cut_gen`] at the LAYOUTGET that granted it.
+    pub gen: u64,
+}
+
 /// The file system.
 #[derive(Debug)]
 pub struct Fs {
@@ -304,6 +319,11 @@ pub struct Fs {
     pub epoch: u64,
     broken: bool,
     free_bytes: u64,
+    /// Truncation generation: bumped by every truncation that shrinks a file (in memory only:
+    /// layouts do not survive a restart, reclaimed commits come before any new truncation).
+    cut_gen: u64,
+    /// Per file, its truncations since start as (generation, new size), oldest first.
+    cuts: HashMap<u64, Vec<(u64, u64)>>,
 }
 
 fn sfault<E: std::fmt::Display>(e: E) -> NfsStat {
@@ -334,6 +354,8 @@ impl Fs {
             epoch: 0,
             broken: false,
             free_bytes: 0,
+            cut_gen: 0,
+            cuts: HashMap::new(),
         };
         fs.load().map_err(|e| MdsError::Store(e.to_string()))?;
         Ok(fs)
@@ -676,6 +698,7 @@ impl Fs {
                 self.release(e.vol_off, e.len, &mut tx);
             }
             self.dirs.remove(&id);
+            self.cuts.remove(&id);
             tx.deleted.insert(id);
             Some(id)
         } else {
@@ -839,6 +862,16 @@ impl Fs {
         if size >= old {
             return Ok(());
         }
+        self.cut_gen += 1;
+        let cuts = self.cuts.entry(id).or_default();
+        cuts.push((self.cut_gen, size));
+        if cuts.len() > MAX_CUTS_PER_FILE {
+            // Fold the oldest into the next: a layout granted before either is then fenced at
+            // the smaller size (stricter, never looser).
+            let (_, s0) = cuts.remove(0);
+            cuts[0].1 = cuts[0].1.min(s0);
+        }
+        let ino = self.inodes.get_mut(&id).ok_or(NfsStat::STALE)?;
         // Blocks wholly past the new end are released; in the kept last block, sectors past the
         // end become INVALID (read as zeros), and the written tail of the last sector is zeroed.
         let keep_end = round_up(size, bs);
@@ -1352,24 +1385,103 @@ impl Fs {
         Ok(())
     }
 
+    /// Current truncation generation: record it with every RW layout granted, and give it back
+    /// in the [`Grant`]s of a LAYOUTCOMMIT.
+    pub fn cut_gen(&self) -> u64 {
+        self.cut_gen
+    }
+
+    /// The largest size a LAYOUTCOMMIT may make true at file offset `at`: the smallest size the
+    /// file was truncated to after the newest of `grants` covering `at` was granted
+    /// (`u64::MAX` when there was no such truncation). Offsets no grant covers count as granted
+    /// before every truncation.
+    fn commit_limit(&self, id: u64, grants: &[Grant], at: u64) -> u64 {
+        let gen = grants
+            .iter()
+            .filter(|g| g.off <= at && at < g.end)
+            .map(|g| g.gen)
+            .max()
+            .unwrap_or(0);
+        self.cuts
+            .get(&id)
+            .and_then(|c| c.iter().filter(|(g, _)| *g > gen).map(|(_, s)| *s).min())
+            .unwrap_or(u64::MAX)
+    }
+
+    /// The parts of the committed ranges a LAYOUTCOMMIT may still mark written: whole sectors
+    /// below the commit limit of each piece (see [`Self::commit_limit`]). Writes made with a
+    /// layout granted before a truncation never come back to life past it; the sector the
+    /// truncation cut through is dropped too (its bytes were never committed before the client
+    /// truncated the file).
+    fn fence_commit(
+        &self,
+        id: u64,
+        grants: &[Grant],
+        committed: &[(u64, u64, u64)],
+    ) -> Vec<(u64, u64, u64)> {
+        let mut out = Vec::new();
+        for &(file_off, len, vol_off) in committed {
+            let end = file_off.saturating_add(len);
+            let mut cuts: Vec<u64> = grants
+                .iter()
+                .flat_map(|g| [g.off, g.end])
+                .filter(|&x| x > file_off && x < end)
+                .collect();
+            cuts.push(end);
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut at = file_off;
+            for next in cuts {
+                let lim = self.commit_limit(id, grants, at) / SECTOR_BYTES * SECTOR_BYTES;
+                let keep_end = next.min(lim);
+                if keep_end > at {
+                    let v = if vol_off == 0 {
+                        0
+                    } else {
+                        vol_off + (at - file_off)
+                    };
+                    out.push((at, keep_end - at, v));
+                }
+                if keep_end < next {
+                    tracing::warn!(
+                        "LAYOUTCOMMIT of file {id}: {keep_end}..{next} was written with a layout \
+                         granted before a truncation; not marked written"
+                    );
+                }
+                at = next;
+            }
+        }
+        out
+    }
+
     /// LAYOUTCOMMIT: marks committed ranges written when they match the map (or switch a COW
     /// range to its new blocks), updates size and mtime.
+    ///
+    /// `grants` are the RW layout segments the committing client holds (empty for a reclaim
+    /// after restart). A commit never makes data or size true past a truncation that happened
+    /// after the layout it was written with was granted: a late
+    /// LAYOUTCOMMIT cannot grow a truncated file back.
     pub fn layout_commit(
         &mut self,
         id: u64,
         committed: &[(u64, u64, u64)],
         last_byte: Option<u64>,
         mtime: Option<NfsTime>,
+        grants: &[Grant],
     ) -> Result<Option<u64>, NfsStat> {
         if self.broken {
             return Err(NfsStat::SERVERFAULT);
         }
         self.get(id)?;
-        let mut tx = Tx::default();
-        for &(file_off, len, vol_off) in committed {
+        for &(file_off, len, _) in committed {
             if len == 0 || file_off % SECTOR_BYTES != 0 || len % SECTOR_BYTES != 0 {
                 return Err(NfsStat::INVAL);
             }
+        }
+        let committed = self.fence_commit(id, grants, committed);
+        let size_limit = last_byte.map_or(u64::MAX, |l| self.commit_limit(id, grants, l));
+        let mut tx = Tx::default();
+        for &(file_off, len, vol_off) in &committed {
             let ino = self.inodes.get_mut(&id).ok_or(NfsStat::STALE)?;
             // A committed range on the COW blocks switches the file to them.
             let mut cow_hit = Vec::new();
@@ -1432,7 +1544,7 @@ impl Fs {
         let ino = self.inodes.get_mut(&id).ok_or(NfsStat::STALE)?;
         let mut new_size = None;
         if let Some(last) = last_byte {
-            let s = last.saturating_add(1);
+            let s = last.saturating_add(1).min(size_limit);
             if s > ino.size {
                 ino.size = s.min(MAX_FILE_BYTES);
                 new_size = Some(ino.size);
@@ -1525,6 +1637,30 @@ impl Fs {
         }
         Ok(())
     }
+}
+
+/// End (exclusive, block aligned) of a READ layout that starts at the block-aligned `start`
+/// and was asked to reach `want_end` (`u64::MAX` for "to the end of the file").
+///
+/// A READ layout is never cut at end of file: the part past EOF is one NONE_DATA extent
+/// covering the whole requested range (bounded by `max_bytes`), as Linux nfsd does, so a
+/// client reading where its own not yet committed writes moved EOF gets one LAYOUTGET, not
+/// one per block. An open-ended request stops at the end of the file's last block (at least
+/// one block).
+pub fn read_layout_end(
+    start: u64,
+    want_end: u64,
+    size_bytes: u64,
+    block_bytes: u64,
+    max_bytes: u64,
+) -> u64 {
+    let cap = start.saturating_add(max_bytes);
+    let end = if want_end == u64::MAX {
+        round_up(size_bytes, block_bytes).max(start.saturating_add(block_bytes))
+    } else {
+        want_end.saturating_add(block_bytes - 1) / block_bytes * block_bytes
+    };
+    end.min(cap)
 }
 
 /// Splits the extent containing `at` (if any) so that an extent boundary lies at `at`.
@@ -1682,10 +1818,10 @@ mod tests {
         let v = w[0].vol_off;
         fs.vol.write(v + 4096, b"xyz").unwrap();
         // A commit for the wrong volume offset changes nothing (0 means "not given", as Linux sends).
-        fs.layout_commit(f, &[(4096, 4096, v + 8192)], Some(4098), None)
+        fs.layout_commit(f, &[(4096, 4096, v + 8192)], Some(4098), None, &[])
             .unwrap();
         assert_eq!(fs.read(f, 4096, 3).unwrap().0, vec![0, 0, 0]);
-        fs.layout_commit(f, &[(4096, 4096, v + 4096)], Some(4098), None)
+        fs.layout_commit(f, &[(4096, 4096, v + 4096)], Some(4098), None, &[])
             .unwrap();
         assert_eq!(fs.get(f).unwrap().size, 4099);
         assert_eq!(fs.read(f, 4096, 3).unwrap().0, b"xyz");
@@ -1711,7 +1847,8 @@ mod tests {
         assert_eq!(w.iter().map(|p| p.es).collect::<Vec<_>>(), vec![1, 2]);
         let newv = w[1].vol_off;
         fs.vol.write(newv, &[9u8; 8192]).unwrap();
-        fs.layout_commit(b, &[(0, 8192, newv)], None, None).unwrap();
+        fs.layout_commit(b, &[(0, 8192, newv)], None, None, &[])
+            .unwrap();
         assert_eq!(fs.read(b, 0, 1).unwrap().0, vec![9]);
         assert_eq!(fs.read(a, 0, 1).unwrap().0, vec![7]);
         fs.check().unwrap();
@@ -1719,5 +1856,158 @@ mod tests {
         fs.remove(ROOT_ID, "a").unwrap();
         fs.remove(ROOT_ID, "b").unwrap();
         assert_eq!(fs.free_bytes(), (16 << 20) - 4096);
+    }
+
+    /// A LAYOUTCOMMIT that arrives after a truncation, for writes made with a layout granted
+    /// before it, must neither grow the file back nor bring the old bytes back; a commit for a
+    /// layout granted after the truncation extends the file as usual.
+    #[test]
+    fn late_layoutcommit_after_truncate_does_not_grow_the_file_back() {
+        for bs in [4096u64, 65536] {
+            let d = crate::volume::tests::tempdir();
+            let mut fs = mkfs(&d, bs);
+            let (f, _, _) = fs
+                .create(ROOT_ID, "a", Kind::File, 0, 0, &SetAttrs::default())
+                .unwrap();
+            let old = Grant {
+                off: 0,
+                end: 131072,
+                gen: fs.cut_gen(),
+            };
+            let w = fs.layout(f, 0, 131072, true).unwrap();
+            assert!(w.iter().all(|p| p.es == 2), "{w:?}");
+            // The client writes 128 KiB of 0xaa straight to the volume.
+            for p in &w {
+                let fill = vec![0xaa; usize::try_from(p.len).unwrap()];
+                fs.vol.write(p.vol_off, &fill).unwrap();
+            }
+            let trunc = |fs: &mut Fs, size| {
+                let a = SetAttrs {
+                    size: Some(size),
+                    ..Default::default()
+                };
+                fs.setattr(f, &a).unwrap();
+            };
+            // A first commit of it, then the client writes the range again and truncates
+            // before its second commit.
+            let grew = fs
+                .layout_commit(f, &[(0, 131072, 0)], Some(131071), None, &[old])
+                .unwrap();
+            assert_eq!(grew, Some(131072));
+            trunc(&mut fs, 5000);
+            // The late commit of the whole write, with the pre-truncation layout.
+            let grew = fs
+                .layout_commit(f, &[(0, 131072, 0)], Some(131071), None, &[old])
+                .unwrap();
+            assert_eq!(grew, None, "bs {bs}: a late commit grew the file");
+            assert_eq!(fs.get(f).unwrap().size, 5000, "bs {bs}");
+            // Growing the file by truncation shows zeros past the cut, never the old bytes.
+            trunc(&mut fs, 131072);
+            let (data, _) = fs.read(f, 0, 131072).unwrap();
+            assert!(
+                data[5000..].iter().all(|&b| b == 0),
+                "bs {bs}: old bytes past the truncation came back"
+            );
+            fs.check().unwrap();
+            // A layout granted after the truncation commits and extends normally.
+            trunc(&mut fs, 5000);
+            let new = Grant {
+                off: 0,
+                end: 262144,
+                gen: fs.cut_gen(),
+            };
+            let w = fs.layout(f, 131072, 131072, true).unwrap();
+            for p in w.iter().filter(|p| p.es == 2) {
+                let fill = vec![0xbb; usize::try_from(p.len).unwrap()];
+                fs.vol.write(p.vol_off, &fill).unwrap();
+            }
+            let grew = fs
+                .layout_commit(f, &[(131072, 131072, 0)], Some(262143), None, &[new])
+                .unwrap();
+            assert_eq!(grew, Some(262144), "bs {bs}");
+            assert_eq!(fs.read(f, 262143, 1).unwrap().0, vec![0xbb], "bs {bs}");
+            assert!(fs.read(f, 5000, 126072).unwrap().0.iter().all(|&b| b == 0));
+            // The same late commit once more: still fenced below the first truncation.
+            let grew = fs
+                .layout_commit(f, &[(0, 131072, 0)], Some(131071), None, &[old])
+                .unwrap();
+            assert_eq!(grew, None);
+            assert!(fs.read(f, 5000, 126072).unwrap().0.iter().all(|&b| b == 0));
+            fs.check().unwrap();
+        }
+    }
+
+    #[test]
+    fn read_layouts_past_eof_cover_the_whole_request() {
+        let mib = 1u64 << 20;
+        // Asked 1 MiB at 4 MiB of a 1 MiB file: the whole MiB (one NONE extent), not one block.
+        assert_eq!(
+            read_layout_end(4 * mib, 5 * mib, mib, 4096, 1 << 30),
+            5 * mib
+        );
+        assert_eq!(
+            read_layout_end(4 * mib, 5 * mib - 1, mib, 65536, 1 << 30),
+            5 * mib
+        );
+        // Bounded.
+        assert_eq!(
+            read_layout_end(0, u64::MAX - 1, mib, 4096, 1 << 30),
+            1 << 30
+        );
+        // Open-ended: to the end of the last block, at least one block.
+        assert_eq!(read_layout_end(0, u64::MAX, 5000, 4096, 1 << 30), 8192);
+        assert_eq!(
+            read_layout_end(mib, u64::MAX, 5000, 4096, 1 << 30),
+            mib + 4096
+        );
+        let d = crate::volume::tests::tempdir();
+        let mut fs = mkfs(&d, 4096);
+        let (f, _, _) = fs
+            .create(ROOT_ID, "a", Kind::File, 0, 0, &SetAttrs::default())
+            .unwrap();
+        fs.write(f, 0, &[1u8; 5000]).unwrap();
+        let p = fs.layout(f, 4096, 4 * mib, false).unwrap();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert_eq!(
+            (p[1].file_off, p[1].len, p[1].es),
+            (8192, 4 * mib - 4096, 3)
+        );
+    }
+
+    /// At a 64 KiB block size a client commits single 4 KiB pages: the rest of the newly
+    /// allocated block reads as zeros (whatever the volume held there before), through the MDS
+    /// and in READ layouts (NONE_DATA), and stays INVALID in RW layouts.
+    #[test]
+    fn partial_commit_of_a_64k_block_leaves_the_rest_zero() {
+        let d = crate::volume::tests::tempdir();
+        let mut fs = mkfs(&d, 65536);
+        let (f, _, _) = fs
+            .create(ROOT_ID, "a", Kind::File, 0, 0, &SetAttrs::default())
+            .unwrap();
+        let w = fs.layout(f, 0, 65536, true).unwrap();
+        assert_eq!((w.len(), w[0].len, w[0].es), (1, 65536, 2), "{w:?}");
+        let v = w[0].vol_off;
+        // Old bytes on the volume everywhere, then the client's one page at 4096.
+        fs.vol.write(v, &[0xee; 65536]).unwrap();
+        fs.vol.write(v + 4096, &[7; 4096]).unwrap();
+        let grant = Grant {
+            off: 0,
+            end: 65536,
+            gen: fs.cut_gen(),
+        };
+        fs.layout_commit(f, &[(4096, 4096, 0)], Some(65535), None, &[grant])
+            .unwrap();
+        let (data, _) = fs.read(f, 0, 65536).unwrap();
+        assert!(data[..4096].iter().all(|&b| b == 0));
+        assert!(data[4096..8192].iter().all(|&b| b == 7));
+        assert!(data[8192..].iter().all(|&b| b == 0));
+        // (INVALID pieces of a READ layout go out as NONE_DATA: nfs.rs maps them.)
+        let r = fs.layout(f, 0, 65536, false).unwrap();
+        let es: Vec<_> = r.iter().map(|p| (p.file_off, p.len, p.es)).collect();
+        assert_eq!(es, vec![(0, 4096, 2), (4096, 4096, 1), (8192, 57344, 2)]);
+        let w = fs.layout(f, 0, 65536, true).unwrap();
+        let es: Vec<_> = w.iter().map(|p| (p.file_off, p.len, p.es)).collect();
+        assert_eq!(es, vec![(0, 4096, 2), (4096, 4096, 0), (8192, 57344, 2)]);
+        fs.check().unwrap();
     }
 }

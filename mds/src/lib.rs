@@ -168,9 +168,12 @@ impl Config {
             lease: secs(a.lease_seconds, file.lease_seconds, 10),
             grace: secs(a.grace_seconds, file.grace_seconds, 10),
             recall_timeout: secs(a.recall_timeout_seconds, file.recall_timeout_seconds, 15),
-            // The Linux client refuses a layout_blksize above its page size; partial blocks of
-            // larger allocation units are tracked at 4 KiB granularity, so 4 KiB is honest.
-            layout_blksize: 4096,
+            // layout_blksize is the unit a client must write whole (RFC 5663 read-modify-write
+            // of INVALID space). The extent maps keep state per 4 KiB sector at every
+            // allocation block size (a commit of part of a 64 KiB block leaves the rest INVALID,
+            // read as zeros), so the sector is the honest answer; the Linux block layout driver
+            // also refuses a layout_blksize above its page size (bl_set_layoutdriver).
+            layout_blksize: u32::try_from(fs::SECTOR_BYTES).unwrap_or(4096),
         };
         let volumes: Vec<_> = a
             .volumes

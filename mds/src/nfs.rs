@@ -920,6 +920,8 @@ pub(crate) struct Seg {
     pub rw: bool,
     pub off: u64,
     pub end: u64,
+    /// `Fs::cut_gen` when granted (fences late LAYOUTCOMMITs after a truncation).
+    pub gen: u64,
 }
 
 #[derive(Debug)]
@@ -1900,7 +1902,19 @@ impl State {
                 }
                 let list: Vec<(u64, u64, u64)> = exts.iter().map(|x| (x.1, x.2, x.3)).collect();
                 tracing::debug!("LAYOUTCOMMIT file {id} last {last:?} extents {list:?}");
-                match self.fs.layout_commit(id, &list, last, mtime)? {
+                let grants: Vec<crate::fs::Grant> = match self.states.get(&sid.other) {
+                    Some(StateEntry::Layout { segs, .. }) if !reclaim => segs
+                        .iter()
+                        .filter(|g| g.rw)
+                        .map(|g| crate::fs::Grant {
+                            off: g.off,
+                            end: g.end,
+                            gen: g.gen,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                match self.fs.layout_commit(id, &list, last, mtime, &grants)? {
                     Some(s) => {
                         e.put_bool(true);
                         e.put_u64(s);
@@ -1942,6 +1956,7 @@ impl State {
                                             rw: g.rw,
                                             off: g.off,
                                             end: off,
+                                            gen: g.gen,
                                         });
                                     }
                                     if g.end > end {
@@ -1949,6 +1964,7 @@ impl State {
                                             rw: g.rw,
                                             off: end,
                                             end: g.end,
+                                            gen: g.gen,
                                         });
                                     }
                                 }
@@ -2402,13 +2418,7 @@ impl State {
             };
             e0.min(cap)
         } else {
-            let e0 = if len == u64::MAX {
-                u64::MAX
-            } else {
-                want_end.div_ceil(bs) * bs
-            };
-            e0.min(size.div_ceil(bs) * bs)
-                .min(a + MAX_READ_LAYOUT_BYTES)
+            crate::fs::read_layout_end(a, want_end, size, bs, MAX_READ_LAYOUT_BYTES)
         };
         end = end.max(min_end).max(a + bs);
         // Conflicts with other clients: RW against anything, READ against RW.
@@ -2460,7 +2470,12 @@ impl State {
             body.put_u64(p.vol_off);
             body.put_u32(p.es);
         }
-        let seg = Seg { rw, off: a, end };
+        let seg = Seg {
+            rw,
+            off: a,
+            end,
+            gen: self.fs.cut_gen(),
+        };
         let out_sid = match layout_other {
             Some(o) => match self.states.get_mut(&o) {
                 Some(StateEntry::Layout { seqid, segs, .. }) => {

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use pnfs_proto::nfs4::LayoutType;
 use tokio::time::Instant;
 
 use super::extent_cache::{Piece, PieceState, StorageRef};
@@ -280,6 +281,11 @@ async fn mds_write_range<M: MetadataServer>(
     data: Bytes,
 ) -> Result<(), PnfsError> {
     let end = offset + data.len() as u64;
+    let _one_mds_write = if f.open.layout_types.contains(&LayoutType::BlockVolume) {
+        Some(f.mds_write_lock.lock().await)
+    } else {
+        None
+    };
     let has_pending = !f.lock().cache.uncommitted(0, u64::MAX).is_empty();
     if has_pending {
         commit(sh, f, false).await?;

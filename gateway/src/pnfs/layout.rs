@@ -96,6 +96,17 @@ pub(super) async fn ensure_device<M: MetadataServer>(
 
 /// Makes sure the cache covers (part of) `[start, end)`: one LAYOUTGET for the first gap,
 /// with retries. Serialised per file (the first LAYOUTGET is seeded by the open stateid).
+///
+/// Two rules learnt against Linux nfsd (see `tests/pnfs_nfsd.rs`, the recall test):
+/// - `loga_minlength` is one server block, never the whole gap: nfsd hands out ONE extent
+///   per LAYOUTGET and answers NFS4ERR_LAYOUTUNAVAILABLE when that extent is shorter than
+///   the minimum, which a file fragmented by LAYOUTCOMMITs and MDS writes always is sooner
+///   or later; the caller re-plans and asks again for what is still missing.
+/// - The LAYOUTGET lock is NOT held while backing off after LAYOUTTRYLATER /
+///   RECALLCONFLICT / DELAY: nfsd answers RECALLCONFLICT to our LAYOUTGET while it recalls
+///   OUR layout of the file, and our LAYOUTRETURN (`return_range`) needs that lock. Holding it
+///   across the backoff made every recall wait for the whole retry budget. After each backoff
+///   a recall overlapping the range ends the attempt (the caller waits for the recall).
 pub(super) async fn ensure_layout<M: MetadataServer>(
     sh: &Arc<Shared<M>>,
     f: &Arc<FileCtx>,
@@ -106,35 +117,41 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
         // The file system offers no block layouts (e.g. nfs-ganesha VFS): MDS I/O only.
         return Ok(LayoutOutcome::Unavailable);
     }
-    let _serial = f.layoutget_lock.lock().await;
-    let (gap_start, gap_end) = {
-        let st = f.lock();
-        if st.mds_only_until.is_some_and(|t| Instant::now() < t) {
-            return Ok(LayoutOutcome::Unavailable);
-        }
-        match st.cache.gaps(start, end).first() {
-            Some(&g) => g,
-            None => return Ok(LayoutOutcome::Progress),
-        }
-    };
-    let block = f.block_bytes;
-    let file_end = align_up(f.size_bytes, block).max(block);
-    let off = align_down(gap_start, block);
-    let min_end = align_up(gap_end, block).min(file_end).max(off + block);
-    let want_end = off
-        .saturating_add(sh.cfg.layout_chunk_bytes.max(min_end - off))
-        .min(file_end)
-        .max(min_end);
     let mut reset_done = false;
     let mut attempt = 0u32;
     loop {
+        let serial = f.layoutget_lock.lock().await;
+        let (gap_start, gap_end) = {
+            let st = f.lock();
+            if st.mds_only_until.is_some_and(|t| Instant::now() < t) {
+                return Ok(LayoutOutcome::Unavailable);
+            }
+            if attempt > 0 && st.recalls.iter().any(|&r| overlaps(r, (start, end))) {
+                // A recall of this range started while we backed off: let it finish first.
+                return Ok(LayoutOutcome::Progress);
+            }
+            match st.cache.gaps(start, end).first() {
+                Some(&g) => g,
+                None => return Ok(LayoutOutcome::Progress),
+            }
+        };
+        let block = f.block_bytes;
+        let file_end = align_up(f.size_bytes, block).max(block);
+        let off = align_down(gap_start, block);
+        let min_end = align_up(gap_end, block).min(file_end).max(off + block);
+        let want_end = off
+            .saturating_add(sh.cfg.layout_chunk_bytes.max(min_end - off))
+            .min(file_end)
+            .max(min_end);
         let stateid = f.lock().layout_stateid;
         let args = LayoutGetArgs {
             layout_type: LayoutType::BlockVolume,
             iomode: f.iomode,
             offset_bytes: off,
             length_bytes: want_end - off,
-            min_length_bytes: min_end - off,
+            // One server block: never 0 (nfsd refuses RW layouts over unwritten extents
+            // with minlength 0), never more (see above).
+            min_length_bytes: block.min(want_end - off),
             stateid: stateid.map_or(StateidArg::Open, StateidArg::Given),
             max_reply_bytes: sh.cfg.layoutget_max_reply_bytes,
             signal_layout_avail: false,
@@ -164,12 +181,16 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
         if is_stateid_error(status) && !reset_done {
             tracing::warn!(path = %f.open.path, %status, "layout stateid refused: resetting to the open stateid");
             reset_done = true;
+            // Still holding the LAYOUTGET lock: no other LAYOUTGET uses the refused stateid.
             reset_layout_state(sh, f).await;
+            drop(serial);
             continue;
         }
         if err.is_retryable() && attempt < sh.cfg.layoutget_max_retries {
             let backoff = sh.cfg.layoutget_retry_base * 2u32.saturating_pow(attempt);
             attempt += 1;
+            tracing::debug!(path = %f.open.path, %status, attempt, ?backoff, "LAYOUTGET refused for now: retrying");
+            drop(serial);
             tokio::time::sleep(backoff).await;
             continue;
         }

@@ -169,6 +169,12 @@ struct FileCtx {
     changed: Notify,
     layoutget_lock: tokio::sync::Mutex<()>,
     commit_lock: tokio::sync::Mutex<()>,
+    /// One MDS WRITE at a time for a file that has block layouts. Linux nfsd's WRITE
+    /// breaks every layout on the file (ours and other clients') and the nfsd thread serving
+    /// it waits until they are returned, which takes other nfsd threads (LAYOUTRETURN, the
+    /// callback replies); concurrent MDS WRITEs could hold all of a small nfsd's threads and
+    /// stall everyone for minutes (see `tests/pnfs_nfsd.rs`, the recall test).
+    mds_write_lock: tokio::sync::Mutex<()>,
     write_locks: RangeLocks,
 }
 
@@ -338,6 +344,7 @@ impl<M: MetadataServer> PnfsClient<M> {
             changed: Notify::new(),
             layoutget_lock: tokio::sync::Mutex::new(()),
             commit_lock: tokio::sync::Mutex::new(()),
+            mds_write_lock: tokio::sync::Mutex::new(()),
             write_locks: RangeLocks::default(),
         });
         self.shared

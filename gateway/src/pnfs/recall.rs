@@ -114,6 +114,19 @@ impl<M: MetadataServer> CallbackSink for Shared<M> {
                         }
                     }
                     update_stateid(&mut st.layout_stateid, stateid);
+                    let end = offset_bytes.saturating_add(length_bytes);
+                    // Linux nfsd re-sends the same CB_LAYOUTRECALL every ~10 ms until the
+                    // layout is returned: a return already running over this range answers
+                    // it (it drops whatever we hold there, then LAYOUTRETURNs with the
+                    // current stateid); one more task per re-send would only queue more
+                    // LAYOUTRETURNs behind it.
+                    if st
+                        .recalls
+                        .iter()
+                        .any(|&(a, b)| a <= offset_bytes && end <= b)
+                    {
+                        return NfsStat::OK;
+                    }
                 }
                 let end = offset_bytes.saturating_add(length_bytes);
                 spawn_return(&sh, f, offset_bytes, end, true);

@@ -1,21 +1,31 @@
 #!/usr/bin/env python3
 """Seeded random write/truncate/read exerciser verified against an in-memory model.
 
-usage: exerciser.py PATH SEED OPS [MAX_BYTES]
+usage: exerciser.py PATH SEED OPS [MAX_BYTES] [sync-extend]
 About every 50 operations the file is fsync'ed and its cached pages dropped, so reads go
 back to the server (through layouts or MDS READs). Prints the seed; exits 1 on a mismatch.
+
+With "sync-extend", every write that moves the end of file is fsync'ed at once. That closes
+the window of a Linux client race (seen with Linux nfsd as the server too): a LAYOUTCOMMIT
+reply whose GETATTR size predates an extending write that has already reached the volume
+sets the client's i_size back (nfs_size_wcc), and reads past it come back short. Everything
+the server does is checked the same way in both modes.
 """
 import os
 import random
 import sys
+import time
 
 path, seed, nops = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 max_bytes = int(sys.argv[4]) if len(sys.argv) > 4 else 4 << 20
-print(f"exerciser: seed {seed}, {nops} ops, file {path}, max {max_bytes} bytes", flush=True)
+sync_extend = len(sys.argv) > 5 and sys.argv[5] == "sync-extend"
+mode = "sync-extend" if sync_extend else "strict"
+print(f"exerciser: seed {seed}, {nops} ops, file {path}, max {max_bytes} bytes, {mode}",
+      flush=True)
 rng = random.Random(seed)
 model = bytearray()
 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-counts = {"write": 0, "truncate": 0, "read": 0, "flush": 0}
+counts = {"write": 0, "truncate": 0, "read": 0, "flush": 0, "extend-sync": 0}
 
 
 def check(off, n, what):
@@ -28,7 +38,10 @@ def check(off, n, what):
         sys.exit(1)
 
 
+t0 = time.monotonic()
 for i in range(nops):
+    if i and i % 1000 == 0:
+        print(f"exerciser: {i} ops, {time.monotonic() - t0:.0f} s, size {len(model)}", flush=True)
     r = rng.random()
     if r < 0.45:
         off = rng.randrange(0, max_bytes)
@@ -38,6 +51,9 @@ for i in range(nops):
             off = off // 4096 * 4096
         data = rng.randbytes(n)
         os.pwrite(fd, data, off)
+        if sync_extend and off + n > len(model):
+            os.fsync(fd)
+            counts["extend-sync"] += 1
         if off > len(model):
             model.extend(bytes(off - len(model)))
         model[off:off + n] = data

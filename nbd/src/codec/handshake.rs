@@ -5,7 +5,8 @@ use bytes::{BufMut, BytesMut};
 
 use super::consts::*;
 use super::{
-    be_u16, be_u32, be_u64, clip_str, parse_string, wire_len, CodecLimits, Cursor, Decode,
+    be_u16, be_u32, be_u64, clip_str, frame_body, parse_string, wire_len, CodecLimits, Cursor,
+    Decode, Frame,
 };
 use crate::error::{NbdError, NbdResult};
 
@@ -121,22 +122,15 @@ pub fn decode_option(buf: &[u8], limits: &CodecLimits) -> NbdResult<Decode<RawOp
     }
     let code = be_u32(buf, 8);
     let length = be_u32(buf, 12);
-    if length > limits.max_option_data_bytes {
-        return Err(NbdError::TooLarge {
-            what: "option data",
-            value_bytes: u64::from(length),
-            limit_bytes: u64::from(limits.max_option_data_bytes),
-        });
-    }
-    // length ≤ max_option_data_bytes (a u32 far below usize::MAX on every supported target).
-    let total = OPTION_HEADER_BYTES + length as usize;
-    if buf.len() < total {
-        return Ok(Decode::NeedMore { total_bytes: total });
-    }
+    let max = limits.max_option_data_bytes;
+    let (data, total) = match frame_body(buf, OPTION_HEADER_BYTES, length, max, "option data")? {
+        Frame::Body { body, total_bytes } => (body, total_bytes),
+        Frame::NeedMore { total_bytes } => return Ok(Decode::NeedMore { total_bytes }),
+    };
     Ok(Decode::Done {
         value: RawOption {
             code,
-            data: buf[OPTION_HEADER_BYTES..total].to_vec(),
+            data: data.to_vec(),
         },
         consumed_bytes: total,
     })
@@ -599,18 +593,12 @@ pub fn decode_option_reply(
     let option = be_u32(buf, 8);
     let reply_type = be_u32(buf, 12);
     let length = be_u32(buf, 16);
-    if length > limits.max_reply_payload_bytes {
-        return Err(NbdError::TooLarge {
-            what: "option reply",
-            value_bytes: u64::from(length),
-            limit_bytes: u64::from(limits.max_reply_payload_bytes),
-        });
-    }
-    let total = OPTION_REPLY_HEADER_BYTES + length as usize;
-    if buf.len() < total {
-        return Ok(Decode::NeedMore { total_bytes: total });
-    }
-    let data = &buf[OPTION_REPLY_HEADER_BYTES..total];
+    let max = limits.max_reply_payload_bytes;
+    let (data, total) =
+        match frame_body(buf, OPTION_REPLY_HEADER_BYTES, length, max, "option reply")? {
+            Frame::Body { body, total_bytes } => (body, total_bytes),
+            Frame::NeedMore { total_bytes } => return Ok(Decode::NeedMore { total_bytes }),
+        };
     let reply = match reply_type {
         REP_ACK => OptionReply::Ack,
         REP_SERVER => {

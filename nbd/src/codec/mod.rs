@@ -3,11 +3,13 @@
 //!
 //! Every parser takes the bytes received so far and returns [`Decode::NeedMore`] (with the
 //! total it needs before it can decide) or [`Decode::Done`] with the value and how many bytes
-//! it used; malformed input is an [`NbdError`](crate::NbdError), never a panic. Every length
+//! it used; malformed input is an [`NbdError`], never a panic. Every length
 //! from the peer is checked against [`CodecLimits`] before anything is allocated for it.
 //!
 //! Both directions are here (server and client side) so that every message round-trips in
 //! tests and the fuzz target can exercise every parser.
+
+use crate::error::{NbdError, NbdResult};
 
 pub mod consts;
 pub mod exercise;
@@ -54,6 +56,46 @@ impl<T> Decode<T> {
             } => Some((value, consumed_bytes)),
             Decode::NeedMore { .. } => None,
         }
+    }
+}
+
+/// A length-prefixed frame split into its body, once the length has been checked.
+pub(crate) enum Frame<'a> {
+    /// Not enough bytes yet for the whole frame.
+    NeedMore {
+        /// Total bytes needed, from the start of the buffer.
+        total_bytes: usize,
+    },
+    /// The whole frame is in the buffer.
+    Body {
+        /// The `length_bytes` after the header.
+        body: &'a [u8],
+        /// Header plus body.
+        total_bytes: usize,
+    },
+}
+
+/// Frames `header_bytes` followed by `length_bytes` of body: a length above `limit_bytes` is
+/// [`NbdError::TooLarge`] naming `what` (the connection cannot stay in sync after it).
+pub(crate) fn frame_body<'a>(
+    buf: &'a [u8],
+    header_bytes: usize,
+    length_bytes: u32,
+    limit_bytes: u32,
+    what: &'static str,
+) -> NbdResult<Frame<'a>> {
+    if length_bytes > limit_bytes {
+        return Err(NbdError::TooLarge {
+            what,
+            value_bytes: u64::from(length_bytes),
+            limit_bytes: u64::from(limit_bytes),
+        });
+    }
+    // length_bytes <= limit_bytes, a u32: far below usize::MAX on every supported target.
+    let total_bytes = header_bytes + length_bytes as usize;
+    match buf.get(header_bytes..total_bytes) {
+        Some(body) => Ok(Frame::Body { body, total_bytes }),
+        None => Ok(Frame::NeedMore { total_bytes }),
     }
 }
 

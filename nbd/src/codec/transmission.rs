@@ -3,7 +3,9 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::consts::*;
-use super::{be_u16, be_u32, be_u64, clip_str, wire_len, CodecLimits, Cursor, Decode};
+use super::{
+    be_u16, be_u32, be_u64, clip_str, frame_body, wire_len, CodecLimits, Cursor, Decode, Frame,
+};
 use crate::error::{NbdError, NbdResult};
 
 /// A transmission command.
@@ -134,17 +136,11 @@ pub fn decode_request(buf: &[u8], limits: &CodecLimits) -> NbdResult<Decode<Requ
         Decode::NeedMore { total_bytes } => return Ok(Decode::NeedMore { total_bytes }),
     };
     let payload = req.payload_bytes();
-    if payload > limits.max_write_payload_bytes {
-        return Err(NbdError::TooLarge {
-            what: "write payload",
-            value_bytes: u64::from(payload),
-            limit_bytes: u64::from(limits.max_write_payload_bytes),
-        });
-    }
-    let total = REQUEST_HEADER_BYTES + payload as usize;
-    if buf.len() < total {
-        return Ok(Decode::NeedMore { total_bytes: total });
-    }
+    let max = limits.max_write_payload_bytes;
+    let total = match frame_body(buf, REQUEST_HEADER_BYTES, payload, max, "write payload")? {
+        Frame::Body { total_bytes, .. } => total_bytes,
+        Frame::NeedMore { total_bytes } => return Ok(Decode::NeedMore { total_bytes }),
+    };
     Ok(Decode::Done {
         value: req,
         consumed_bytes: total,
@@ -400,18 +396,12 @@ pub fn decode_chunk(buf: &[u8], limits: &CodecLimits) -> NbdResult<Decode<Chunk>
     let chunk_type = be_u16(buf, 6);
     let cookie = be_u64(buf, 8);
     let length = be_u32(buf, 16);
-    if length > limits.max_reply_payload_bytes {
-        return Err(NbdError::TooLarge {
-            what: "structured reply chunk",
-            value_bytes: u64::from(length),
-            limit_bytes: u64::from(limits.max_reply_payload_bytes),
-        });
-    }
-    let total = STRUCTURED_REPLY_HEADER_BYTES + length as usize;
-    if buf.len() < total {
-        return Ok(Decode::NeedMore { total_bytes: total });
-    }
-    let body = &buf[STRUCTURED_REPLY_HEADER_BYTES..total];
+    let max = limits.max_reply_payload_bytes;
+    let header = STRUCTURED_REPLY_HEADER_BYTES;
+    let (body, total) = match frame_body(buf, header, length, max, "structured reply chunk")? {
+        Frame::Body { body, total_bytes } => (body, total_bytes),
+        Frame::NeedMore { total_bytes } => return Ok(Decode::NeedMore { total_bytes }),
+    };
     let mut c = Cursor::new(body);
     let payload = match chunk_type {
         REPLY_TYPE_NONE => {
