@@ -488,3 +488,46 @@ async fn recall_any_bulk_recall_and_device_notification() {
     );
     assert_eq!(b.client.stats().snapshot().request_errors, 0);
 }
+
+/// Without DEALLOCATE (the fake has none, like a 4.1 session) trim zeros the written parts of
+/// the range: it reads back as zeros, the data around it is untouched, and trimming
+/// never-written space (INVALID extents: already zeros) writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trim_without_deallocate_reads_back_zeros() {
+    let b = bed("trim", FakeTopology::Simple, 1, 4096, true, plain).await;
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    let pattern: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8 + 1).collect();
+    disk.write(1 << 20, Bytes::from(pattern.clone()), false)
+        .await
+        .expect("write");
+    let written_before = b.client.stats().snapshot().direct_write_bytes;
+    // Never written: trimming it must not write.
+    disk.trim(5 << 20, 2 << 20).await.expect("trim fresh space");
+    assert_eq!(
+        b.client.stats().snapshot().direct_write_bytes,
+        written_before,
+        "trim of never-written space wrote data"
+    );
+    // The middle MiB of the pattern plus 4 KiB either side.
+    let (at, len) = ((2 << 20) - 4096, (1 << 20) + 8192);
+    disk.trim(at, len).await.expect("trim written data");
+    let back = disk.read(1 << 20, 3 << 20).await.expect("read back");
+    let rel = usize::try_from(at - (1 << 20)).expect("offset");
+    let rel_end = rel + usize::try_from(len).expect("length");
+    assert_eq!(
+        &back[..rel],
+        &pattern[..rel],
+        "data before the trim changed"
+    );
+    assert!(
+        back[rel..rel_end].iter().all(|&b| b == 0),
+        "trimmed range does not read as zeros"
+    );
+    assert_eq!(
+        &back[rel_end..],
+        &pattern[rel_end..],
+        "data after the trim changed"
+    );
+    disk.flush().await.expect("flush");
+    assert_eq!(b.client.stats().snapshot().request_errors, 0);
+}

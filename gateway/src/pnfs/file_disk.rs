@@ -6,8 +6,10 @@
 //!   `fua` = the write, fdatasync of the volumes, LAYOUTCOMMIT.
 //! - flush: fdatasync of the volumes the file's layouts use + LAYOUTCOMMIT of every pending
 //!   write (MDS fallback writes are FILE_SYNC already).
-//! - trim: MDS DEALLOCATE where the server has it (the range then reads as zeros), else a
-//!   no-op (allowed: trimmed data may read back as old data).
+//! - trim: MDS DEALLOCATE where the server has it (the range then reads as zeros), else zeros
+//!   written over the parts of the range that may hold data (block_status `Data`); parts that
+//!   already read as zeros (INVALID never written, NONE) cost nothing, so a whole-device
+//!   discard of a fresh file (mkfs) writes nothing. Either way the range reads as zeros after.
 //! - write_zeroes: writes zeros through the normal path (deterministic zeros).
 //! - block_status: from extent states (fetching the layout first): READ_WRITE / READ / written
 //!   → Data; INVALID (no COW source) → Zero; NONE → Hole; COW-sourced INVALID → Data. Where
@@ -31,6 +33,12 @@ use crate::stats::Stats;
 
 /// Largest chunk write_zeroes writes at once.
 const WRITE_ZEROES_CHUNK_BYTES: u64 = 1 << 20;
+/// Largest range one block_status covers when trim has to find the data to zero.
+const TRIM_STATUS_CHUNK_BYTES: u64 = 64 << 20;
+/// Most LAYOUTGETs trim sends per chunk to learn where the data is (each brings at least one
+/// extent; Linux nfsd answers one extent per LAYOUTGET). Parts still unknown after that are
+/// zeroed like data.
+const TRIM_LAYOUTGETS_PER_CHUNK_MAX: u32 = 4096;
 
 /// One file as a block device.
 #[derive(Debug)]
@@ -92,6 +100,62 @@ impl<M: MetadataServer> PnfsDisk<M> {
         Stats::inc(&self.sh.stats.request_errors);
         tracing::warn!(path = %self.f.open.path, error = %e, "block request failed");
         DiskError::from(e)
+    }
+
+    /// Writes zeros over the runs of the range that may hold data (trim without DEALLOCATE):
+    /// after it the whole range reads as zeros, like after a DEALLOCATE.
+    async fn zero_data_runs(&self, offset_bytes: u64, length_bytes: u64) -> DiskResult<()> {
+        let end = offset_bytes + length_bytes;
+        let mut at = offset_bytes;
+        while at < end {
+            let chunk = (end - at).min(TRIM_STATUS_CHUNK_BYTES);
+            // Learn the whole chunk's extents first: block_status alone stops after a few
+            // LAYOUTGETs and reports the rest as data, which would be zeroed for nothing.
+            self.learn_extents(at, at + chunk, TRIM_LAYOUTGETS_PER_CHUNK_MAX)
+                .await;
+            let runs = self.block_status(at, chunk).await?;
+            let mut next = at;
+            for run in runs {
+                if run.status == ExtentStatus::Data {
+                    self.write_zeroes(run.offset_bytes, run.length_bytes, true, false)
+                        .await?;
+                }
+                next = run.offset_bytes + run.length_bytes;
+            }
+            // block_status never returns an empty list for a valid range; guard progress anyway.
+            if next <= at {
+                return Err(DiskError::new(
+                    DiskErrorKind::Io,
+                    format!("trim: no block status for {at}+{chunk}"),
+                ));
+            }
+            at = next;
+        }
+        Ok(())
+    }
+
+    /// Fetches layouts until [start, end) is all cached, at most `max_rounds` LAYOUTGETs.
+    /// Each asks for the first gap with a minimum length of one block: Linux nfsd answers
+    /// NFS4ERR_LAYOUTUNAVAILABLE when its extent at the offset is shorter than the minimum
+    /// length, so asking for a long minimum would turn a fragmented file into MDS-only I/O.
+    /// Returns false when layouts are unavailable (the rest stays unknown).
+    async fn learn_extents(&self, start: u64, end: u64, max_rounds: u32) -> bool {
+        for _ in 0..max_rounds {
+            let Some(&(gap_start, gap_end)) = self.f.lock().cache.gaps(start, end).first() else {
+                return true;
+            };
+            let want_end = gap_end.min(gap_start.saturating_add(self.f.block_bytes));
+            match ensure_layout(&self.sh, &self.f, gap_start, want_end).await {
+                Ok(LayoutOutcome::Progress) => {}
+                Ok(LayoutOutcome::Unavailable) => return false,
+                Err(e) => {
+                    // Not fatal: unknown parts count as data (reads go to the volume or MDS).
+                    tracing::debug!(path = %self.f.open.path, error = %e, "LAYOUTGET for extent states failed");
+                    return false;
+                }
+            }
+        }
+        self.f.lock().cache.gaps(start, end).is_empty()
     }
 
     async fn flush_inner(&self) -> Result<(), PnfsError> {
@@ -169,8 +233,12 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
                 self.f.lock().cache.remove_range(bs, be);
                 Ok(())
             }
-            Err(e) if e.kind == MdsErrorKind::NotSupported => Ok(()),
-            Err(e) if e.nfs_status() == Some(pnfs_proto::nfs4::NfsStat::NOTSUPP) => Ok(()),
+            Err(e)
+                if e.kind == MdsErrorKind::NotSupported
+                    || e.nfs_status() == Some(pnfs_proto::nfs4::NfsStat::NOTSUPP) =>
+            {
+                self.zero_data_runs(offset_bytes, length_bytes).await
+            }
             Err(e) => Err(self.fail(e.into())),
         }
     }
@@ -219,19 +287,8 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
         if length_bytes == 0 {
             return Ok(Vec::new());
         }
-        let mut available = true;
-        for _ in 0..self.sh.cfg.max_plan_rounds {
-            if self.f.lock().cache.gaps(offset_bytes, end).is_empty() {
-                break;
-            }
-            match ensure_layout(&self.sh, &self.f, offset_bytes, end).await {
-                Ok(LayoutOutcome::Progress) => {}
-                Ok(LayoutOutcome::Unavailable) | Err(_) => {
-                    available = false;
-                    break;
-                }
-            }
-        }
+        self.learn_extents(offset_bytes, end, self.sh.cfg.max_plan_rounds)
+            .await;
         let mut out: Vec<StatusExtent> = Vec::new();
         let mut push = |o: u64, l: u64, status: ExtentStatus| {
             if let Some(last) = out.last_mut() {
@@ -271,7 +328,6 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
         if at < end {
             push(at, end - at, ExtentStatus::Data);
         }
-        let _ = available;
         Ok(out)
     }
 }
