@@ -486,6 +486,8 @@ fn demo_with_64k_blocks_passes_real_clients() {
             "--verify=crc32c",
             "--do_verify=1",
             "--randrepeat=1",
+            // Otherwise fio leaves local-verify-*.state in the working directory (the crate).
+            "--verify_state_save=0",
             "--output-format=terse",
         ],
     );
