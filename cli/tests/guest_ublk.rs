@@ -77,9 +77,6 @@ fn ublk_acceptance_on_linux_nfsd() {
 }
 
 #[test]
-#[ignore = "not yet: after SIGKILL of the gateway, the kernel client's read of the file on the \
-            embedded MDS (step 3) hung until the 900 s guest timeout once (passed once in 18 s): \
-            the dead gateway's layout recall/revoke vs the kernel client's LAYOUTGET"]
 fn ublk_acceptance_on_embedded_mds() {
     acceptance("embedded");
 }
