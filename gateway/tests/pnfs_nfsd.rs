@@ -6,6 +6,8 @@
 //! the export with the kernel client and copies the file out. The host compares that copy with
 //! the workload's model and checks that nfsd handed out layouts and served no data READ/WRITE.
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,32 +19,26 @@ use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::Stats;
 use pnfs_testbed::{require, GuestRunner, GuestScript};
 
-const FILE_MIB: u64 = 8;
-/// NFSv4 operation numbers in /proc/net/rpc/nfsd's proc4ops line.
-const OP_READ: usize = 25;
-const OP_WRITE: usize = 38;
-const OP_LAYOUTGET: usize = 50;
-const OP_LAYOUTCOMMIT: usize = 49;
+use common::{guest_env, proc4ops, OP_LAYOUTCOMMIT, OP_LAYOUTGET, OP_READ, OP_WRITE};
 
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} not set: this test runs in the guest"))
-}
+const FILE_MIB: u64 = 8;
 
 /// The guest side: the seeded workload on nfsd through the gateway, model written to $OUT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "runs inside the QEMU guest, started by workload_against_linux_nfsd_in_guest"]
 async fn guest_side_workload() {
-    let out = PathBuf::from(env("PNFS_GUEST_OUT"));
+    let out = PathBuf::from(guest_env("PNFS_GUEST_OUT"));
     let nfs = Arc::new(
         NfsClient::connect(
-            &env("PNFS_GUEST_ADDR"),
+            &guest_env("PNFS_GUEST_ADDR"),
             ClientConfig::new("pnfs-gateway-guest-test"),
         )
         .await
         .expect("connect to nfsd"),
     );
-    let vol: Arc<dyn VolumeIo> =
-        Arc::new(FileVolume::open(env("PNFS_GUEST_VOLUME"), false, true).expect("open volume"));
+    let vol: Arc<dyn VolumeIo> = Arc::new(
+        FileVolume::open(guest_env("PNFS_GUEST_VOLUME"), false, true).expect("open volume"),
+    );
     let gw = PnfsClient::new(
         Arc::clone(&nfs),
         vec![vol],
@@ -50,7 +46,7 @@ async fn guest_side_workload() {
         Arc::new(Stats::default()),
     );
     let disk = gw
-        .open_disk(&env("PNFS_GUEST_PATH"), false)
+        .open_disk(&guest_env("PNFS_GUEST_PATH"), false)
         .await
         .expect("open disk");
     let seed = std::env::var("PNFS_GUEST_SEED")
@@ -75,18 +71,6 @@ async fn guest_side_workload() {
     .expect("write stats");
     println!("{rep:?}\n{snap}");
     assert_eq!(snap.request_errors, 0);
-}
-
-fn proc4ops(text: &str) -> Vec<u64> {
-    text.lines()
-        .find(|l| l.starts_with("proc4ops"))
-        .map(|l| {
-            l.split_whitespace()
-                .skip(2)
-                .filter_map(|v| v.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]

@@ -11,6 +11,8 @@
 //! key on path B's initiator while it runs and not after shutdown, and after shutdown path
 //! B is refused by the reservation (so the registration is what let the I/O through).
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,20 +25,14 @@ use pnfs_gateway::stats::Stats;
 use pnfs_proto::nfs4::LayoutType;
 use pnfs_testbed::{require, GuestRunner, GuestScript};
 
+use common::{
+    guest_env, proc4ops, OP_GETDEVICEINFO, OP_LAYOUTCOMMIT, OP_LAYOUTGET, OP_READ, OP_WRITE,
+};
+
 const FILE_MIB: u64 = 8;
 const SEED: u64 = 0x5c51_0001;
-/// NFSv4 operation numbers in /proc/net/rpc/nfsd's proc4ops line.
-const OP_READ: usize = 25;
-const OP_WRITE: usize = 38;
-const OP_GETDEVICEINFO: usize = 47;
-const OP_LAYOUTCOMMIT: usize = 49;
-const OP_LAYOUTGET: usize = 50;
 /// The initiator port name of path B (tests/guest/lib.sh make_lio_scsi_disk).
 const PATH_B_INITIATOR: &str = "naa.500140500000a022";
-
-fn env(name: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| panic!("{name} not set: this test runs in the guest"))
-}
 
 /// The guest side: the seeded workload on nfsd through the gateway with SCSI layouts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,17 +43,17 @@ async fn guest_side_scsi_workload() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .try_init();
-    let out = PathBuf::from(env("PNFS_GUEST_OUT"));
-    let pr_file = PathBuf::from(env("PNFS_GUEST_PR_FILE"));
+    let out = PathBuf::from(guest_env("PNFS_GUEST_OUT"));
+    let pr_file = PathBuf::from(guest_env("PNFS_GUEST_PR_FILE"));
     let nfs = Arc::new(
         NfsClient::connect(
-            &env("PNFS_GUEST_ADDR"),
+            &guest_env("PNFS_GUEST_ADDR"),
             ClientConfig::new("pnfs-gateway-guest-scsi"),
         )
         .await
         .expect("connect to nfsd"),
     );
-    let vol = FileVolume::open(env("PNFS_GUEST_VOLUME"), false, true).expect("open volume");
+    let vol = FileVolume::open(guest_env("PNFS_GUEST_VOLUME"), false, true).expect("open volume");
     let designators: Vec<String> = vol
         .scsi_designators()
         .iter()
@@ -70,7 +66,7 @@ async fn guest_side_scsi_workload() {
     };
     let gw = PnfsClient::new(Arc::clone(&nfs), vec![vol], cfg, Arc::new(Stats::default()));
     let disk = gw
-        .open_disk(&env("PNFS_GUEST_PATH"), false)
+        .open_disk(&guest_env("PNFS_GUEST_PATH"), false)
         .await
         .expect("open disk");
     let offered = disk.offered_layout_types().to_vec();
@@ -101,18 +97,6 @@ async fn guest_side_scsi_workload() {
     std::fs::write(out.join("report.txt"), &report).expect("write report");
     println!("{report}");
     assert_eq!(snap.request_errors, 0);
-}
-
-fn proc4ops(text: &str) -> Vec<u64> {
-    text.lines()
-        .find(|l| l.starts_with("proc4ops"))
-        .map(|l| {
-            l.split_whitespace()
-                .skip(2)
-                .filter_map(|v| v.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn counter(report: &str, name: &str) -> u64 {

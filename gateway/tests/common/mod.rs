@@ -301,3 +301,32 @@ pub async fn check_server_view(nfs: &NfsClient, path: &str, model: &Model, what:
     }
     nfs.close(&f).await.expect("close check");
 }
+
+/// NFSv4 operation numbers: indices into [`proc4ops`].
+pub const OP_READ: usize = 25;
+/// WRITE.
+pub const OP_WRITE: usize = 38;
+/// GETDEVICEINFO.
+pub const OP_GETDEVICEINFO: usize = 47;
+/// LAYOUTCOMMIT.
+pub const OP_LAYOUTCOMMIT: usize = 49;
+/// LAYOUTGET.
+pub const OP_LAYOUTGET: usize = 50;
+
+/// The per-operation counts of the `proc4ops` line of /proc/net/rpc/nfsd (empty if absent).
+pub fn proc4ops(text: &str) -> Vec<u64> {
+    text.lines()
+        .find(|l| l.starts_with("proc4ops"))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(2)
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// An environment variable the guest script sets for the guest side of a test.
+pub fn guest_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} not set: this test runs in the guest"))
+}
