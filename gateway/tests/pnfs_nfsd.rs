@@ -19,7 +19,9 @@ use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::Stats;
 use pnfs_testbed::{require, GuestRunner, GuestScript};
 
-use common::{guest_env, proc4ops, OP_LAYOUTCOMMIT, OP_LAYOUTGET, OP_READ, OP_WRITE};
+use common::{
+    assert_kernel_copy_is_model, guest_env, nfsd_ops, OP_LAYOUTCOMMIT, OP_LAYOUTGET, OP_WRITE,
+};
 
 const FILE_MIB: u64 = 8;
 
@@ -102,25 +104,10 @@ umount_kernel_client
                 .timeout(Duration::from_secs(900)),
         )
         .expect("guest run");
-    let model = std::fs::read(outcome.out_file("model.bin")).expect("model");
-    let kernel = std::fs::read(outcome.out_file("kernel.img")).expect("kernel copy");
-    assert_eq!(kernel.len(), model.len());
-    if let Some(i) = kernel.iter().zip(&model).position(|(a, b)| a != b) {
-        panic!("seed=0x6ef5d0: the kernel client's copy differs from the model at byte {i}");
-    }
+    assert_kernel_copy_is_model(&outcome, "model.bin", "kernel.img", "seed=0x6ef5d0");
     let stats = std::fs::read_to_string(outcome.out_file("stats.txt")).expect("stats");
     eprintln!("{stats}");
-    let ops = proc4ops(
-        &std::fs::read_to_string(outcome.out_file("nfsd_after_gateway")).expect("nfsd stats"),
-    );
-    assert!(
-        ops.len() > OP_LAYOUTGET,
-        "no proc4ops in /proc/net/rpc/nfsd: {ops:?}"
-    );
-    eprintln!(
-        "nfsd: READ={} WRITE={} LAYOUTGET={} LAYOUTCOMMIT={}",
-        ops[OP_READ], ops[OP_WRITE], ops[OP_LAYOUTGET], ops[OP_LAYOUTCOMMIT]
-    );
+    let ops = nfsd_ops(&outcome, "nfsd_after_gateway");
     assert!(ops[OP_LAYOUTGET] > 0, "nfsd handed out no layouts");
     assert!(ops[OP_LAYOUTCOMMIT] > 0, "nfsd saw no LAYOUTCOMMIT");
     assert_eq!(ops[OP_WRITE], 0, "data went through nfsd's WRITE");
@@ -229,21 +216,11 @@ umount_kernel_client
     );
     assert_eq!(failed, 0, "the kernel reader saw errors: {reader}");
     assert!(ok > 0, "the kernel reader never finished a read");
-    let ops = proc4ops(
-        &std::fs::read_to_string(outcome.out_file("nfsd_after_recall")).expect("nfsd stats"),
+    nfsd_ops(&outcome, "nfsd_after_recall");
+    assert_kernel_copy_is_model(
+        &outcome,
+        "model-recall.bin",
+        "kernel-recall.img",
+        "seed=7340033",
     );
-    assert!(
-        ops.len() > OP_LAYOUTGET,
-        "no proc4ops in /proc/net/rpc/nfsd: {ops:?}"
-    );
-    eprintln!(
-        "nfsd: READ={} WRITE={} LAYOUTGET={} LAYOUTCOMMIT={}",
-        ops[OP_READ], ops[OP_WRITE], ops[OP_LAYOUTGET], ops[OP_LAYOUTCOMMIT]
-    );
-    let model = std::fs::read(outcome.out_file("model-recall.bin")).expect("model");
-    let kernel = std::fs::read(outcome.out_file("kernel-recall.img")).expect("kernel copy");
-    assert_eq!(kernel.len(), model.len());
-    if let Some(i) = kernel.iter().zip(&model).position(|(a, b)| a != b) {
-        panic!("seed=7340033: the kernel client's copy differs from the model at byte {i}");
-    }
 }

@@ -26,7 +26,8 @@ use pnfs_proto::nfs4::LayoutType;
 use pnfs_testbed::{require, GuestRunner, GuestScript};
 
 use common::{
-    guest_env, proc4ops, OP_GETDEVICEINFO, OP_LAYOUTCOMMIT, OP_LAYOUTGET, OP_READ, OP_WRITE,
+    assert_kernel_copy_is_model, guest_env, nfsd_ops, OP_GETDEVICEINFO, OP_LAYOUTCOMMIT,
+    OP_LAYOUTGET, OP_READ, OP_WRITE,
 };
 
 const FILE_MIB: u64 = 8;
@@ -165,12 +166,12 @@ umount_kernel_client
     }
     let report = std::fs::read_to_string(outcome.out_file("report.txt")).expect("report");
     eprintln!("{report}");
-    let model = std::fs::read(outcome.out_file("model.bin")).expect("model");
-    let kernel = std::fs::read(outcome.out_file("kernel.img")).expect("kernel copy");
-    assert_eq!(kernel.len(), model.len());
-    if let Some(i) = kernel.iter().zip(&model).position(|(a, b)| a != b) {
-        panic!("seed={SEED:#x}: the kernel client's copy differs from the model at byte {i}");
-    }
+    assert_kernel_copy_is_model(
+        &outcome,
+        "model.bin",
+        "kernel.img",
+        &format!("seed={SEED:#x}"),
+    );
 
     // nfsd offered SCSI layouts and the gateway used them, on the LU found by its NAA.
     let offered = section(&report, "offered=", Some("\n"));
@@ -227,17 +228,7 @@ umount_kernel_client
         "unregistered path B could read the LU: nfsd's reservation is not in force ({dd_err})"
     );
 
-    let ops = proc4ops(
-        &std::fs::read_to_string(outcome.out_file("nfsd_after_gateway")).expect("nfsd stats"),
-    );
-    assert!(
-        ops.len() > OP_LAYOUTGET,
-        "no proc4ops in /proc/net/rpc/nfsd: {ops:?}"
-    );
-    eprintln!(
-        "nfsd: READ={} WRITE={} GETDEVICEINFO={} LAYOUTGET={} LAYOUTCOMMIT={}",
-        ops[OP_READ], ops[OP_WRITE], ops[OP_GETDEVICEINFO], ops[OP_LAYOUTGET], ops[OP_LAYOUTCOMMIT]
-    );
+    let ops = nfsd_ops(&outcome, "nfsd_after_gateway");
     assert!(ops[OP_LAYOUTGET] > 0, "nfsd handed out no layouts");
     assert!(ops[OP_GETDEVICEINFO] > 0, "nfsd saw no GETDEVICEINFO");
     assert!(ops[OP_LAYOUTCOMMIT] > 0, "nfsd saw no LAYOUTCOMMIT");

@@ -330,3 +330,34 @@ pub fn proc4ops(text: &str) -> Vec<u64> {
 pub fn guest_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} not set: this test runs in the guest"))
 }
+
+/// nfsd's per-operation counts as the guest saved them (`cat /proc/net/rpc/nfsd > $OUT/file`),
+/// printed; fails if the proc4ops line is missing.
+pub fn nfsd_ops(outcome: &pnfs_testbed::GuestOutcome, file: &str) -> Vec<u64> {
+    let text = std::fs::read_to_string(outcome.out_file(file)).expect("nfsd stats");
+    let ops = proc4ops(&text);
+    assert!(
+        ops.len() > OP_LAYOUTGET,
+        "no proc4ops in /proc/net/rpc/nfsd: {ops:?}"
+    );
+    eprintln!(
+        "nfsd: READ={} WRITE={} GETDEVICEINFO={} LAYOUTGET={} LAYOUTCOMMIT={}",
+        ops[OP_READ], ops[OP_WRITE], ops[OP_GETDEVICEINFO], ops[OP_LAYOUTGET], ops[OP_LAYOUTCOMMIT]
+    );
+    ops
+}
+
+/// The kernel client's copy of the file (saved by the guest) equals the workload's model.
+pub fn assert_kernel_copy_is_model(
+    outcome: &pnfs_testbed::GuestOutcome,
+    model_file: &str,
+    kernel_file: &str,
+    what: &str,
+) {
+    let model = std::fs::read(outcome.out_file(model_file)).expect("model");
+    let kernel = std::fs::read(outcome.out_file(kernel_file)).expect("kernel copy");
+    assert_eq!(kernel.len(), model.len(), "{what}: sizes");
+    if let Some(i) = kernel.iter().zip(&model).position(|(a, b)| a != b) {
+        panic!("{what}: the kernel client's copy differs from the model at byte {i}");
+    }
+}
