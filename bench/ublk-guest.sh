@@ -1,95 +1,180 @@
 #!/usr/bin/env bash
-# Benchmark (not a test): /dev/ublkbN of the real stack vs a kernel loop device over the same
-# data, in one QEMU guest (DESIGN §3 target: ublk >= 0.8x loop).
+# Benchmark (not a test): ublk vs the kernel loop device, in ONE QEMU guest boot, the same
+# data and the same fio jobs on every row (DESIGN §3 target: ublk >= 0.8x loop). The rows
+# split the gap into "ublk itself", "our frontend" and "the gateway's data path":
 #
-#   ublk  the embedded MDS (`pnfsgw mds`, volume file on tmpfs) + `pnfsgw export --ublk` on a
-#         file of SIZE MiB, pNFS direct path (the gateway reads the volume file itself)
-#   loop  `losetup` over a tmpfs file holding the same bytes (written through ublk first, then
-#         copied out of /dev/ublkbN, and compared)
+#   loop        `losetup` over a tmpfs file holding the data (run first and last; the ratios
+#               use the mean of the two, which also shows the drift of a noisy machine)
+#   null-qN     ublk, the cheapest server we can write on libublk (its synchronous queue loop,
+#               requests answered in the completion handler, no data copied): what ublk
+#               itself costs under this kernel (no zero copy in 6.12) and TCG. N queues.
+#   direct-qN   the same server with one flat RAM buffer (one memcpy per request, as ours)
+#   ours-qN     this crate's frontend (UblkDevice: executor, tokio bridge, Disk API) over a
+#               flat RAM disk (ublk/tests/common FlatRamDisk, the same one copy per request):
+#               direct-qN minus ours-qN = our frontend
+#   *-qNp       the same with every queue thread pinned to its queue's CPUs (libublk's
+#               affinity; our default is unpinned, see UblkParams::pin_queue_threads)
+#   stack       the embedded MDS (`pnfsgw mds`, volume file on tmpfs) + `pnfsgw export --ublk`,
+#               pNFS direct path (default queues/depth of the CLI): ours minus stack = the
+#               gateway's data path
 #
-# Jobs (fio libaio, direct=1, time based, RUNTIME seconds each, read only):
-#   randread4k  4 KiB random read, QD16       seqread1m  1 MiB sequential read, QD4
-# Prints a table with IOPS / MiB/s and the ublk/loop ratio. Both sides are RAM-backed, so this
-# measures the data path's overhead; under TCG absolute numbers are low, only ratios count.
+# Jobs (fio libaio, direct=1, read only, time based, RUNTIME seconds each):
+#   4k   4 KiB random read, QD16 (IOPS)        1M   1 MiB sequential read, QD4 (MiB/s)
+# Each job also reports the ublk server's CPU time per request (user+system of the server
+# process from /proc, all threads, in µs): less sensitive to a loaded host than IOPS.
+# Under TCG absolute numbers are low and noisy; compare ratios within one run.
 #
-# Usage: bench/ublk-guest.sh [--runtime SECONDS] [--size SIZE_MIB] [--out FILE]
-# Environment: PNFSGW=path/to/pnfsgw (default: cargo build --release -p pnfsgw).
+# Usage: bench/ublk-guest.sh [--runtime SECONDS] [--size SIZE_MIB] [--cpus N]
+#                            [--rows "loop null-q1 ..."] [--out FILE]
+# Environment: PNFSGW=path/to/pnfsgw (default: cargo build --release -p pnfsgw; only built
+# when the rows include `stack`).
 set -euo pipefail
 
-runtime=15
+runtime=6
 size_mib=256
+cpus=2
+rows="loop null-q1 direct-q1 ours-q1 direct-q2 ours-q2 ours-q2p stack loop"
 out=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--runtime) runtime=$2; shift 2 ;;
 	--size) size_mib=$2; shift 2 ;;
+	--cpus) cpus=$2; shift 2 ;;
+	--rows) rows=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
-	-h | --help) sed -n '2,17p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,29p' "$0"; exit 0 ;;
 	*) echo "ublk-guest: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
-[[ $runtime =~ ^[0-9]+$ && $runtime -ge 1 && $runtime -le 300 ]] || { echo "ublk-guest: --runtime 1..300" >&2; exit 2; }
+[[ $runtime =~ ^[0-9]+$ && $runtime -ge 1 && $runtime -le 120 ]] || { echo "ublk-guest: --runtime 1..120" >&2; exit 2; }
 [[ $size_mib =~ ^[0-9]+$ && $size_mib -ge 64 && $size_mib -le 512 ]] || { echo "ublk-guest: --size 64..512 (MiB)" >&2; exit 2; }
+[[ $cpus =~ ^[1-4]$ ]] || { echo "ublk-guest: --cpus 1..4" >&2; exit 2; }
+for r in $rows; do
+	[[ $r =~ ^(loop|stack|(null|direct|ours)-q[1-4]p?)$ ]] || { echo "ublk-guest: unknown row $r" >&2; exit 2; }
+done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
-if [[ -z ${PNFSGW:-} ]]; then
+# The RAM servers are helpers in ublk/tests/guest.rs, built with optimisations (a debug build
+# of our frontend would measure the debug build).
+SERVER=$(cargo test --release -q -p pnfs-ublk --test guest --no-run --message-format=json 2>/dev/null |
+	sed -n 's/.*"executable":"\([^"]*\/guest-[^"]*\)".*/\1/p' | tail -1)
+[[ -x $SERVER ]] || { echo "ublk-guest: could not build the ublk guest test binary" >&2; exit 1; }
+if [[ " $rows " == *" stack "* && -z ${PNFSGW:-} ]]; then
 	cargo build --release -q -p pnfsgw
 	PNFSGW=$CARGO_TARGET_DIR/release/pnfsgw
 fi
-[[ -x $PNFSGW ]] || { echo "ublk-guest: no pnfsgw at $PNFSGW" >&2; exit 2; }
+PNFSGW=${PNFSGW:-/nonexistent}
+[[ " $rows " != *" stack "* || -x $PNFSGW ]] || { echo "ublk-guest: no pnfsgw at $PNFSGW" >&2; exit 2; }
 cargo build -q -p pnfs-testbed --bin pnfs-guest
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 # The guest script: $-expansions escaped with \ run in the guest.
-"$CARGO_TARGET_DIR/debug/pnfs-guest" --timeout 1200 --memory 2048 -c "
-step 'embedded MDS + pnfsgw export --ublk ($size_mib MiB file)'
+"$CARGO_TARGET_DIR/debug/pnfs-guest" --timeout 900 --memory 2048 --cpus "$cpus" -c "
 require_module ublk_drv loop
 T=/run/bench; mkdir -p \$T
-truncate -s $((size_mib + 64))M \$T/vol.img
-'$PNFSGW' mds --listen 127.0.0.1:20490 --state \$T/mds --volume \$T/vol.img >\$T/mds.log 2>&1 &
-MDS=\$!
-wait_for 60 test -S \$T/mds/admin.sock
-RUST_LOG=warn '$PNFSGW' export --mds 127.0.0.1:20490 --path /bench.img --nbd 127.0.0.1:10809 \
-	--create ${size_mib}M --ublk --volume \$T/vol.img --control \$T/c.sock >\$T/gw.out 2>\$T/gw.log &
-GW=\$!
-wait_for 120 grep -q '^/dev/ublkb' \$T/gw.out || { cat \$T/gw.log; false; }
-DEV=\$(grep '^/dev/ublkb' \$T/gw.out)
-
-step 'the same data on ublk and on a loop device'
-head -c ${size_mib}M /dev/urandom >\$T/src
-dd if=\$T/src of=\$DEV bs=1M oflag=direct conv=fsync status=none
-rm \$T/src
-dd if=\$DEV of=\$T/img bs=1M iflag=direct status=none
+step 'data: $size_mib MiB of random bytes on tmpfs, a loop device over it'
+head -c ${size_mib}M /dev/urandom >\$T/img
 LOOP=\$(losetup -f --show \$T/img)
-cmp \$DEV \$LOOP
-
-step 'fio'
-# terse v3: field 7 = read bandwidth KiB/s, field 8 = read IOPS
-run() { fio --name=b --filename=\$1 --direct=1 --ioengine=libaio --readonly --time_based \
-	--runtime=$runtime --size=${size_mib}M --output-format=terse --terse-version=3 \"\${@:3}\" |
-	cut -d';' -f\$2; }
-U4=\$(run \$DEV 8 --rw=randread --bs=4k --iodepth=16)
-L4=\$(run \$LOOP 8 --rw=randread --bs=4k --iodepth=16)
-U1=\$(run \$DEV 7 --rw=read --bs=1M --iodepth=4)
-L1=\$(run \$LOOP 7 --rw=read --bs=1M --iodepth=4)
-ratio() { awk -v a=\$1 -v b=\$2 'BEGIN { printf \"%.2f\", a / b }'; }
-echo 'RESULT | job                | ublk (pNFS direct) | loop       | ublk/loop |'
-echo 'RESULT | ------------------ | ------------------ | ---------- | --------- |'
-printf 'RESULT | 4k randread QD16   | %12s IOPS | %5s IOPS | %9s |\n' \$U4 \$L4 \$(ratio \$U4 \$L4)
-printf 'RESULT | 1M seqread QD4     | %9s MiB/s | %4s MiB/s | %9s |\n' \$((U1 / 1024)) \$((L1 / 1024)) \$(ratio \$U1 \$L1)
-
-step 'stop'
+PID=
+# clock ticks of user+system time of process \$1, all threads (0 without a process)
+ticks() { if [ -n \"\$1\" ]; then awk '{ print \$14 + \$15 }' /proc/\$1/stat; else echo 0; fi; }
+HZ=\$(getconf CLK_TCK)
+# job NAME DEV FIO-ARGS...: one fio run; prints 'RES NAME iops kib_s cpu_us_per_request'
+job() {
+	local name=\$1 dev=\$2 t0 t1 line; shift 2
+	t0=\$(ticks \"\$PID\")
+	line=\$(fio --name=b --filename=\$dev --direct=1 --ioengine=libaio --readonly --time_based \
+		--runtime=$runtime --size=${size_mib}M --output-format=terse --terse-version=3 \"\$@\")
+	t1=\$(ticks \"\$PID\")
+	echo \"\$line\" | awk -F';' -v n=\$name -v d=\$((t1 - t0)) -v hz=\$HZ -v rt=$runtime \
+		'{ req = \$8 * rt; printf \"RES %s %s %s %.0f\\n\", n, \$8, \$7, (req > 0 && d > 0) ? d * 1e6 / hz / req : 0 }'
+}
+row() { job \$1-4k \$2 --rw=randread --bs=4k --iodepth=16; job \$1-1M \$2 --rw=read --bs=1M --iodepth=4; }
+# serve ROW ENV...: starts a RAM server of ublk/tests/guest.rs; sets PID and DEV
+serve() {
+	local name=\$1 test q pin=; shift
+	case \$name in
+		null-*|direct-*) test=serve_direct_for_bench ;;
+		*) test=serve_ramdisk_for_guest ;;
+	esac
+	q=\${name##*-q}
+	case \$q in *p) pin=UBLK_PIN=1; q=\${q%p} ;; esac
+	env \"\$@\" UBLK_QUEUES=\$q \$pin '$SERVER' \$test --ignored --exact --nocapture >\$T/server.log 2>&1 &
+	PID=\$!
+	wait_for 120 grep -q '^UBLK_READY ' \$T/server.log || { cat \$T/server.log; false; }
+	DEV=\$(sed -n 's/^UBLK_READY //p' \$T/server.log)
+	limits
+}
+# the request size limits of \$DEV (does a 1 MiB read stay one ublk request?)
+limits() {
+	local q=/sys/block/\${DEV#/dev/}/queue
+	echo \"limits \$DEV: max_sectors_kb \$(cat \$q/max_sectors_kb) max_hw_sectors_kb \$(cat \$q/max_hw_sectors_kb) max_segments \$(cat \$q/max_segments) max_segment_size \$(cat \$q/max_segment_size) hw queues \$(ls /sys/block/\${DEV#/dev/}/mq | wc -l)\"
+}
+stop() {
+	kill -TERM \$PID; wait \$PID || { cat \$T/server.log; false; }
+	grep -q 'stopped cleanly' \$T/server.log
+	PID=
+}
+fill() {
+	dd if=\$T/img of=\$DEV bs=1M oflag=direct conv=fsync status=none
+	cmp -n \$(stat -c %s \$T/img) \$T/img \$DEV
+}
+n=0
+for r in $rows; do
+	n=\$((n + 1))
+	step \"row \$r\"
+	case \$r in
+	loop) row loop-\$n \$LOOP ;;
+	null-*) serve \$r UBLK_BENCH_DIRECT=null UBLK_BENCH_BYTES=\$(stat -c %s \$T/img); row \$r \$DEV; stop ;;
+	direct-*) serve \$r UBLK_BENCH_DIRECT=ram UBLK_BENCH_BYTES=\$(stat -c %s \$T/img); fill; row \$r \$DEV; stop ;;
+	ours-*) serve \$r UBLK_GUEST_SERVE=1 UBLK_BENCH_FLAT=\$(stat -c %s \$T/img); fill; row \$r \$DEV; stop ;;
+	stack)
+		truncate -s $((size_mib + 64))M \$T/vol.img
+		'$PNFSGW' mds --listen 127.0.0.1:20490 --state \$T/mds --volume \$T/vol.img >\$T/mds.log 2>&1 &
+		MDS=\$!
+		wait_for 60 test -S \$T/mds/admin.sock
+		RUST_LOG=warn '$PNFSGW' export --mds 127.0.0.1:20490 --path /bench.img --nbd 127.0.0.1:10809 \
+			--create ${size_mib}M --ublk --volume \$T/vol.img --control \$T/c.sock >\$T/gw.out 2>\$T/gw.log &
+		PID=\$!
+		wait_for 120 grep -q '^/dev/ublkb' \$T/gw.out || { cat \$T/gw.log; false; }
+		DEV=\$(grep '^/dev/ublkb' \$T/gw.out)
+		limits
+		fill
+		row stack \$DEV
+		kill -TERM \$PID; wait \$PID; PID=
+		kill -TERM \$MDS; wait \$MDS
+		rm -rf \$T/vol.img \$T/mds
+		;;
+	esac
+done
 losetup -d \$LOOP
-kill -TERM \$GW; wait \$GW
-kill -TERM \$MDS; wait \$MDS
 " | tee "$log"
 
-table=$(sed -n 's/.*RESULT //p' "$log")
+# The table: one line per row, ratios to the mean of the loop rows.
+table=$(sed -n 's/.*\] RES /RES /p' "$log" | awk '
+	{
+		n_ = split($2, p, "-"); job = p[n_]; name = substr($2, 1, length($2) - length(job) - 1)
+		if (!(name in seen)) { seen[name] = 1; order[++n] = name }
+		if (job == "4k") v4[name] = $3; else v1[name] = $4 / 1024
+		if (job == "4k") c4[name] = $5; else c1[name] = $5
+		if (name ~ /^loop/) { if (job == "4k") { l4 += $3; k4++ } else { l1 += $4 / 1024; k1++ } }
+	}
+	END {
+		if (k4 == 0 || k1 == 0) exit 1
+		l4 /= k4; l1 /= k1
+		printf "| row        | 4k randread QD16 IOPS | /loop | µs CPU/req | 1M seqread QD4 MiB/s | /loop | µs CPU/req |\n"
+		printf "| ---------- | --------------------- | ----- | ---------- | -------------------- | ----- | ---------- |\n"
+		for (i = 1; i <= n; i++) {
+			r = order[i]
+			a = r ~ /^loop/ ? "-" : c4[r]; b = r ~ /^loop/ ? "-" : c1[r]
+			printf "| %-10s | %21.0f | %5.2f | %10s | %20.1f | %5.2f | %10s |\n", r, v4[r], v4[r] / l4, a, v1[r], v1[r] / l1, b
+		}
+	}') || true
 [[ -n $table ]] || { echo "ublk-guest: no results" >&2; exit 1; }
 {
-	echo "ublk-guest: $(date -u +%Y-%m-%dT%H:%MZ), ${size_mib} MiB, ${runtime} s per job, $(basename "$PNFSGW") $(git -C "$root" rev-parse --short HEAD)"
+	echo "ublk-guest: $(date -u +%Y-%m-%dT%H:%MZ), ${size_mib} MiB, ${runtime} s per job, ${cpus} guest CPUs, $(git -C "$root" rev-parse --short HEAD)"
 	echo "$table"
 } | { if [[ -n $out ]]; then tee "$out"; else cat; fi; }

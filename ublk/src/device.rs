@@ -551,7 +551,9 @@ impl Control {
                     name: "ublk queue".into(),
                     detail: "did not report its thread id".into(),
                 })?;
-            ctrl.set_thread_affinity(qid, tid);
+            if self.params.pin_queue_threads {
+                ctrl.set_thread_affinity(qid, tid);
+            }
             ctrl.configure_queue(&dev, qid, tid)
                 .map_err(|e| UblkError::kernel("configuring a queue", &e))?;
         }

@@ -32,6 +32,12 @@ pub struct UblkParams {
     pub dev_id: Option<u32>,
     /// A short name for logs and libublk's run-time JSON file.
     pub name: String,
+    /// Pin each queue thread to the CPUs that submit to its queue (libublk's
+    /// `set_thread_affinity`). Off by default: the submitter and the queue thread then share
+    /// one CPU and every request costs two context switches on it; unpinned, the scheduler
+    /// runs the queue thread on another CPU. Measured in the 2-CPU test guest, 4 KiB random
+    /// reads with 2 queues: 5.4k IOPS pinned, 26k unpinned (1 queue: 19k either way).
+    pub pin_queue_threads: bool,
 }
 
 impl Default for UblkParams {
@@ -43,6 +49,7 @@ impl Default for UblkParams {
             max_io_bytes: 1024 * 1024,
             dev_id: None,
             name: "pnfs".to_string(),
+            pin_queue_threads: false,
         }
     }
 }

@@ -14,7 +14,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{FailReads, RamDisk};
+use common::{FailReads, FlatRamDisk, RamDisk};
 use pnfs_testbed::{require, GuestRunner, GuestScript};
 use pnfs_ublk::{UblkDevice, UblkError, UblkParams, UBLK_CONTROL_PATH};
 
@@ -169,22 +169,39 @@ fn serve_ramdisk_for_guest() {
         .with_env_filter("info")
         .with_ansi(false)
         .try_init();
+    let (nr_queues, queue_depth) = bench_queues_and_depth(2, 32);
+    let params = UblkParams {
+        nr_queues,
+        queue_depth,
+        max_io_bytes: 1024 * 1024,
+        dev_id: None,
+        name: "guest-test".into(),
+        pin_queue_threads: std::env::var_os("UBLK_PIN").is_some(),
+    };
+    // The benchmark's flat RAM disk of UBLK_BENCH_FLAT bytes; else the test's sparse one
+    // with its failing range.
+    match std::env::var("UBLK_BENCH_FLAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        Some(bytes) => serve_until_sigterm(Arc::new(FlatRamDisk::new(bytes)), params),
+        None => serve_until_sigterm(
+            Arc::new(FailReads {
+                inner: RamDisk::new(DISK_BYTES),
+                eio_range: FAULT_OFFSET..FAULT_OFFSET + FAULT_BYTES,
+            }),
+            params,
+        ),
+    }
+}
+
+/// Serves `disk` on a new ublk device until SIGTERM, then prints the stats and stops it.
+fn serve_until_sigterm<D: pnfs_gateway::disk::Disk>(disk: Arc<D>, params: UblkParams) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let disk = Arc::new(FailReads {
-        inner: RamDisk::new(DISK_BYTES),
-        eio_range: FAULT_OFFSET..FAULT_OFFSET + FAULT_BYTES,
-    });
-    let params = UblkParams {
-        nr_queues: 2,
-        queue_depth: 32,
-        max_io_bytes: 1024 * 1024,
-        dev_id: None,
-        name: "guest-test".into(),
-    };
     rt.block_on(async move {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("SIGTERM handler");
@@ -238,5 +255,163 @@ fn missing_control_device_gives_the_clear_error() {
         err.to_string(),
         "ublk: /dev/ublk-control not found: the kernel needs the ublk_drv module \
          (CONFIG_BLK_DEV_UBLK)"
+    );
+}
+
+/// Queues and depth for the benchmark's servers: `UBLK_QUEUES` / `UBLK_DEPTH` override the
+/// defaults given (the acceptance test sets neither).
+fn bench_queues_and_depth(queues: u16, depth: u16) -> (u16, u16) {
+    let get = |key: &str, default: u16| {
+        std::env::var(key)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    (get("UBLK_QUEUES", queues), get("UBLK_DEPTH", depth))
+}
+
+/// Not a test: the benchmark's ceiling (bench/ublk-guest.sh). The cheapest ublk server we
+/// can write on libublk, with none of this crate's frontend: libublk's synchronous queue
+/// loop (`wait_and_handle_io`), every request answered inside the completion handler.
+/// `UBLK_BENCH_DIRECT=null` completes reads and writes without touching data;
+/// `UBLK_BENCH_DIRECT=ram` copies to and from one flat RAM buffer of `UBLK_BENCH_BYTES`
+/// (the same one copy per request our RAM disk does). Serves until SIGTERM.
+#[test]
+#[ignore = "helper: started inside the guest by bench/ublk-guest.sh"]
+fn serve_direct_for_bench() {
+    use libublk::io::{BufDescList, UblkDev, UblkIOCtx, UblkQueue};
+    use libublk::{ctrl::UblkCtrlBuilder, sys, BufDesc, UblkFlags, UblkIORes};
+    use std::sync::RwLock;
+
+    let Ok(mode) = std::env::var("UBLK_BENCH_DIRECT") else {
+        return;
+    };
+    let ram = match mode.as_str() {
+        "null" => false,
+        "ram" => true,
+        other => panic!("UBLK_BENCH_DIRECT={other}: expected null or ram"),
+    };
+    let size_bytes: u64 = std::env::var("UBLK_BENCH_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DISK_BYTES);
+    let (queues, depth) = bench_queues_and_depth(2, 32);
+    let io_buf_bytes: u32 = 1024 * 1024;
+    let store_bytes = if ram {
+        usize::try_from(size_bytes).expect("size fits memory")
+    } else {
+        0
+    };
+    // Zeroed pages are mapped on first touch, like the sparse RAM disk.
+    let store = Arc::new(RwLock::new(vec![0u8; store_bytes]));
+    let ctrl = UblkCtrlBuilder::default()
+        .name(&format!("bench-{mode}"))
+        .nr_queues(queues)
+        .depth(depth)
+        .io_buf_bytes(io_buf_bytes)
+        .dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV)
+        .build()
+        .expect("add the ublk device");
+    // libublk's run_target pins every queue thread to its queue's CPUs; unless UBLK_PIN is
+    // set, the first request undoes that (by then the pinning is long done), as our
+    // frontend does not pin by default.
+    let unpin = std::env::var_os("UBLK_PIN").is_none();
+    let queue_fn = move |qid: u16, dev: &UblkDev| {
+        let mut unpin_pending = unpin;
+        let mut bufs = dev.alloc_queue_io_bufs();
+        let q = UblkQueue::new(qid, dev)
+            .and_then(|q| q.submit_fetch_commands_unified(BufDescList::Slices(Some(&bufs))))
+            .expect("queue setup");
+        let handler = move |q: &UblkQueue, tag: u16, _io: &UblkIOCtx| {
+            if unpin_pending {
+                unpin_pending = false;
+                allow_all_cpus();
+            }
+            let iod = q.get_iod(tag);
+            let op = iod.op_flags & 0xff;
+            let bytes = u64::from(iod.nr_sectors) << 9;
+            let start = iod.start_sector << 9;
+            let buf = &mut bufs[usize::from(tag)];
+            let in_range = start
+                .checked_add(bytes)
+                .is_some_and(|end| end <= size_bytes)
+                && bytes <= u64::from(io_buf_bytes);
+            let (at, len) = (
+                usize::try_from(start).unwrap_or(usize::MAX),
+                usize::try_from(bytes).unwrap_or(usize::MAX),
+            );
+            let res = match op {
+                sys::UBLK_IO_OP_READ | sys::UBLK_IO_OP_WRITE if !in_range => -libc::EINVAL,
+                sys::UBLK_IO_OP_READ => {
+                    if ram {
+                        let data = store.read().expect("store lock");
+                        buf.as_mut_slice()[..len].copy_from_slice(&data[at..at + len]);
+                    }
+                    i32::try_from(bytes).unwrap_or(-libc::EINVAL)
+                }
+                sys::UBLK_IO_OP_WRITE => {
+                    if ram {
+                        let mut data = store.write().expect("store lock");
+                        data[at..at + len].copy_from_slice(&buf.as_slice()[..len]);
+                    }
+                    i32::try_from(bytes).unwrap_or(-libc::EINVAL)
+                }
+                sys::UBLK_IO_OP_FLUSH => 0,
+                _ => -libc::EOPNOTSUPP,
+            };
+            q.complete_io_cmd_unified(
+                tag,
+                BufDesc::Slice(buf.as_slice()),
+                Ok(UblkIORes::Result(res)),
+            )
+            .expect("complete");
+        };
+        q.wait_and_handle_io(handler);
+    };
+    let device_fn = |ctrl: &libublk::ctrl::UblkCtrl| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("SIGTERM handler");
+            println!("UBLK_READY {}", ctrl.get_bdev_path());
+            term.recv().await;
+        });
+        ctrl.kill_dev().expect("stop the device");
+    };
+    ctrl.run_target(
+        |dev: &mut UblkDev| {
+            dev.set_default_params(size_bytes);
+            Ok(())
+        },
+        queue_fn,
+        device_fn,
+    )
+    .expect("run the device");
+    ctrl.del_dev().expect("delete the device");
+    println!("ublk server stopped cleanly");
+}
+
+/// Lets the calling thread run on every CPU again.
+fn allow_all_cpus() {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set, CPU_SET only writes inside it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sysconf takes no pointers.
+    let configured = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) };
+    let cpus = usize::try_from(configured).unwrap_or(1);
+    for cpu in 0..cpus.min(libc::CPU_SETSIZE as usize) {
+        // SAFETY: `cpu` is below CPU_SETSIZE, the set's capacity.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
+    // SAFETY: passes a live cpu_set_t and its exact size for the calling thread (0).
+    let rc = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    assert_eq!(
+        rc,
+        0,
+        "sched_setaffinity: {}",
+        std::io::Error::last_os_error()
     );
 }

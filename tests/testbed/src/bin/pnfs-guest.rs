@@ -1,7 +1,7 @@
 //! `pnfs-guest`: run a shell script in the test guest by hand (exploration, debugging).
 //!
 //! ```text
-//! pnfs-guest [--timeout SECS] [--memory MIB] [--keep] (-c SCRIPT | FILE)
+//! pnfs-guest [--timeout SECS] [--memory MIB] [--cpus N] [--keep] (-c SCRIPT | FILE)
 //! ```
 //! Prints the guest output live; exits with the script's exit code (124 on timeout, 125 when
 //! the guest gave no exit code or the runner failed). `--keep` keeps the run directory (the
@@ -13,7 +13,7 @@ use std::time::Duration;
 use pnfs_testbed::{GuestRunner, GuestScript, TestbedError};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: pnfs-guest [--timeout SECS] [--memory MIB] [--keep] (-c SCRIPT | FILE)");
+    eprintln!("usage: pnfs-guest [--timeout SECS] [--memory MIB] [--cpus N] [--keep] (-c SCRIPT | FILE)");
     ExitCode::from(2)
 }
 
@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut timeout_s: u64 = 600;
     let mut memory_mib: u32 = 1024;
+    let mut cpus: u32 = 2;
     let mut keep = false;
     let mut script = None;
     while let Some(arg) = args.next() {
@@ -32,6 +33,10 @@ fn main() -> ExitCode {
             "--memory" => match args.next().and_then(|v| v.parse().ok()) {
                 Some(v) => memory_mib = v,
                 None => return usage(),
+            },
+            "--cpus" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(v) if (1..=8).contains(&v) => cpus = v,
+                _ => return usage(),
             },
             "--keep" => keep = true,
             "-c" => match args.next() {
@@ -62,7 +67,8 @@ fn main() -> ExitCode {
     let job = GuestScript::new(script)
         .name("pnfs-guest")
         .timeout(Duration::from_secs(timeout_s))
-        .memory_mib(memory_mib);
+        .memory_mib(memory_mib)
+        .cpus(cpus);
     match runner.run(&job) {
         Ok(mut outcome) => {
             for s in &outcome.steps {
