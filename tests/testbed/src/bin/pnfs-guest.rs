@@ -13,7 +13,9 @@ use std::time::Duration;
 use pnfs_testbed::{GuestRunner, GuestScript, TestbedError};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: pnfs-guest [--timeout SECS] [--memory MIB] [--cpus N] [--keep] (-c SCRIPT | FILE)");
+    eprintln!(
+        "usage: pnfs-guest [--timeout SECS] [--memory MIB] [--cpus N] [--keep] (-c SCRIPT | FILE)"
+    );
     ExitCode::from(2)
 }
 
