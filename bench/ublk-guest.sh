@@ -16,7 +16,10 @@
 #               affinity; our default is unpinned, see UblkParams::pin_queue_threads)
 #   stack       the embedded MDS (`pnfsgw mds`, volume file on tmpfs) + `pnfsgw export --ublk`,
 #               pNFS direct path (default queues/depth of the CLI): ours minus stack = the
-#               gateway's data path
+#               gateway's data path. Its O_DIRECT reads of a tmpfs file go through io_uring
+#               worker threads (measured: an iou-wrk thread busy per request), a hop per request.
+#   stack-brd   the same with the volume on a RAM block device (brd), which O_DIRECT reads
+#               without a worker thread, as a real LUN would
 #
 # Jobs (fio libaio, direct=1, read only, time based, RUNTIME seconds each):
 #   4k   4 KiB random read, QD16 (IOPS)        1M   1 MiB sequential read, QD4 (MiB/s)
@@ -33,7 +36,7 @@ set -euo pipefail
 runtime=6
 size_mib=256
 cpus=2
-rows="loop null-q1 direct-q1 ours-q1 direct-q2 ours-q2 ours-q2p stack loop"
+rows="loop null-q1 direct-q1 ours-q1 direct-q2 ours-q2 ours-q2p stack stack-brd loop"
 out=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
@@ -42,7 +45,7 @@ while [[ $# -gt 0 ]]; do
 	--cpus) cpus=$2; shift 2 ;;
 	--rows) rows=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
-	-h | --help) sed -n '2,29p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,33p' "$0"; exit 0 ;;
 	*) echo "ublk-guest: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -50,7 +53,7 @@ done
 [[ $size_mib =~ ^[0-9]+$ && $size_mib -ge 64 && $size_mib -le 512 ]] || { echo "ublk-guest: --size 64..512 (MiB)" >&2; exit 2; }
 [[ $cpus =~ ^[1-4]$ ]] || { echo "ublk-guest: --cpus 1..4" >&2; exit 2; }
 for r in $rows; do
-	[[ $r =~ ^(loop|stack|(null|direct|ours)-q[1-4]p?)$ ]] || { echo "ublk-guest: unknown row $r" >&2; exit 2; }
+	[[ $r =~ ^(loop|stack|stack-brd|(null|direct|ours)-q[1-4]p?)$ ]] || { echo "ublk-guest: unknown row $r" >&2; exit 2; }
 done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,12 +64,12 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 SERVER=$(cargo test --release -q -p pnfs-ublk --test guest --no-run --message-format=json 2>/dev/null |
 	sed -n 's/.*"executable":"\([^"]*\/guest-[^"]*\)".*/\1/p' | tail -1)
 [[ -x $SERVER ]] || { echo "ublk-guest: could not build the ublk guest test binary" >&2; exit 1; }
-if [[ " $rows " == *" stack "* && -z ${PNFSGW:-} ]]; then
+if [[ " $rows " == *" stack"* && -z ${PNFSGW:-} ]]; then
 	cargo build --release -q -p pnfsgw
 	PNFSGW=$CARGO_TARGET_DIR/release/pnfsgw
 fi
 PNFSGW=${PNFSGW:-/nonexistent}
-[[ " $rows " != *" stack "* || -x $PNFSGW ]] || { echo "ublk-guest: no pnfsgw at $PNFSGW" >&2; exit 2; }
+[[ " $rows " != *" stack"* || -x $PNFSGW ]] || { echo "ublk-guest: no pnfsgw at $PNFSGW" >&2; exit 2; }
 cargo build -q -p pnfs-testbed --bin pnfs-guest
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
@@ -82,13 +85,24 @@ PID=
 # clock ticks of user+system time of process \$1, all threads (0 without a process)
 ticks() { if [ -n \"\$1\" ]; then awk '{ print \$14 + \$15 }' /proc/\$1/stat; else echo 0; fi; }
 HZ=\$(getconf CLK_TCK)
+# 'tid comm ticks' per thread of process \$1 (nothing without a process)
+threads() {
+	[ -n \"\$1\" ] || return 0
+	for t in /proc/\$1/task/*; do
+		echo \"\${t##*/} \$(tr ' ' _ <\$t/comm) \$(awk '{ print \$14 + \$15 }' \$t/stat 2>/dev/null || echo 0)\"
+	done
+}
 # job NAME DEV FIO-ARGS...: one fio run; prints 'RES NAME iops kib_s cpu_us_per_request'
 job() {
 	local name=\$1 dev=\$2 t0 t1 line; shift 2
 	t0=\$(ticks \"\$PID\")
+	threads \"\$PID\" >\$T/threads0
 	line=\$(fio --name=b --filename=\$dev --direct=1 --ioengine=libaio --readonly --time_based \
 		--runtime=$runtime --size=${size_mib}M --output-format=terse --terse-version=3 \"\$@\")
 	t1=\$(ticks \"\$PID\")
+	threads \"\$PID\" >\$T/threads1
+	# where the server's CPU went: ticks per thread name (threads that ran)
+	echo \"threads \$name: \$(awk 'NR == FNR { a[\$1] = \$3; next } { d = \$3 - a[\$1]; if (d > 0) s[\$2] += d } END { for (c in s) printf \"%s=%d \", c, s[c] }' \$T/threads0 \$T/threads1)\"
 	echo \"\$line\" | awk -F';' -v n=\$name -v d=\$((t1 - t0)) -v hz=\$HZ -v rt=$runtime \
 		'{ req = \$8 * rt; printf \"RES %s %s %s %.0f\\n\", n, \$8, \$7, (req > 0 && d > 0) ? d * 1e6 / hz / req : 0 }'
 }
@@ -131,22 +145,29 @@ for r in $rows; do
 	null-*) serve \$r UBLK_BENCH_DIRECT=null UBLK_BENCH_BYTES=\$(stat -c %s \$T/img); row \$r \$DEV; stop ;;
 	direct-*) serve \$r UBLK_BENCH_DIRECT=ram UBLK_BENCH_BYTES=\$(stat -c %s \$T/img); fill; row \$r \$DEV; stop ;;
 	ours-*) serve \$r UBLK_GUEST_SERVE=1 UBLK_BENCH_FLAT=\$(stat -c %s \$T/img); fill; row \$r \$DEV; stop ;;
-	stack)
-		truncate -s $((size_mib + 64))M \$T/vol.img
-		'$PNFSGW' mds --listen 127.0.0.1:20490 --state \$T/mds --volume \$T/vol.img >\$T/mds.log 2>&1 &
+	stack | stack-brd)
+		if [ \$r = stack ]; then
+			VOL=\$T/vol.img
+			truncate -s $((size_mib + 64))M \$VOL
+		else
+			modprobe brd rd_nr=1 rd_size=$(((size_mib + 64) * 1024))
+			VOL=/dev/ram0
+		fi
+		'$PNFSGW' mds --listen 127.0.0.1:20490 --state \$T/mds --volume \$VOL >\$T/mds.log 2>&1 &
 		MDS=\$!
 		wait_for 60 test -S \$T/mds/admin.sock
 		RUST_LOG=warn '$PNFSGW' export --mds 127.0.0.1:20490 --path /bench.img --nbd 127.0.0.1:10809 \
-			--create ${size_mib}M --ublk --volume \$T/vol.img --control \$T/c.sock >\$T/gw.out 2>\$T/gw.log &
+			--create ${size_mib}M --ublk --volume \$VOL --control \$T/c.sock >\$T/gw.out 2>\$T/gw.log &
 		PID=\$!
 		wait_for 120 grep -q '^/dev/ublkb' \$T/gw.out || { cat \$T/gw.log; false; }
 		DEV=\$(grep '^/dev/ublkb' \$T/gw.out)
 		limits
 		fill
-		row stack \$DEV
+		row \$r \$DEV
 		kill -TERM \$PID; wait \$PID; PID=
 		kill -TERM \$MDS; wait \$MDS
 		rm -rf \$T/vol.img \$T/mds
+		if [ \$r = stack-brd ]; then rmmod brd; fi
 		;;
 	esac
 done
