@@ -18,7 +18,8 @@
 #               pNFS direct path (default queues/depth of the CLI): ours minus stack = the
 #               gateway's data path. Its O_DIRECT reads of a tmpfs file go through io_uring
 #               worker threads (measured: an iou-wrk thread busy per request), a hop per request.
-#   stack-brd   the same with the volume on a RAM block device (brd), which O_DIRECT reads
+#   stack-q2    the same gateway from a configuration file with 2 ublk queues
+#   stack-brd   the same as stack with the volume on a RAM block device (brd), which O_DIRECT reads
 #               without a worker thread, as a real LUN would
 #
 # Jobs (fio libaio, direct=1, read only, time based, RUNTIME seconds each):
@@ -36,7 +37,7 @@ set -euo pipefail
 runtime=6
 size_mib=256
 cpus=2
-rows="loop null-q1 direct-q1 ours-q1 direct-q2 ours-q2 ours-q2p stack stack-brd loop"
+rows="loop null-q1 direct-q1 ours-q1 direct-q2 ours-q2 ours-q2p stack stack-q2 stack-brd loop"
 out=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
@@ -45,7 +46,7 @@ while [[ $# -gt 0 ]]; do
 	--cpus) cpus=$2; shift 2 ;;
 	--rows) rows=$2; shift 2 ;;
 	--out) out=$2; shift 2 ;;
-	-h | --help) sed -n '2,33p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,34p' "$0"; exit 0 ;;
 	*) echo "ublk-guest: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -53,7 +54,7 @@ done
 [[ $size_mib =~ ^[0-9]+$ && $size_mib -ge 64 && $size_mib -le 512 ]] || { echo "ublk-guest: --size 64..512 (MiB)" >&2; exit 2; }
 [[ $cpus =~ ^[1-4]$ ]] || { echo "ublk-guest: --cpus 1..4" >&2; exit 2; }
 for r in $rows; do
-	[[ $r =~ ^(loop|stack|stack-brd|(null|direct|ours)-q[1-4]p?)$ ]] || { echo "ublk-guest: unknown row $r" >&2; exit 2; }
+	[[ $r =~ ^(loop|stack|stack-q2|stack-brd|(null|direct|ours)-q[1-4]p?)$ ]] || { echo "ublk-guest: unknown row $r" >&2; exit 2; }
 done
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -145,8 +146,8 @@ for r in $rows; do
 	null-*) serve \$r UBLK_BENCH_DIRECT=null UBLK_BENCH_BYTES=\$(stat -c %s \$T/img); row \$r \$DEV; stop ;;
 	direct-*) serve \$r UBLK_BENCH_DIRECT=ram UBLK_BENCH_BYTES=\$(stat -c %s \$T/img); fill; row \$r \$DEV; stop ;;
 	ours-*) serve \$r UBLK_GUEST_SERVE=1 UBLK_BENCH_FLAT=\$(stat -c %s \$T/img); fill; row \$r \$DEV; stop ;;
-	stack | stack-brd)
-		if [ \$r = stack ]; then
+	stack | stack-q2 | stack-brd)
+		if [ \$r != stack-brd ]; then
 			VOL=\$T/vol.img
 			truncate -s $((size_mib + 64))M \$VOL
 		else
@@ -161,6 +162,18 @@ for r in $rows; do
 		PID=\$!
 		wait_for 120 grep -q '^/dev/ublkb' \$T/gw.out || { cat \$T/gw.log; false; }
 		DEV=\$(grep '^/dev/ublkb' \$T/gw.out)
+		if [ \$r = stack-q2 ]; then
+			# the file exists now: the same gateway from a configuration file, 2 queues
+			kill -TERM \$PID; wait \$PID
+			wait_for 30 test ! -e \$DEV
+			printf '%s\\n' '[mds]' 'addresses = [\"127.0.0.1:20490\"]' '[volumes]' \"search = [\\\"\$VOL\\\"]\" \
+				'[nbd]' 'tcp = [\"127.0.0.1:10809\"]' '[control]' \"socket = \\\"\$T/c.sock\\\"\" \
+				'[[device]]' 'name = \"bench\"' 'path = \"/bench.img\"' 'frontends = [\"ublk\"]' 'queues = 2' >\$T/gw.toml
+			RUST_LOG=warn '$PNFSGW' run --config \$T/gw.toml >\$T/gw.out 2>\$T/gw.log &
+			PID=\$!
+			wait_for 120 sh -c 'ls /dev/ublkb* >/dev/null 2>&1' || { cat \$T/gw.log; false; }
+			DEV=\$(ls /dev/ublkb* | head -1)
+		fi
 		limits
 		fill
 		row \$r \$DEV
