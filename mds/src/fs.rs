@@ -1790,16 +1790,14 @@ mod tests {
             children: vec![simple(0), simple(1)],
         };
         let err = open(vec![vol("a"), vol("b")], concat)
-            .err()
-            .expect("a concat over a and b is another layout")
+            .expect_err("a concat over a and b is another layout")
             .to_string();
         assert!(
             err.contains("volume layout simple(") && err.contains("make concat(simple("),
             "{err}"
         );
         let err = open(vec![vol("b")], simple(0))
-            .err()
-            .expect("another volume is another layout")
+            .expect_err("another volume is another layout")
             .to_string();
         assert!(err.contains("volume layout"), "{err}");
         drop(open(vec![vol("b"), vol("a")], simple(1)).expect("a, listed second"));
