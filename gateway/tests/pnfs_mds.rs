@@ -308,6 +308,23 @@ async fn hundred_recalls_during_workload_on_embedded_mds() {
     assert_eq!(snap.request_errors, 0);
 }
 
+/// The first `len` bytes of `path` as the server has them (MDS READ, not our layouts).
+async fn server_copy(nfs: &NfsClient, path: &str, len: u32) -> Vec<u8> {
+    let h = nfs
+        .open(
+            path,
+            OpenMode {
+                read_only: true,
+                create_size_bytes: None,
+            },
+        )
+        .await
+        .expect("open for check");
+    let r = nfs.read(&h, 0, len).await.expect("MDS READ");
+    nfs.close(&h).await.expect("close check");
+    r.data.to_vec()
+}
+
 /// Polls `cond` every 10 ms for up to 10 s (eviction returns the layout in the background).
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     for _ in 0..1000 {
@@ -389,19 +406,10 @@ async fn layouts_of_the_least_recently_used_file_are_evicted_under_the_memory_bo
     }
     // The server's copy (MDS READ) has every file's data: nothing lost by evicting.
     for (f, tag) in [("a.img", 0xa1u8), ("b.img", 0xb1), ("c.img", 0xc1)] {
-        let h = nfs
-            .open(
-                f,
-                OpenMode {
-                    read_only: true,
-                    create_size_bytes: None,
-                },
-            )
-            .await
-            .expect("open for check");
-        let r = nfs.read(&h, 0, 65536).await.expect("MDS READ");
-        assert_eq!(&r.data[..], &pattern(tag)[..], "{f} on the server");
-        nfs.close(&h).await.expect("close check");
+        assert!(
+            server_copy(&nfs, f, 65536).await == pattern(tag)[..],
+            "{f} on the server differs"
+        );
     }
     let snap = gw.stats().snapshot();
     eprintln!("[evict] {per_file} pieces per file\n  {snap}");
@@ -499,19 +507,10 @@ async fn revoked_layout_is_found_freed_and_dropped_alone() {
     b.close().await.expect("close b");
     // The server's copy (MDS READ) has both files' data.
     for (f, data) in [("a.img", want), ("b.img", vec![0xb1u8; 65536])] {
-        let h = nfs
-            .open(
-                f,
-                OpenMode {
-                    read_only: true,
-                    create_size_bytes: None,
-                },
-            )
-            .await
-            .expect("open for check");
-        let r = nfs.read(&h, 0, 65536).await.expect("MDS READ");
-        assert!(r.data[..] == data[..], "{f} on the server differs");
-        nfs.close(&h).await.expect("close check");
+        assert!(
+            server_copy(&nfs, f, 65536).await == data,
+            "{f} on the server differs"
+        );
     }
     let snap = gw.stats().snapshot();
     eprintln!("[revoke] {snap}");
