@@ -119,8 +119,9 @@ serve() {
 	case \$q in *p) pin=UBLK_PIN=1; q=\${q%p} ;; esac
 	env \"\$@\" UBLK_QUEUES=\$q \$pin '$SERVER' \$test --ignored --exact --nocapture >\$T/server.log 2>&1 &
 	PID=\$!
-	wait_for 120 grep -q '^UBLK_READY ' \$T/server.log || { cat \$T/server.log; false; }
-	DEV=\$(sed -n 's/^UBLK_READY //p' \$T/server.log)
+	# (libtest may print its 'test ... ' prefix on the same line)
+	wait_for 120 grep -q 'UBLK_READY ' \$T/server.log || { cat \$T/server.log; false; }
+	DEV=\$(sed -n 's/.*UBLK_READY //p' \$T/server.log)
 	limits
 }
 # the request size limits of \$DEV (does a 1 MiB read stay one ublk request?)

@@ -377,7 +377,8 @@ fn serve_direct_for_bench() {
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                     .expect("SIGTERM handler");
-            println!("UBLK_READY {}", ctrl.get_bdev_path());
+            // On a line of its own (libtest's "test ... " prefix has no newline).
+            println!("\nUBLK_READY {}", ctrl.get_bdev_path());
             term.recv().await;
         });
         ctrl.kill_dev().expect("stop the device");
