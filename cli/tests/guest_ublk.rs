@@ -38,12 +38,32 @@ fn seed() -> u64 {
         .unwrap_or(0x0b1c_5eed)
 }
 
+/// Most rounds of the SIGTERM / restart / SIGKILL steps one boot may run.
+const ROUNDS_MAX: u32 = 50;
+
+/// How many times the SIGTERM and durability steps run in the boot (each round after the
+/// first with fresh gateways): `UBLK_ACCEPTANCE_ROUNDS` (1 to 50), else 1. For hunting
+/// lifecycle races; every round costs about 30 s of guest time.
+fn rounds() -> u32 {
+    match std::env::var("UBLK_ACCEPTANCE_ROUNDS") {
+        Err(_) => 1,
+        Ok(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=ROUNDS_MAX).contains(&n) => n,
+            _ => panic!("UBLK_ACCEPTANCE_ROUNDS={v:?}: expected 1 to {ROUNDS_MAX}"),
+        },
+    }
+}
+
 fn acceptance(mds_kind: &str) {
     let Some(runner) = require(GuestRunner::new()) else {
         return;
     };
     let seed = seed();
-    println!("{mds_kind}: durability seed {seed} (set UBLK_ACCEPTANCE_SEED to change it)");
+    let rounds = rounds();
+    println!(
+        "{mds_kind}: durability seed {seed} (set UBLK_ACCEPTANCE_SEED to change it), \
+         {rounds} round(s) of SIGTERM / restart / SIGKILL (UBLK_ACCEPTANCE_ROUNDS)"
+    );
     let outcome = runner
         .run(
             &GuestScript::new(format!("source {}", script_path().display()))
@@ -51,8 +71,9 @@ fn acceptance(mds_kind: &str) {
                 .env("PNFSGW", BIN)
                 .env("MDS_KIND", mds_kind)
                 .env("SEED", seed.to_string())
+                .env("ROUNDS", rounds.to_string())
                 .memory_mib(1536)
-                .timeout(Duration::from_secs(900)),
+                .timeout(Duration::from_secs(900 + 60 * u64::from(rounds - 1))),
         )
         .unwrap_or_else(|e| panic!("ublk acceptance on {mds_kind} (seed {seed}): {e}"));
     for s in &outcome.steps {
