@@ -320,27 +320,89 @@ hang_dump() {
 	cp "$f" "$OUT/hang-last.txt" 2>/dev/null || true
 }
 
-# _pnfs_descendants PID: PID's children, grandchildren, ... (one a line).
+# _pnfs_descendants PID: PID's children, grandchildren, ... (one a line; never fails).
 _pnfs_descendants() {
-	local c
-	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do
-		echo "$c"
-		_pnfs_descendants "$c"
-	done
-	return 0
+	ps -eo pid=,ppid= 2>/dev/null | awk -v root="$1" '
+		{ parent[$1] = $2 }
+		END {
+			for (p in parent) {
+				q = p
+				for (depth = 0; depth < 64 && q != "" && q != 0 && q != 1; depth++) {
+					q = parent[q]
+					if (q == root) { print p; break }
+				}
+			}
+		}' || true
 }
 
-# _pnfs_watch PID SECS WHAT MARKER: dump and kill PID (and its descendants) if it still runs
-# after SECS; MARKER tells the waiter that it did.
+# Seconds a task may sit in bl_resolve_deviceid (the pNFS block-layout client waiting for
+# blkmapd's answer; blkmapd answers in milliseconds) with blkmapd idle before it counts as
+# the kernel's lost wakeup (see _pnfs_blkmapd_rescue).
+PNFS_BLKMAPD_STUCK_S=10
+
+# _pnfs_blkmapd_rescue TASKS...: works around a Linux NFS client race (seen on 6.12 in this
+# guest): bl_resolve_deviceid() (fs/nfs/blocklayout/rpc_pipefs.c) queues its upcall to
+# blkmapd and only THEN sets TASK_UNINTERRUPTIBLE and sleeps; when blkmapd's downcall (the
+# wake_up) lands in between, the wakeup is lost and the reader sleeps in D forever (SIGKILL
+# cannot end it). When one of TASKS is in bl_resolve_deviceid and blkmapd is idle in
+# select() (it has answered), this writes the answer again into the blocklayout pipe (a
+# downcall wakes every waiter): the device of $PNFS_VOL_DEV if set (what blkmapd finds for
+# nfsd's export), else "not found" (the client then reads through the MDS). Each rescue is
+# logged loudly and counted in $OUT/blkmapd-rescues; the guest state is dumped first.
+# Prints the number of rescues done (0 or 1).
+_pnfs_blkmapd_rescue() {
+	local t stuck="" bm pipe=/run/rpc_pipefs/nfs/blocklayout major=0 minor=0 status=2
+	for t in "$@"; do
+		[ "$(cat "/proc/$t/wchan" 2>/dev/null)" = bl_resolve_deviceid ] && stuck="$stuck $t"
+	done
+	[ -n "$stuck" ] || { echo 0; return 0; }
+	bm=$(pgrep -x blkmapd | head -n 1)
+	[ -n "$bm" ] && [ "$(cat "/proc/$bm/wchan" 2>/dev/null)" = do_select ] || { echo 0; return 0; }
+	if [ -n "${PNFS_VOL_DEV:-}" ] && [ -b "$PNFS_VOL_DEV" ]; then
+		major=$((0x$(stat -L -c %t "$PNFS_VOL_DEV")))
+		minor=$((0x$(stat -L -c %T "$PNFS_VOL_DEV")))
+		status=1
+	fi
+	hang_dump "kernel bug: task(s)$stuck stuck in bl_resolve_deviceid with blkmapd idle (lost wakeup)" >&2 || true
+	echo "KERNEL BUG WORKAROUND: task(s)$stuck lost blkmapd's wakeup in bl_resolve_deviceid; re-sending the answer (status $status, device $major:$minor)" >&2
+	note "blkmapd rescue: re-sending the answer (status $status, device $major:$minor) for$stuck"
+	python3 -c 'import os, struct, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+os.write(fd, struct.pack("<iII", int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
+os.close(fd)' "$pipe" "$status" "$major" "$minor" >&2 || true
+	echo "$stuck" >>"$OUT/blkmapd-rescues"
+	echo 1
+}
+
+# _pnfs_watch PID SECS WHAT MARKER WAITER: every second, the blkmapd rescue for PID's tasks;
+# after SECS: dump, kill PID and its descendants, tell the waiter (MARKER, then SIGUSR1 to
+# WAITER if PID could not be killed: a task in uninterruptible sleep ignores SIGKILL, and the
+# waiter's `wait` must end anyway).
 _pnfs_watch() {
-	local end=$((SECONDS + $2)) victims
+	local end=$((SECONDS + $2)) victims i stuck_s=0 tasks
 	while kill -0 "$1" 2>/dev/null; do
 		if [ "$SECONDS" -ge "$end" ]; then
 			hang_dump "$3: still running after $2 s" || true
 			echo "$3" >"$4"
 			victims="$1 $(_pnfs_descendants "$1" | tr '\n' ' ')"
 			kill -KILL $victims 2>/dev/null || true
+			for ((i = 0; i < 50; i++)); do
+				kill -0 "$1" 2>/dev/null || return 0
+				sleep 0.1
+			done
+			echo "HANG: $3: pid $1 survives SIGKILL (uninterruptible sleep); giving up on it" >&2
+			kill -USR1 "$5" 2>/dev/null || true
 			return 0
+		fi
+		tasks="$1 $(_pnfs_descendants "$1" | tr '\n' ' ')"
+		if grep -qx bl_resolve_deviceid $(printf '/proc/%s/wchan ' $tasks) 2>/dev/null; then
+			stuck_s=$((stuck_s + 1))
+			if [ "$stuck_s" -ge "$PNFS_BLKMAPD_STUCK_S" ]; then
+				[ "$(_pnfs_blkmapd_rescue $tasks)" = 1 ] && end=$((end + PNFS_BLKMAPD_STUCK_S))
+				stuck_s=0
+			fi
+		else
+			stuck_s=0
 		fi
 		sleep 1
 	done
@@ -348,22 +410,27 @@ _pnfs_watch() {
 }
 
 guarded() {
-	local secs=$1 what=$2 pid watcher rc=0 marker
+	local secs=$1 what=$2 pid watcher rc=0 marker me=$BASHPID
 	shift 2
 	marker=$PNFS_WORK/guard.$BASHPID.$RANDOM
 	mkdir -p "$PNFS_WORK"
 	rm -f "$marker"
+	# The watcher's SIGUSR1 ends `wait` for a task that cannot be killed; stays installed (a
+	# late signal must not kill this shell).
+	trap ':' USR1
 	"$@" &
 	pid=$!
-	_pnfs_watch "$pid" "$secs" "$what" "$marker" &
+	_pnfs_watch "$pid" "$secs" "$what" "$marker" "$me" &
 	watcher=$!
 	wait "$pid" || rc=$?
-	kill "$watcher" 2>/dev/null || true
-	wait "$watcher" 2>/dev/null || true
 	if [ -e "$marker" ]; then
 		rm -f "$marker"
+		wait "$watcher" 2>/dev/null || true
 		fail "$what: no end within ${secs} s (killed; state in \$OUT/hang-last.txt)"
+		return 1
 	fi
+	kill "$watcher" 2>/dev/null || true
+	wait "$watcher" 2>/dev/null || true
 	return "$rc"
 }
 
