@@ -565,4 +565,18 @@ pub trait CallbackSink: Send + Sync {
     /// STALE_CLIENTID outside grace). The client re-opens the files (new open stateids); the
     /// pNFS layer drops every layout without returning it.
     fn state_lost(&self);
+
+    /// The layout stateids the pNFS layer holds now: after SEQ4_STATUS_RECALLABLE_STATE_REVOKED
+    /// the client tests them (TEST_STATEID) to find the revoked ones. Default: none.
+    fn layout_stateids(&self) -> Vec<Stateid> {
+        Vec::new()
+    }
+
+    /// The server revoked these layouts (TEST_STATEID said so and the client has freed them
+    /// with FREE_STATEID): drop them without returning; every other layout stays. Default:
+    /// [`CallbackSink::state_lost`].
+    fn layouts_revoked(&self, revoked: &[Stateid]) {
+        let _ = revoked;
+        self.state_lost();
+    }
 }

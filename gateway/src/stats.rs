@@ -95,6 +95,9 @@ counters! {
     pr_registrations,
     /// PR registrations that failed (the device was not used).
     pr_registration_errors,
+    /// Files whose layout the server revoked (found by TEST_STATEID after
+    /// SEQ4_STATUS_RECALLABLE_STATE_REVOKED; dropped without LAYOUTRETURN).
+    layouts_revoked,
 }
 
 impl Stats {

@@ -16,7 +16,7 @@ use pnfs_gateway::disk::Disk;
 use pnfs_gateway::mds_api::{MetadataServer, OpenMode};
 use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
 use pnfs_gateway::pnfs::testing::{make_volume_file, scratch_dir};
-use pnfs_gateway::pnfs::volume::{FileVolume, VolumeIo};
+use pnfs_gateway::pnfs::volume::{FaultVolume, FileVolume, VolumeIo};
 use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::{Stats, StatsSnapshot};
 use pnfs_mds::volume::{LabelAt, Topology};
@@ -41,6 +41,16 @@ impl Drop for Server {
     }
 }
 
+/// The MDS settings of these tests unless one says otherwise.
+fn settings() -> pnfs_mds::nfs::Settings {
+    pnfs_mds::nfs::Settings {
+        lease: Duration::from_secs(10),
+        grace: Duration::from_secs(10),
+        recall_timeout: Duration::from_secs(15),
+        layout_blksize: 4096,
+    }
+}
+
 async fn start(
     tag: &str,
     leaves: usize,
@@ -48,17 +58,23 @@ async fn start(
     topology: Topology,
     label_at: LabelAt,
 ) -> Server {
+    start_with(tag, leaves, block_bytes, topology, label_at, settings()).await
+}
+
+async fn start_with(
+    tag: &str,
+    leaves: usize,
+    block_bytes: u64,
+    topology: Topology,
+    label_at: LabelAt,
+    settings: pnfs_mds::nfs::Settings,
+) -> Server {
     let dir = scratch_dir(&format!("mds-{tag}"));
     let paths: Vec<PathBuf> = (0..leaves)
         .map(|i| make_volume_file(&dir, &format!("leaf{i}"), LEAF_BYTES).expect("volume"))
         .collect();
     let cfg = pnfs_mds::Config {
-        settings: pnfs_mds::nfs::Settings {
-            lease: Duration::from_secs(10),
-            grace: Duration::from_secs(10),
-            recall_timeout: Duration::from_secs(15),
-            layout_blksize: 4096,
-        },
+        settings,
         block_bytes,
         state_dir: dir.join("state"),
         volumes: paths.iter().map(|p| (p.clone(), label_at)).collect(),
@@ -292,6 +308,23 @@ async fn hundred_recalls_during_workload_on_embedded_mds() {
     assert_eq!(snap.request_errors, 0);
 }
 
+/// The first `len` bytes of `path` as the server has them (MDS READ, not our layouts).
+async fn server_copy(nfs: &NfsClient, path: &str, len: u32) -> Vec<u8> {
+    let h = nfs
+        .open(
+            path,
+            OpenMode {
+                read_only: true,
+                create_size_bytes: None,
+            },
+        )
+        .await
+        .expect("open for check");
+    let r = nfs.read(&h, 0, len).await.expect("MDS READ");
+    nfs.close(&h).await.expect("close check");
+    r.data.to_vec()
+}
+
 /// Polls `cond` every 10 ms for up to 10 s (eviction returns the layout in the background).
 async fn eventually(what: &str, cond: impl Fn() -> bool) {
     for _ in 0..1000 {
@@ -373,21 +406,114 @@ async fn layouts_of_the_least_recently_used_file_are_evicted_under_the_memory_bo
     }
     // The server's copy (MDS READ) has every file's data: nothing lost by evicting.
     for (f, tag) in [("a.img", 0xa1u8), ("b.img", 0xb1), ("c.img", 0xc1)] {
-        let h = nfs
-            .open(
-                f,
-                OpenMode {
-                    read_only: true,
-                    create_size_bytes: None,
-                },
-            )
-            .await
-            .expect("open for check");
-        let r = nfs.read(&h, 0, 65536).await.expect("MDS READ");
-        assert_eq!(&r.data[..], &pattern(tag)[..], "{f} on the server");
-        nfs.close(&h).await.expect("close check");
+        assert!(
+            server_copy(&nfs, f, 65536).await == pattern(tag)[..],
+            "{f} on the server differs"
+        );
     }
     let snap = gw.stats().snapshot();
     eprintln!("[evict] {per_file} pieces per file\n  {snap}");
+    assert_eq!(snap.request_errors, 0);
+}
+
+/// A layout the gateway cannot return in time (a write to the volume hangs past the recall
+/// timeout) is revoked by the MDS. The MDS then flags RECALLABLE_STATE_REVOKED; the gateway
+/// finds the layout with TEST_STATEID, frees it and drops that file's layout only (the other
+/// file keeps its own: no new LAYOUTGET to read it). When the volume answers again the hung
+/// write completes, its data reaches the server (LAYOUTCOMMIT is refused, so it is rewritten
+/// through the MDS) and the revocation ends acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_layout_is_found_freed_and_dropped_alone() {
+    let quick_recall = pnfs_mds::nfs::Settings {
+        recall_timeout: Duration::from_secs(1),
+        ..settings()
+    };
+    let s = start_with("revoke", 1, 4096, simple(0), LabelAt::Start, quick_recall).await;
+    let nfs = connect(&s, "gw-revoke").await;
+    for f in ["a.img", "b.img"] {
+        create(&nfs, f).await;
+    }
+    let leaf = FileVolume::open(&s.leaves[0], false, true).expect("open leaf");
+    let fault = Arc::new(FaultVolume::new(Arc::new(leaf)));
+    let gw = PnfsClient::new(
+        Arc::clone(&nfs),
+        vec![Arc::clone(&fault) as Arc<dyn VolumeIo>],
+        PnfsConfig::default(),
+        Arc::new(Stats::default()),
+    );
+    let a = Arc::new(gw.open_disk("a.img", false).await.expect("open a"));
+    let b = gw.open_disk("b.img", false).await.expect("open b");
+    let fill = |tag: u8, len: usize| bytes::Bytes::from(vec![tag; len]);
+    a.write(0, fill(0xa1, 65536), false).await.expect("write a");
+    b.write(0, fill(0xb1, 65536), false).await.expect("write b");
+
+    fault.stall_writes();
+    let a2 = Arc::clone(&a);
+    let hung = tokio::spawn(async move { a2.write(4096, fill(0xa2, 4096), false).await });
+    eventually("the write to a is held by the volume", || {
+        fault.stalled_writes() == 1
+    })
+    .await;
+    assert_eq!(s.mds.recall_layouts("a.img").expect("recall a"), 1);
+    eventually(
+        "the MDS revokes a's layout after the recall timeout",
+        || s.mds.recall_stats().1 == 1,
+    )
+    .await;
+    assert_eq!(s.mds.revoked_unacknowledged(), 1);
+    // Any compound now carries the flag; this one is a GETATTR through b's open.
+    let probe = nfs
+        .open(
+            "b.img",
+            OpenMode {
+                read_only: true,
+                create_size_bytes: None,
+            },
+        )
+        .await
+        .expect("open b for a GETATTR");
+    assert_eq!(nfs.get_size(&probe).await.expect("GETATTR"), FILE_BYTES);
+    nfs.close(&probe).await.expect("close probe");
+    eventually("the gateway finds and drops a's revoked layout", || {
+        gw.stats().snapshot().layouts_revoked == 1
+    })
+    .await;
+    let layoutgets = gw.stats().snapshot().layoutgets;
+    assert!(
+        b.read(0, 65536).await.expect("read b")[..] == fill(0xb1, 65536)[..],
+        "b reads back what was written"
+    );
+    assert_eq!(
+        gw.stats().snapshot().layoutgets,
+        layoutgets,
+        "b's layout was not revoked and must still be cached"
+    );
+
+    fault.release_writes();
+    hung.await
+        .expect("write task")
+        .expect("the held write completes once the volume answers");
+    eventually("the revocation is acknowledged", || {
+        s.mds.revoked_unacknowledged() == 0
+    })
+    .await;
+    let mut want = vec![0xa1u8; 65536];
+    want[4096..8192].fill(0xa2);
+    assert!(
+        a.read(0, 65536).await.expect("read a")[..] == want[..],
+        "a reads back both writes"
+    );
+    a.close().await.expect("close a");
+    b.close().await.expect("close b");
+    // The server's copy (MDS READ) has both files' data.
+    for (f, data) in [("a.img", want), ("b.img", vec![0xb1u8; 65536])] {
+        assert!(
+            server_copy(&nfs, f, 65536).await == data,
+            "{f} on the server differs"
+        );
+    }
+    let snap = gw.stats().snapshot();
+    eprintln!("[revoke] {snap}");
+    assert_eq!(snap.layouts_revoked, 1);
     assert_eq!(snap.request_errors, 0);
 }

@@ -44,6 +44,8 @@ const DIRENTS: TableDefinition<(u64, &str), u64> = TableDefinition::new("dirents
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const CLIENTS: TableDefinition<&[u8], u64> = TableDefinition::new("clients");
 const SHARED: TableDefinition<u64, u32> = TableDefinition::new("shared_refs");
+/// `volume_layout` → [`LogicalVolume::fingerprint`] of the volume the store was created on.
+const LAYOUT: TableDefinition<&str, &str> = TableDefinition::new("volume_layout");
 
 /// State of an extent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -378,6 +380,24 @@ impl Fs {
                 }
             }
             meta.insert("block_bytes", self.block_bytes)?;
+            let mut layout = w.open_table(LAYOUT)?;
+            let here = self.vol.fingerprint();
+            let recorded = layout.get("volume_layout")?.map(|v| v.value().to_owned());
+            match recorded {
+                Some(r) if r != here => {
+                    return Err(format!(
+                        "the store was created on the volume layout {r}, but the volumes and \
+                         topology given now make {here}: every file's data would be read from \
+                         the wrong place. Start with the original volumes and topology (the \
+                         layout names each volume by its label's UUID)"
+                    )
+                    .into());
+                }
+                Some(_) => {}
+                None => {
+                    layout.insert("volume_layout", here.as_str())?;
+                }
+            }
             self.next_id = meta
                 .get("next_id")?
                 .map(|v| v.value())
@@ -1742,6 +1762,46 @@ mod tests {
         let v = SimpleVolume::open(p, LabelAt::Start).unwrap();
         let lv = LogicalVolume::new(vec![v], Topology::Simple { volume: 0 }).unwrap();
         Fs::open(&dir.join("state"), lv, bs).unwrap()
+    }
+
+    /// The store refuses another topology or volume set (its block maps would point at the
+    /// wrong bytes) and names both layouts; the same volumes given in another order, with
+    /// the topology following them, are the same layout.
+    #[test]
+    fn store_refuses_a_different_volume_layout() {
+        let d = crate::volume::tests::tempdir();
+        let vol = |name: &str| {
+            let p = d.join(name);
+            if !p.exists() {
+                std::fs::File::create(&p)
+                    .unwrap()
+                    .set_len(16 << 20)
+                    .unwrap();
+            }
+            SimpleVolume::open(p, LabelAt::Start).unwrap()
+        };
+        let open = |vols: Vec<SimpleVolume>, t: Topology| {
+            let lv = LogicalVolume::new(vols, t).unwrap();
+            Fs::open(&d.join("state"), lv, 4096)
+        };
+        let simple = |volume| Topology::Simple { volume };
+        drop(open(vec![vol("a")], simple(0)).expect("create on a"));
+        let concat = Topology::Concat {
+            children: vec![simple(0), simple(1)],
+        };
+        let err = open(vec![vol("a"), vol("b")], concat)
+            .expect_err("a concat over a and b is another layout")
+            .to_string();
+        assert!(
+            err.contains("volume layout simple(") && err.contains("make concat(simple("),
+            "{err}"
+        );
+        let err = open(vec![vol("b")], simple(0))
+            .expect_err("another volume is another layout")
+            .to_string();
+        assert!(err.contains("volume layout"), "{err}");
+        drop(open(vec![vol("b"), vol("a")], simple(1)).expect("a, listed second"));
+        drop(open(vec![vol("a")], simple(0)).expect("the original layout"));
     }
 
     #[test]

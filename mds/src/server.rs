@@ -88,6 +88,17 @@ impl Mds {
         (st.recalls_sent, st.revoked)
     }
 
+    /// Clients whose lease expired (their state was dropped; they need a new client ID).
+    pub fn expired_clients(&self) -> u64 {
+        self.lock().expired_clients
+    }
+
+    /// Revoked layouts their clients have not acknowledged yet (they keep
+    /// SEQ4_STATUS_RECALLABLE_STATE_REVOKED up in those clients' SEQUENCE replies).
+    pub fn revoked_unacknowledged(&self) -> usize {
+        self.lock().revoked_layouts.len()
+    }
+
     fn spawn_recalls(self: &Arc<Self>, recalls: Vec<Recall>) {
         for r in recalls {
             let me = Arc::clone(self);
@@ -399,7 +410,7 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
 
 /// Serves admin commands on a Unix socket, one per line:
 /// `recall PATH` → `ok N`, `layouts PATH` → `ok N`, `clone SRC DST` → `ok`,
-/// `stats` → `recalls_sent=N revoked=M`.
+/// `stats` → `recalls_sent=N revoked=M unacknowledged=K expired_clients=E`.
 pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
     loop {
         let Ok((sock, _)) = listener.accept().await else {
@@ -430,7 +441,11 @@ pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
                     },
                     ["stats"] => {
                         let (s, r) = mds.recall_stats();
-                        format!("recalls_sent={s} revoked={r}")
+                        let u = mds.revoked_unacknowledged();
+                        let e = mds.expired_clients();
+                        format!(
+                            "recalls_sent={s} revoked={r} unacknowledged={u} expired_clients={e}"
+                        )
                     }
                     _ => "err unknown command".to_owned(),
                 };

@@ -172,6 +172,57 @@ pub struct LogicalVolume {
 }
 
 impl LogicalVolume {
+    /// A canonical text form of the layout: the topology with each simple volume named by its
+    /// label's UUID (not its position on the command line), e.g.
+    /// `concat(simple(3f…),slice(0+1048576,simple(9a…)))`. The store records it at creation
+    /// and refuses to open with another one: every file's block map is an offset in this
+    /// logical volume, so a changed topology or volume set would misplace all data.
+    pub fn fingerprint(&self) -> String {
+        fn uuid_hex(u: &[u8; 16]) -> String {
+            u.iter().map(|b| format!("{b:02x}")).collect()
+        }
+        fn walk(t: &Topology, vols: &[SimpleVolume], out: &mut String) {
+            let list = |name: &str, extra: String, children: &[Topology], out: &mut String| {
+                out.push_str(name);
+                out.push('(');
+                out.push_str(&extra);
+                for (i, c) in children.iter().enumerate() {
+                    if i > 0 || !extra.is_empty() {
+                        out.push(',');
+                    }
+                    walk(c, vols, out);
+                }
+                out.push(')');
+            };
+            match t {
+                Topology::Simple { volume } => {
+                    let id = vols
+                        .get(*volume)
+                        .map_or_else(|| format!("#{volume}"), |v| uuid_hex(&v.uuid));
+                    out.push_str(&format!("simple({id})"));
+                }
+                Topology::Slice {
+                    start_bytes,
+                    length_bytes,
+                    child,
+                } => list(
+                    "slice",
+                    format!("{start_bytes}+{length_bytes}"),
+                    std::slice::from_ref(child.as_ref()),
+                    out,
+                ),
+                Topology::Concat { children } => list("concat", String::new(), children, out),
+                Topology::Stripe {
+                    unit_bytes,
+                    children,
+                } => list("stripe", format!("{unit_bytes}"), children, out),
+            }
+        }
+        let mut out = String::new();
+        walk(&self.topology, &self.volumes, &mut out);
+        out
+    }
+
     /// Validates `topology` against `volumes`.
     pub fn new(volumes: Vec<SimpleVolume>, topology: Topology) -> Result<Self, MdsError> {
         let mut nodes = 0usize;

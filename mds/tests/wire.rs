@@ -365,6 +365,132 @@ async fn open_and_layoutget(
     .await
 }
 
+/// [`open_and_layoutget`] on `name` until the layout is granted (another client's
+/// conflicting layout goes away meanwhile); returns how many RECALLCONFLICTs it got first.
+/// `seqid` is the session's next sequence id and is advanced.
+async fn layoutget_until_granted(
+    c: &mut Client,
+    clientid: ClientId,
+    sess: SessionId,
+    seqid: &mut u32,
+    name: &str,
+) -> u32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut conflicts = 0;
+    loop {
+        let r = open_and_layoutget(c, clientid, sess, *seqid, name).await;
+        *seqid += 1;
+        match r.status {
+            NfsStat::OK => return conflicts,
+            NfsStat::RECALLCONFLICT => conflicts += 1,
+            other => panic!("LAYOUTGET {name}: {other} ({r:?})"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the conflicting layout on {name} was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The layout stateid of an [`open_and_layoutget`] reply.
+fn layout_stateid(r: &CompoundRes) -> Stateid {
+    match r.resarray.get(3) {
+        Some(NfsResOp::Layoutget(LayoutgetRes::Ok(l))) => l.stateid,
+        _ => panic!("LAYOUTGET: {r:?}"),
+    }
+}
+
+/// SEQUENCE alone; returns its status flags.
+async fn sequence_flags(c: &mut Client, sess: SessionId, seqid: u32) -> u32 {
+    let r = c.compound(vec![seq(sess, seqid, 0)]).await;
+    match r.resarray.first() {
+        Some(NfsResOp::Sequence(Ok(s))) => s.status_flags,
+        _ => panic!("SEQUENCE: {r:?}"),
+    }
+}
+
+/// A layout revoked at the recall timeout is reported to its holder (RFC 8881 §18.46.3):
+/// SEQUENCE carries RECALLABLE_STATE_REVOKED, TEST_STATEID says DELEG_REVOKED, and the flag
+/// stays until every revoked layout is acknowledged: by FREE_STATEID, or (what Linux does,
+/// never freeing layout stateids) by a new LAYOUTGET of the file on an open stateid.
+#[tokio::test]
+async fn revoked_layout_is_reported_until_freed_or_replaced() {
+    let srv = start_with(
+        None,
+        &["--lease-seconds", "600", "--recall-timeout-seconds", "1"],
+    )
+    .await;
+    let mut c1 = Client::connect(srv.addr).await;
+    let mut c2 = Client::connect(srv.addr).await;
+    // Client 1 has no back channel, so it never answers the recalls: both layouts are revoked.
+    let (cid1, s1) = session(&mut c1, b"wire-revoke-1").await;
+    let (cid2, s2) = session(&mut c2, b"wire-revoke-2").await;
+    let f = open_and_layoutget(&mut c1, cid1, s1, 1, "f").await;
+    let g = open_and_layoutget(&mut c1, cid1, s1, 2, "g").await;
+    let (lf, lg) = (layout_stateid(&f), layout_stateid(&g));
+    assert_eq!(
+        sequence_flags(&mut c1, s1, 3).await & SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
+        0,
+        "nothing revoked yet"
+    );
+    let mut seq2 = 1;
+    for name in ["f", "g"] {
+        let conflicts = layoutget_until_granted(&mut c2, cid2, s2, &mut seq2, name).await;
+        assert!(
+            conflicts > 0,
+            "client 1's layout of {name} must conflict first"
+        );
+    }
+    let test = |sids: Vec<Stateid>, seqid| {
+        vec![
+            seq(s1, seqid, 0),
+            NfsArgOp::TestStateid(TestStateidArgs { stateids: sids }),
+        ]
+    };
+    let r = c1.compound(test(vec![lf, lg], 4)).await;
+    let Some(NfsResOp::Sequence(Ok(sq))) = r.resarray.first() else {
+        panic!("SEQUENCE: {r:?}");
+    };
+    assert_ne!(
+        sq.status_flags & SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
+        0,
+        "the holder of a revoked layout is told"
+    );
+    let Some(NfsResOp::TestStateid(Ok(t))) = r.resarray.get(1) else {
+        panic!("TEST_STATEID: {r:?}");
+    };
+    assert_eq!(t.status_codes, vec![NfsStat::DELEG_REVOKED; 2]);
+    // FREE_STATEID of one: the other still keeps the flag up.
+    let r = c1
+        .compound(vec![seq(s1, 5, 0), NfsArgOp::FreeStateid(lf)])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "FREE_STATEID: {r:?}");
+    assert_ne!(
+        sequence_flags(&mut c1, s1, 6).await & SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
+        0,
+        "g's layout is still revoked and not acknowledged"
+    );
+    // A new LAYOUTGET of g on the open stateid acknowledges it (client 2 holds g now, so
+    // this one is told to wait, which does not matter here).
+    let r = open_and_layoutget(&mut c1, cid1, s1, 7, "g").await;
+    assert!(
+        matches!(r.status, NfsStat::OK | NfsStat::RECALLCONFLICT),
+        "LAYOUTGET g again: {r:?}"
+    );
+    assert_eq!(
+        sequence_flags(&mut c1, s1, 8).await & SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
+        0,
+        "every revoked layout was acknowledged"
+    );
+    let r = c1.compound(test(vec![lf], 9)).await;
+    let Some(NfsResOp::TestStateid(Ok(t))) = r.resarray.get(1) else {
+        panic!("TEST_STATEID: {r:?}");
+    };
+    assert_eq!(t.status_codes, vec![NfsStat::BAD_STATEID], "freed: unknown");
+    srv.stop().await;
+}
+
 /// A client that stops renewing loses its session, opens and layouts once the lease has
 /// expired, and another client then gets the layout it held — long before the recall timeout
 /// would have revoked it.
@@ -386,23 +512,8 @@ async fn expired_lease_drops_the_clients_state_and_frees_its_layouts() {
     };
     // Client 2 asks for the same range and keeps its own lease alive by asking: it is told
     // to wait (RECALLCONFLICT) while client 1's lease lasts, then gets the layout.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let mut conflicts = 0;
     let mut seqid = 1;
-    loop {
-        let r = open_and_layoutget(&mut c2, cid2, s2, seqid, "f").await;
-        seqid += 1;
-        match r.status {
-            NfsStat::OK => break,
-            NfsStat::RECALLCONFLICT => conflicts += 1,
-            other => panic!("client 2 LAYOUTGET: {other} ({r:?})"),
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "client 1's layout was never freed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let conflicts = layoutget_until_granted(&mut c2, cid2, s2, &mut seqid, "f").await;
     assert!(
         conflicts > 0,
         "client 1's layout must conflict while its lease lasts"

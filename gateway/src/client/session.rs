@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use pnfs_proto::nfs4::{ClientId, FileHandle, NfsStat, SessionId, Stateid, Verifier};
+use pnfs_proto::nfs4::{
+    ClientId, FileHandle, NfsStat, SessionId, Stateid, Verifier, NFS4_MAX_TEST_STATEIDS,
+};
 use pnfs_proto::rpc::{
     AcceptStat, AuthSys, CB_COMPOUND, CB_NULL, NFSPROC4_COMPOUND, NFS_CB_VERSION, NFS_PROGRAM,
     NFS_V4,
@@ -42,6 +44,9 @@ const FIRST_BACKOFF_MS: u64 = 50;
 const MAX_MISORDERED_RETRIES: u32 = 4;
 /// Bytes of a COMPOUND that are not READ/WRITE payload (headers, SEQUENCE, PUTFH, …).
 const COMPOUND_OVERHEAD_BYTES: u32 = 1024;
+/// After a recovery from RECALLABLE_STATE_REVOKED that found nothing revoked, the earliest
+/// next one (the flag may stay up a while for state this client already forgot).
+const REVOKED_RECHECK_MIN: Duration = Duration::from_secs(2);
 
 /// A stream the client can run RPC over.
 pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -1036,77 +1041,121 @@ impl Inner {
             != 0
             && !self.recovering_revoked.swap(true, Ordering::SeqCst)
         {
-            tracing::warn!(flags, "server revoked state of this client: re-opening");
+            tracing::warn!(
+                flags,
+                "server revoked state of this client: testing stateids"
+            );
             let me = self.clone();
-            let h = tokio::spawn(me.recover_revoked());
+            let h = tokio::spawn(me.recover_revoked(flags));
             lock(&self.tasks).push(h);
         }
     }
 
-    /// After SEQ4_STATUS_*_REVOKED: TEST_STATEID every open stateid; for each the server no
-    /// longer honours, FREE_STATEID it (so the flag clears) and re-open with CLAIM_FH; then
-    /// tell the pNFS layer that its layouts are gone ([`CallbackSink::state_lost`]).
-    fn recover_revoked(self: Arc<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    /// After SEQ4_STATUS_*_REVOKED: TEST_STATEID every open stateid (and, when only
+    /// recallable state was revoked, every layout stateid); FREE_STATEID each one the server
+    /// no longer honours (so the flag clears) and re-open the revoked opens with CLAIM_FH.
+    /// Then the pNFS layer drops the layouts: only the revoked ones after
+    /// RECALLABLE_STATE_REVOKED ([`CallbackSink::layouts_revoked`]), all of them after the
+    /// other flags ([`CallbackSink::state_lost`]). A recovery that found nothing revoked keeps
+    /// the next one [`REVOKED_RECHECK_MIN`] away: a server may keep the flag up for state
+    /// this client has already forgotten.
+    fn recover_revoked(self: Arc<Self>, flags: u32) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(async move {
+            let only_recallable = flags
+                & (seq4::EXPIRED_ALL_STATE_REVOKED
+                    | seq4::EXPIRED_SOME_STATE_REVOKED
+                    | seq4::ADMIN_STATE_REVOKED)
+                == 0;
             let opens: Vec<(u64, OpenState)> = lock(&self.opens)
                 .iter()
                 .map(|(k, v)| (*k, v.clone()))
                 .collect();
-            let sids: Vec<Stateid> = opens.iter().map(|(_, o)| o.stateid).collect();
-            let mut reopened = 0u32;
-            let statuses = if sids.is_empty() {
-                Ok(vec![])
-            } else {
-                let ids = sids.clone();
-                self.compound(
-                    &move || Ok(vec![Op::TestStateid(ids.clone())]),
-                    CallFlags::READ_ONLY,
-                )
-                .await
-                .map(|r| match r.into_iter().next() {
-                    Some(OpRes::TestStateid(v)) => v,
-                    _ => vec![],
-                })
+            let layouts: Vec<Stateid> = match (only_recallable, self.sink()) {
+                (true, Some(sink)) => sink.layout_stateids(),
+                _ => Vec::new(),
             };
-            match statuses {
-                Ok(v) => {
-                    for ((id, st), status) in opens.iter().zip(v) {
-                        if status.is_ok() {
-                            continue;
-                        }
-                        let sid = st.stateid;
-                        if let Err(e) = self
-                            .compound(
-                                &move || Ok(vec![Op::FreeStateid(sid)]),
-                                CallFlags::READ_ONLY,
-                            )
-                            .await
-                        {
-                            tracing::warn!(error = %e, "FREE_STATEID of a revoked open failed");
-                        }
-                        match self.reopen(st, false).await {
-                            Ok(new) => {
-                                reopened += 1;
-                                bump(&self.stats.reopened_opens);
-                                if let Some(o) = lock(&self.opens).get_mut(id) {
-                                    o.stateid = new;
-                                    self.open_gen.fetch_add(1, Ordering::SeqCst);
-                                }
-                            }
-                            Err(e) => {
-                                tracing::error!(path = %st.path, error = %e, "re-open after revocation failed")
-                            }
-                        }
+            let mut sids: Vec<Stateid> = opens.iter().map(|(_, o)| o.stateid).collect();
+            sids.extend(layouts.iter().copied());
+            // TEST_STATEID in chunks the protocol allows; any failure ends the testing (what
+            // was found so far is still recovered).
+            let mut revoked: Vec<Stateid> = Vec::new();
+            for chunk in sids.chunks(NFS4_MAX_TEST_STATEIDS) {
+                let ids = chunk.to_vec();
+                match self
+                    .compound(
+                        &move || Ok(vec![Op::TestStateid(ids.clone())]),
+                        CallFlags::READ_ONLY,
+                    )
+                    .await
+                {
+                    Ok(r) => {
+                        let Some(OpRes::TestStateid(v)) = r.into_iter().next() else {
+                            tracing::error!("TEST_STATEID after revocation: no result");
+                            break;
+                        };
+                        revoked.extend(
+                            chunk
+                                .iter()
+                                .zip(v)
+                                .filter(|(_, status)| !status.is_ok())
+                                .map(|(sid, _)| *sid),
+                        );
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "TEST_STATEID after revocation failed");
+                        break;
                     }
                 }
-                Err(e) => tracing::error!(error = %e, "TEST_STATEID after revocation failed"),
             }
-            // Layout state may be revoked even when the opens survived: the pNFS layer drops
-            // its layouts either way.
+            for &sid in &revoked {
+                if let Err(e) = self
+                    .compound(
+                        &move || Ok(vec![Op::FreeStateid(sid)]),
+                        CallFlags::READ_ONLY,
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %e, "FREE_STATEID of a revoked stateid failed");
+                }
+            }
+            let is_revoked = |sid: &Stateid| revoked.iter().any(|r| r.other == sid.other);
+            let revoked_layouts: Vec<Stateid> =
+                layouts.iter().filter(|l| is_revoked(l)).copied().collect();
+            let mut reopened = 0u32;
+            for (id, st) in &opens {
+                if !is_revoked(&st.stateid) {
+                    continue;
+                }
+                match self.reopen(st, false).await {
+                    Ok(new) => {
+                        reopened += 1;
+                        bump(&self.stats.reopened_opens);
+                        if let Some(o) = lock(&self.opens).get_mut(id) {
+                            o.stateid = new;
+                            self.open_gen.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(path = %st.path, error = %e, "re-open after revocation failed")
+                    }
+                }
+            }
             if let Some(sink) = self.sink() {
-                sink.state_lost();
+                if !only_recallable {
+                    // Layout state may be revoked even when the opens survived.
+                    sink.state_lost();
+                } else if !revoked_layouts.is_empty() {
+                    sink.layouts_revoked(&revoked_layouts);
+                }
             }
-            tracing::info!(reopened, "recovery from revoked state done");
+            tracing::info!(
+                reopened,
+                layouts = revoked_layouts.len(),
+                "recovery from revoked state done"
+            );
+            if only_recallable && reopened == 0 && revoked_layouts.is_empty() {
+                tokio::time::sleep(REVOKED_RECHECK_MIN).await;
+            }
             self.recovering_revoked.store(false, Ordering::SeqCst);
         })
     }

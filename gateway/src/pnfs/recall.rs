@@ -4,10 +4,11 @@
 
 use std::sync::Arc;
 
-use pnfs_proto::nfs4::{LayoutIoMode, LayoutType, NfsStat};
+use pnfs_proto::nfs4::{LayoutIoMode, LayoutType, NfsStat, Stateid};
 
 use super::layout::{
-    commit, drain, return_range, salvage_uncommitted, seqid_newer, update_stateid,
+    commit, drain, reset_layout_state, return_range, salvage_uncommitted, seqid_newer,
+    update_stateid,
 };
 use super::{FileCtx, Shared};
 use crate::mds_api::{
@@ -238,13 +239,60 @@ impl<M: MetadataServer> CallbackSink for Shared<M> {
             {
                 let mut st = f.lock();
                 st.layout_stateid = None;
+                st.recalls.push((0, u64::MAX));
             }
-            f.lock().recalls.push((0, u64::MAX));
             tokio::spawn(async move {
                 drain(&f, 0, u64::MAX).await;
                 {
                     let mut st = f.lock();
                     st.cache.remove_range(0, u64::MAX);
+                    if let Some(i) = st.recalls.iter().position(|&r| r == (0, u64::MAX)) {
+                        st.recalls.remove(i);
+                    }
+                }
+                f.changed.notify_waiters();
+            });
+        }
+    }
+
+    fn layout_stateids(&self) -> Vec<Stateid> {
+        self.files()
+            .iter()
+            .filter_map(|f| f.lock().layout_stateid)
+            .collect()
+    }
+
+    /// Each revoked file: new direct I/O waits, in-flight I/O drains, then the layout state is
+    /// reset as after BAD_STATEID (a LAYOUTCOMMIT is tried; when refused, the uncommitted data
+    /// is read back from the volume and written through the MDS), and the next request takes
+    /// a new layout. Other files keep theirs.
+    fn layouts_revoked(&self, revoked: &[Stateid]) {
+        let Some(sh) = self.self_arc() else {
+            return;
+        };
+        for f in self.files() {
+            {
+                let mut st = f.lock();
+                if !st
+                    .layout_stateid
+                    .is_some_and(|s| revoked.iter().any(|r| r.other == s.other))
+                {
+                    continue;
+                }
+                // Forgotten now, so a second recovery (a SEQUENCE reply that carried the flag
+                // before the FREE_STATEID) does not find it again; the commit below then goes
+                // with the open stateid and is refused, which sends the data through the MDS.
+                st.layout_stateid = None;
+                st.recalls.push((0, u64::MAX));
+            }
+            Stats::inc(&self.stats.layouts_revoked);
+            tracing::warn!(path = %f.open.path, "layout revoked by the server: dropping it");
+            let sh = Arc::clone(&sh);
+            tokio::spawn(async move {
+                drain(&f, 0, u64::MAX).await;
+                reset_layout_state(&sh, &f).await;
+                {
+                    let mut st = f.lock();
                     if let Some(i) = st.recalls.iter().position(|&r| r == (0, u64::MAX)) {
                         st.recalls.remove(i);
                     }

@@ -400,11 +400,17 @@ impl VolumeIo for FileVolume {
     }
 }
 
-/// A fault layer: I/O touching `[start, end)` fails with EIO (reads, writes, or both).
+/// A fault layer: I/O touching `[start, end)` fails with EIO (reads, writes, or both), and
+/// writes can be held back ([`FaultVolume::stall_writes`]) until released, as a hung path
+/// to the volume would.
 #[derive(Debug)]
 pub struct FaultVolume {
     inner: Arc<dyn VolumeIo>,
     faults: Mutex<Vec<FaultRange>>,
+    /// True while writes are held back.
+    stall: tokio::sync::watch::Sender<bool>,
+    /// Writes that have been held back (waiting now or released since).
+    stalled_writes: std::sync::atomic::AtomicU64,
 }
 
 /// One injected fault.
@@ -426,7 +432,26 @@ impl FaultVolume {
         Self {
             inner,
             faults: Mutex::new(Vec::new()),
+            stall: tokio::sync::watch::Sender::new(false),
+            stalled_writes: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// From now on every write waits (before reaching the inner volume) until
+    /// [`FaultVolume::release_writes`].
+    pub fn stall_writes(&self) {
+        self.stall.send_replace(true);
+    }
+
+    /// Lets held-back and new writes through.
+    pub fn release_writes(&self) {
+        self.stall.send_replace(false);
+    }
+
+    /// How many writes have been held back so far.
+    pub fn stalled_writes(&self) -> u64 {
+        self.stalled_writes
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Adds a fault.
@@ -484,7 +509,18 @@ impl VolumeIo for FaultVolume {
         if self.hit(offset_bytes, data.len(), true) {
             return Box::pin(async { Err(eio("write")) });
         }
-        self.inner.write(offset_bytes, data)
+        let mut stall = self.stall.subscribe();
+        if !*stall.borrow_and_update() {
+            return self.inner.write(offset_bytes, data);
+        }
+        self.stalled_writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            // The sender lives as long as `self`; a dropped layer lets the write through.
+            let _ = stall.wait_for(|stalled| !*stalled).await;
+            inner.write(offset_bytes, data).await
+        })
     }
 
     fn sync(&self) -> BoxFuture<io::Result<()>> {

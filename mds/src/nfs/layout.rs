@@ -159,6 +159,12 @@ impl State {
             Some(_) => return Err(NfsStat::BAD_STATEID),
             None => return Err(self.unknown_stateid(&sid)),
         };
+        if layout_other.is_none() {
+            // A LAYOUTGET on an open stateid starts the client's layout of the file over:
+            // it has dropped any revoked layout of it (Linux never FREE_STATEIDs one).
+            self.revoked_layouts
+                .retain(|_, r| !(r.clientid == cid && r.file == id));
+        }
         // No layout is granted to a client whose layout of this file is being recalled,
         // whichever stateid the request carries (nfsd: fi_lo_recalls). Otherwise a segment
         // granted in between joins the recalled state, and the client's NOMATCHING_LAYOUT
@@ -383,12 +389,22 @@ impl State {
                 self.states.retain(
                     |_, s| !matches!(s, StateEntry::Layout { clientid, .. } if *clientid == cid),
                 );
+                self.revoked_layouts.retain(|_, r| r.clientid != cid);
                 return Ok(LayoutreturnResOk { stateid: None });
             }
         };
         let id = ctx.cfh()?;
         let (off, end) = (f.offset, f.offset.saturating_add(f.length));
         let other = ctx.sid(&f.stateid)?.other;
+        // A late return of a revoked layout acknowledges the revocation: nothing is left.
+        if self
+            .revoked_layouts
+            .get(&other)
+            .is_some_and(|r| r.clientid == cid)
+        {
+            self.revoked_layouts.remove(&other);
+            return Ok(LayoutreturnResOk { stateid: None });
+        }
         let Some(StateEntry::Layout {
             file,
             seqid,

@@ -155,6 +155,26 @@ impl StateEntry {
     }
 }
 
+/// Most revoked layout stateids remembered per client; older ones are forgotten first.
+pub(crate) const MAX_REVOKED_LAYOUTS_PER_CLIENT: usize = 256;
+
+/// A layout revoked after a recall timeout, remembered so that the client learns of it
+/// (RFC 8881 §18.46.3: SEQ4_STATUS_RECALLABLE_STATE_REVOKED, TEST_STATEID →
+/// NFS4ERR_DELEG_REVOKED) until it acknowledges it: FREE_STATEID of the stateid, a late
+/// LAYOUTRETURN of it, a new LAYOUTGET of the same file with an open stateid (it has started
+/// over), or one lease after the flag was first reported. The last two exist because Linux answers the flag by
+/// destroying all its layouts and never frees layout stateids: a flag kept until FREE_STATEID
+/// would make it drop every layout on every SEQUENCE for as long as it stays mounted.
+#[derive(Debug, Clone)]
+pub(crate) struct RevokedLayout {
+    pub clientid: u64,
+    pub file: u64,
+    /// When the flag first went out in a SEQUENCE reply to the client.
+    pub reported: Option<Instant>,
+    /// Revocation order (for forgetting the oldest first).
+    pub serial: u64,
+}
+
 /// All server state.
 #[derive(Debug)]
 pub struct State {
@@ -177,6 +197,10 @@ pub struct State {
     pub recalls_sent: u64,
     /// Count of layouts revoked after a recall timeout.
     pub revoked: u64,
+    /// Layout stateids revoked after a recall timeout that their client has not yet
+    /// acknowledged (see [`RevokedLayout`]); while a client has one, its SEQUENCE replies carry
+    /// SEQ4_STATUS_RECALLABLE_STATE_REVOKED.
+    pub(crate) revoked_layouts: HashMap<[u8; 12], RevokedLayout>,
     /// Count of clients whose lease expired (their state was dropped).
     pub expired_clients: u64,
 }
@@ -209,6 +233,7 @@ impl State {
             recalls: Vec::new(),
             recalls_sent: 0,
             revoked: 0,
+            revoked_layouts: HashMap::new(),
             expired_clients: 0,
         })
     }
@@ -239,9 +264,13 @@ impl State {
         o
     }
 
-    /// The error for a stateid we do not know: STALE when it is from an earlier boot.
+    /// The error for a stateid we do not know: DELEG_REVOKED for a layout revoked after a
+    /// recall timeout (RFC 8881 §15.1.5.5 covers layouts too), STALE when it is from an
+    /// earlier boot.
     fn unknown_stateid(&self, sid: &Stateid) -> NfsStat {
-        if sid.other[..4] != self.epoch32().to_be_bytes() {
+        if self.revoked_layouts.contains_key(&sid.other) {
+            NfsStat::DELEG_REVOKED
+        } else if sid.other[..4] != self.epoch32().to_be_bytes() {
             NfsStat::STALE_STATEID
         } else {
             NfsStat::BAD_STATEID

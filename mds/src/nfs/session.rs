@@ -8,10 +8,13 @@ use pnfs_proto::nfs4::{
     ExchangeIdArgs, ExchangeIdResOk, NfsRes, NfsStat, SequenceArgs, SequenceResOk, ServerOwner,
     SessionId, StateProtectA, StateProtectR, Stateid, TestStateidResOk,
     CREATE_SESSION4_FLAG_CONN_BACK_CHAN, EXCHGID4_FLAG_CONFIRMED_R, EXCHGID4_FLAG_USE_PNFS_MDS,
-    SEQ4_STATUS_CB_PATH_DOWN_SESSION,
+    SEQ4_STATUS_CB_PATH_DOWN_SESSION, SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
 };
 
-use super::{ConnHandle, Ctx, State, StateEntry, MAX_OPS, MAX_RPC_BYTES, MAX_SLOTS};
+use super::{
+    ConnHandle, Ctx, RevokedLayout, State, StateEntry, MAX_OPS, MAX_REVOKED_LAYOUTS_PER_CLIENT,
+    MAX_RPC_BYTES, MAX_SLOTS,
+};
 
 /// Fewest operations per COMPOUND we offer.
 const MIN_OPS: u32 = 8;
@@ -94,6 +97,13 @@ impl State {
         let mut flags = 0;
         if s.back.is_none() {
             flags |= SEQ4_STATUS_CB_PATH_DOWN_SESSION;
+        }
+        let now = Instant::now();
+        for r in self.revoked_layouts.values_mut() {
+            if r.clientid == cid {
+                flags |= SEQ4_STATUS_RECALLABLE_STATE_REVOKED;
+                r.reported.get_or_insert(now);
+            }
         }
         ctx.clientid = Some(cid);
         if let Some(c) = self.clients.get_mut(&cid) {
@@ -339,6 +349,9 @@ impl State {
     }
 
     pub(crate) fn free_stateid(&mut self, sid: &Stateid) -> Result<(), NfsStat> {
+        if self.revoked_layouts.remove(&sid.other).is_some() {
+            return Ok(());
+        }
         match self.states.get(&sid.other) {
             Some(StateEntry::Layout { .. }) => {
                 self.states.remove(&sid.other);
@@ -388,9 +401,43 @@ impl State {
             .collect();
         for k in late {
             tracing::warn!("layout {k:02x?}: recall timed out, revoked");
-            self.states.remove(&k);
+            if let Some(StateEntry::Layout { clientid, file, .. }) = self.states.remove(&k) {
+                self.remember_revoked(k, clientid, file);
+            }
             self.revoked += 1;
         }
+        // A revoked layout the client was told about a whole lease ago is forgotten (see
+        // RevokedLayout for why not only FREE_STATEID ends it).
+        self.revoked_layouts.retain(|_, r| {
+            r.reported
+                .is_none_or(|t| now.saturating_duration_since(t) <= lease)
+        });
+    }
+
+    /// Keeps a revoked layout stateid for its client to learn of, at most
+    /// [`MAX_REVOKED_LAYOUTS_PER_CLIENT`] per client (the oldest is forgotten first).
+    fn remember_revoked(&mut self, other: [u8; 12], clientid: u64, file: u64) {
+        let serial = self.revoked;
+        let mine: Vec<([u8; 12], u64)> = self
+            .revoked_layouts
+            .iter()
+            .filter(|(_, r)| r.clientid == clientid)
+            .map(|(k, r)| (*k, r.serial))
+            .collect();
+        if mine.len() >= MAX_REVOKED_LAYOUTS_PER_CLIENT {
+            if let Some((oldest, _)) = mine.iter().min_by_key(|(_, s)| *s) {
+                self.revoked_layouts.remove(oldest);
+            }
+        }
+        self.revoked_layouts.insert(
+            other,
+            RevokedLayout {
+                clientid,
+                file,
+                reported: None,
+                serial,
+            },
+        );
     }
 
     /// Forgets a client and everything it holds (sessions, opens, layouts).
@@ -398,5 +445,6 @@ impl State {
         self.clients.remove(&id);
         self.sessions.retain(|_, s| s.clientid != id);
         self.states.retain(|_, s| s.clientid() != id);
+        self.revoked_layouts.retain(|_, r| r.clientid != id);
     }
 }
