@@ -33,6 +33,17 @@
 #   drop_caches                   sync and drop page/dentry/inode caches
 #   assert_eq EXPECTED ACTUAL MSG / assert_gt A B MSG   (fail MSG and step NAME: the prelude)
 #   wait_for TIMEOUT_S CMD...     run CMD until it succeeds, at most TIMEOUT_S seconds
+#   guarded SECS WHAT CMD...      run CMD (in a subshell) with a deadline: if it is still running
+#                                 after SECS, hang_dump, kill it (and its children) and fail
+#                                 naming WHAT; else its exit status
+#   wait_exit SECS PID WHAT       wait (with the same dump-and-fail deadline) until the child PID
+#                                 has ended, every thread of it, then reap it; its exit status
+#                                 in EXIT_STATUS (returns 0 unless it hung)
+#   hang_dump WHY                 the guest's state into $OUT/hang-N.txt: every task's state and
+#                                 wait channel, kernel stacks of the tasks of interest (pnfsgw
+#                                 threads, dd, sync, mount, D state), sysrq-w + dmesg, blk-mq
+#                                 state of ublk devices, nfsd client states, NFS client RPCs;
+#                                 HANG_DUMP_EXTRA (a command) adds the test's own probes
 
 PNFS_EXPORT=${PNFS_EXPORT:-/mnt/export}
 PNFS_WORK=${PNFS_WORK:-/run/pnfs}
@@ -247,4 +258,200 @@ nbd_attach() {
 nbd_detach() {
 	local dev=${1:-${PNFS_NBD_DEV:-/dev/nbd0}}
 	nbd-client -d "$dev"
+}
+
+# The tasks whose kernel stacks hang_dump writes (besides every task in D state).
+HANG_DUMP_COMMS=${HANG_DUMP_COMMS:-pnfsgw dd sync mount mount.nfs umount python3 cat blkmapd fio mkfs.ext4 mkfs.xfs}
+
+hang_dump() {
+	local n=1 f p t
+	mkdir -p "$OUT"
+	while [ -e "$OUT/hang-$n.txt" ]; do n=$((n + 1)); done
+	f=$OUT/hang-$n.txt
+	echo "HANG: $1: dumping the guest's state to $f" >&2
+	note "hang_dump: $1"
+	{
+		echo "=== hang_dump: $1 (step ${PNFS_STEP:-?}) at $(date -u +%T), up $(cut -d' ' -f1 /proc/uptime)s"
+		echo "=== loadavg: $(cat /proc/loadavg)"
+		echo "=== tasks"
+		ps -eLo pid,tid,ppid,stat,wchan:32,comm,args 2>&1
+		for p in /proc/[0-9]*; do
+			[ -r "$p/stat" ] || continue
+			local comm state
+			comm=$(cat "$p/comm" 2>/dev/null) || continue
+			state=$(awk '{ print $3 }' "$p/stat" 2>/dev/null) || continue
+			case " $HANG_DUMP_COMMS " in *" $comm "*) ;; *) [ "$state" = D ] || continue ;; esac
+			for t in "$p"/task/*; do
+				echo "--- ${p#/proc/}/${t##*/} $(cat "$t/comm" 2>/dev/null) state $(awk '{ print $3 }' "$t/stat" 2>/dev/null) wchan $(cat "$t/wchan" 2>/dev/null)"
+				cat "$t/stack" 2>&1
+			done
+		done
+		echo "=== ublk"
+		ls -l /dev/ublk* 2>&1
+		mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>&1
+		for p in /sys/block/ublkb*; do
+			[ -e "$p" ] || continue
+			echo "--- ${p##*/}: inflight $(cat "$p/inflight" 2>&1) stat $(cat "$p/stat" 2>&1)"
+			for t in /sys/kernel/debug/block/"${p##*/}"/state /sys/kernel/debug/block/"${p##*/}"/hctx*/{state,busy,dispatch,tags}; do
+				[ -e "$t" ] && { echo "$t:"; timeout 5 cat "$t" 2>&1; }
+			done
+		done
+		echo "=== nfsd clients"
+		for p in /proc/fs/nfsd/clients/*; do
+			[ -d "$p" ] || continue
+			echo "--- $p"
+			timeout 5 cat "$p/info" "$p/states" 2>&1
+		done
+		[ -e /proc/net/rpc/nfsd ] && grep proc4ops /proc/net/rpc/nfsd
+		echo "=== NFS client RPC tasks"
+		for p in /sys/kernel/debug/sunrpc/rpc_clnt/*/tasks; do
+			[ -e "$p" ] && { echo "--- $p"; timeout 5 cat "$p" 2>&1; }
+		done
+		grep -A3 '^device .* nfs' /proc/self/mountstats 2>/dev/null
+		if [ -n "${HANG_DUMP_EXTRA:-}" ]; then
+			echo "=== $HANG_DUMP_EXTRA"
+			timeout 20 bash -c "$HANG_DUMP_EXTRA" 2>&1
+		fi
+		echo "=== sysrq w + dmesg"
+		echo w >/proc/sysrq-trigger
+		sleep 1
+		dmesg | tail -n 300
+	} >"$f" 2>&1 || true
+	cp "$f" "$OUT/hang-last.txt" 2>/dev/null || true
+}
+
+# _pnfs_descendants PID: PID's children, grandchildren, ... (one a line; never fails).
+_pnfs_descendants() {
+	ps -eo pid=,ppid= 2>/dev/null | awk -v root="$1" '
+		{ parent[$1] = $2 }
+		END {
+			for (p in parent) {
+				q = p
+				for (depth = 0; depth < 64 && q != "" && q != 0 && q != 1; depth++) {
+					q = parent[q]
+					if (q == root) { print p; break }
+				}
+			}
+		}' || true
+}
+
+# Seconds a task may sit in bl_resolve_deviceid (the pNFS block-layout client waiting for
+# blkmapd's answer; blkmapd answers in milliseconds) with blkmapd idle before it counts as
+# the kernel's lost wakeup (see _pnfs_blkmapd_rescue).
+PNFS_BLKMAPD_STUCK_S=10
+
+# _pnfs_blkmapd_rescue TASKS...: works around a Linux NFS client race (seen on 6.12 in this
+# guest): bl_resolve_deviceid() (fs/nfs/blocklayout/rpc_pipefs.c) queues its upcall to
+# blkmapd and only THEN sets TASK_UNINTERRUPTIBLE and sleeps; when blkmapd's downcall (the
+# wake_up) lands in between, the wakeup is lost and the reader sleeps in D forever (SIGKILL
+# cannot end it). When one of TASKS is in bl_resolve_deviceid and blkmapd is idle in
+# select() (it has answered), this writes the answer again into the blocklayout pipe (a
+# downcall wakes every waiter): the device of $PNFS_VOL_DEV if set (what blkmapd finds for
+# nfsd's export), else "not found" (the client then reads through the MDS). Each rescue is
+# logged loudly and counted in $OUT/blkmapd-rescues; the guest state is dumped first.
+# Prints the number of rescues done (0 or 1).
+_pnfs_blkmapd_rescue() {
+	local t stuck="" bm pipe=/run/rpc_pipefs/nfs/blocklayout major=0 minor=0 status=2
+	for t in "$@"; do
+		[ "$(cat "/proc/$t/wchan" 2>/dev/null)" = bl_resolve_deviceid ] && stuck="$stuck $t"
+	done
+	[ -n "$stuck" ] || { echo 0; return 0; }
+	bm=$(pgrep -x blkmapd | head -n 1)
+	[ -n "$bm" ] && [ "$(cat "/proc/$bm/wchan" 2>/dev/null)" = do_select ] || { echo 0; return 0; }
+	if [ -n "${PNFS_VOL_DEV:-}" ] && [ -b "$PNFS_VOL_DEV" ]; then
+		major=$((0x$(stat -L -c %t "$PNFS_VOL_DEV")))
+		minor=$((0x$(stat -L -c %T "$PNFS_VOL_DEV")))
+		status=1
+	fi
+	hang_dump "kernel bug: task(s)$stuck stuck in bl_resolve_deviceid with blkmapd idle (lost wakeup)" >&2 || true
+	echo "KERNEL BUG WORKAROUND: task(s)$stuck lost blkmapd's wakeup in bl_resolve_deviceid; re-sending the answer (status $status, device $major:$minor)" >&2
+	note "blkmapd rescue: re-sending the answer (status $status, device $major:$minor) for$stuck"
+	python3 -c 'import os, struct, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+os.write(fd, struct.pack("<iII", int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])))
+os.close(fd)' "$pipe" "$status" "$major" "$minor" >&2 || true
+	echo "$stuck" >>"$OUT/blkmapd-rescues"
+	echo 1
+}
+
+# _pnfs_watch PID SECS WHAT MARKER WAITER: every second, the blkmapd rescue for PID's tasks;
+# after SECS: dump, kill PID and its descendants, tell the waiter (MARKER, then SIGUSR1 to
+# WAITER if PID could not be killed: a task in uninterruptible sleep ignores SIGKILL, and the
+# waiter's `wait` must end anyway).
+_pnfs_watch() {
+	local end=$((SECONDS + $2)) victims i stuck_s=0 tasks
+	while kill -0 "$1" 2>/dev/null; do
+		if [ "$SECONDS" -ge "$end" ]; then
+			hang_dump "$3: still running after $2 s" || true
+			echo "$3" >"$4"
+			victims="$1 $(_pnfs_descendants "$1" | tr '\n' ' ')"
+			kill -KILL $victims 2>/dev/null || true
+			for ((i = 0; i < 50; i++)); do
+				kill -0 "$1" 2>/dev/null || return 0
+				sleep 0.1
+			done
+			echo "HANG: $3: pid $1 survives SIGKILL (uninterruptible sleep); giving up on it" >&2
+			kill -USR1 "$5" 2>/dev/null || true
+			return 0
+		fi
+		tasks="$1 $(_pnfs_descendants "$1" | tr '\n' ' ')"
+		if grep -qx bl_resolve_deviceid $(printf '/proc/%s/wchan ' $tasks) 2>/dev/null; then
+			stuck_s=$((stuck_s + 1))
+			if [ "$stuck_s" -ge "$PNFS_BLKMAPD_STUCK_S" ]; then
+				[ "$(_pnfs_blkmapd_rescue $tasks)" = 1 ] && end=$((end + PNFS_BLKMAPD_STUCK_S))
+				stuck_s=0
+			fi
+		else
+			stuck_s=0
+		fi
+		sleep 1
+	done
+	return 0
+}
+
+guarded() {
+	local secs=$1 what=$2 pid watcher rc=0 marker me=$BASHPID
+	shift 2
+	marker=$PNFS_WORK/guard.$BASHPID.$RANDOM
+	mkdir -p "$PNFS_WORK"
+	rm -f "$marker"
+	# The watcher's SIGUSR1 ends `wait` for a task that cannot be killed; stays installed (a
+	# late signal must not kill this shell).
+	trap ':' USR1
+	"$@" &
+	pid=$!
+	_pnfs_watch "$pid" "$secs" "$what" "$marker" "$me" &
+	watcher=$!
+	wait "$pid" || rc=$?
+	if [ -e "$marker" ]; then
+		rm -f "$marker"
+		wait "$watcher" 2>/dev/null || true
+		fail "$what: no end within ${secs} s (killed; state in \$OUT/hang-last.txt)"
+		return 1
+	fi
+	kill "$watcher" 2>/dev/null || true
+	wait "$watcher" 2>/dev/null || true
+	return "$rc"
+}
+
+# _pnfs_ended PID: PID has exited with every thread (a zombie leader alone, or gone).
+_pnfs_ended() {
+	local state
+	state=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 0
+	[ "$state" = Z ] && [ "$(ls "/proc/$1/task" 2>/dev/null | wc -l)" -le 1 ]
+}
+
+wait_exit() {
+	local secs=$1 pid=$2 what=$3 i rc=0
+	for ((i = 0; i < secs * 10; i++)); do
+		_pnfs_ended "$pid" && break
+		sleep 0.1
+	done
+	if ! _pnfs_ended "$pid"; then
+		hang_dump "$what: pid $pid has not exited after $secs s"
+		fail "$what: pid $pid has not exited after ${secs} s (state in \$OUT/hang-last.txt)"
+	fi
+	wait "$pid" || rc=$?
+	EXIT_STATUS=$rc
+	return 0
 }

@@ -133,10 +133,10 @@ impl State {
             return Err(NfsStat::GRACE);
         }
         let (off, len, minlen) = (a.offset, a.length, a.minlength);
-        if len == 0 || (len != u64::MAX && off.checked_add(len).is_none()) {
-            return Err(NfsStat::INVAL);
-        }
-        if minlen > len {
+        // As nfsd: an empty range, a range past 2^64 (other than "to EOF") or a minlength
+        // above the length is INVAL (RFC 8881 §18.43.3).
+        if len == 0 || (len != u64::MAX && off.checked_add(len).is_none()) || minlen > len {
+            tracing::debug!("LAYOUTGET file {id} rw {rw}: invalid range {off}+{len} min {minlen}");
             return Err(NfsStat::INVAL);
         }
         let sid = ctx.sid(&a.stateid)?;

@@ -26,8 +26,12 @@ done
 step "exerciser seed $seed (${EX_MODE:-strict})"
 python3 "$PNFS_MDS_GUEST_DIR/exerciser.py" $M/ex "$seed" "${EX_OPS:-10000}" "${EX_MAX_BYTES:-4194304}" "${EX_MODE:-strict}"
 [ -n "${MDS_PID:-}" ] && awk '{print "mds cpu: user " $14/100 " s, system " $15/100 " s"}' /proc/$MDS_PID/stat
+[ -n "${MDS_PID:-}" ] && echo "mds: $(mds_admin stats)"
 nfs_mountstats $M | grep -E "^\s+(READ|WRITE|LAYOUTGET|LAYOUTCOMMIT|LAYOUTRETURN|SETATTR):"
 assert_eq LAYOUT_BLOCK_VOLUME "$(nfs_pnfs_type $M)" "pnfs type"
 for op in LAYOUTGET LAYOUTCOMMIT READ WRITE; do echo "$op $(nfs_op_count $op $M)" >>$OUT/stats; done
+# Bytes of READ replies (mountstats per-op field 5): tells READs that brought data from ones
+# past EOF that brought none.
+echo "READ_REPLY_BYTES $(nfs_mountstats $M | awk '$1 == "READ:" { print $6; exit }')" >>$OUT/stats
 umount $M
 echo ALL-OK
