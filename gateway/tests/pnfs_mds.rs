@@ -21,7 +21,7 @@ use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::{Stats, StatsSnapshot};
 use pnfs_mds::volume::{LabelAt, Topology};
 
-use common::check_server_view;
+use common::{check_server_view, READ_ONLY};
 
 const FILE_BYTES: u64 = 8 << 20;
 const LEAF_BYTES: u64 = 32 << 20;
@@ -310,16 +310,7 @@ async fn hundred_recalls_during_workload_on_embedded_mds() {
 
 /// The first `len` bytes of `path` as the server has them (MDS READ, not our layouts).
 async fn server_copy(nfs: &NfsClient, path: &str, len: u32) -> Vec<u8> {
-    let h = nfs
-        .open(
-            path,
-            OpenMode {
-                read_only: true,
-                create_size_bytes: None,
-            },
-        )
-        .await
-        .expect("open for check");
+    let h = nfs.open(path, READ_ONLY).await.expect("open for check");
     let r = nfs.read(&h, 0, len).await.expect("MDS READ");
     nfs.close(&h).await.expect("close check");
     r.data.to_vec()
@@ -463,13 +454,7 @@ async fn revoked_layout_is_found_freed_and_dropped_alone() {
     assert_eq!(s.mds.revoked_unacknowledged(), 1);
     // Any compound now carries the flag; this one is a GETATTR through b's open.
     let probe = nfs
-        .open(
-            "b.img",
-            OpenMode {
-                read_only: true,
-                create_size_bytes: None,
-            },
-        )
+        .open("b.img", READ_ONLY)
         .await
         .expect("open b for a GETATTR");
     assert_eq!(nfs.get_size(&probe).await.expect("GETATTR"), FILE_BYTES);

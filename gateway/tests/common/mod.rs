@@ -272,20 +272,17 @@ impl Drop for CutProxy {
     }
 }
 
+/// Opening an existing file for reading only.
+pub const READ_ONLY: OpenMode = OpenMode {
+    read_only: true,
+    create_size_bytes: None,
+};
+
 /// Reads `path` through MDS READ (the server's own block map, not our layouts) and checks it
 /// against the workload's model wherever the model is defined: LAYOUTCOMMIT really happened.
 pub async fn check_server_view(nfs: &NfsClient, path: &str, model: &Model, what: &str) {
     const READ_CHUNK_BYTES: u32 = 1 << 20;
-    let f = nfs
-        .open(
-            path,
-            OpenMode {
-                read_only: true,
-                create_size_bytes: None,
-            },
-        )
-        .await
-        .expect("open for check");
+    let f = nfs.open(path, READ_ONLY).await.expect("open for check");
     let file_bytes = model.data.len() as u64;
     let mut at = 0u64;
     while at < file_bytes {
