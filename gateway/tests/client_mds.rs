@@ -209,12 +209,6 @@ async fn layouts_recalls_and_restart_against_the_embedded_mds() {
         .await
         .expect("writer finished")
         .expect("writer ok");
-    let s = c.stats();
-    assert!(s.binds >= 5, "{s:?}");
-    // One client ID, plus one for each time the MDS let the lease expire (a loaded machine
-    // can stall the reconnects past the 6 s lease): never a new ID without a reason.
-    let expired = mds_stat(&mds, "expired_clients");
-    assert_eq!(s.client_ids, 1 + expired, "{s:?} (MDS expired {expired})");
     let total = len as u64 + chunks * chunk as u64;
     for i in 0..chunks {
         let r = c
@@ -227,6 +221,14 @@ async fn layouts_recalls_and_restart_against_the_embedded_mds() {
             .unwrap();
         assert!(r.data[..] == pattern(i)[..], "chunk {i} after cuts");
     }
+    // Counted after these reads: a cut that came after the writer's last request is only
+    // noticed (reconnect + BIND_CONN_TO_SESSION) by the next request.
+    let s = c.stats();
+    assert!(s.binds >= 5, "{s:?}");
+    // One client ID, plus one for each time the MDS let the lease expire (a loaded machine
+    // can stall the reconnects past the 6 s lease): never a new ID without a reason.
+    let expired = mds_stat(&mds, "expired_clients");
+    assert_eq!(s.client_ids, 1 + expired, "{s:?} (MDS expired {expired})");
 
     // SIGKILL and restart, three times: new client ID, the open reclaimed in grace
     // (CLAIM_PREVIOUS), server_restarted() delivered, data intact, writes continue.
