@@ -13,9 +13,15 @@ fn export_with_ublk_and_nbd_in_the_guest() {
         return;
     };
     let script = r#"
+# Deadlines (guarded / wait_exit in lib.sh; seconds, several times the TCG durations): a hang
+# fails its step with the guest's state in $OUT/hang-N.txt.
+IO_DEADLINE_S=60     # 4 MiB direct through ublk or nbd
+FS_DEADLINE_S=300    # copying the tree into ext4 / diff -r of it
+EXIT_DEADLINE_S=60   # a pnfsgw process's exit after SIGTERM
 step "modules"
 require_module ublk_drv nbd
 T=/run/t; mkdir -p $T; truncate -s 256M $T/vol.img
+HANG_DUMP_EXTRA="timeout 10 $PNFSGW stats --control $T/c.sock; tail -n 40 $T/gw.log $T/mds.log"
 step "pnfsgw mds"
 $PNFSGW mds --listen 127.0.0.1:20490 --state $T/mds --volume $T/vol.img >$T/mds.log 2>&1 &
 MDS=$!
@@ -30,36 +36,38 @@ grep -q '^nbd://127.0.0.1:10809/disk.img$' $T/gw.out
 step "ublk write and read back"
 test -b $DEV
 head -c 4194304 /dev/urandom > $T/a
-dd if=$T/a of=$DEV bs=1M oflag=direct conv=fsync status=none
-dd if=$DEV of=$T/b bs=1M count=4 iflag=direct status=none
+guarded $IO_DEADLINE_S "dd to ublk" dd if=$T/a of=$DEV bs=1M oflag=direct conv=fsync status=none
+guarded $IO_DEADLINE_S "dd from ublk" dd if=$DEV of=$T/b bs=1M count=4 iflag=direct status=none
 cmp $T/a $T/b
 step "the same data through nbd"
 nbd_attach 127.0.0.1 10809 disk.img
-dd if=$PNFS_NBD_DEV of=$T/c bs=1M count=4 iflag=direct status=none
+guarded $IO_DEADLINE_S "dd from nbd" dd if=$PNFS_NBD_DEV of=$T/c bs=1M count=4 iflag=direct status=none
 cmp $T/a $T/c
 step "ext4 through nbd: mkfs, copy a tree, fsck, remount and compare"
-mkfs.ext4 -q -F $PNFS_NBD_DEV
+guarded $PNFS_MKFS_DEADLINE_S "mkfs.ext4 on nbd" mkfs.ext4 -q -F $PNFS_NBD_DEV
 mkdir -p /mnt/fs
-mount $PNFS_NBD_DEV /mnt/fs
-cp -a /usr/include/linux /mnt/fs/tree
-umount /mnt/fs
-fsck.ext4 -fn $PNFS_NBD_DEV
+guarded $PNFS_MOUNT_DEADLINE_S "mount ext4" mount $PNFS_NBD_DEV /mnt/fs
+guarded $FS_DEADLINE_S "cp -a the tree into ext4" cp -a /usr/include/linux /mnt/fs/tree
+guarded $PNFS_MOUNT_DEADLINE_S "umount ext4" umount /mnt/fs
+guarded $PNFS_MKFS_DEADLINE_S "fsck.ext4 -fn" fsck.ext4 -fn $PNFS_NBD_DEV
 nbd_detach
 nbd_attach 127.0.0.1 10809 disk.img
-mount -o ro $PNFS_NBD_DEV /mnt/fs
-diff -r /usr/include/linux /mnt/fs/tree
-umount /mnt/fs
+guarded $PNFS_MOUNT_DEADLINE_S "mount ext4 ro" mount -o ro $PNFS_NBD_DEV /mnt/fs
+guarded $FS_DEADLINE_S "diff -r of the tree" diff -r /usr/include/linux /mnt/fs/tree
+guarded $PNFS_MOUNT_DEADLINE_S "umount ext4" umount /mnt/fs
 nbd_detach
 step "stats"
-$PNFSGW stats --control $T/c.sock | tee $T/stats
+guarded $IO_DEADLINE_S "pnfsgw stats" $PNFSGW stats --control $T/c.sock | tee $T/stats
 grep -q "ublk $DEV: up" $T/stats
 step "SIGTERM"
 kill -TERM $GW
-wait $GW || { echo "pnfsgw exited $?"; cat $T/gw.log; false; }
+wait_exit $EXIT_DEADLINE_S $GW "pnfsgw export after SIGTERM"
+[ "$EXIT_STATUS" = 0 ] || { echo "pnfsgw exited $EXIT_STATUS"; cat $T/gw.log; false; }
 test ! -e $DEV
 grep -q 'stopped cleanly' $T/gw.log
 kill -TERM $MDS
-wait $MDS
+wait_exit $EXIT_DEADLINE_S $MDS "pnfsgw mds after SIGTERM"
+assert_eq 0 "$EXIT_STATUS" "pnfsgw mds exit status after SIGTERM"
 "#;
     let out = runner
         .run(

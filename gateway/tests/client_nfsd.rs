@@ -21,6 +21,10 @@ use pnfs_proto::nfs4::{LayoutIoMode, LayoutType, NfsStat};
 use tokio::sync::mpsc;
 
 const IN_GUEST: &str = "PNFS_CLIENT_IN_GUEST";
+/// Guest deadline (`guarded`) of the guest body: its own waits are bounded (60 s for the
+/// recall, 120 s for the kernel client's write, nfsd's 10 s grace after the restart); it
+/// takes well under a minute under TCG.
+const BODY_DEADLINE_S: u64 = 400;
 const TEST_NAME: &str = "client_against_linux_nfsd_in_the_guest";
 /// Bytes written through the MDS before asking for a layout.
 const FILE_BYTES: usize = 1024 * 1024;
@@ -287,7 +291,8 @@ fn client_against_linux_nfsd_in_the_guest() {
         step "kernel client"
         mount_kernel_client
         step "gateway client in the guest"
-        {IN_GUEST}=1 PNFS_CLIENT_MNT=$PNFS_CLIENT_MNT {exe} --exact {TEST_NAME} --nocapture --test-threads 1 2>&1 | tee $OUT/body.log
+        guarded {BODY_DEADLINE_S} "the gateway client's guest body" env {IN_GUEST}=1 PNFS_CLIENT_MNT=$PNFS_CLIENT_MNT \
+          {exe} --exact {TEST_NAME} --nocapture --test-threads 1 2>&1 | tee $OUT/body.log
         grep -q 'RESULT guest body passed' $OUT/body.log
         nfs_op_count LAYOUTGET > $OUT/kernel_layoutgets || true
         "#,

@@ -24,6 +24,14 @@ use common::{
 };
 
 const FILE_MIB: u64 = 8;
+/// Guest deadline (`guarded`) of one run of `guest_side_workload` (200 ops on 8 MiB: well
+/// under a minute under TCG, with recalls included).
+const WORKLOAD_DEADLINE_S: u64 = 400;
+/// Guest deadline of the kernel client's copy of the 8 MiB file (a few seconds under TCG).
+const COPY_DEADLINE_S: u64 = 120;
+/// Guest deadline of the background reader's end once it is told to stop (one `cat` of the
+/// file and a 0.2 s pause).
+const READER_STOP_DEADLINE_S: u64 = 120;
 
 /// The guest side: the seeded workload on nfsd through the gateway, model written to $OUT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,12 +95,12 @@ step "nfsd pnfs export"
 start_nfsd_pnfs 400
 truncate -s {FILE_MIB}M "$PNFS_EXPORT/disk.img"
 step "gateway workload"
-PNFS_GUEST_ADDR=127.0.0.1:2049 PNFS_GUEST_VOLUME="$PNFS_VOL_DEV" PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" \
-  RUST_LOG=warn "{exe}" --ignored --exact guest_side_workload --nocapture
+guarded {WORKLOAD_DEADLINE_S} "the gateway's workload" env PNFS_GUEST_ADDR=127.0.0.1:2049 PNFS_GUEST_VOLUME="$PNFS_VOL_DEV" \
+  PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" RUST_LOG=warn "{exe}" --ignored --exact guest_side_workload --nocapture
 cat /proc/net/rpc/nfsd > "$OUT/nfsd_after_gateway"
 step "kernel client reads the file"
 mount_kernel_client
-cp "$PNFS_CLIENT_MNT/disk.img" "$OUT/kernel.img"
+guarded {COPY_DEADLINE_S} "the kernel client's copy of the file" cp "$PNFS_CLIENT_MNT/disk.img" "$OUT/kernel.img"
 umount_kernel_client
 "#,
         exe = exe.display()
@@ -157,16 +165,17 @@ step "kernel client reads while the gateway writes (nfsd recalls the gateway's l
     sleep 0.2
   done ) &
 READER=$!
-PNFS_GUEST_ADDR=127.0.0.1:2049 PNFS_GUEST_VOLUME="$PNFS_VOL_DEV" PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" \
-  PNFS_GUEST_SEED=7340033 PNFS_GUEST_TAG=-recall RUST_LOG=warn timeout 400 "{exe}" --ignored --exact guest_side_workload --nocapture
+guarded {WORKLOAD_DEADLINE_S} "the gateway's workload under recalls" env PNFS_GUEST_ADDR=127.0.0.1:2049 \
+  PNFS_GUEST_VOLUME="$PNFS_VOL_DEV" PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" PNFS_GUEST_SEED=7340033 \
+  PNFS_GUEST_TAG=-recall RUST_LOG=warn "{exe}" --ignored --exact guest_side_workload --nocapture
 touch /run/stop-reader
-wait $READER
+wait_exit {READER_STOP_DEADLINE_S} $READER "the kernel client's reader loop"
 nfs_op_count LAYOUTGET > "$OUT/kernel_layoutgets"
 cat /proc/net/rpc/nfsd > "$OUT/nfsd_after_recall"
 step "fresh kernel mount copies the file"
 umount_kernel_client
 mount_kernel_client
-cp "$PNFS_CLIENT_MNT/disk.img" "$OUT/kernel-recall.img"
+guarded {COPY_DEADLINE_S} "the kernel client's copy of the file" cp "$PNFS_CLIENT_MNT/disk.img" "$OUT/kernel-recall.img"
 umount_kernel_client
 "#,
         exe = exe.display()

@@ -31,6 +31,14 @@ use common::{
 };
 
 const FILE_MIB: u64 = 8;
+/// Guest deadline (`guarded`) of the gateway's workload (200 ops on 8 MiB: well under a
+/// minute under TCG).
+const WORKLOAD_DEADLINE_S: u64 = 400;
+/// Guest deadline of one 4 KiB direct read from a SCSI path (an immediate answer, data or a
+/// reservation conflict).
+const DEVICE_IO_DEADLINE_S: u64 = 60;
+/// Guest deadline of the kernel client's copy of the 8 MiB file (a few seconds under TCG).
+const COPY_DEADLINE_S: u64 = 120;
 const SEED: u64 = 0x5c51_0001;
 /// The initiator port name of path B (tests/guest/lib.sh make_lio_scsi_disk).
 const PATH_B_INITIATOR: &str = "naa.500140500000a022";
@@ -134,21 +142,26 @@ start_nfsd_pnfs_on "$PNFS_SCSI_DEV_A"
 truncate -s {FILE_MIB}M "$PNFS_EXPORT/disk.img"
 echo "$PNFS_SCSI_NAA" > "$OUT/naa"
 step "gateway workload with SCSI layouts on path B"
-PNFS_GUEST_ADDR=127.0.0.1:2049 PNFS_GUEST_VOLUME="$PNFS_SCSI_DEV_B" PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" \
+guarded {WORKLOAD_DEADLINE_S} "the gateway's SCSI-layout workload" env PNFS_GUEST_ADDR=127.0.0.1:2049 \
+  PNFS_GUEST_VOLUME="$PNFS_SCSI_DEV_B" PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" \
   PNFS_GUEST_PR_FILE="$PNFS_SCSI_PR_DIR/res_pr_registered_i_pts" \
   RUST_LOG=warn,pnfs_gateway::pnfs::device=info,pnfs_gateway::pnfs::layout=info "{exe}" --ignored --exact guest_side_scsi_workload --nocapture
 cat /proc/net/rpc/nfsd > "$OUT/nfsd_after_gateway"
 cat "$PNFS_SCSI_PR_DIR/res_pr_type" "$PNFS_SCSI_PR_DIR/res_pr_holder_tg_port" > "$OUT/pr_reservation" 2>&1 || true
 dmesg | grep -iE 'pnfs|nfsd|reserv|sd[ab]' | tail -n 40 > "$OUT/dmesg" || true
 step "path B without a key is refused by nfsd's reservation"
-if dd if="$PNFS_SCSI_DEV_B" of=/dev/null bs=4096 count=1 iflag=direct 2>"$OUT/dd_b.err"; then
+# dd's own status in a file: a refusal is a failing dd, a hang fails the script (guarded).
+guarded {DEVICE_IO_DEADLINE_S} "dd from path B" sh -c \
+  'dd if="$1" of=/dev/null bs=4096 count=1 iflag=direct 2>"$2"; echo $? >"$3"' \
+  _ "$PNFS_SCSI_DEV_B" "$OUT/dd_b.err" /run/dd_b.status
+if [ "$(cat /run/dd_b.status)" = 0 ]; then
   echo refused=no > "$OUT/path_b"
 else
   echo refused=yes > "$OUT/path_b"
 fi
 step "kernel client reads the file"
 mount_kernel_client
-cp "$PNFS_CLIENT_MNT/disk.img" "$OUT/kernel.img"
+guarded {COPY_DEADLINE_S} "the kernel client's copy of the file" cp "$PNFS_CLIENT_MNT/disk.img" "$OUT/kernel.img"
 umount_kernel_client
 "#,
         exe = exe.display()

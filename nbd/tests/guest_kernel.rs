@@ -19,39 +19,45 @@ const GUEST_DISK_BYTES: u64 = 128 * 1024 * 1024;
 const GUEST_PORT: u16 = 10809;
 
 const SCRIPT: &str = r#"
+# Deadlines (guarded / wait_exit in lib.sh; seconds, several times the TCG durations): a hang
+# fails its step with the guest's state in $OUT/hang-N.txt.
+SERVER_START_DEADLINE_S=120   # the test binary starting its server
+FS_DEADLINE_S=300             # copying the tree in / diff -r of it (128 MiB disk)
+SERVER_EXIT_DEADLINE_S=60     # the server's exit after SIGTERM
 step "start the NBD server (this test binary) in the guest"
 NBD_GUEST_PORT=$PORT "$SERVER_BIN" serve_memdisk_for_guest --ignored --exact --nocapture \
     > /run/nbd-server.log 2>&1 &
-echo $! > /run/nbd-server.pid
-wait_for 120 nbdinfo --size "nbd://127.0.0.1:$PORT/guest"
+NBD_SERVER=$!
+wait_for $SERVER_START_DEADLINE_S nbdinfo --size "nbd://127.0.0.1:$PORT/guest"
 
 step "nbd-client attaches the export"
 nbd_attach 127.0.0.1 "$PORT" guest
 assert_eq "$DISK_BYTES" "$(blockdev --getsize64 "$PNFS_NBD_DEV")" "device size"
 
 step "mkfs.ext4, mount, copy a tree in"
-mkfs.ext4 -q -F "$PNFS_NBD_DEV"
+guarded $PNFS_MKFS_DEADLINE_S "mkfs.ext4 $PNFS_NBD_DEV" mkfs.ext4 -q -F "$PNFS_NBD_DEV"
 mkdir -p /mnt/nbd
-mount "$PNFS_NBD_DEV" /mnt/nbd
+guarded $PNFS_MOUNT_DEADLINE_S "mount ext4" mount "$PNFS_NBD_DEV" /mnt/nbd
 mkdir -p /run/tree
 cp -a /usr/include/linux /run/tree/
 head -c 8M /dev/urandom > /run/tree/random.bin
-cp -a /run/tree /mnt/nbd/tree
-sync
-umount /mnt/nbd
+guarded $FS_DEADLINE_S "cp -a the tree into ext4" cp -a /run/tree /mnt/nbd/tree
+guarded $PNFS_SYNC_DEADLINE_S sync sync
+guarded $PNFS_MOUNT_DEADLINE_S "umount ext4" umount /mnt/nbd
 
 step "fsck.ext4 -fn is clean"
-fsck.ext4 -fn "$PNFS_NBD_DEV"
+guarded $PNFS_MKFS_DEADLINE_S "fsck.ext4 -fn" fsck.ext4 -fn "$PNFS_NBD_DEV"
 
 step "remount and compare the tree"
 drop_caches
-mount -o ro "$PNFS_NBD_DEV" /mnt/nbd
-diff -r /run/tree /mnt/nbd/tree
-umount /mnt/nbd
+guarded $PNFS_MOUNT_DEADLINE_S "mount ext4 ro" mount -o ro "$PNFS_NBD_DEV" /mnt/nbd
+guarded $FS_DEADLINE_S "diff -r of the tree" diff -r /run/tree /mnt/nbd/tree
+guarded $PNFS_MOUNT_DEADLINE_S "umount ext4" umount /mnt/nbd
 nbd_detach
-kill "$(cat /run/nbd-server.pid)"
-wait_for 30 sh -c '! kill -0 "$(cat /run/nbd-server.pid)" 2>/dev/null'
+kill "$NBD_SERVER"
+wait_exit $SERVER_EXIT_DEADLINE_S "$NBD_SERVER" "the NBD server after SIGTERM"
 cp /run/nbd-server.log $OUT/server.log
+assert_eq 0 "$EXIT_STATUS" "the NBD server's exit status after SIGTERM"
 "#;
 
 #[test]

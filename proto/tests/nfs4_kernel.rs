@@ -20,6 +20,9 @@ use pnfs_proto::xdr::{from_bytes, to_bytes};
 use pnfs_testbed::{require, require_tool, GuestRunner, GuestScript};
 
 const SCRIPT: &str = r#"
+# Every group of NFS operations runs under a deadline (guarded in lib.sh; a few seconds each
+# under TCG): a hang fails its step with the guest's state in $OUT/hang-N.txt.
+NFS_DEADLINE_S=180
 step "capture port 2049 on lo"
 mkdir -p /run/cap
 dumpcap -q -i lo -f "tcp port 2049" -s 0 -w /run/cap/nfs.pcapng 2>/run/cap/dumpcap.err &
@@ -33,6 +36,7 @@ step "kernel client: write, namespace ops, truncate"
 mount_kernel_client /mnt/nfs
 m=/mnt/nfs
 head -c 3M /dev/urandom > /run/data
+nfs_work() {
 cp /run/data $m/data
 sync
 mkdir $m/dir
@@ -53,6 +57,8 @@ touch -d 2020-01-02T03:04:05 $m/dir/hard
 flock $m/dir/hard true
 rm $m/dir/fifo
 mkdir $m/gone && rmdir $m/gone
+}
+guarded $NFS_DEADLINE_S "write, namespace ops, truncate on the NFS mount" nfs_work
 assert_eq LAYOUT_BLOCK_VOLUME "$(nfs_pnfs_type $m)" "pnfs layout type"
 nfs_mountstats $m > $OUT/mountstats
 umount_kernel_client $m
@@ -60,23 +66,29 @@ umount_kernel_client $m
 step "remount and read back"
 drop_caches
 mount_kernel_client /mnt/nfs
+read_back() {
 cmp <(head -c 1M /run/data) $m/data
 assert_eq hello "$(cat $m/dir/renamed)" "small file"
 assert_eq renamed "$(readlink $m/dir/sym)" "symlink"
 rm $m/dir/sym
+}
+guarded $NFS_DEADLINE_S "read back on the NFS mount" read_back
 umount_kernel_client $m
 
 step "NFSv4.2 client: allocate, punch, seek, clone, copy"
 mkdir -p /mnt/nfs42
-mount -t nfs -o vers=4.2 localhost:/ /mnt/nfs42
+guarded $PNFS_MOUNT_DEADLINE_S "mount -t nfs -o vers=4.2" mount -t nfs -o vers=4.2 localhost:/ /mnt/nfs42
 f=/mnt/nfs42/v42
+nfs42_work() {
 fallocate -l 2M $f
 fallocate -p -o 0 -l 1M $f
 xfs_io -c "seek -d 0" $f
 cp --reflink=always $f $f.clone
 xfs_io -f -c "copy_range -s 0 -d 0 -l 65536 $f" $f.copy
+}
+guarded $NFS_DEADLINE_S "NFSv4.2 allocate, punch, seek, clone, copy" nfs42_work
 nfs_mountstats /mnt/nfs42 > $OUT/mountstats42
-umount /mnt/nfs42
+umount_kernel_client /mnt/nfs42
 
 step "stop capture"
 # Every umount ends with DESTROY_CLIENTID: wait until dumpcap has written all three replies.
@@ -86,7 +98,7 @@ three_destroy_replies() {
 wait_for 60 three_destroy_replies
 pid=$(cat /run/cap/pid)
 kill -INT "$pid"
-wait_for 20 sh -c "! kill -0 $pid 2>/dev/null"
+wait_exit 60 "$pid" "dumpcap after SIGINT"
 cp /run/cap/nfs.pcapng $OUT/nfs.pcapng
 "#;
 

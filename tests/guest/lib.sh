@@ -32,7 +32,8 @@
 #   nbd_detach [DEV]              nbd-client -d
 #   drop_caches                   sync and drop page/dentry/inode caches
 #   assert_eq EXPECTED ACTUAL MSG / assert_gt A B MSG   (fail MSG and step NAME: the prelude)
-#   wait_for TIMEOUT_S CMD...     run CMD until it succeeds, at most TIMEOUT_S seconds
+#   wait_for TIMEOUT_S CMD...     run CMD until it succeeds, at most TIMEOUT_S seconds (then
+#                                 hang_dump and fail)
 #   guarded SECS WHAT CMD...      run CMD (in a subshell) with a deadline: if it is still running
 #                                 after SECS, hang_dump, kill it (and its children) and fail
 #                                 naming WHAT; else its exit status
@@ -44,6 +45,22 @@
 #                                 threads, dd, sync, mount, D state), sysrq-w + dmesg, blk-mq
 #                                 state of ublk devices, nfsd client states, NFS client RPCs;
 #                                 HANG_DUMP_EXTRA (a command) adds the test's own probes
+#
+# Every helper above that can block (mount, umount, mkfs, nbd-client, rpc.nfsd, sync, ...)
+# runs its blocking commands under `guarded` with the deadlines below; scripts put their own
+# blocking commands (I/O on NFS or block devices, waits for servers) under `guarded` too, so a
+# hang fails its step in minutes with the dump instead of running into the guest timeout.
+# Each deadline is several times what the command takes under TCG on a loaded machine.
+
+# A mount or umount of NFS (a server in its grace period after a restart included), XFS, ext4.
+PNFS_MOUNT_DEADLINE_S=${PNFS_MOUNT_DEADLINE_S:-120}
+# mkfs.xfs / mkfs.ext4 of a volume of up to ~1 GiB, fsck / xfs_repair of one.
+PNFS_MKFS_DEADLINE_S=${PNFS_MKFS_DEADLINE_S:-180}
+# sync (and drop_caches) with up to a few tens of MiB dirty on NFS or a block device.
+PNFS_SYNC_DEADLINE_S=${PNFS_SYNC_DEADLINE_S:-120}
+# Starting or stopping a daemon (rpcbind, mountd, nfsd threads, blkmapd), exportfs,
+# nbd-client attach / detach.
+PNFS_DAEMON_DEADLINE_S=${PNFS_DAEMON_DEADLINE_S:-60}
 
 PNFS_EXPORT=${PNFS_EXPORT:-/mnt/export}
 PNFS_WORK=${PNFS_WORK:-/run/pnfs}
@@ -63,7 +80,8 @@ wait_for() {
 		if "$@" >/dev/null 2>&1; then return 0; fi
 		sleep 0.1
 	done
-	fail "timed out after ${timeout_s}s waiting for: $*"
+	hang_dump "wait_for: no success within ${timeout_s} s: $*" || true
+	fail "timed out after ${timeout_s}s waiting for: $* (state in \$OUT/hang-last.txt)"
 }
 
 require_module() {
@@ -73,9 +91,13 @@ require_module() {
 	done
 }
 
-drop_caches() {
+_pnfs_drop_caches() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
+}
+
+drop_caches() {
+	guarded "$PNFS_SYNC_DEADLINE_S" "drop_caches (sync, drop page/dentry/inode caches)" _pnfs_drop_caches
 }
 
 make_xfs_volume() {
@@ -87,7 +109,7 @@ make_xfs_volume() {
 	PNFS_VOL_IMG=$PNFS_WORK/vol-$$-$RANDOM.img
 	truncate -s "${size_mib}M" "$PNFS_VOL_IMG"
 	PNFS_VOL_DEV=$(losetup -f --show "$PNFS_VOL_IMG")
-	mkfs.xfs -q -f "$PNFS_VOL_DEV"
+	guarded "$PNFS_MKFS_DEADLINE_S" "mkfs.xfs $PNFS_VOL_DEV" mkfs.xfs -q -f "$PNFS_VOL_DEV"
 	# The block layout's volume signature: the XFS superblock UUID.
 	PNFS_VOL_UUID=$(blkid -o value -s UUID "$PNFS_VOL_DEV" 2>/dev/null || true)
 	export PNFS_VOL_IMG PNFS_VOL_DEV PNFS_VOL_UUID
@@ -97,7 +119,7 @@ make_xfs_volume() {
 _pnfs_mount_once() {
 	# _pnfs_mount_once FSTYPE SOURCE DIR: mount unless DIR is already a mount point.
 	mkdir -p "$3"
-	mountpoint -q "$3" || mount -t "$1" "$2" "$3"
+	mountpoint -q "$3" || guarded "$PNFS_MOUNT_DEADLINE_S" "mount -t $1 $2 $3" mount -t "$1" "$2" "$3"
 }
 
 start_nfsd_pnfs() {
@@ -110,7 +132,7 @@ start_nfsd_pnfs_on() {
 	PNFS_VOL_DEV=$1
 	[ -b "$PNFS_VOL_DEV" ] || fail "start_nfsd_pnfs_on: $PNFS_VOL_DEV is not a block device"
 	require_module xfs
-	mkfs.xfs -q -f "$PNFS_VOL_DEV"
+	guarded "$PNFS_MKFS_DEADLINE_S" "mkfs.xfs $PNFS_VOL_DEV" mkfs.xfs -q -f "$PNFS_VOL_DEV"
 	export PNFS_VOL_DEV
 	_nfsd_export_pnfs
 }
@@ -174,20 +196,20 @@ make_lio_scsi_disk() {
 
 _nfsd_export_pnfs() {
 	mkdir -p "$PNFS_EXPORT"
-	mount "$PNFS_VOL_DEV" "$PNFS_EXPORT"
+	guarded "$PNFS_MOUNT_DEADLINE_S" "mount $PNFS_VOL_DEV $PNFS_EXPORT" mount "$PNFS_VOL_DEV" "$PNFS_EXPORT"
 	require_module nfsd blocklayoutdriver
 	_pnfs_mount_once nfsd nfsd /proc/fs/nfsd
 	_pnfs_mount_once rpc_pipefs sunrpc /run/rpc_pipefs
 	# The export must be the NFSv4 pseudo-root: nfsd cannot build one on the guest's 9p root.
 	echo "$PNFS_EXPORT *(rw,pnfs,no_root_squash,insecure,no_subtree_check,fsid=0)" >/etc/exports
 	mkdir -p /run/rpcbind /var/lib/nfs
-	pgrep -x rpcbind >/dev/null || rpcbind -w
-	exportfs -ra
-	pgrep -x rpc.mountd >/dev/null || rpc.mountd -N 3
+	pgrep -x rpcbind >/dev/null || guarded "$PNFS_DAEMON_DEADLINE_S" "start rpcbind" rpcbind -w
+	guarded "$PNFS_DAEMON_DEADLINE_S" "exportfs -ra" exportfs -ra
+	pgrep -x rpc.mountd >/dev/null || guarded "$PNFS_DAEMON_DEADLINE_S" "start rpc.mountd" rpc.mountd -N 3
 	echo 10 >/proc/fs/nfsd/nfsv4leasetime
 	echo 10 >/proc/fs/nfsd/nfsv4gracetime
 	# "-N 2" fails with "2: Unsupported version" on this kernel.
-	rpc.nfsd -N 3 -V 4.1 -V 4.2 4
+	guarded "$PNFS_DAEMON_DEADLINE_S" "start nfsd (rpc.nfsd)" rpc.nfsd -N 3 -V 4.1 -V 4.2 4
 	PNFS_NFSD_PORT=2049
 	export PNFS_NFSD_PORT PNFS_EXPORT
 	exportfs -v | grep -q 'pnfs' || fail "nfsd does not export $PNFS_EXPORT with pnfs: $(exportfs -v)"
@@ -195,8 +217,8 @@ _nfsd_export_pnfs() {
 }
 
 stop_nfsd() {
-	rpc.nfsd 0 || true
-	exportfs -ua || true
+	guarded "$PNFS_DAEMON_DEADLINE_S" "stop nfsd (rpc.nfsd 0)" rpc.nfsd 0 || true
+	guarded "$PNFS_DAEMON_DEADLINE_S" "exportfs -ua" exportfs -ua || true
 	pkill -x rpc.mountd || true
 	pkill -x rpcbind || true
 }
@@ -204,7 +226,7 @@ stop_nfsd() {
 start_blkmapd() {
 	require_module blocklayoutdriver
 	_pnfs_mount_once rpc_pipefs sunrpc /run/rpc_pipefs
-	pgrep -x blkmapd >/dev/null || blkmapd
+	pgrep -x blkmapd >/dev/null || guarded "$PNFS_DAEMON_DEADLINE_S" "start blkmapd" blkmapd
 	wait_for 10 pgrep -x blkmapd
 }
 
@@ -213,7 +235,8 @@ mount_kernel_client() {
 	start_blkmapd
 	require_module nfsv4
 	mkdir -p "$mnt"
-	mount -t nfs -o "vers=4.1${opts:+,$opts}" localhost:/ "$mnt"
+	guarded "$PNFS_MOUNT_DEADLINE_S" "mount -t nfs -o vers=4.1${opts:+,$opts} localhost:/ $mnt" \
+		mount -t nfs -o "vers=4.1${opts:+,$opts}" localhost:/ "$mnt"
 	PNFS_CLIENT_MNT=$mnt
 	export PNFS_CLIENT_MNT
 	echo "kernel client: localhost:/ on $mnt (vers=4.1${opts:+,$opts})"
@@ -221,7 +244,7 @@ mount_kernel_client() {
 
 umount_kernel_client() {
 	local mnt=${1:-${PNFS_CLIENT_MNT:-/mnt/nfs}}
-	umount "$mnt"
+	guarded "$PNFS_MOUNT_DEADLINE_S" "umount $mnt" umount "$mnt"
 }
 
 # nfs_mountstats MNT: the mountstats block of the NFS mount on MNT.
@@ -248,7 +271,8 @@ nbd_attach() {
 	local host=$1 port=$2 export_name=$3 dev=${4:-/dev/nbd0}
 	[ -e /sys/module/nbd ] || modprobe nbd nbds_max=4 || fail "kernel feature missing: nbd"
 	wait_for 10 test -b "$dev"
-	nbd-client "$host" "$port" "$dev" -N "$export_name" -b 4096
+	guarded "$PNFS_DAEMON_DEADLINE_S" "nbd-client $host:$port $export_name $dev" \
+		nbd-client "$host" "$port" "$dev" -N "$export_name" -b 4096
 	wait_for 10 test "$(cat "/sys/block/${dev##*/}/size")" -gt 0
 	PNFS_NBD_DEV=$dev
 	export PNFS_NBD_DEV
@@ -257,7 +281,7 @@ nbd_attach() {
 
 nbd_detach() {
 	local dev=${1:-${PNFS_NBD_DEV:-/dev/nbd0}}
-	nbd-client -d "$dev"
+	guarded "$PNFS_DAEMON_DEADLINE_S" "nbd-client -d $dev" nbd-client -d "$dev"
 }
 
 # The tasks whose kernel stacks hang_dump writes (besides every task in D state).
@@ -404,7 +428,9 @@ _pnfs_watch() {
 		else
 			stuck_s=0
 		fi
-		sleep 1
+		# Not on the caller's stdout / stderr: a `sleep` that outlives a killed watcher must
+		# not hold a pipe (`x=$(guarded ...)`, `guarded ... | tee`) open.
+		sleep 1 </dev/null >/dev/null 2>&1
 	done
 	return 0
 }
@@ -420,7 +446,9 @@ guarded() {
 	trap ':' USR1
 	"$@" &
 	pid=$!
-	_pnfs_watch "$pid" "$secs" "$what" "$marker" "$me" &
+	# The watcher's stdout is stderr: in `x=$(guarded ...)` it must not hold the
+	# substitution's pipe open (its `sleep 1` outlives it by up to a second).
+	_pnfs_watch "$pid" "$secs" "$what" "$marker" "$me" >&2 &
 	watcher=$!
 	wait "$pid" || rc=$?
 	if [ -e "$marker" ]; then

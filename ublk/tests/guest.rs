@@ -26,6 +26,12 @@ const FAULT_OFFSET: u64 = 256 * MIB;
 const FAULT_BYTES: u64 = 64 * 1024;
 
 const SCRIPT: &str = r#"
+# Deadlines (guarded / wait_exit in lib.sh; seconds, several times the TCG durations): a hang
+# fails its step with the guest's state in $OUT/hang-N.txt.
+IO_DEADLINE_S=60      # a few MiB direct through the device
+FS_DEADLINE_S=300     # copying the tree into ext4 / diff -r of it
+FIO_DEADLINE_S=600    # fio: 2 x 64 MiB of 4 KiB writes and their verify
+EXIT_DEADLINE_S=60    # the server's exit after SIGTERM
 step "modprobe ublk_drv"
 require_module ublk_drv
 test -c /dev/ublk-control
@@ -52,28 +58,28 @@ test "$(cat $Q/discard_max_hw_bytes)" -gt 0
 test "$(cat $Q/write_zeroes_max_bytes)" -gt 0
 
 step "mkfs.ext4, mount, copy a tree in"
-mkfs.ext4 -q -F "$DEV" 256M
+guarded $PNFS_MKFS_DEADLINE_S mkfs.ext4 mkfs.ext4 -q -F "$DEV" 256M
 mkdir -p /mnt/ublk /run/tree
-mount "$DEV" /mnt/ublk
+guarded $PNFS_MOUNT_DEADLINE_S "mount ext4" mount "$DEV" /mnt/ublk
 cp -a /usr/include/linux /run/tree/
 cp -a /usr/share/doc/bash /usr/share/doc/coreutils /run/tree/ 2>/dev/null || true
 head -c 8M /dev/urandom > /run/tree/random.bin
-cp -a /run/tree /mnt/ublk/tree
-sync
-umount /mnt/ublk
+guarded $FS_DEADLINE_S "cp -a the tree into ext4" cp -a /run/tree /mnt/ublk/tree
+guarded $PNFS_SYNC_DEADLINE_S sync sync
+guarded $PNFS_MOUNT_DEADLINE_S "umount ext4" umount /mnt/ublk
 
 step "fsck.ext4 -fn is clean"
-fsck.ext4 -fn "$DEV"
+guarded $PNFS_MKFS_DEADLINE_S "fsck.ext4 -fn" fsck.ext4 -fn "$DEV"
 
 step "remount and compare the tree"
 drop_caches
-mount -o ro "$DEV" /mnt/ublk
-diff -r /run/tree /mnt/ublk/tree
-umount /mnt/ublk
+guarded $PNFS_MOUNT_DEADLINE_S "mount ext4 ro" mount -o ro "$DEV" /mnt/ublk
+guarded $FS_DEADLINE_S "diff -r of the tree" diff -r /run/tree /mnt/ublk/tree
+guarded $PNFS_MOUNT_DEADLINE_S "umount ext4" umount /mnt/ublk
 
 step "fio randwrite, crc32c verify, iodepth 16, 2 jobs"
-# bounded: a lost wakeup in the queue bridge shows up as this timeout, not a hung guest
-timeout 600 fio --name=ublk-verify --filename="$DEV" --direct=1 --ioengine=libaio --rw=randwrite \
+# bounded: a lost wakeup in the queue bridge shows up as this deadline, not a hung guest
+guarded $FIO_DEADLINE_S fio fio --name=ublk-verify --filename="$DEV" --direct=1 --ioengine=libaio --rw=randwrite \
     --bs=4k --iodepth=16 --numjobs=2 --size=64M --offset_increment=64M \
     --verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting > /run/fio.out
 cp /run/fio.out $OUT/fio.out
@@ -82,26 +88,31 @@ if grep -qi 'verify.*bad\|crc32c.*mismatch' /run/fio.out; then fail "fio reporte
 
 step "blkdiscard, punch-hole and zero-range read back zeros"
 head -c 3M /dev/urandom > /run/pattern
-dd if=/run/pattern of="$DEV" bs=1M seek=200 oflag=direct conv=fsync status=none
-cmp -n $((3 * 1024 * 1024)) /run/pattern <(dd if="$DEV" bs=1M skip=200 count=3 iflag=direct status=none)
-blkdiscard -o $((200 * 1024 * 1024)) -l $((1024 * 1024)) "$DEV"
-fallocate --punch-hole -o $((201 * 1024 * 1024)) -l $((1024 * 1024)) "$DEV"
-fallocate --zero-range -o $((202 * 1024 * 1024)) -l $((1024 * 1024)) "$DEV"
-cmp -n $((3 * 1024 * 1024)) /dev/zero <(dd if="$DEV" bs=1M skip=200 count=3 iflag=direct status=none)
+guarded $IO_DEADLINE_S "dd the pattern to the device" dd if=/run/pattern of="$DEV" bs=1M seek=200 oflag=direct conv=fsync status=none
+guarded $IO_DEADLINE_S "dd from the device" dd if="$DEV" of=/run/got bs=1M skip=200 count=3 iflag=direct status=none
+cmp -n $((3 * 1024 * 1024)) /run/pattern /run/got
+guarded $IO_DEADLINE_S blkdiscard blkdiscard -o $((200 * 1024 * 1024)) -l $((1024 * 1024)) "$DEV"
+guarded $IO_DEADLINE_S "fallocate --punch-hole" fallocate --punch-hole -o $((201 * 1024 * 1024)) -l $((1024 * 1024)) "$DEV"
+guarded $IO_DEADLINE_S "fallocate --zero-range" fallocate --zero-range -o $((202 * 1024 * 1024)) -l $((1024 * 1024)) "$DEV"
+guarded $IO_DEADLINE_S "dd from the device" dd if="$DEV" of=/run/got bs=1M skip=200 count=3 iflag=direct status=none
+cmp -n $((3 * 1024 * 1024)) /dev/zero /run/got
 
 step "a read of the failing range gets EIO and the device keeps working"
-if dd if="$DEV" of=/dev/null bs=4k skip=$((FAULT_OFFSET / 4096)) count=1 iflag=direct 2>/run/dd.err; then
-    fail "a read of the failing range succeeded"
-fi
+# dd's own status in a file: the EIO is a failing dd, a hang fails the script (guarded).
+guarded $IO_DEADLINE_S "dd of the failing range" sh -c \
+    'dd if="$1" of=/dev/null bs=4k skip="$2" count=1 iflag=direct 2>/run/dd.err; echo $? >/run/dd.status' \
+    _ "$DEV" $((FAULT_OFFSET / 4096))
+[ "$(cat /run/dd.status)" != 0 ] || fail "a read of the failing range succeeded"
 grep -q 'Input/output error' /run/dd.err || fail "expected EIO, got: $(cat /run/dd.err)"
-dd if="$DEV" of=/dev/null bs=4k skip=$(((FAULT_OFFSET + FAULT_BYTES) / 4096)) count=1 iflag=direct status=none
-dd if=/run/pattern of="$DEV" bs=1M seek=210 count=1 oflag=direct status=none
-cmp -n $((1024 * 1024)) /run/pattern <(dd if="$DEV" bs=1M skip=210 count=1 iflag=direct status=none)
+guarded $IO_DEADLINE_S "dd after the failing range" dd if="$DEV" of=/dev/null bs=4k skip=$(((FAULT_OFFSET + FAULT_BYTES) / 4096)) count=1 iflag=direct status=none
+guarded $IO_DEADLINE_S "dd the pattern to the device" dd if=/run/pattern of="$DEV" bs=1M seek=210 count=1 oflag=direct status=none
+guarded $IO_DEADLINE_S "dd from the device" dd if="$DEV" of=/run/got bs=1M skip=210 count=1 iflag=direct status=none
+cmp -n $((1024 * 1024)) /run/pattern /run/got
 
 step "SIGTERM: the device disappears and the server exits 0"
 kill -TERM "$PID"
-rc=0
-wait "$PID" || rc=$?
+wait_exit $EXIT_DEADLINE_S "$PID" "the ublk server after SIGTERM"
+rc=$EXIT_STATUS
 # tee may still be writing the last lines: poll for them (bounded).
 for _ in $(seq 100); do grep -q 'stopped cleanly' /run/ublk-server.log && break; sleep 0.1; done
 cp /run/ublk-server.log $OUT/server.log

@@ -1,10 +1,23 @@
 # Two kernel clients (two client ids: the second in its own network namespace with its own
 # nfs_client identifier) writing the same file in turn: CB_LAYOUTRECALL reaches the holder.
 # Env: PNFS_MDS_BIN, MDS_BS.
+# Everything that touches an NFS mount runs under a deadline (`guarded`): a hang fails its step
+# with the guest's state in $OUT/hang-N.txt.
 M=/mnt/x
 M2=/mnt/y
 PORT=20490
+# 1 MiB with fsync, a cat, a cmp: a second or two under TCG; a write that conflicts with the
+# other client's layout waits for the recall (answered in well under the 20 s recall timeout).
+NFS_OP_DEADLINE_S=120
 trap 'cp $MDS_DIR/mds.log $OUT/ 2>/dev/null || true' EXIT
+HANG_DUMP_EXTRA="[ ! -S $MDS_DIR/state/admin.sock ] || mds_admin stats; tail -n 60 $MDS_DIR/mds.log"
+export MDS_DIR
+export -f mds_admin
+op() {
+	local what=$1
+	shift
+	guarded "$NFS_OP_DEADLINE_S" "$what" "$@"
+}
 step "network namespace for the second client"
 ip netns add c2
 ip link add v1 type veth peer name v2 netns c2
@@ -19,30 +32,32 @@ step "mount both clients"
 mount_kernel_client $M port=$PORT,noac
 ip netns exec c2 sh -c 'echo second-client-id > /sys/fs/nfs/net/nfs_client/identifier'
 mkdir -p $M2
-nsenter --net=/run/netns/c2 mount -t nfs -o vers=4.1,port=$PORT,noac 10.77.0.1:/ $M2
+guarded "$PNFS_MOUNT_DEADLINE_S" "client 2 mount" nsenter --net=/run/netns/c2 mount -t nfs -o vers=4.1,port=$PORT,noac 10.77.0.1:/ $M2
 step "client 1 holds a RW layout"
 head -c 1048576 /dev/urandom >/run/A
 head -c 1048576 /dev/urandom >/run/B
 head -c 1048576 /dev/urandom >/run/C
+# Create the file under the deadline before the shell opens it.
+op "client 1 creates f" touch $M/f
 exec 7<>$M/f
-dd if=/run/A of=$M/f bs=1M conv=notrunc,fsync status=none
+op "client 1 writes A" dd if=/run/A of=$M/f bs=1M conv=notrunc,fsync status=none
 assert_gt "$(nfs_op_count LAYOUTGET $M)" 0 "client 1 LAYOUTGET"
 step "client 2 overwrites the range client 1 holds"
-nsenter --net=/run/netns/c2 dd if=/run/B of=$M2/f bs=1M conv=notrunc,fsync status=none
+op "client 2 writes B" nsenter --net=/run/netns/c2 dd if=/run/B of=$M2/f bs=1M conv=notrunc,fsync status=none
 stats=$(mds_admin stats)
 echo "after client 2 write: $stats"
 n1=$(echo "$stats" | sed -n 's/.*recalls_sent=\([0-9]*\).*/\1/p')
 assert_gt "$n1" 0 "CB_LAYOUTRECALLs sent"
 step "client 1 sees client 2's data and writes again"
 drop_caches
-cmp /run/B $M/f
-dd if=/run/C of=$M/f bs=1M seek=1 conv=notrunc,fsync status=none
+op "client 1 reads B" cmp /run/B $M/f
+op "client 1 writes C" dd if=/run/C of=$M/f bs=1M seek=1 conv=notrunc,fsync status=none
 step "client 2 sees everything"
 drop_caches
-nsenter --net=/run/netns/c2 cat $M2/f >/run/got
+op "client 2 reads f" nsenter --net=/run/netns/c2 cat $M2/f >/run/got
 cmp <(cat /run/B /run/C) /run/got
 step "admin recall of a held layout"
-dd if=/run/A of=$M/f bs=1M seek=2 conv=notrunc,fsync status=none
+op "client 1 writes A at 2 MiB" dd if=/run/A of=$M/f bs=1M seek=2 conv=notrunc,fsync status=none
 assert_eq "ok 1" "$(mds_admin layouts /f)" "client 1 holds a layout on /f"
 returns_before=$(nfs_op_count LAYOUTRETURN $M)
 answer=$(mds_admin recall /f)
@@ -57,7 +72,7 @@ echo "LAYOUTRETURNs from client 1 since the admin recall: $(( $(nfs_op_count LAY
 grep "CB_LAYOUTRECALL" $MDS_DIR/mds.log || true
 exec 7>&-
 drop_caches
-nsenter --net=/run/netns/c2 cat $M2/f >/run/got
+op "client 2 reads f again" nsenter --net=/run/netns/c2 cat $M2/f >/run/got
 cmp <(cat /run/B /run/C /run/A) /run/got
 stats=$(mds_admin stats)
 echo "final: $stats"
@@ -65,6 +80,6 @@ echo "$stats" | tr ' ' '\n' >$OUT/stats
 assert_eq "0" "$(echo "$stats" | sed -n 's/.*revoked=\([0-9]*\).*/\1/p')" "layouts revoked after a recall timeout"
 nfs_mountstats $M | grep -E "^\s+(READ|WRITE|LAYOUTGET|LAYOUTCOMMIT|LAYOUTRETURN):"
 nfs_mountstats $M2 | grep -E "^\s+(READ|WRITE|LAYOUTGET|LAYOUTCOMMIT|LAYOUTRETURN):"
-umount $M
-umount $M2
+umount_kernel_client $M
+umount_kernel_client $M2
 echo ALL-OK

@@ -37,6 +37,9 @@ fn op_count(mountstats: &str, op: &str) -> Option<u64> {
 }
 
 const SCRIPT: &str = r#"
+# Deadlines (guarded in lib.sh; seconds, several times the TCG durations): a hang fails its
+# step with the guest's state in $OUT/hang-N.txt.
+IO_DEADLINE_S=120   # 1-8 MiB through nbd or pNFS
 step "ublk_drv and nbd modules"
 require_module ublk_drv
 modprobe nbd nbds_max=4 || fail "kernel feature missing: nbd"
@@ -49,10 +52,12 @@ truncate -s 64M /run/nbd.img
 nbdkit -f -i 127.0.0.1 -p 10809 -P /run/nbdkit.pid file /run/nbd.img &
 wait_for 20 test -s /run/nbdkit.pid
 nbd_attach 127.0.0.1 10809 disk
-mkfs.ext4 -q "$PNFS_NBD_DEV"
-mkdir -p /mnt/nbd && mount "$PNFS_NBD_DEV" /mnt/nbd
-head -c 1M "$DATA" > /mnt/nbd/part && umount /mnt/nbd
-fsck.ext4 -fn "$PNFS_NBD_DEV"
+guarded $PNFS_MKFS_DEADLINE_S "mkfs.ext4 on nbd" mkfs.ext4 -q "$PNFS_NBD_DEV"
+mkdir -p /mnt/nbd
+guarded $PNFS_MOUNT_DEADLINE_S "mount ext4" mount "$PNFS_NBD_DEV" /mnt/nbd
+guarded $IO_DEADLINE_S "write 1 MiB into ext4" sh -c 'head -c 1M "$DATA" > /mnt/nbd/part'
+guarded $PNFS_MOUNT_DEADLINE_S "umount ext4" umount /mnt/nbd
+guarded $PNFS_MKFS_DEADLINE_S "fsck.ext4 -fn" fsck.ext4 -fn "$PNFS_NBD_DEV"
 nbd_detach
 kill "$(cat /run/nbdkit.pid)"
 
@@ -64,8 +69,8 @@ step "kernel client mount (vers=4.1, blkmapd)"
 mount_kernel_client /mnt/nfs
 
 step "write 8 MiB through pNFS"
-cp "$DATA" /mnt/nfs/data
-sync
+guarded $IO_DEADLINE_S "cp 8 MiB to the NFS mount" cp "$DATA" /mnt/nfs/data
+guarded $PNFS_SYNC_DEADLINE_S sync sync
 assert_eq LAYOUT_BLOCK_VOLUME "$(nfs_pnfs_type /mnt/nfs)" "pnfs layout type"
 nfs_mountstats /mnt/nfs > $OUT/mountstats.write
 umount_kernel_client /mnt/nfs
@@ -73,8 +78,8 @@ umount_kernel_client /mnt/nfs
 step "read back after remount"
 drop_caches
 mount_kernel_client /mnt/nfs
-cmp "$DATA" /mnt/nfs/data
-sha256sum < /mnt/nfs/data | cut -d' ' -f1 > $OUT/readback.sha256
+guarded $IO_DEADLINE_S "cmp of the data read back" cmp "$DATA" /mnt/nfs/data
+guarded $IO_DEADLINE_S "sha256sum of the data read back" sha256sum /mnt/nfs/data | cut -d' ' -f1 > $OUT/readback.sha256
 nfs_mountstats /mnt/nfs > $OUT/mountstats.read
 
 step "layouts used, no READ/WRITE RPCs"
