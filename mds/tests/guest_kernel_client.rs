@@ -41,9 +41,16 @@ fn stat(outcome: &pnfs_testbed::GuestOutcome, file: &str, key: &str) -> u64 {
 }
 
 /// 32 MiB through block layouts (no READ/WRITE RPCs), file work, SIGKILL + restart.
+/// `PNFS_SLICE_KILL_ROUNDS=N` repeats the SIGKILL-during-writes step N times in one boot.
 #[test]
 fn kernel_client_slice_files_and_restart_4k() {
-    let out = run("mds-slice-4k", "slice_and_files.sh", &[("MDS_BS", "4096")]);
+    // PNFS_SLICE_KILL_ROUNDS=N repeats the kill-during-writes step N times in the boot.
+    let rounds = std::env::var("PNFS_SLICE_KILL_ROUNDS").unwrap_or_else(|_| "1".to_owned());
+    let out = run(
+        "mds-slice-4k",
+        "slice_and_files.sh",
+        &[("MDS_BS", "4096"), ("KILL_ROUNDS", &rounds)],
+    );
     assert!(out.stdout.contains("ALL-OK"));
     assert!(stat(&out, "stats_write", "LAYOUTGET") > 0);
     assert!(stat(&out, "stats_write", "LAYOUTCOMMIT") > 0);

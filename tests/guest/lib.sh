@@ -73,13 +73,17 @@ assert_gt() {
 	[ "$1" -gt "$2" ] || fail "$3: expected $1 > $2"
 }
 
+# The deadlines below are on the clock ($SECONDS), not counts of polls: under TCG a poll
+# (fork + exec + sleep 0.1) can take several times its sleep.
 wait_for() {
-	local timeout_s=$1 i
+	local timeout_s=$1 end
 	shift
-	for ((i = 0; i < timeout_s * 10; i++)); do
+	end=$((SECONDS + timeout_s))
+	while [ "$SECONDS" -lt "$end" ]; do
 		if "$@" >/dev/null 2>&1; then return 0; fi
 		sleep 0.1
 	done
+	if "$@" >/dev/null 2>&1; then return 0; fi
 	hang_dump "wait_for: no success within ${timeout_s} s: $*" || true
 	fail "timed out after ${timeout_s}s waiting for: $* (state in \$OUT/hang-last.txt)"
 }
@@ -470,8 +474,9 @@ _pnfs_ended() {
 }
 
 wait_exit() {
-	local secs=$1 pid=$2 what=$3 i rc=0
-	for ((i = 0; i < secs * 10; i++)); do
+	local secs=$1 pid=$2 what=$3 end rc=0
+	end=$((SECONDS + secs))
+	while [ "$SECONDS" -lt "$end" ]; do
 		_pnfs_ended "$pid" && break
 		sleep 0.1
 	done
