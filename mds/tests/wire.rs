@@ -581,3 +581,63 @@ async fn getdeviceinfo_grants_the_asked_change_and_delete_notifications() {
     }
     srv.stop().await;
 }
+
+/// A stateid of an earlier boot is BAD_STATEID, not STALE_STATEID (moot in NFSv4.1, RFC 8881
+/// §15.1.16.7; nfsd does the same for session clients). Linux answers STALE_STATEID to a
+/// LAYOUTCOMMIT it prepared before the restart with a lease check and the same LAYOUTCOMMIT
+/// again, for ever: `close()` hung in the guest's kill-during-writes step.
+#[tokio::test]
+async fn stateids_of_an_earlier_boot_are_bad_not_stale() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-restart").await;
+    let r = open_and_layoutget(&mut c, cid, sess, 1, "f").await;
+    assert_eq!(r.status, NfsStat::OK, "{r:?}");
+    let old_layout = layout_stateid(&r);
+    let dir = srv.stop().await;
+
+    let srv = start(Some(dir)).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (_, sess) = session(&mut c, b"wire-restart").await;
+    // The only client of the earlier boot is done reclaiming: the grace period ends.
+    let r = c
+        .compound(vec![seq(sess, 1, 0), NfsArgOp::ReclaimComplete(false)])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "{r:?}");
+    let commit = LayoutcommitArgs {
+        offset: 0,
+        length: 4096,
+        reclaim: false,
+        stateid: old_layout,
+        last_write_offset: Some(4095),
+        time_modify: None,
+        layoutupdate: LayoutUpdate {
+            lou_type: LayoutType::BlockVolume,
+            lou_body: to_bytes(&pnfs_proto::layout::block::BlockLayoutUpdate::default()),
+        },
+    };
+    let r = c
+        .compound(vec![
+            seq(sess, 2, 0),
+            NfsArgOp::Putrootfh,
+            lookup("f"),
+            NfsArgOp::Layoutcommit(commit),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::BAD_STATEID, "{r:?}");
+    let r = c
+        .compound(vec![
+            seq(sess, 3, 0),
+            NfsArgOp::TestStateid(TestStateidArgs {
+                stateids: vec![old_layout],
+            }),
+        ])
+        .await;
+    match r.resarray.get(1) {
+        Some(NfsResOp::TestStateid(Ok(t))) => {
+            assert_eq!(t.status_codes, vec![NfsStat::BAD_STATEID]);
+        }
+        _ => panic!("TEST_STATEID: {r:?}"),
+    }
+    srv.stop().await;
+}

@@ -289,7 +289,7 @@ nbd_detach() {
 }
 
 # The tasks whose kernel stacks hang_dump writes (besides every task in D state).
-HANG_DUMP_COMMS=${HANG_DUMP_COMMS:-pnfsgw dd sync mount mount.nfs umount python3 cat blkmapd fio mkfs.ext4 mkfs.xfs}
+HANG_DUMP_COMMS=${HANG_DUMP_COMMS:-pnfsgw pnfs-mds dd sync mount mount.nfs umount python3 cat blkmapd fio mkfs.ext4 mkfs.xfs}
 
 hang_dump() {
 	local n=1 f p t

@@ -265,13 +265,18 @@ impl State {
     }
 
     /// The error for a stateid we do not know: DELEG_REVOKED for a layout revoked after a
-    /// recall timeout (RFC 8881 §15.1.5.5 covers layouts too), STALE when it is from an
-    /// earlier boot.
+    /// recall timeout (RFC 8881 §15.1.5.5 covers layouts too), else BAD_STATEID.
+    ///
+    /// A stateid of an earlier boot is BAD_STATEID too, never STALE_STATEID: RFC 8881
+    /// §15.1.16.7 makes STALE_STATEID moot in NFSv4.1 (the session finds the restart), and
+    /// nfsd answers session clients BAD_STATEID. Linux answers a STALE_STATEID to a
+    /// LAYOUTCOMMIT that it prepared with a layout stateid of the killed boot with a lease
+    /// check (which succeeds on its new client id) and sends the same LAYOUTCOMMIT again, for
+    /// ever: the `close()` that sent it hung (kernel_client_slice_files_and_restart_4k).
+    /// BAD_STATEID ends that LAYOUTCOMMIT with an error.
     fn unknown_stateid(&self, sid: &Stateid) -> NfsStat {
         if self.revoked_layouts.contains_key(&sid.other) {
             NfsStat::DELEG_REVOKED
-        } else if sid.other[..4] != self.epoch32().to_be_bytes() {
-            NfsStat::STALE_STATEID
         } else {
             NfsStat::BAD_STATEID
         }

@@ -20,7 +20,7 @@ if [ "${EX_SERVER:-mds}" = nfsd ]; then
 else
 	step "start mds (block size $MDS_BS)"
 	start_mds $PORT "$MDS_BS"
-	HANG_DUMP_EXTRA="mds_admin stats; tail -n 60 $MDS_DIR/mds.log"
+	HANG_DUMP_EXTRA="tail -n 60 $MDS_DIR/mds.log; timeout 10 bash -c 'mds_admin stats'"
 	export MDS_DIR
 	export -f mds_admin
 	mount_kernel_client $M port=$PORT

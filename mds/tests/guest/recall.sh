@@ -10,7 +10,8 @@ PORT=20490
 # other client's layout waits for the recall (answered in well under the 20 s recall timeout).
 NFS_OP_DEADLINE_S=120
 trap 'cp $MDS_DIR/mds.log $OUT/ 2>/dev/null || true' EXIT
-HANG_DUMP_EXTRA="[ ! -S $MDS_DIR/state/admin.sock ] || mds_admin stats; tail -n 60 $MDS_DIR/mds.log"
+# The log first: a busy MDS may not answer its admin socket within the dump's time limit.
+HANG_DUMP_EXTRA="tail -n 60 $MDS_DIR/mds.log; [ ! -S $MDS_DIR/state/admin.sock ] || timeout 10 bash -c 'mds_admin stats'"
 export MDS_DIR
 export -f mds_admin
 op() {
