@@ -36,8 +36,10 @@ say() { echo "setup: $*" >&2; }
 die() { echo "setup: ERROR: $*" >&2; exit 1; }
 
 # INSTALLED: the fully installed ones among our packages (one dpkg-query call: fast).
-INSTALLED=" $(dpkg-query -W -f='${db:Status-Abbrev}${Package}\n' "${BOOKWORM_PKGS[@]}" "${BACKPORTS_PKGS[@]}" \
-  2>/dev/null | awk '$1 == "ii" { printf "%s ", $2 }')"
+# dpkg-query exits 1 when any named package is unknown to dpkg (on a new machine most are): that
+# is an answer, not a failure, so its status is ignored here and only its output is read.
+INSTALLED=" $( (dpkg-query -W -f='${db:Status-Abbrev}${Package}\n' "${BOOKWORM_PKGS[@]}" "${BACKPORTS_PKGS[@]}" \
+  2>/dev/null || true) | awk '$1 == "ii" { printf "%s ", $2 }')"
 
 # is_installed PKG: true when dpkg has PKG fully installed.
 is_installed() {
