@@ -99,9 +99,9 @@ pub struct ExportArgs {
     /// Create the file with this size when it does not exist (e.g. 1G, 512M).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub create: Option<u64>,
-    /// The control socket for `pnfsgw stats`.
-    #[arg(long, value_name = "PATH", default_value = pnfs_config::CONTROL_SOCKET_DEFAULT)]
-    pub control: PathBuf,
+    /// The control socket for `pnfsgw stats` [default: /run/pnfsgw/export-NAME-PORT.sock].
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
 }
 
 /// `pnfsgw check-config`.
@@ -123,9 +123,10 @@ pub struct MdsCmdArgs {
 /// `pnfsgw stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// The gateway's control socket.
-    #[arg(long, value_name = "PATH", default_value = pnfs_config::CONTROL_SOCKET_DEFAULT)]
-    pub control: PathBuf,
+    /// The gateway's control socket [default: every running instance's:
+    /// /run/pnfsgw/control.sock and /run/pnfsgw/export-*.sock].
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
     /// Print the raw JSON snapshot.
     #[arg(long)]
     pub json: bool,

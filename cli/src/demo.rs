@@ -144,7 +144,8 @@ pub fn main(a: DemoArgs) -> u8 {
         };
         tracing::info!("embedded MDS listening on {}", mds.addr);
 
-        let machine_name = pnfs_config::local_host_name();
+        let host = pnfs_config::HostIdentity::local();
+        let machine_name = host.machine_name.clone();
         let device = DeviceConfig {
             name: DEMO_EXPORT.into(),
             path: DEMO_PATH.into(),
@@ -168,7 +169,7 @@ pub fn main(a: DemoArgs) -> u8 {
                     gid: 0,
                     machine_name: machine_name.clone(),
                 },
-                client_owner: format!("pnfsgw:{machine_name}:demo:{}", dir.display()),
+                client_owner: host.client_owner(&control.display().to_string()),
                 lease_margin_ms: pnfs_config::LEASE_MARGIN_DEFAULT_MS,
                 connect_timeout_ms: pnfs_config::CONNECT_TIMEOUT_DEFAULT_MS,
                 request_timeout_ms: pnfs_config::REQUEST_TIMEOUT_DEFAULT_MS,

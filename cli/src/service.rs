@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::backend::{self, Device, DeviceSpec, Gateway, NbdExport, NbdListeners, NbdServer};
 use crate::control::ControlSocket;
 use crate::notify::notify;
+use crate::owner_lock::OwnerLock;
 use crate::status::{Board, DeviceStatus, FrontendStatus, Snapshot, State};
 
 /// Locks a mutex whose data stays usable after a panic elsewhere.
@@ -71,6 +72,17 @@ pub async fn run(
             .collect(),
         specs.iter().map(initial_status(&config)).collect(),
     );
+    let mds_addresses: Vec<String> = config
+        .mds
+        .addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let _owner_lock = match OwnerLock::acquire(&config.mds.client_owner, &mds_addresses) {
+        Ok(l) => l,
+        Err(e) => return Outcome::Failed(e),
+    };
+    tracing::info!("client owner {:?}", config.mds.client_owner);
     let control = match ControlSocket::bind(&config.control.socket) {
         Ok(c) => c,
         Err(e) => {
