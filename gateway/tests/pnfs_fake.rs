@@ -531,3 +531,59 @@ async fn trim_without_deallocate_reads_back_zeros() {
     disk.flush().await.expect("flush");
     assert_eq!(b.client.stats().snapshot().request_errors, 0);
 }
+
+/// Waits (bounded) until the fake has no recall of `path` outstanding; false on timeout.
+async fn recall_answered(fake: &FakeMds, path: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + RECALL_RETURN_LIMIT;
+    while fake.recall_pending(path) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    !fake.recall_pending(path)
+}
+
+/// How long a test waits for a held call to arrive or a recalled layout to come back.
+const RECALL_RETURN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Issue 12 item 6 (`recalls_during_workload_cause_no_errors_or_mismatches` failing with
+/// BAD_STATEID on a trim's LAYOUTCOMMIT): a CB_LAYOUTRECALL that arrives after a LAYOUTGET
+/// reply came back but before its layout stateid is applied. The client once cleared its
+/// "LAYOUTGET in flight" mark before applying the reply, so in that window it had no layout
+/// stateid and no LAYOUTGET in flight and answered NOMATCHING_LAYOUT: for the server the
+/// layout was returned, yet the client then cached it, wrote through it and sent LAYOUTCOMMIT
+/// on it, which the server refused. The hook sends the recall exactly in that window. The
+/// recall must be answered DELAY (the reply lands first), the flush's LAYOUTCOMMIT succeed
+/// with the new stateid, and nothing be rewritten through the MDS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_between_layoutget_reply_and_its_stateid_is_delayed() {
+    let b = bed("lgreply", FakeTopology::Simple, 1, 4096, true, plain).await;
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    let answer = Arc::new(std::sync::Mutex::new(None));
+    let (fake, seen) = (Arc::clone(&b.fake), Arc::clone(&answer));
+    b.client.hooks().on_next_layoutget_reply(move || {
+        *seen.lock().expect("lock") = Some(fake.recall("/f"));
+    });
+    let data = Bytes::from(vec![0x5au8; 3 * 4096 + 100]);
+    disk.write(8192, data.clone(), false).await.expect("write");
+    disk.flush()
+        .await
+        .expect("flush: LAYOUTCOMMIT on the layout just granted");
+    assert_eq!(
+        *answer.lock().expect("lock"),
+        Some(NfsStat::DELAY),
+        "recall between a LAYOUTGET reply and its stateid: the reply must land first"
+    );
+    // The layout the server still knows is recalled and returned normally.
+    assert_eq!(b.fake.recall("/f"), NfsStat::OK);
+    assert!(recall_answered(&b.fake, "/f").await, "layout not returned");
+    let view = b.fake.server_view("/f").await.expect("view");
+    assert_eq!(&view[8192..8192 + data.len()], &data[..]);
+    let snap = b.client.stats().snapshot();
+    assert_eq!(snap.commit_errors, 0, "{snap}");
+    assert_eq!(snap.request_errors, 0, "{snap}");
+    assert!(snap.direct_write_bytes >= data.len() as u64, "{snap}");
+    assert_eq!(
+        b.fake.counters.write_bytes.load(Ordering::SeqCst),
+        0,
+        "data rewritten through the MDS: the commit was refused"
+    );
+}

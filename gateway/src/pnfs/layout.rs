@@ -181,7 +181,8 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
         }
         f.lock().layoutget_in_flight = true;
         let r = sh.mds.layout_get(&f.open, args).await;
-        f.lock().layoutget_in_flight = false;
+        // On success "in flight" ends only together with applying the reply's stateid (in
+        // `insert_layout`), never before: see there.
         let err = match r {
             Ok(res) => {
                 if let Err(e) = insert_layout(sh, f, res).await {
@@ -195,7 +196,10 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
                 f.changed.notify_waiters();
                 return Ok(LayoutOutcome::Progress);
             }
-            Err(e) => e,
+            Err(e) => {
+                f.lock().layoutget_in_flight = false;
+                e
+            }
         };
         Stats::inc(&sh.stats.layoutget_errors);
         let status = match err.kind {
@@ -231,14 +235,29 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
 }
 
 /// Decodes, resolves devices and caches one LAYOUTGET result.
+///
+/// The reply's stateid is applied and the file's "LAYOUTGET in flight" mark cleared in ONE
+/// critical section. A CB_LAYOUTRECALL is answered (synchronously, on another thread) from
+/// exactly these two fields: with a LAYOUTGET in flight and no (or another) layout stateid it
+/// answers DELAY, with neither it answers NOMATCHING_LAYOUT, and the server then counts the
+/// layout as returned. The mark used to be cleared as soon as the reply arrived, before this
+/// function applied the stateid: a recall landing in between was told NOMATCHING_LAYOUT, the
+/// server forgot the layout, and we cached it anyway, wrote through it and sent LAYOUTCOMMIT
+/// with its stateid, which failed with BAD_STATEID as an I/O error of the request that
+/// committed (issue 12: a trim in the recall workload test). Now such a recall is answered
+/// DELAY and the server sends it again once the reply has landed.
 async fn insert_layout<M: MetadataServer>(
     sh: &Arc<Shared<M>>,
     f: &Arc<FileCtx>,
     res: crate::mds_api::LayoutGetResult,
 ) -> Result<(), PnfsError> {
+    // Tests run a recall here: the reply has arrived and is not applied yet.
+    #[cfg(any(test, feature = "testing"))]
+    sh.hooks.layoutget_reply();
     {
         let mut st = f.lock();
         update_stateid(&mut st.layout_stateid, res.stateid);
+        st.layoutget_in_flight = false;
     }
     let want = f.layout_type.unwrap_or(LayoutType::BlockVolume);
     let mut decoded = Vec::new();

@@ -231,6 +231,8 @@ struct Shared<M: MetadataServer> {
     stats: Arc<Stats>,
     files: Mutex<Vec<Arc<FileCtx>>>,
     lease_rx: watch::Receiver<LeaseStatus>,
+    #[cfg(any(test, feature = "testing"))]
+    hooks: testing::Hooks,
 }
 
 impl<M: MetadataServer> std::fmt::Debug for Shared<M> {
@@ -299,6 +301,8 @@ impl<M: MetadataServer> PnfsClient<M> {
             stats,
             files: Mutex::new(Vec::new()),
             lease_rx,
+            #[cfg(any(test, feature = "testing"))]
+            hooks: testing::Hooks::default(),
         });
         let weak: Weak<Shared<M>> = Arc::downgrade(&shared);
         let sink: Weak<dyn CallbackSink> = weak;
@@ -330,6 +334,12 @@ impl<M: MetadataServer> PnfsClient<M> {
     /// The MDS.
     pub fn mds(&self) -> &Arc<M> {
         &self.shared.mds
+    }
+
+    /// Test hook points inside the layer (feature `testing`).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn hooks(&self) -> &testing::Hooks {
+        &self.shared.hooks
     }
 
     /// Opens `path` on the MDS and returns its disk. The disk size is the file size at open

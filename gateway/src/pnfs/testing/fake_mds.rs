@@ -6,8 +6,9 @@
 //! logical volume (a topology of SLICE/CONCAT/STRIPE over SIMPLE leaves whose signatures sit
 //! near their ends); LAYOUTGET allocates and hands out INVALID / READ_WRITE / (for clones)
 //! READ_DATA+INVALID extents; LAYOUTCOMMIT marks blocks written; MDS READ/WRITE use the same
-//! storage. Fault hooks: queued LAYOUTGET errors, a stall switch (no replies, no renewals),
-//! recalls on demand.
+//! storage. Fault hooks: queued LAYOUTGET and LAYOUTCOMMIT errors, a stall switch (no replies,
+//! no renewals), recalls on demand, and a LAYOUTCOMMIT held on arrival until the test releases
+//! it (to answer a recall while a commit is on the wire, deterministically).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -28,7 +29,7 @@ use pnfs_proto::nfs4::{
     DeviceId, FileHandle, LayoutIoMode, LayoutType, NfsStat, Stateid, Verifier,
 };
 use pnfs_proto::xdr::{from_bytes, to_bytes};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 use tokio::time::Instant;
 
 use crate::mds_api::{
@@ -164,6 +165,10 @@ pub struct FakeMds {
     resumed: Notify,
     /// Statuses the next LAYOUTGETs fail with (front first).
     pub layoutget_errors: Mutex<VecDeque<NfsStat>>,
+    /// Statuses the next LAYOUTCOMMITs fail with (front first), before any state is checked.
+    pub layoutcommit_errors: Mutex<VecDeque<NfsStat>>,
+    /// The next LAYOUTCOMMIT to arrive is held here (see [`FakeMds::hold_next_layoutcommit`]).
+    commit_hold: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
     /// Counters.
     pub counters: FakeCounters,
 }
@@ -173,6 +178,31 @@ impl std::fmt::Debug for FakeMds {
         f.debug_struct("FakeMds")
             .field("cfg", &self.cfg)
             .finish_non_exhaustive()
+    }
+}
+
+/// A LAYOUTCOMMIT held by the fake (from [`FakeMds::hold_next_layoutcommit`]).
+#[derive(Debug)]
+pub struct LayoutCommitHold {
+    arrived: Option<oneshot::Receiver<()>>,
+    release: Option<oneshot::Sender<()>>,
+}
+
+impl LayoutCommitHold {
+    /// Waits until the held LAYOUTCOMMIT has arrived (at most `limit`); false if it did not.
+    pub async fn arrived(&mut self, limit: Duration) -> bool {
+        let Some(rx) = self.arrived.take() else {
+            return true;
+        };
+        matches!(tokio::time::timeout(limit, rx).await, Ok(Ok(())))
+    }
+
+    /// Lets the held LAYOUTCOMMIT go on.
+    pub fn release(mut self) {
+        if let Some(tx) = self.release.take() {
+            // The fake may be gone (test over): nothing to release then.
+            let _ = tx.send(());
+        }
     }
 }
 
@@ -342,6 +372,8 @@ impl FakeMds {
             stalled: AtomicBool::new(false),
             resumed: Notify::new(),
             layoutget_errors: Mutex::new(VecDeque::new()),
+            layoutcommit_errors: Mutex::new(VecDeque::new()),
+            commit_hold: Mutex::new(None),
             counters: FakeCounters::default(),
         }))
     }
@@ -450,6 +482,21 @@ impl FakeMds {
                 return;
             }
             n.await;
+        }
+    }
+
+    /// Holds the next LAYOUTCOMMIT that arrives (any file): it waits, before its stateid is
+    /// checked or any state changes, until [`LayoutCommitHold::release`] (or the hold is
+    /// dropped). The server then judges it by its state at that time, as a real server judges
+    /// a request by its state when it processes it.
+    pub fn hold_next_layoutcommit(&self) -> LayoutCommitHold {
+        let (arrived_tx, arrived_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel();
+        *self.commit_hold.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((arrived_tx, release_rx));
+        LayoutCommitHold {
+            arrived: Some(arrived_rx),
+            release: Some(release_tx),
         }
     }
 
@@ -861,6 +908,25 @@ impl MetadataServer for FakeMds {
         args: LayoutCommitArgs,
     ) -> MdsResult<LayoutCommitResult> {
         self.gate().await;
+        let hold = self
+            .commit_hold
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some((arrived, release)) = hold {
+            // The test may have stopped waiting: then nobody needs the signal.
+            let _ = arrived.send(());
+            // Released, or the hold dropped: either way the commit goes on.
+            let _ = release.await;
+        }
+        if let Some(s) = self
+            .layoutcommit_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+        {
+            return Err(err("LAYOUTCOMMIT", s));
+        }
         let b = self.cfg.block_bytes;
         let bad =
             |e: String| MdsError::new(MdsErrorKind::Status(NfsStat::BADLAYOUT), "LAYOUTCOMMIT", e);
