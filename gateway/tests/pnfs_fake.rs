@@ -587,3 +587,46 @@ async fn recall_between_layoutget_reply_and_its_stateid_is_delayed() {
         "data rewritten through the MDS: the commit was refused"
     );
 }
+
+/// DESIGN (C1–C4): BAD_STATEID on a layout stateid means reset and retry, never an I/O error
+/// for the user, and written data is never lost. A LAYOUTCOMMIT refused with BAD_STATEID on
+/// the stateid the file still holds: the flush succeeds, the written blocks reach the server
+/// through MDS WRITEs (read back from the volume), the layout state is forgotten and the next
+/// write takes a new layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layoutcommit_bad_stateid_rewrites_through_the_mds_not_an_io_error() {
+    let b = bed("lcbad", FakeTopology::Simple, 1, 4096, true, plain).await;
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    let first = Bytes::from(vec![0x11u8; 10_000]);
+    disk.write(0, first.clone(), false).await.expect("write");
+    assert!(disk.uncommitted_pieces() > 0, "the write went direct");
+    b.fake
+        .layoutcommit_errors
+        .lock()
+        .expect("lock")
+        .push_back(NfsStat::BAD_STATEID);
+    disk.flush()
+        .await
+        .expect("flush after a refused LAYOUTCOMMIT");
+    assert_eq!(disk.cached_pieces(), 0, "the refused layout is forgotten");
+    assert!(
+        b.fake.counters.write_bytes.load(Ordering::SeqCst) >= first.len() as u64,
+        "the uncommitted data did not go through the MDS"
+    );
+    let view = b.fake.server_view("/f").await.expect("view");
+    assert_eq!(&view[..first.len()], &first[..]);
+    // A new layout for the next write, committed normally.
+    let layoutgets = b.fake.counters.layoutgets.load(Ordering::SeqCst);
+    let second = Bytes::from(vec![0x22u8; 5000]);
+    disk.write(40_000, second.clone(), false)
+        .await
+        .expect("write");
+    disk.flush().await.expect("flush");
+    assert!(b.fake.counters.layoutgets.load(Ordering::SeqCst) > layoutgets);
+    let view = b.fake.server_view("/f").await.expect("view");
+    assert_eq!(&view[40_000..45_000], &second[..]);
+    assert_eq!(&view[..first.len()], &first[..]);
+    let snap = b.client.stats().snapshot();
+    assert_eq!(snap.commit_errors, 1, "{snap}");
+    assert_eq!(snap.request_errors, 0, "{snap}");
+}

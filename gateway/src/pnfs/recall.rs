@@ -212,7 +212,8 @@ impl<M: MetadataServer> CallbackSink for Shared<M> {
                 // A parked commit redoes what is still pending afterwards (see `commit`).
                 if let Err(e) = commit(&sh, &f, true).await {
                     tracing::error!(path = %f.open.path, error = %e, "reclaim LAYOUTCOMMIT failed: rewriting through the MDS");
-                    salvage_uncommitted(&sh, &f).await;
+                    // Every loss is logged and counted inside.
+                    let _ = salvage_uncommitted(&sh, &f).await;
                 }
                 // Forget the layouts of the old server instance.
                 {
