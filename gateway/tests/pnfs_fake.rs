@@ -630,3 +630,104 @@ async fn layoutcommit_bad_stateid_rewrites_through_the_mds_not_an_io_error() {
     assert_eq!(snap.commit_errors, 1, "{snap}");
     assert_eq!(snap.request_errors, 0, "{snap}");
 }
+
+/// A recall answered while a LAYOUTCOMMIT is on the wire (held by the fake until the answer
+/// is in): the return waits for that commit and returns only after it, and the commit, judged
+/// by the server after the recall was answered, still holds a valid stateid. Once for a
+/// flush; once for a close (shutdown): a closing file's layout is being committed and
+/// returned, so the recall is answered OK (the close's LAYOUTRETURN answers it), not
+/// NOMATCHING_LAYOUT, which would tell the server the layout was already returned and
+/// make the close's LAYOUTCOMMIT fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_answered_while_a_commit_is_held_returns_after_it() {
+    for close in [false, true] {
+        let b = bed(
+            &format!("cmthold-{close}"),
+            FakeTopology::Simple,
+            1,
+            4096,
+            true,
+            plain,
+        )
+        .await;
+        let disk = b.client.open_disk("/f", false).await.expect("open");
+        let data = Bytes::from(vec![0x3cu8; 20_000]);
+        disk.write(4096, data.clone(), false).await.expect("write");
+        let mut hold = b.fake.hold_next_layoutcommit();
+        let recall = async {
+            assert!(
+                hold.arrived(RECALL_RETURN_LIMIT).await,
+                "no LAYOUTCOMMIT arrived (close={close})"
+            );
+            let answer = b.fake.recall("/f");
+            hold.release();
+            answer
+        };
+        let (done, answer) = if close {
+            tokio::join!(disk.close(), recall)
+        } else {
+            tokio::join!(disk.flush(), recall)
+        };
+        done.unwrap_or_else(|e| panic!("close={close}: {e}"));
+        assert_eq!(answer, NfsStat::OK, "close={close}");
+        assert!(
+            recall_answered(&b.fake, "/f").await,
+            "close={close}: layout not returned"
+        );
+        let view = b.fake.server_view("/f").await.expect("view");
+        assert_eq!(&view[4096..4096 + data.len()], &data[..], "close={close}");
+        let snap = b.client.stats().snapshot();
+        assert_eq!(snap.commit_errors, 0, "close={close}: {snap}");
+        assert_eq!(snap.request_errors, 0, "close={close}: {snap}");
+        assert_eq!(
+            b.fake.counters.write_bytes.load(Ordering::SeqCst),
+            0,
+            "close={close}: data rewritten through the MDS"
+        );
+    }
+}
+
+/// Bulk recall (CB_LAYOUTRECALL ALL): each file commits and forgets its layout, then one
+/// LAYOUTRETURN4_ALL. A write that arrives while that LAYOUTRETURN is on the wire (held by
+/// the fake) must not take a layout the LAYOUTRETURN is about to return (its commit would be
+/// refused): it waits for the bulk return, then takes a new layout. The write is polled
+/// first, so it reaches its LAYOUTGET (or its wait for the recall) before the release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_during_a_bulk_layoutreturn_waits_for_it() {
+    use pnfs_gateway::mds_api::{LayoutRecall, RecallTarget};
+    use pnfs_proto::nfs4::{LayoutIoMode, LayoutType};
+    let b = bed("bulkhold", FakeTopology::Simple, 1, 4096, true, plain).await;
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    let first = Bytes::from(vec![0x71u8; 12_000]);
+    disk.write(0, first.clone(), false).await.expect("write");
+    let sink = b.fake.sink().expect("sink registered");
+    let mut hold = b.fake.hold_next_layoutreturn();
+    let answer = sink.layout_recall(LayoutRecall {
+        layout_type: LayoutType::BlockVolume,
+        iomode: LayoutIoMode::Any,
+        changed: true,
+        target: RecallTarget::All,
+    });
+    assert_eq!(answer, NfsStat::OK);
+    assert!(
+        hold.arrived(RECALL_RETURN_LIMIT).await,
+        "no LAYOUTRETURN after the bulk recall"
+    );
+    let second = Bytes::from(vec![0x72u8; 9000]);
+    let (written, ()) = tokio::join!(disk.write(100_000, second.clone(), false), async {
+        hold.release()
+    });
+    written.expect("write during the bulk LAYOUTRETURN");
+    disk.flush().await.expect("flush");
+    let view = b.fake.server_view("/f").await.expect("view");
+    assert_eq!(&view[..first.len()], &first[..]);
+    assert_eq!(&view[100_000..100_000 + second.len()], &second[..]);
+    let snap = b.client.stats().snapshot();
+    assert_eq!(snap.commit_errors, 0, "{snap}");
+    assert_eq!(snap.request_errors, 0, "{snap}");
+    assert_eq!(
+        b.fake.counters.write_bytes.load(Ordering::SeqCst),
+        0,
+        "data rewritten through the MDS: a commit was refused"
+    );
+}

@@ -259,10 +259,16 @@ impl<M: MetadataServer> Shared<M> {
         self.files.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The file a recall of `fh` is for: the open one, else one still closing. A closing file
+    /// is in `files` until its close has committed and returned its layout; it must answer
+    /// recalls until then (OK: its close's LAYOUTRETURN answers them), never
+    /// NOMATCHING_LAYOUT, which tells the server the layout is already returned and makes the
+    /// close's LAYOUTCOMMIT fail.
     fn file_by_fh(&self, fh: &FileHandle) -> Option<Arc<FileCtx>> {
-        self.files()
-            .into_iter()
-            .find(|f| &f.open.fh == fh && !f.lock().closed)
+        let files = self.files();
+        let open = files.iter().find(|f| &f.open.fh == fh && !f.lock().closed);
+        open.or_else(|| files.iter().find(|f| &f.open.fh == fh))
+            .cloned()
     }
 }
 
