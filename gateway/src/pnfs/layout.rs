@@ -239,13 +239,14 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
 /// The reply's stateid is applied and the file's "LAYOUTGET in flight" mark cleared in ONE
 /// critical section. A CB_LAYOUTRECALL is answered (synchronously, on another thread) from
 /// exactly these two fields: with a LAYOUTGET in flight and no (or another) layout stateid it
-/// answers DELAY, with neither it answers NOMATCHING_LAYOUT, and the server then counts the
-/// layout as returned. The mark used to be cleared as soon as the reply arrived, before this
-/// function applied the stateid: a recall landing in between was told NOMATCHING_LAYOUT, the
-/// server forgot the layout, and we cached it anyway, wrote through it and sent LAYOUTCOMMIT
-/// with its stateid, which failed with BAD_STATEID as an I/O error of the request that
-/// committed (issue 12: a trim in the recall workload test). Now such a recall is answered
-/// DELAY and the server sends it again once the reply has landed.
+/// answers DELAY, with neither it answers NOMATCHING_LAYOUT, and the server may then count
+/// the layout as returned (RFC 8881 §20.3.4; the fake MDS and the embedded MDS do). The mark
+/// used to be cleared as soon as the reply arrived, before this function applied the
+/// stateid: a recall landing in between was told NOMATCHING_LAYOUT, the server forgot the
+/// layout, and we cached it anyway, wrote through it and sent LAYOUTCOMMIT with its stateid,
+/// which failed with BAD_STATEID as an I/O error of the request that committed (issue 12: a
+/// trim in the recall workload test). Now such a recall is answered DELAY and the server
+/// sends it again once the reply has landed.
 async fn insert_layout<M: MetadataServer>(
     sh: &Arc<Shared<M>>,
     f: &Arc<FileCtx>,
