@@ -106,6 +106,11 @@ fn two_exports_of_one_file_read_what_the_other_flushed() {
         vol.to_str().unwrap(),
         "--block-size",
         "4096",
+        // A killed gateway's layout is revoked after this, so the crash round below is short.
+        "--lease-seconds",
+        "10",
+        "--recall-timeout-seconds",
+        "10",
     ]);
     wait_listening(&mds_addr, &mut mds);
 
@@ -159,17 +164,27 @@ fn two_exports_of_one_file_read_what_the_other_flushed() {
         assert_eq!(errors, 0, "{name}:\n{report}");
     }
     eprintln!("{report}");
-    for g in [a, b] {
-        let (code, log) = g.terminate();
-        assert_eq!(code, Some(0), "{log}");
-        assert!(log.contains("stopped cleanly"), "{log}");
-    }
+
+    // A crash right after a flush: what A flushed is durable and committed (LAYOUTCOMMIT is
+    // part of the flush), so B reads it once the MDS has revoked the dead A's layout. A
+    // gateway that skipped the LAYOUTCOMMIT on flush fails here: its INVALID extents were
+    // never committed, and B reads zeros.
+    blocks(&uri_a, &[w(40, 2, 40)]);
+    let mut a = a;
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    blocks(&uri_b, &[v(40, 2, 40)]);
+
+    let (code, log) = b.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("stopped cleanly"), "{log}");
 
     // The end state through the MDS alone (READ), by a third gateway.
     let (c, uri_c, _) = export(&mds_addr, &vol, &["--data-path", "mds", "--read-only"]);
     let mut all = vec![v(0, 4, 1), v(4, 4, 2), v(8, 8, 1)];
     all.extend(disjoint);
     all.extend(same);
+    all.push(v(40, 2, 40));
     blocks(&uri_c, &all);
     let (code, log) = c.terminate();
     assert_eq!(code, Some(0), "{log}");
