@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -445,6 +446,106 @@ fn mds_process_then_export_then_run_with_a_volume_glob_and_ublk() {
     let (code, log) = gw.terminate();
     assert_eq!(code, Some(if has_ublk { 0 } else { 3 }), "{log}");
 
+    let (code, log) = mds.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// SIGTERM while the MDS does not answer (its process stopped with SIGSTOP): the stop waits
+/// one stall limit in all, not one per step (flush, close, session), and ends with one line
+/// that names the devices left uncommitted, and exit status 1.
+#[test]
+fn stop_with_the_mds_gone_waits_once_and_names_what_stayed_uncommitted() {
+    let Some(_) = pnfs_testbed::require_tool("qemu-io") else {
+        return;
+    };
+    const STALL_LIMIT_MS: u64 = 4_000;
+    let dir = tmpdir("stop-no-mds");
+    let vol = dir.join("vol.img");
+    std::fs::File::create(&vol)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let mds_addr = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let mut mds = Gw::spawn(&[
+        "mds",
+        "--listen",
+        &mds_addr,
+        "--state",
+        dir.join("mds").to_str().unwrap(),
+        "--volume",
+        vol.to_str().unwrap(),
+    ]);
+    wait_listening(&mds_addr, &mut mds);
+    // The file, made by `export --create`.
+    let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let mut gw = Gw::spawn(&[
+        "export",
+        "--mds",
+        &mds_addr,
+        "--path",
+        "/d",
+        "--nbd",
+        &nbd,
+        "--create",
+        "16M",
+        "--volume",
+        vol.to_str().unwrap(),
+        "--control",
+        dir.join("e.sock").to_str().unwrap(),
+    ]);
+    gw.wait_line("nbd://");
+    let (code, log) = gw.terminate();
+    assert_eq!(code, Some(0), "{log}");
+
+    let file = dir.join("gw.toml");
+    let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    std::fs::write(
+        &file,
+        format!(
+            "[mds]\naddresses = [\"{mds_addr}\"]\nstall_limit_ms = {STALL_LIMIT_MS}\n\
+             request_timeout_ms = 1000\nconnect_timeout_ms = 1000\n[volumes]\nsearch = [\"{}\"]\n\
+             [nbd]\ntcp = [\"{nbd}\"]\n[control]\nsocket = \"{}\"\n\
+             [[device]]\nname = \"d\"\npath = \"/d\"\n",
+            vol.display(),
+            dir.join("run.sock").display()
+        ),
+    )
+    .unwrap();
+    let gw = Gw::spawn(&["run", "--config", file.to_str().unwrap()]);
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !gw.log().contains("ready: serving 1 device(s)") {
+        assert!(Instant::now() < deadline, "{}", gw.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    qemu_io(&format!("nbd://{nbd}/d"), &["write -P 0x5a 0 1M", "flush"]);
+
+    let mds_pid = mds.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &mds_pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    let (code, log) = gw.terminate();
+    let took = started.elapsed();
+    assert!(Command::new("kill")
+        .args(["-CONT", &mds_pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(
+            "did not answer within the stop deadline of 4 s: not committed and returned: d"
+        ),
+        "{log}"
+    );
+    // One stall limit and the time to notice it, never one per step.
+    assert!(
+        took < Duration::from_millis(2 * STALL_LIMIT_MS),
+        "the stop took {took:?} with a stall limit of {STALL_LIMIT_MS} ms:\n{log}"
+    );
     let (code, log) = mds.terminate();
     assert_eq!(code, Some(0), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
