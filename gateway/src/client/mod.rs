@@ -11,7 +11,7 @@
 //! - [`session`]: client ID, session, SEQUENCE, recovery, reclaim, lease renewal.
 //! - `mds_impl`: the [`crate::mds_api::MetadataServer`] operations.
 //!
-//! Recovery (DESIGN S1, C5): a transport error closes the connection; the request is resent on
+//! Recovery (docs/requirements.md S1, C5): a transport error closes the connection; the request is resent on
 //! the same slot and sequence id over a new connection bound with BIND_CONN_TO_SESSION (the
 //! server's reply cache makes that exactly-once). BADSESSION/DEADSESSION create a new session;
 //! STALE_CLIENTID a new client ID; a new client ID while files are open means the server lost
