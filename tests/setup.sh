@@ -5,7 +5,7 @@
 # no network) when everything is already there. It prints every package it installs.
 #
 # Why bookworm-backports: bookworm's own 6.1 kernel has no ublk driver and no nfsd SCSI
-# layout; the backports 6.12 kernel has both (see TESTBED.md). The machine may also come with
+# layout; the backports 6.12 kernel has both (see docs/testbed.md). The machine may also come with
 # qemu-utils from backports preinstalled, which makes bookworm's qemu-system-x86 uninstallable
 # (Breaks), so the qemu packages come from backports too.
 #

@@ -588,11 +588,11 @@ async fn recall_between_layoutget_reply_and_its_stateid_is_delayed() {
     );
 }
 
-/// DESIGN (C1–C4): BAD_STATEID on a layout stateid means reset and retry, never an I/O error
-/// for the user, and written data is never lost. A LAYOUTCOMMIT refused with BAD_STATEID on
-/// the stateid the file still holds: the flush succeeds, the written blocks reach the server
-/// through MDS WRITEs (read back from the volume), the layout state is forgotten and the next
-/// write takes a new layout.
+/// docs/requirements.md (C1–C4): BAD_STATEID on a layout stateid means reset and retry, never
+/// an I/O error for the user, and written data is never lost. A LAYOUTCOMMIT refused with
+/// BAD_STATEID on the stateid the file still holds: the flush succeeds, the written blocks
+/// reach the server through MDS WRITEs (read back from the volume), the layout state is
+/// forgotten and the next write takes a new layout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layoutcommit_bad_stateid_rewrites_through_the_mds_not_an_io_error() {
     let b = bed("lcbad", FakeTopology::Simple, 1, 4096, true, plain).await;

@@ -1,5 +1,5 @@
 //! LAYOUTGET, LAYOUTCOMMIT and LAYOUTRETURN for one file, with the layout stateid rules of
-//! RFC 8881 §12.5.5.2 and the error handling of DESIGN §2 (C1–C4).
+//! RFC 8881 §12.5.5.2 and the error handling of docs/requirements.md §pNFS layer (C1–C4).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -455,9 +455,9 @@ pub(super) async fn commit<M: MetadataServer>(
                 if refused && now == sent && !epoch_changed {
                     // The stateid the file still holds is refused: the server no longer has
                     // this layout (it counts it as returned or revoked), so what was written
-                    // through it can never be committed with it. Not an I/O error (DESIGN:
-                    // BAD_STATEID → reset and retry): rewrite it through the MDS and forget
-                    // the layout; the next request takes a new one.
+                    // through it can never be committed with it. Not an I/O error
+                    // (docs/requirements.md C1–C4: BAD_STATEID → reset and retry): rewrite it
+                    // through the MDS and forget the layout; the next request takes a new one.
                     tracing::warn!(path = %f.open.path, error = %e, "LAYOUTCOMMIT refused the current layout stateid: rewriting the uncommitted data through the MDS and resetting the layout");
                     return forget_refused_layout(sh, f, sent).await;
                 }

@@ -217,7 +217,8 @@ impl FileCtx {
     }
 }
 
-/// Server block sizes accepted (DESIGN: 4 KiB to 1 MiB, and up to 16 MiB tolerated).
+/// Server block sizes accepted (docs/requirements.md B2: 4 KiB to at least 1 MiB; up to 16 MiB
+/// tolerated).
 const MIN_BLOCK_BYTES: u64 = 4096;
 const MAX_BLOCK_BYTES: u64 = 16 << 20;
 
