@@ -1,6 +1,7 @@
 //! pNFS layer logic tests against the in-crate MDS test double (exact control over timing,
 //! recalls and faults) over real volume files. The acceptance runs against real servers are in
-//! pnfs_real.rs.
+//! pnfs_mds.rs, pnfs_mds_process.rs (the embedded MDS), pnfs_nfsd.rs, pnfs_nfsd_scsi.rs (Linux
+//! nfsd in the guest) and pnfs_ganesha.rs (nfs-ganesha: no layouts, the MDS path).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
