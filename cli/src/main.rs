@@ -252,10 +252,11 @@ fn export_config(a: &args::ExportArgs) -> Result<(Config, Vec<DeviceSpec>), Stri
     pnfs_config::check_absolute_path(&a.path).map_err(|e| format!("--path {:?}: {e}", a.path))?;
     let mut entries = Vec::new();
     for v in &a.volumes {
-        pnfs_config::check_absolute_path(v).map_err(|e| format!("--volume {v:?}: {e}"))?;
-        entries.push(VolumePattern {
-            pattern: PathBuf::from(v),
-        });
+        // Relative to the working directory, as qemu-nbd takes its image path.
+        let abs = std::path::absolute(v).map_err(|e| format!("--volume {v:?}: {e}"))?;
+        let shown = abs.to_string_lossy().into_owned();
+        pnfs_config::check_absolute_path(&shown).map_err(|e| format!("--volume {v:?}: {e}"))?;
+        entries.push(VolumePattern { pattern: abs });
     }
     if a.nbd.port() == 0 {
         return Err("--nbd: port 0 is not allowed: clients could not find it".into());

@@ -368,24 +368,29 @@ fn mds_process_then_export_then_run_with_a_volume_glob_and_ublk() {
     ]);
     wait_listening(&mds_addr, &mut mds);
 
-    // `export` creates the file and writes through the pNFS direct path (volume by glob).
+    // `export` creates the file and writes through the pNFS direct path (volume by a glob
+    // relative to its working directory, as qemu-nbd takes image paths).
     let glob = dir.join("vol*.img");
     let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
-    let mut gw = Gw::spawn(&[
-        "export",
-        "--mds",
-        &mds_addr,
-        "--path",
-        "/disk.img",
-        "--nbd",
-        &nbd,
-        "--create",
-        "32M",
-        "--volume",
-        glob.to_str().unwrap(),
-        "--control",
-        dir.join("export.sock").to_str().unwrap(),
-    ]);
+    let mut gw = Gw::spawn_in(
+        &dir,
+        &[
+            "export",
+            "--mds",
+            &mds_addr,
+            "--path",
+            "/disk.img",
+            "--nbd",
+            &nbd,
+            "--create",
+            "32M",
+            "--volume",
+            "vol*.img",
+            "--control",
+            dir.join("export.sock").to_str().unwrap(),
+        ],
+        &[],
+    );
     let uri = format!("nbd://{}", gw.wait_line("nbd://"));
     qemu_io(&uri, &["write -P 0x42 0 256k", "flush"]);
     let s = tool(

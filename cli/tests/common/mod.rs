@@ -33,7 +33,13 @@ impl Gw {
     }
 
     pub fn spawn_env(args: &[&str], env: &[(&str, &Path)]) -> Gw {
+        Self::spawn_in(Path::new("."), args, env)
+    }
+
+    /// [`Gw::spawn_env`] with `cwd` as the working directory (relative paths in `args`).
+    pub fn spawn_in(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> Gw {
         let mut child = Command::new(BIN)
+            .current_dir(cwd)
             .args(args)
             .envs(env.iter().map(|(k, v)| (*k, *v)))
             .env("RUST_LOG", "info")
