@@ -349,24 +349,7 @@ fn mds_process_then_export_then_run_with_a_volume_glob_and_ublk() {
         return;
     };
     let dir = tmpdir("mdsrun");
-    let vol = dir.join("vol0.img");
-    std::fs::File::create(&vol)
-        .unwrap()
-        .set_len(256 << 20)
-        .unwrap();
-    let mds_addr = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
-    let mut mds = Gw::spawn(&[
-        "mds",
-        "--listen",
-        &mds_addr,
-        "--state",
-        dir.join("mds").to_str().unwrap(),
-        "--volume",
-        vol.to_str().unwrap(),
-        "--block-size",
-        "4096",
-    ]);
-    wait_listening(&mds_addr, &mut mds);
+    let (mds, mds_addr, _) = start_mds(&dir, "vol0.img", &["--block-size", "4096"]);
 
     // `export` creates the file and writes through the pNFS direct path (volume by a glob
     // relative to its working directory, as qemu-nbd takes image paths).
@@ -466,22 +449,7 @@ fn stop_with_the_mds_gone_waits_once_and_names_what_stayed_uncommitted() {
     };
     const STALL_LIMIT_MS: u64 = 4_000;
     let dir = tmpdir("stop-no-mds");
-    let vol = dir.join("vol.img");
-    std::fs::File::create(&vol)
-        .unwrap()
-        .set_len(256 << 20)
-        .unwrap();
-    let mds_addr = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
-    let mut mds = Gw::spawn(&[
-        "mds",
-        "--listen",
-        &mds_addr,
-        "--state",
-        dir.join("mds").to_str().unwrap(),
-        "--volume",
-        vol.to_str().unwrap(),
-    ]);
-    wait_listening(&mds_addr, &mut mds);
+    let (mds, mds_addr, vol) = start_mds(&dir, "vol.img", &[]);
     // The file, made by `export --create`.
     let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
     let mut gw = Gw::spawn(&[

@@ -90,29 +90,19 @@ fn two_exports_of_one_file_read_what_the_other_flushed() {
         return;
     };
     let dir = tmpdir("two-gw");
-    let vol = dir.join("vol.img");
-    std::fs::File::create(&vol)
-        .unwrap()
-        .set_len(256 * MIB)
-        .unwrap();
-    let mds_addr = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
-    let mut mds = Gw::spawn(&[
-        "mds",
-        "--listen",
-        &mds_addr,
-        "--state",
-        dir.join("mds").to_str().unwrap(),
-        "--volume",
-        vol.to_str().unwrap(),
-        "--block-size",
-        "4096",
-        // A killed gateway's layout is revoked after this, so the crash round below is short.
-        "--lease-seconds",
-        "10",
-        "--recall-timeout-seconds",
-        "10",
-    ]);
-    wait_listening(&mds_addr, &mut mds);
+    // A killed gateway's layout is revoked after 10 s, so the crash round below is short.
+    let (mds, mds_addr, vol) = start_mds(
+        &dir,
+        "vol.img",
+        &[
+            "--block-size",
+            "4096",
+            "--lease-seconds",
+            "10",
+            "--recall-timeout-seconds",
+            "10",
+        ],
+    );
 
     let (a, uri_a, ctl_a) = export(&mds_addr, &vol, &["--create", "64M"]);
     let (b, uri_b, ctl_b) = export(&mds_addr, &vol, &[]);

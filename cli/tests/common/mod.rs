@@ -195,3 +195,28 @@ pub fn wait_listening(addr: &str, child: &mut Gw) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A `pnfsgw mds` process on a free port over a new 256 MiB sparse volume file `dir/VOL_NAME`,
+/// with `extra` flags; returns it once it listens, with its address and the volume's path.
+pub fn start_mds(dir: &Path, vol_name: &str, extra: &[&str]) -> (Gw, String, PathBuf) {
+    let vol = dir.join(vol_name);
+    std::fs::File::create(&vol)
+        .unwrap()
+        .set_len(256 << 20)
+        .unwrap();
+    let addr = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let state = dir.join("mds");
+    let mut args = vec![
+        "mds",
+        "--listen",
+        &addr,
+        "--state",
+        state.to_str().unwrap(),
+        "--volume",
+        vol.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut mds = Gw::spawn(&args);
+    wait_listening(&addr, &mut mds);
+    (mds, addr, vol)
+}
