@@ -385,10 +385,12 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
                 OpaqueAuth::Sys(a) => Cred {
                     uid: a.uid,
                     gid: a.gid,
+                    principal: nfs::Principal(Some((a.machine_name.clone(), a.uid))),
                 },
                 _ => Cred {
                     uid: 65534,
                     gid: 65534,
+                    principal: nfs::Principal(None),
                 },
             };
             let (out, recalls) = {

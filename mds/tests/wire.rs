@@ -75,13 +75,21 @@ impl Server {
 struct Client {
     s: TcpStream,
     xid: u32,
+    /// The credential of every call.
+    cred: OpaqueAuth,
 }
 
 impl Client {
     async fn connect(addr: std::net::SocketAddr) -> Self {
+        Self::connect_as(addr, OpaqueAuth::None).await
+    }
+
+    /// A connection whose calls carry `cred`.
+    async fn connect_as(addr: std::net::SocketAddr, cred: OpaqueAuth) -> Self {
         Self {
             s: TcpStream::connect(addr).await.unwrap(),
             xid: 1,
+            cred,
         }
     }
 
@@ -97,7 +105,7 @@ impl Client {
         let mark = rpc::begin_record(&mut enc);
         RpcMsg::call(
             self.xid,
-            CallBody::new(rpc::NFS_PROGRAM, 4, proc_num, OpaqueAuth::None),
+            CallBody::new(rpc::NFS_PROGRAM, 4, proc_num, self.cred.clone()),
         )
         .encode(&mut enc);
         enc.put_opaque_fixed(args);
@@ -579,5 +587,684 @@ async fn getdeviceinfo_grants_the_asked_change_and_delete_notifications() {
         };
         assert_eq!(info.notification.0, granted, "asked {asked:?}");
     }
+    srv.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RFC 8881 rules, one exact COMPOUND and status each
+// ---------------------------------------------------------------------------------------------
+
+/// An AUTH_SYS credential of `machine` and `uid` (the MDS's principal for client records).
+fn auth_sys(machine: &str, uid: u32) -> OpaqueAuth {
+    OpaqueAuth::Sys(rpc::AuthSys {
+        stamp: 1,
+        machine_name: machine.into(),
+        uid,
+        gid: uid,
+        gids: vec![],
+    })
+}
+
+/// EXCHANGE_ID alone with `args`; its result.
+async fn exchange_id_with(
+    c: &mut Client,
+    args: ExchangeIdArgs,
+) -> Result<ExchangeIdResOk, NfsStat> {
+    let r = c.compound(vec![NfsArgOp::ExchangeId(args)]).await;
+    match r.resarray.first() {
+        Some(NfsResOp::ExchangeId(x)) => x.clone(),
+        _ => panic!("EXCHANGE_ID: {r:?}"),
+    }
+}
+
+/// EXCHANGE_ID of `owner` with a verifier of eight `verifier` bytes and `flags`.
+async fn exchange_id(
+    c: &mut Client,
+    owner: &[u8],
+    verifier: u8,
+    flags: u32,
+) -> Result<ExchangeIdResOk, NfsStat> {
+    exchange_id_with(
+        c,
+        ExchangeIdArgs {
+            clientowner: ClientOwner {
+                verifier: Verifier([verifier; 8]),
+                ownerid: owner.to_vec(),
+            },
+            flags,
+            ..ExchangeIdArgs::default()
+        },
+    )
+    .await
+}
+
+/// CREATE_SESSION alone for `clientid` with `sequence`; the session id.
+async fn create_session(
+    c: &mut Client,
+    clientid: ClientId,
+    sequence: u32,
+) -> Result<SessionId, NfsStat> {
+    let chan = ChannelAttrs {
+        headerpadsize: 0,
+        maxrequestsize: 1 << 20,
+        maxresponsesize: 1 << 20,
+        maxresponsesize_cached: 4096,
+        maxoperations: 16,
+        maxrequests: 4,
+        rdma_ird: None,
+    };
+    let r = c
+        .compound(vec![NfsArgOp::CreateSession(CreateSessionArgs {
+            clientid,
+            sequence,
+            flags: 0,
+            fore_chan_attrs: chan,
+            back_chan_attrs: chan,
+            cb_program: 0x4000_0000,
+            sec_parms: vec![CallbackSecParms::None],
+        })])
+        .await;
+    match r.resarray.first() {
+        Some(NfsResOp::CreateSession(x)) => x.as_ref().map(|s| s.sessionid).map_err(|e| *e),
+        _ => panic!("CREATE_SESSION: {r:?}"),
+    }
+}
+
+/// EXCHANGE_ID + CREATE_SESSION of `owner` with `verifier`; the client and session ids.
+async fn confirmed(c: &mut Client, owner: &[u8], verifier: u8) -> (ClientId, SessionId) {
+    let x = exchange_id(c, owner, verifier, 0)
+        .await
+        .expect("EXCHANGE_ID");
+    let s = create_session(c, x.clientid, x.sequenceid)
+        .await
+        .expect("CREATE_SESSION");
+    (x.clientid, s)
+}
+
+/// The status of SEQUENCE alone on `sess`.
+async fn sequence_status(c: &mut Client, sess: SessionId, seqid: u32) -> NfsStat {
+    c.compound(vec![seq(sess, seqid, 0)]).await.status
+}
+
+/// RFC 8881 §18.35.3: eia_flags bits not defined for the arguments (CONFIRMED_R is a result
+/// flag) are INVAL; SP4_MACH_CRED, which needs RPCSEC_GSS, cannot be honoured over AUTH_SYS and
+/// is INVAL too. The defined flags are accepted.
+#[tokio::test]
+async fn exchange_id_refuses_undefined_flags_and_mach_cred_without_gss() {
+    let srv = start(None).await;
+    let mut c = Client::connect_as(srv.addr, auth_sys("host-a", 0)).await;
+    for flags in [0x8, 0x0100_0000, EXCHGID4_FLAG_CONFIRMED_R] {
+        assert_eq!(
+            exchange_id(&mut c, b"wire-flags", 1, flags).await.err(),
+            Some(NfsStat::INVAL),
+            "flags {flags:#x}"
+        );
+    }
+    let mach = exchange_id_with(
+        &mut c,
+        ExchangeIdArgs {
+            clientowner: ClientOwner {
+                verifier: Verifier([1; 8]),
+                ownerid: b"wire-flags".to_vec(),
+            },
+            state_protect: StateProtectA::MachCred(StateProtectOps::default()),
+            ..ExchangeIdArgs::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        mach.err(),
+        Some(NfsStat::INVAL),
+        "SP4_MACH_CRED over AUTH_SYS"
+    );
+    let ok = exchange_id(
+        &mut c,
+        b"wire-flags",
+        1,
+        EXCHGID4_FLAG_SUPP_MOVED_REFER | EXCHGID4_FLAG_USE_PNFS_MDS,
+    )
+    .await;
+    assert!(ok.is_ok(), "defined flags: {ok:?}");
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.35.5 cases 6–9: EXCHGID4_FLAG_UPD_CONFIRMED_REC_A needs a confirmed record
+/// (NOENT: none, or only an unconfirmed one), of the same principal (PERM) and verifier
+/// (NOT_SAME); then it is the same client ID, confirmed.
+#[tokio::test]
+async fn exchange_id_update_needs_the_confirmed_record_its_principal_and_verifier() {
+    const UPD: u32 = EXCHGID4_FLAG_UPD_CONFIRMED_REC_A;
+    let srv = start(None).await;
+    let mut a = Client::connect_as(srv.addr, auth_sys("host-a", 0)).await;
+    let mut b = Client::connect_as(srv.addr, auth_sys("host-b", 0)).await;
+    let owner = b"wire-update";
+    assert_eq!(
+        exchange_id(&mut a, owner, 1, UPD).await.err(),
+        Some(NfsStat::NOENT),
+        "no record"
+    );
+    let x = exchange_id(&mut a, owner, 1, 0).await.unwrap();
+    assert_eq!(
+        exchange_id(&mut a, owner, 1, UPD).await.err(),
+        Some(NfsStat::NOENT),
+        "only an unconfirmed record"
+    );
+    create_session(&mut a, x.clientid, x.sequenceid)
+        .await
+        .unwrap();
+    assert_eq!(
+        exchange_id(&mut a, owner, 2, UPD).await.err(),
+        Some(NfsStat::NOT_SAME),
+        "another verifier"
+    );
+    assert_eq!(
+        exchange_id(&mut b, owner, 1, UPD).await.err(),
+        Some(NfsStat::PERM),
+        "another principal"
+    );
+    let u = exchange_id(&mut a, owner, 1, UPD).await.unwrap();
+    assert_eq!(u.clientid, x.clientid);
+    assert_ne!(u.flags & EXCHGID4_FLAG_CONFIRMED_R, 0);
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.35.5 case 5 (what two gateways presenting one owner with two verifiers do):
+/// the new verifier gets a new, unconfirmed client ID while the old client keeps its session
+/// and state; once CREATE_SESSION confirms the new one, the old one ends with all its state —
+/// its session answers BADSESSION, its client ID STALE_CLIENTID, its open stateid is unknown
+/// and its layout no longer conflicts.
+#[tokio::test]
+async fn new_verifier_replaces_the_client_only_once_confirmed_and_ends_its_state() {
+    let srv = start_with(None, &["--recall-timeout-seconds", "600"]).await;
+    let mut a = Client::connect(srv.addr).await;
+    let mut b = Client::connect(srv.addr).await;
+    let owner = b"pnfsgw:host:export:/vm";
+    let (cid_a, sess_a) = confirmed(&mut a, owner, 1).await;
+    let r = open_and_layoutget(&mut a, cid_a, sess_a, 1, "f").await;
+    assert_eq!(r.status, NfsStat::OK, "A: OPEN + LAYOUTGET: {r:?}");
+    let Some(NfsResOp::Open(Ok(open_a))) = r.resarray.get(2) else {
+        panic!("OPEN: {r:?}");
+    };
+    let open_a = open_a.stateid;
+    // B: same owner, another verifier: a new client ID, not confirmed.
+    let x = exchange_id(&mut b, owner, 2, 0).await.unwrap();
+    assert_ne!(x.clientid, cid_a, "a new client ID");
+    assert_eq!(x.flags & EXCHGID4_FLAG_CONFIRMED_R, 0, "unconfirmed");
+    // A is untouched until then: its session, its open stateid, its client ID (case 2).
+    let r = a
+        .compound(vec![
+            seq(sess_a, 2, 0),
+            NfsArgOp::TestStateid(TestStateidArgs {
+                stateids: vec![open_a],
+            }),
+        ])
+        .await;
+    let Some(NfsResOp::TestStateid(Ok(t))) = r.resarray.get(1) else {
+        panic!("A: SEQUENCE + TEST_STATEID before B confirms: {r:?}");
+    };
+    assert_eq!(t.status_codes, vec![NfsStat::OK]);
+    let again = exchange_id(&mut a, owner, 1, 0).await.unwrap();
+    assert_eq!(
+        again.clientid, cid_a,
+        "A's record is still the confirmed one"
+    );
+    assert_ne!(again.flags & EXCHGID4_FLAG_CONFIRMED_R, 0);
+    // B confirms: A's record and state end.
+    let sess_b = create_session(&mut b, x.clientid, x.sequenceid)
+        .await
+        .unwrap();
+    assert_eq!(
+        sequence_status(&mut a, sess_a, 3).await,
+        NfsStat::BADSESSION
+    );
+    assert_eq!(
+        create_session(&mut a, cid_a, again.sequenceid).await.err(),
+        Some(NfsStat::STALE_CLIENTID)
+    );
+    let r = b
+        .compound(vec![
+            seq(sess_b, 1, 0),
+            NfsArgOp::TestStateid(TestStateidArgs {
+                stateids: vec![open_a],
+            }),
+        ])
+        .await;
+    let Some(NfsResOp::TestStateid(Ok(t))) = r.resarray.get(1) else {
+        panic!("B: TEST_STATEID: {r:?}");
+    };
+    assert_eq!(
+        t.status_codes,
+        vec![NfsStat::BAD_STATEID],
+        "A's open is gone"
+    );
+    let r = open_and_layoutget(&mut b, x.clientid, sess_b, 2, "f").await;
+    assert_eq!(
+        r.status,
+        NfsStat::OK,
+        "A's layout no longer conflicts: {r:?}"
+    );
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.35.5 cases 3 and 4, §18.36.4: another principal presenting an owner whose
+/// confirmed record holds state is CLID_INUSE; without state it gets a new unconfirmed record
+/// that only it can confirm (CLID_INUSE for anyone else). A second EXCHANGE_ID replaces an
+/// unconfirmed record: the first client ID is stale.
+#[tokio::test]
+async fn exchange_id_collision_and_unconfirmed_replacement() {
+    let srv = start(None).await;
+    let mut a = Client::connect_as(srv.addr, auth_sys("host-a", 0)).await;
+    let mut b = Client::connect_as(srv.addr, auth_sys("host-b", 0)).await;
+    // Case 3 with state (a session): CLID_INUSE.
+    let (_, sess) = confirmed(&mut a, b"wire-collide", 1).await;
+    assert_eq!(
+        exchange_id(&mut b, b"wire-collide", 1, 0).await.err(),
+        Some(NfsStat::CLID_INUSE)
+    );
+    // Case 3 without state: a new record, confirmable only by its own principal.
+    let r = a.compound(vec![NfsArgOp::DestroySession(sess)]).await;
+    assert_eq!(r.status, NfsStat::OK, "DESTROY_SESSION: {r:?}");
+    let x = exchange_id(&mut b, b"wire-collide", 1, 0).await.unwrap();
+    assert_eq!(x.flags & EXCHGID4_FLAG_CONFIRMED_R, 0);
+    assert_eq!(
+        create_session(&mut a, x.clientid, x.sequenceid).await.err(),
+        Some(NfsStat::CLID_INUSE)
+    );
+    assert!(create_session(&mut b, x.clientid, x.sequenceid)
+        .await
+        .is_ok());
+    // Case 4: the unconfirmed record is replaced.
+    let first = exchange_id(&mut a, b"wire-unconfirmed", 1, 0)
+        .await
+        .unwrap();
+    let second = exchange_id(&mut a, b"wire-unconfirmed", 1, 0)
+        .await
+        .unwrap();
+    assert_ne!(first.clientid, second.clientid);
+    assert_eq!(
+        create_session(&mut a, first.clientid, first.sequenceid)
+            .await
+            .err(),
+        Some(NfsStat::STALE_CLIENTID)
+    );
+    assert!(create_session(&mut a, second.clientid, second.sequenceid)
+        .await
+        .is_ok());
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.50.3 and §18.37.3: DESTROY_CLIENTID and DESTROY_SESSION without SEQUENCE must
+/// be the only operation (NOT_ONLY_OP), and then do nothing.
+#[tokio::test]
+async fn destroy_clientid_or_session_without_sequence_must_be_alone() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let x = exchange_id(&mut c, b"wire-not-only", 1, 0).await.unwrap();
+    let r = c
+        .compound(vec![
+            NfsArgOp::DestroyClientid(x.clientid),
+            NfsArgOp::Putrootfh,
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::NOT_ONLY_OP, "DESTROY_CLIENTID: {r:?}");
+    assert_eq!(r.resarray.len(), 1);
+    let sess = create_session(&mut c, x.clientid, x.sequenceid)
+        .await
+        .expect("the client ID was not destroyed");
+    let r = c
+        .compound(vec![NfsArgOp::DestroySession(sess), NfsArgOp::Putrootfh])
+        .await;
+    assert_eq!(r.status, NfsStat::NOT_ONLY_OP, "DESTROY_SESSION: {r:?}");
+    assert_eq!(sequence_status(&mut c, sess, 1).await, NfsStat::OK);
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.45.3: SECINFO_NO_NAME with SECINFO_STYLE4_PARENT has no parent to ask about
+/// at the root (NOENT); below the root it answers, and CURRENT_FH answers at the root.
+#[tokio::test]
+async fn secinfo_no_name_parent_of_the_root_is_noent() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (_, sess) = session(&mut c, b"wire-secinfo").await;
+    let cases = [
+        (vec![], SecinfoStyle::Parent, NfsStat::NOENT),
+        (vec![], SecinfoStyle::CurrentFh, NfsStat::OK),
+        (
+            vec![mkdir("d", Fattr4::default())],
+            SecinfoStyle::Parent,
+            NfsStat::OK,
+        ),
+    ];
+    for (i, (before, style, want)) in cases.into_iter().enumerate() {
+        let mut ops = vec![
+            seq(sess, u32::try_from(i).unwrap() + 1, 0),
+            NfsArgOp::Putrootfh,
+        ];
+        ops.extend(before);
+        ops.push(NfsArgOp::SecinfoNoName(style));
+        let r = c.compound(ops).await;
+        assert_eq!(r.status, want, "{style:?}: {r:?}");
+    }
+    srv.stop().await;
+}
+
+/// RFC 5663 §2.3.2: a block-layout LAYOUTCOMMIT may carry an empty layoutupdate body (the
+/// client has no extents to report): OK, not BADLAYOUT.
+#[tokio::test]
+async fn layoutcommit_with_an_empty_block_layoutupdate_is_ok() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-empty-commit").await;
+    let r = open_and_layoutget(&mut c, cid, sess, 1, "f").await;
+    let layout = layout_stateid(&r);
+    let r = c
+        .compound(vec![
+            seq(sess, 2, 0),
+            NfsArgOp::Putrootfh,
+            lookup("f"),
+            NfsArgOp::Layoutcommit(LayoutcommitArgs {
+                offset: 0,
+                length: 4096,
+                reclaim: false,
+                stateid: layout,
+                last_write_offset: None,
+                time_modify: None,
+                layoutupdate: LayoutUpdate {
+                    lou_type: LayoutType::BlockVolume,
+                    lou_body: Vec::new(),
+                },
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "LAYOUTCOMMIT: {r:?}");
+    srv.stop().await;
+}
+
+/// OPEN (CLAIM_NULL, UNCHECKED create) of `name` in the current directory by `clientid`.
+fn open_create(clientid: ClientId, name: &str) -> NfsArgOp {
+    NfsArgOp::Open(OpenArgs {
+        seqid: 0,
+        share_access: OPEN4_SHARE_ACCESS_BOTH,
+        share_deny: OPEN4_SHARE_DENY_NONE,
+        owner: StateOwner {
+            clientid,
+            owner: b"owner".to_vec(),
+        },
+        openhow: OpenFlag::Create(CreateHow::Unchecked(Fattr4::default())),
+        claim: OpenClaim::Null(name.into()),
+    })
+}
+
+fn rename(old: &str, new: &str) -> NfsArgOp {
+    NfsArgOp::Rename(RenameArgs {
+        oldname: old.into(),
+        newname: new.into(),
+    })
+}
+
+fn remove(name: &str) -> NfsArgOp {
+    NfsArgOp::Remove(RemoveArgs {
+        target: name.into(),
+    })
+}
+
+/// RFC 8881 §18.25.3 (REMOVE), §18.26.3 (RENAME), §18.15.3 (LOOKUP), §18.4.3 (CREATE),
+/// §18.16.3 (OPEN): a zero-length name is INVAL and one longer than maxname (255 bytes) is
+/// NAMETOOLONG, whatever else the operation would find (RENAME checks both names before it
+/// looks the source up).
+#[tokio::test]
+async fn zero_length_names_are_inval_and_long_names_nametoolong() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-names").await;
+    let long = "n".repeat(256);
+    let mut seqid = 0;
+    for (bad, want) in [("", NfsStat::INVAL), (long.as_str(), NfsStat::NAMETOOLONG)] {
+        let cases: Vec<(&str, Vec<NfsArgOp>)> = vec![
+            ("LOOKUP", vec![lookup(bad)]),
+            ("CREATE", vec![mkdir(bad, Fattr4::default())]),
+            ("REMOVE", vec![remove(bad)]),
+            ("OPEN", vec![open_create(cid, bad)]),
+            ("RENAME old", vec![NfsArgOp::Savefh, rename(bad, "x")]),
+            ("RENAME new", vec![NfsArgOp::Savefh, rename("absent", bad)]),
+        ];
+        for (what, ops) in cases {
+            seqid += 1;
+            let mut all = vec![seq(sess, seqid, 0), NfsArgOp::Putrootfh];
+            all.extend(ops);
+            let r = c.compound(all).await;
+            assert_eq!(r.status, want, "{what} of a {}-byte name: {r:?}", bad.len());
+        }
+    }
+    srv.stop().await;
+}
+
+/// The file handle of a removed file is STALE for every operation, but a file removed while
+/// open — by REMOVE or by a RENAME over it — lives until its last CLOSE (RFC 8881 §18.2: CLOSE
+/// of the open stateid succeeds), and only then goes STALE.
+#[tokio::test]
+async fn removed_file_handle_is_stale_but_close_after_rename_over_it_succeeds() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-stale").await;
+    let getattr = || {
+        NfsArgOp::Getattr(GetattrArgs {
+            attr_request: Bitmap4::from_bits(&[FATTR4_TYPE]),
+        })
+    };
+    // "a" is opened and stays open; "b" is created and closed.
+    let r = c
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            open_create(cid, "a"),
+            NfsArgOp::Getfh,
+        ])
+        .await;
+    let (Some(NfsResOp::Open(Ok(open_a))), Some(NfsResOp::Getfh(Ok(fh_a)))) =
+        (r.resarray.get(2), r.resarray.get(3))
+    else {
+        panic!("OPEN a: {r:?}");
+    };
+    let (open_a, fh_a) = (open_a.stateid, fh_a.object.clone());
+    let r = c
+        .compound(vec![
+            seq(sess, 2, 0),
+            NfsArgOp::Putrootfh,
+            open_create(cid, "b"),
+            NfsArgOp::Getfh,
+            NfsArgOp::Close(CloseArgs {
+                seqid: 0,
+                open_stateid: Stateid::CURRENT,
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "OPEN + CLOSE b: {r:?}");
+    let Some(NfsResOp::Getfh(Ok(fh_b))) = r.resarray.get(3) else {
+        panic!("GETFH b: {r:?}");
+    };
+    let fh_b = fh_b.object.clone();
+    // RENAME b over a: a has no name left but is open.
+    let r = c
+        .compound(vec![
+            seq(sess, 3, 0),
+            NfsArgOp::Putrootfh,
+            NfsArgOp::Savefh,
+            rename("b", "a"),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "RENAME b a: {r:?}");
+    let r = c
+        .compound(vec![
+            seq(sess, 4, 0),
+            NfsArgOp::Putfh(fh_a.clone()),
+            getattr(),
+        ])
+        .await;
+    assert_eq!(
+        r.status,
+        NfsStat::OK,
+        "GETATTR of the open, replaced a: {r:?}"
+    );
+    let r = c
+        .compound(vec![
+            seq(sess, 5, 0),
+            NfsArgOp::Putfh(fh_a.clone()),
+            NfsArgOp::Close(CloseArgs {
+                seqid: 0,
+                open_stateid: open_a,
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "CLOSE of the replaced a: {r:?}");
+    // Closed: now a's handle is stale (PUTFH says so).
+    let r = c
+        .compound(vec![seq(sess, 6, 0), NfsArgOp::Putfh(fh_a), getattr()])
+        .await;
+    assert_eq!(r.status, NfsStat::STALE, "a after its CLOSE: {r:?}");
+    // REMOVE of the closed file (now named "a"): its handle goes stale at once.
+    let r = c
+        .compound(vec![seq(sess, 7, 0), NfsArgOp::Putrootfh, remove("a")])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "REMOVE a: {r:?}");
+    let r = c
+        .compound(vec![seq(sess, 8, 0), NfsArgOp::Putfh(fh_b), getattr()])
+        .await;
+    assert_eq!(r.status, NfsStat::STALE, "b after REMOVE: {r:?}");
+    srv.stop().await;
+}
+
+/// Starts a server on `dir` (a previous server's store) with a grace period of `grace_s`.
+async fn restart(dir: std::path::PathBuf, grace_s: &str) -> Server {
+    start_with(Some(dir), &["--grace-seconds", grace_s]).await
+}
+
+/// RFC 8881 §18.51.3: RECLAIM_COMPLETE once is OK, again COMPLETE_ALREADY. §8.4.2: after a
+/// restart, while a known client may still reclaim, REMOVE, RENAME, SETATTR of the size and
+/// READ/WRITE under a special stateid, and OPEN without reclaim, are GRACE; looking is not.
+#[tokio::test]
+async fn reclaim_complete_twice_and_grace_refuses_non_reclaim_changes() {
+    let srv = start(None).await;
+    let mut a = Client::connect(srv.addr).await;
+    let (cid_a, sess_a) = session(&mut a, b"wire-grace-a").await;
+    for (seqid, want) in [(1, NfsStat::OK), (2, NfsStat::COMPLETE_ALREADY)] {
+        let r = a
+            .compound(vec![
+                seq(sess_a, seqid, 0),
+                NfsArgOp::ReclaimComplete(false),
+            ])
+            .await;
+        assert_eq!(r.status, want, "RECLAIM_COMPLETE #{seqid}: {r:?}");
+    }
+    let r = a
+        .compound(vec![
+            seq(sess_a, 3, 0),
+            NfsArgOp::Putrootfh,
+            open_create(cid_a, "f"),
+            NfsArgOp::Close(CloseArgs {
+                seqid: 0,
+                open_stateid: Stateid::CURRENT,
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "create f: {r:?}");
+    let srv = restart(srv.stop().await, "600").await;
+    let mut b = Client::connect(srv.addr).await;
+    let (cid_b, sess_b) = session(&mut b, b"wire-grace-b").await;
+    let size0 = Fattr {
+        size: Some(0),
+        ..Fattr::default()
+    };
+    let cases: Vec<(&str, Vec<NfsArgOp>, NfsStat)> = vec![
+        ("REMOVE", vec![remove("f")], NfsStat::GRACE),
+        (
+            "RENAME",
+            vec![NfsArgOp::Savefh, rename("f", "h")],
+            NfsStat::GRACE,
+        ),
+        (
+            "SETATTR size",
+            vec![
+                lookup("f"),
+                NfsArgOp::Setattr(SetattrArgs {
+                    stateid: Stateid::ANONYMOUS,
+                    obj_attributes: size0.to_fattr4(),
+                }),
+            ],
+            NfsStat::GRACE,
+        ),
+        (
+            "WRITE",
+            vec![
+                lookup("f"),
+                NfsArgOp::Write(WriteArgs {
+                    stateid: Stateid::ANONYMOUS,
+                    offset: 0,
+                    stable: StableHow::FileSync,
+                    data: b"x".to_vec(),
+                }),
+            ],
+            NfsStat::GRACE,
+        ),
+        ("OPEN", vec![open_create(cid_b, "n")], NfsStat::GRACE),
+        ("LOOKUP", vec![lookup("f")], NfsStat::OK),
+    ];
+    for (i, (what, ops, want)) in cases.into_iter().enumerate() {
+        let mut all = vec![
+            seq(sess_b, u32::try_from(i).unwrap() + 1, 0),
+            NfsArgOp::Putrootfh,
+        ];
+        all.extend(ops);
+        let r = b.compound(all).await;
+        assert_eq!(r.status, want, "{what} in grace: {r:?}");
+    }
+    srv.stop().await;
+}
+
+/// RFC 8881 §8.4.3: a client that did not reclaim during a grace period loses its state for
+/// good: after the next restart there is nobody left to wait for, so no grace period.
+#[tokio::test]
+async fn client_that_did_not_reclaim_is_forgotten_after_grace() {
+    let srv = start(None).await;
+    let mut a = Client::connect(srv.addr).await;
+    let (_, sess_a) = session(&mut a, b"wire-forgotten-a").await;
+    let r = a
+        .compound(vec![seq(sess_a, 1, 0), NfsArgOp::ReclaimComplete(false)])
+        .await;
+    assert_eq!(r.status, NfsStat::OK);
+    // Restart with a short grace period that A lets pass; B waits it out.
+    let srv = restart(srv.stop().await, "1").await;
+    let mut b = Client::connect(srv.addr).await;
+    let (cid_b, sess_b) = session(&mut b, b"wire-forgotten-b").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seqid = 0;
+    loop {
+        seqid += 1;
+        let r = b
+            .compound(vec![
+                seq(sess_b, seqid, 0),
+                NfsArgOp::Putrootfh,
+                open_create(cid_b, "x"),
+            ])
+            .await;
+        if r.status == NfsStat::OK {
+            break;
+        }
+        assert_eq!(r.status, NfsStat::GRACE, "{r:?}");
+        assert!(std::time::Instant::now() < deadline, "grace never ended");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // B never sent RECLAIM_COMPLETE either, so nobody is known: no grace after this restart.
+    let srv = restart(srv.stop().await, "600").await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid_c, sess_c) = session(&mut c, b"wire-forgotten-c").await;
+    let r = c
+        .compound(vec![
+            seq(sess_c, 1, 0),
+            NfsArgOp::Putrootfh,
+            open_create(cid_c, "y"),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "no grace once A is forgotten: {r:?}");
     srv.stop().await;
 }

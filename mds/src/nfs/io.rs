@@ -193,6 +193,7 @@ impl State {
                         !matches!(s, StateEntry::Layout { clientid, file: f, .. }
                             if *clientid == cid && *f == file)
                     });
+                    self.reap_orphans();
                 }
                 Ok(Stateid {
                     seqid: seqid + 1,
@@ -206,14 +207,18 @@ impl State {
 
     pub(crate) fn read(&mut self, ctx: &Ctx, a: &ReadArgs) -> NfsRes<ReadResOk> {
         let id = ctx.cfh()?;
-        self.check_sid_for_io(&ctx.sid(&a.stateid)?)?;
+        let sid = ctx.sid(&a.stateid)?;
+        self.check_sid_for_io(&sid)?;
+        self.refuse_in_grace(Some(&sid))?;
         let (data, eof) = self.fs.read(id, a.offset, a.count.min(MAX_IO_BYTES))?;
         Ok(ReadResOk { eof, data })
     }
 
     pub(crate) fn write(&mut self, ctx: &Ctx, a: &WriteArgs) -> NfsRes<WriteResOk> {
         let id = ctx.cfh()?;
-        self.check_sid_for_io(&ctx.sid(&a.stateid)?)?;
+        let sid = ctx.sid(&a.stateid)?;
+        self.check_sid_for_io(&sid)?;
+        self.refuse_in_grace(Some(&sid))?;
         let count = u32::try_from(a.data.len())
             .ok()
             .filter(|&n| n <= MAX_IO_BYTES)

@@ -104,13 +104,23 @@ pub struct ConnHandle {
 }
 
 /// Who is calling.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Cred {
     /// uid.
     pub uid: u32,
     /// gid.
     pub gid: u32,
+    /// The principal a client record is bound to (see [`Principal`]).
+    pub principal: Principal,
 }
+
+/// The principal of a request as far as client records go (RFC 8881 §18.35.5 compares it when
+/// a client owner comes back, §18.36.4 when a client ID is confirmed). We have no RPCSEC_GSS,
+/// so for AUTH_SYS it is the credential's machine name and uid (the gid is left out: the same
+/// client may send different group lists); any other flavour is the anonymous principal
+/// (`None`), the same for every caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principal(pub Option<(String, u32)>);
 
 /// One byte range of a layout and its mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,11 +259,32 @@ impl State {
             Some(_) => {
                 tracing::info!("grace period over");
                 self.grace_until = None;
-                self.reclaim_pending.clear();
+                // RFC 8881 §8.4.3: a client that did not reclaim in this grace period has
+                // lost its state for good and must not reclaim after a later restart either:
+                // its stable record goes.
+                for owner in std::mem::take(&mut self.reclaim_pending) {
+                    if let Err(e) = self.fs.record_client(&owner, false) {
+                        tracing::error!("forgetting a client that did not reclaim: {e}");
+                    }
+                }
                 false
             }
             None => false,
         }
+    }
+
+    /// RFC 8881 §8.4.2: during the grace period, state-changing operations that are not
+    /// reclaims and not done under state reclaimed in it get GRACE, since they could conflict
+    /// with state a client has yet to reclaim. That is READ/WRITE/SETATTR(size) under a
+    /// special stateid, and (as Linux nfsd does) REMOVE and RENAME (`sid` = None), which
+    /// could take away a file someone is about to reclaim an open of. (OPEN, LAYOUTGET and
+    /// LAYOUTCOMMIT check grace themselves.)
+    pub(crate) fn refuse_in_grace(&mut self, sid: Option<&Stateid>) -> Result<(), NfsStat> {
+        let special = sid.is_none_or(|s| s.other == [0; 12] || s.other == [0xff; 12]);
+        if special && self.in_grace() {
+            return Err(NfsStat::GRACE);
+        }
+        Ok(())
     }
 
     fn new_other(&mut self) -> [u8; 12] {
@@ -392,14 +423,10 @@ impl State {
             let sessionless = is_sessionless(&op);
             let refused = if i == 0 && !is_seq && !sessionless {
                 Some(NfsStat::OP_NOT_IN_SESSION)
-            } else if i == 0
-                && sessionless
-                && nops > 1
-                && !matches!(
-                    op,
-                    NfsArgOp::DestroyClientid(_) | NfsArgOp::DestroySession(_)
-                )
-            {
+            } else if i == 0 && sessionless && nops > 1 {
+                // Without SEQUENCE each of these must be alone: RFC 8881 §18.35.3
+                // (EXCHANGE_ID), §18.36.3 (CREATE_SESSION), §18.37.3 (DESTROY_SESSION),
+                // §18.34.3 (BIND_CONN_TO_SESSION), §18.50.3 (DESTROY_CLIENTID).
                 Some(NfsStat::NOT_ONLY_OP)
             } else if i > 0 && is_seq {
                 Some(NfsStat::SEQUENCE_POS)
@@ -464,15 +491,19 @@ impl State {
             A::Verify(a) => R::Verify(st(self.verify(ctx, &a.obj_attributes, false))),
             A::Nverify(a) => R::Nverify(st(self.verify(ctx, &a.obj_attributes, true))),
             A::Access(a) => R::Access(self.access(ctx, a.access)),
-            A::SecinfoNoName(_) => R::SecinfoNoName(self.secinfo(ctx, None)),
-            A::Secinfo(a) => R::Secinfo(self.secinfo(ctx, Some(&a.name))),
+            A::SecinfoNoName(style) => R::SecinfoNoName(self.secinfo(
+                ctx,
+                None,
+                style == pnfs_proto::nfs4::SecinfoStyle::Parent,
+            )),
+            A::Secinfo(a) => R::Secinfo(self.secinfo(ctx, Some(&a.name), false)),
             A::Readlink => R::Readlink(self.readlink(ctx)),
             A::Create(a) => R::Create(self.create(ctx, a, in_attrs)),
             A::Remove(a) => R::Remove(self.remove(ctx, &a.target)),
             A::Rename(a) => R::Rename(self.rename(ctx, &a.oldname, &a.newname)),
             A::Link(a) => R::Link(self.link(ctx, &a.newname)),
             A::Readdir(a) => R::Readdir(self.readdir(ctx, &a)),
-            A::Setattr(_) => R::Setattr(self.setattr(ctx, in_attrs)),
+            A::Setattr(a) => R::Setattr(self.setattr(ctx, &a.stateid, in_attrs)),
             // Opens and I/O through the MDS.
             A::Open(a) => R::Open(self.open(ctx, a, in_attrs)),
             A::OpenDowngrade(a) => R::OpenDowngrade(self.open_downgrade(ctx, &a)),
@@ -482,7 +513,7 @@ impl State {
             A::Commit(_) => R::Commit(self.commit(ctx)),
             A::Clone(a) => R::Clone(st(self.clone_range(ctx, &a))),
             // Client ids and sessions.
-            A::ExchangeId(a) => R::ExchangeId(self.exchange_id(&a)),
+            A::ExchangeId(a) => R::ExchangeId(self.exchange_id(ctx, &a)),
             A::CreateSession(a) => R::CreateSession(self.create_session(ctx, &a)),
             A::DestroySession(s) => R::DestroySession(st(self.destroy_session(&s.0))),
             A::BindConnToSession(a) => R::BindConnToSession(self.bind_conn(ctx, &a)),
