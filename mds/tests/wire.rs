@@ -1268,3 +1268,116 @@ async fn client_that_did_not_reclaim_is_forgotten_after_grace() {
     assert_eq!(r.status, NfsStat::OK, "no grace once A is forgotten: {r:?}");
     srv.stop().await;
 }
+
+/// OPEN of `name` (created if absent) by open-owner `owner` of `clientid` with `access` and
+/// `deny`.
+fn open_share(clientid: ClientId, owner: &[u8], name: &str, access: u32, deny: u32) -> NfsArgOp {
+    NfsArgOp::Open(OpenArgs {
+        seqid: 0,
+        share_access: access,
+        share_deny: deny,
+        owner: StateOwner {
+            clientid,
+            owner: owner.to_vec(),
+        },
+        openhow: OpenFlag::Create(CreateHow::Unchecked(Fattr4::default())),
+        claim: OpenClaim::Null(name.into()),
+    })
+}
+
+/// RFC 8881 §9.7, §18.16.3: an OPEN whose access another open-owner denies, or whose deny
+/// covers another open-owner's access, is SHARE_DENIED. §18.18.3: OPEN_DOWNGRADE only to
+/// subsets of what is held (else INVAL), and then the freed share is available. §18.2.3: CLOSE
+/// of a closed stateid is BAD_STATEID.
+#[tokio::test]
+async fn share_reservations_downgrade_and_close_of_a_closed_stateid() {
+    const R: u32 = OPEN4_SHARE_ACCESS_READ;
+    const W: u32 = OPEN4_SHARE_ACCESS_WRITE;
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-share").await;
+    let mut seqid = 0;
+    let mut run = |ops: Vec<NfsArgOp>| {
+        seqid += 1;
+        let mut all = vec![seq(sess, seqid, 0), NfsArgOp::Putrootfh];
+        all.extend(ops);
+        all
+    };
+    // o1 reads and denies writers.
+    let r = c
+        .compound(run(vec![open_share(
+            cid,
+            b"o1",
+            "f",
+            R,
+            OPEN4_SHARE_DENY_WRITE,
+        )]))
+        .await;
+    let Some(NfsResOp::Open(Ok(o1))) = r.resarray.get(2) else {
+        panic!("OPEN o1: {r:?}");
+    };
+    let o1 = o1.stateid;
+    for (access, deny, want) in [
+        (W, OPEN4_SHARE_DENY_NONE, NfsStat::SHARE_DENIED),
+        (R, OPEN4_SHARE_DENY_READ, NfsStat::SHARE_DENIED),
+        (R, OPEN4_SHARE_DENY_NONE, NfsStat::OK),
+    ] {
+        let r = c
+            .compound(run(vec![open_share(cid, b"o2", "f", access, deny)]))
+            .await;
+        assert_eq!(r.status, want, "o2 access {access} deny {deny}: {r:?}");
+    }
+    let downgrade = |access, deny| {
+        NfsArgOp::OpenDowngrade(OpenDowngradeArgs {
+            open_stateid: o1,
+            seqid: 0,
+            share_access: access,
+            share_deny: deny,
+        })
+    };
+    // Not a subset: INVAL. A subset (deny nothing): OK, and o2 may now write.
+    let r = c
+        .compound(run(vec![
+            lookup("f"),
+            downgrade(R | W, OPEN4_SHARE_DENY_NONE),
+        ]))
+        .await;
+    assert_eq!(r.status, NfsStat::INVAL, "upgrade by OPEN_DOWNGRADE: {r:?}");
+    let r = c
+        .compound(run(vec![lookup("f"), downgrade(R, OPEN4_SHARE_DENY_BOTH)]))
+        .await;
+    assert_eq!(
+        r.status,
+        NfsStat::INVAL,
+        "more deny by OPEN_DOWNGRADE: {r:?}"
+    );
+    let r = c
+        .compound(run(vec![lookup("f"), downgrade(R, OPEN4_SHARE_DENY_NONE)]))
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "OPEN_DOWNGRADE: {r:?}");
+    let r = c
+        .compound(run(vec![open_share(
+            cid,
+            b"o2",
+            "f",
+            W,
+            OPEN4_SHARE_DENY_NONE,
+        )]))
+        .await;
+    assert_eq!(
+        r.status,
+        NfsStat::OK,
+        "o2 writes after the downgrade: {r:?}"
+    );
+    let close = || {
+        NfsArgOp::Close(CloseArgs {
+            seqid: 0,
+            open_stateid: o1,
+        })
+    };
+    let r = c.compound(run(vec![lookup("f"), close()])).await;
+    assert_eq!(r.status, NfsStat::OK, "CLOSE o1: {r:?}");
+    let r = c.compound(run(vec![lookup("f"), close()])).await;
+    assert_eq!(r.status, NfsStat::BAD_STATEID, "CLOSE o1 again: {r:?}");
+    srv.stop().await;
+}

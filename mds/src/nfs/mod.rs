@@ -140,6 +140,8 @@ pub(crate) enum StateEntry {
         owner: Vec<u8>,
         file: u64,
         access: u32,
+        /// OPEN4_SHARE_DENY_* held (RFC 8881 §9.7).
+        deny: u32,
         seqid: u32,
     },
     Layout {
