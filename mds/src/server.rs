@@ -372,7 +372,7 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
             send(conn, enc, mark);
         }
         rpc::NFSPROC4_COMPOUND => {
-            let compound = match nfs::Request::decode(args) {
+            let compound = match nfs::Request::decode(args, rec.len()) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!("undecodable COMPOUND: {e}");

@@ -638,28 +638,41 @@ async fn exchange_id(
     .await
 }
 
+/// The channel attributes the tests ask for unless they test them.
+const CHAN: ChannelAttrs = ChannelAttrs {
+    headerpadsize: 0,
+    maxrequestsize: 1 << 20,
+    maxresponsesize: 1 << 20,
+    maxresponsesize_cached: 4096,
+    maxoperations: 16,
+    maxrequests: 4,
+    rdma_ird: None,
+};
+
 /// CREATE_SESSION alone for `clientid` with `sequence`; the session id.
 async fn create_session(
     c: &mut Client,
     clientid: ClientId,
     sequence: u32,
 ) -> Result<SessionId, NfsStat> {
-    let chan = ChannelAttrs {
-        headerpadsize: 0,
-        maxrequestsize: 1 << 20,
-        maxresponsesize: 1 << 20,
-        maxresponsesize_cached: 4096,
-        maxoperations: 16,
-        maxrequests: 4,
-        rdma_ird: None,
-    };
+    create_session_with(c, clientid, sequence, 0, CHAN).await
+}
+
+/// CREATE_SESSION alone with `flags` and fore channel attributes `fore`.
+async fn create_session_with(
+    c: &mut Client,
+    clientid: ClientId,
+    sequence: u32,
+    flags: u32,
+    fore: ChannelAttrs,
+) -> Result<SessionId, NfsStat> {
     let r = c
         .compound(vec![NfsArgOp::CreateSession(CreateSessionArgs {
             clientid,
             sequence,
-            flags: 0,
-            fore_chan_attrs: chan,
-            back_chan_attrs: chan,
+            flags,
+            fore_chan_attrs: fore,
+            back_chan_attrs: CHAN,
             cb_program: 0x4000_0000,
             sec_parms: vec![CallbackSecParms::None],
         })])
@@ -1379,5 +1392,125 @@ async fn share_reservations_downgrade_and_close_of_a_closed_stateid() {
     assert_eq!(r.status, NfsStat::OK, "CLOSE o1: {r:?}");
     let r = c.compound(run(vec![lookup("f"), close()])).await;
     assert_eq!(r.status, NfsStat::BAD_STATEID, "CLOSE o1 again: {r:?}");
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.36.3: CREATE_SESSION with undefined flags is INVAL and with a fore channel too
+/// small for a SEQUENCE-only COMPOUND TOOSMALL. Then the session's negotiated limits hold
+/// (§18.46.3, §15.1.3): more operations than ca_maxoperations is TOO_MANY_OPS and a call larger
+/// than ca_maxrequestsize REQ_TOO_BIG (both on SEQUENCE, leaving the slot unused), and a reply
+/// larger than ca_maxresponsesize fails the operation that makes it so with REP_TOO_BIG.
+#[tokio::test]
+async fn create_session_limits_are_checked_then_enforced() {
+    const SMALL_BYTES: u32 = 512;
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let x = exchange_id(&mut c, b"wire-chan", 1, 0).await.unwrap();
+    let small = ChannelAttrs {
+        maxrequestsize: SMALL_BYTES,
+        maxresponsesize: SMALL_BYTES,
+        maxoperations: 8,
+        ..CHAN
+    };
+    for (what, flags, fore, want) in [
+        ("undefined flag", 0x8, small, NfsStat::INVAL),
+        (
+            "request size",
+            0,
+            ChannelAttrs {
+                maxrequestsize: 64,
+                ..small
+            },
+            NfsStat::TOOSMALL,
+        ),
+        (
+            "response size",
+            0,
+            ChannelAttrs {
+                maxresponsesize: 64,
+                ..small
+            },
+            NfsStat::TOOSMALL,
+        ),
+        (
+            "operations",
+            0,
+            ChannelAttrs {
+                maxoperations: 1,
+                ..small
+            },
+            NfsStat::TOOSMALL,
+        ),
+    ] {
+        let r = create_session_with(&mut c, x.clientid, x.sequenceid, flags, fore).await;
+        assert_eq!(r.err(), Some(want), "{what}");
+    }
+    let sess = create_session_with(&mut c, x.clientid, x.sequenceid, 0, small)
+        .await
+        .unwrap();
+    let big = create_session(&mut c, x.clientid, x.sequenceid + 1)
+        .await
+        .unwrap();
+    // A 1000-byte file, written on the session with room for it.
+    let r = c
+        .compound(vec![
+            seq(big, 1, 0),
+            NfsArgOp::Putrootfh,
+            open_create(x.clientid, "f"),
+            NfsArgOp::Write(WriteArgs {
+                stateid: Stateid::CURRENT,
+                offset: 0,
+                stable: StableHow::FileSync,
+                data: vec![7; 1000],
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "write f: {r:?}");
+    let nine = std::iter::once(seq(sess, 1, 0))
+        .chain(std::iter::repeat_n(NfsArgOp::Putrootfh, 8))
+        .collect();
+    let r = c.compound(nine).await;
+    assert_eq!(r.status, NfsStat::TOO_MANY_OPS, "9 operations: {r:?}");
+    let r = c
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            lookup(&"n".repeat(600)),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::REQ_TOO_BIG, "a 600-byte name: {r:?}");
+    let read = |count| {
+        NfsArgOp::Read(ReadArgs {
+            stateid: Stateid::ANONYMOUS,
+            offset: 0,
+            count,
+        })
+    };
+    // Slot 0's sequence id 1 is still unused.
+    let r = c
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            lookup("f"),
+            read(100),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "a 100-byte READ: {r:?}");
+    let r = c
+        .compound(vec![
+            seq(sess, 2, 0),
+            NfsArgOp::Putrootfh,
+            lookup("f"),
+            read(1000),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::REP_TOO_BIG, "a 1000-byte READ: {r:?}");
+    assert!(
+        matches!(
+            r.resarray.get(3),
+            Some(NfsResOp::Read(Err(NfsStat::REP_TOO_BIG)))
+        ),
+        "on the READ: {r:?}"
+    );
     srv.stop().await;
 }

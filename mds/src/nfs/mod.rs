@@ -322,21 +322,33 @@ pub(crate) struct Request {
     args: CompoundArgs,
     /// Index-aligned with `args.argarray`.
     attrs: Vec<Option<attrs::InAttrs>>,
+    /// Bytes of the whole RPC call, headers included, record mark excluded (what
+    /// ca_maxrequestsize limits, RFC 8881 §18.36.3).
+    wire_bytes: usize,
 }
 
 impl Request {
-    /// Decodes COMPOUND4args (the bytes after the RPC call header). Any XDR error — in the
-    /// operations or in the attributes they carry — fails the whole request.
-    pub(crate) fn decode(bytes: &[u8]) -> XdrResult<Self> {
+    /// Decodes COMPOUND4args (the bytes after the RPC call header) of an RPC call of
+    /// `wire_bytes`. Any XDR error — in the operations or in the attributes they carry — fails
+    /// the whole request.
+    pub(crate) fn decode(bytes: &[u8], wire_bytes: usize) -> XdrResult<Self> {
         let args: CompoundArgs = from_bytes(bytes)?;
         let attrs = args
             .argarray
             .iter()
             .map(attrs::of_op)
             .collect::<XdrResult<Vec<_>>>()?;
-        Ok(Self { args, attrs })
+        Ok(Self {
+            args,
+            attrs,
+            wire_bytes,
+        })
     }
 }
+
+/// Bytes of our RPC reply header before the COMPOUND4res (xid, REPLY, MSG_ACCEPTED, an
+/// AUTH_NONE verifier, SUCCESS): part of what ca_maxresponsesize limits.
+const RPC_REPLY_HEADER_BYTES: usize = 24;
 
 /// Per-compound context: the current and saved file handles and the session.
 pub(crate) struct Ctx {
@@ -347,6 +359,10 @@ pub(crate) struct Ctx {
     csid: Option<Stateid>,
     cred: Cred,
     conn: ConnHandle,
+    /// Operations in the COMPOUND and bytes of its RPC call (SEQUENCE checks them against
+    /// the session's channel attributes).
+    nops: usize,
+    request_bytes: usize,
 }
 
 impl Ctx {
@@ -396,7 +412,11 @@ impl State {
     /// Runs a decoded COMPOUND and returns the encoded COMPOUND4res (a replayed one when
     /// SEQUENCE names a slot's last request).
     pub(crate) fn compound(&mut self, req: Request, cred: Cred, conn: &ConnHandle) -> Vec<u8> {
-        let Request { args, attrs } = req;
+        let Request {
+            args,
+            attrs,
+            wire_bytes,
+        } = req;
         let tag = args.tag;
         if args.minorversion != 1 && args.minorversion != 2 {
             return to_bytes(&CompoundRes {
@@ -416,10 +436,16 @@ impl State {
             csid: None,
             cred,
             conn: conn.clone(),
+            nops: args.argarray.len(),
+            request_bytes: wire_bytes,
         };
         let nops = args.argarray.len();
         let mut results = Vec::with_capacity(nops);
         let mut slot_to_cache: Option<([u8; 16], u32)> = None;
+        // RFC 8881 §18.46.3 / §15.1.3.4: once SEQUENCE has named the session, a reply longer
+        // than its ca_maxresponsesize fails the operation that made it so with REP_TOO_BIG.
+        let mut reply_limit: Option<usize> = None;
+        let mut reply_bytes = RPC_REPLY_HEADER_BYTES + 12 + tag.len().div_ceil(4) * 4;
         for (i, (op, op_attrs)) in args.argarray.into_iter().zip(attrs).enumerate() {
             let is_seq = matches!(op, NfsArgOp::Sequence(_));
             let sessionless = is_sessionless(&op);
@@ -437,18 +463,31 @@ impl State {
             } else {
                 None
             };
-            let res = match (refused, op) {
+            // What the result becomes if it does not fit the reply (a WRITE's data is not
+            // needed for that).
+            let shadow = reply_limit.map(|_| match &op {
+                NfsArgOp::Write(_) => NfsArgOp::Write(pnfs_proto::nfs4::WriteArgs::default()),
+                other => other.clone(),
+            });
+            let mut res = match (refused, op) {
                 (Some(e), op) => NfsResOp::error_for(&op, e),
                 (None, NfsArgOp::Sequence(a)) => match self.sequence(&mut ctx, &a) {
                     Ok(session::SeqResult::Replay(bytes)) => return bytes,
                     Ok(session::SeqResult::New(ok)) => {
                         slot_to_cache = Some((a.sessionid.0, a.slotid));
+                        reply_limit = self.sessions.get(&a.sessionid.0).map(|s| s.max_reply_bytes);
                         NfsResOp::Sequence(Ok(ok))
                     }
                     Err(e) => NfsResOp::Sequence(Err(e)),
                 },
                 (None, op) => self.run_op(&mut ctx, op, op_attrs),
             };
+            reply_bytes += to_bytes(&res).len();
+            if let (Some(limit), Some(shadow)) = (reply_limit, &shadow) {
+                if reply_bytes > limit {
+                    res = NfsResOp::error_for(shadow, NfsStat::REP_TOO_BIG);
+                }
+            }
             let failed = !res.status().is_ok();
             if failed {
                 tracing::debug!("op {} failed: {}", res.opnum(), res.status());

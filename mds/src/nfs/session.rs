@@ -7,10 +7,10 @@ use pnfs_proto::nfs4::{
     ChannelDirFromClient, ChannelDirFromServer, CreateSessionArgs, CreateSessionResOk,
     ExchangeIdArgs, ExchangeIdResOk, NfsRes, NfsStat, SequenceArgs, SequenceResOk, ServerOwner,
     SessionId, StateProtectA, StateProtectR, Stateid, TestStateidResOk,
-    CREATE_SESSION4_FLAG_CONN_BACK_CHAN, EXCHGID4_FLAG_BIND_PRINC_STATEID,
-    EXCHGID4_FLAG_CONFIRMED_R, EXCHGID4_FLAG_MASK_PNFS, EXCHGID4_FLAG_SUPP_FENCE_OPS,
-    EXCHGID4_FLAG_SUPP_MOVED_MIGR, EXCHGID4_FLAG_SUPP_MOVED_REFER,
-    EXCHGID4_FLAG_UPD_CONFIRMED_REC_A, EXCHGID4_FLAG_USE_PNFS_MDS,
+    CREATE_SESSION4_FLAG_CONN_BACK_CHAN, CREATE_SESSION4_FLAG_CONN_RDMA,
+    CREATE_SESSION4_FLAG_PERSIST, EXCHGID4_FLAG_BIND_PRINC_STATEID, EXCHGID4_FLAG_CONFIRMED_R,
+    EXCHGID4_FLAG_MASK_PNFS, EXCHGID4_FLAG_SUPP_FENCE_OPS, EXCHGID4_FLAG_SUPP_MOVED_MIGR,
+    EXCHGID4_FLAG_SUPP_MOVED_REFER, EXCHGID4_FLAG_UPD_CONFIRMED_REC_A, EXCHGID4_FLAG_USE_PNFS_MDS,
     SEQ4_STATUS_CB_PATH_DOWN_SESSION, SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
 };
 
@@ -27,6 +27,22 @@ const EXCHGID_ARG_FLAGS: u32 = EXCHGID4_FLAG_SUPP_MOVED_REFER
     | EXCHGID4_FLAG_BIND_PRINC_STATEID
     | EXCHGID4_FLAG_MASK_PNFS
     | EXCHGID4_FLAG_UPD_CONFIRMED_REC_A;
+
+/// The csa_flags RFC 8881 §18.36 defines.
+const CREATE_SESSION_FLAGS: u32 = CREATE_SESSION4_FLAG_PERSIST
+    | CREATE_SESSION4_FLAG_CONN_BACK_CHAN
+    | CREATE_SESSION4_FLAG_CONN_RDMA;
+/// Smallest fore-channel ca_maxrequestsize / ca_maxresponsesize we accept: a SEQUENCE-only
+/// COMPOUND with its RPC headers (about 90 bytes either way) fits with room to spare.
+const MIN_CHANNEL_REQUEST_BYTES: u32 = 128;
+const MIN_CHANNEL_RESPONSE_BYTES: u32 = 128;
+/// Smallest ca_maxoperations we accept: SEQUENCE and one operation.
+const MIN_CHANNEL_OPS: u32 = 2;
+
+/// A channel attribute as a byte (or operation) count.
+fn bytes(v: u32) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
 
 /// Fewest operations per COMPOUND we offer.
 const MIN_OPS: u32 = 8;
@@ -47,6 +63,11 @@ pub(crate) struct Session {
     pub cb_sys: bool,
     pub back: Option<ConnHandle>,
     pub cb_seq: std::sync::Arc<tokio::sync::Mutex<u32>>,
+    /// The fore channel's negotiated ca_maxrequestsize, ca_maxresponsesize and
+    /// ca_maxoperations, enforced on every request (RFC 8881 §18.36.3, §2.10.6.4).
+    max_request_bytes: usize,
+    pub max_reply_bytes: usize,
+    max_ops: usize,
 }
 
 /// A client id.
@@ -93,6 +114,14 @@ impl State {
             .sessions
             .get_mut(&a.sessionid.0)
             .ok_or(NfsStat::BADSESSION)?;
+        // RFC 8881 §18.46.3 / §15.1.3: a COMPOUND beyond what the session negotiated is
+        // refused before it touches the slot.
+        if ctx.nops > s.max_ops {
+            return Err(NfsStat::TOO_MANY_OPS);
+        }
+        if ctx.request_bytes > s.max_request_bytes {
+            return Err(NfsStat::REQ_TOO_BIG);
+        }
         let nslots = u32::try_from(s.slots.len()).unwrap_or(1);
         let sl = s
             .slots
@@ -303,6 +332,18 @@ impl State {
         if a.sequence != c.cs_seq {
             return Err(NfsStat::SEQ_MISORDERED);
         }
+        // §18.36.3: flags the protocol does not define are INVAL; a fore channel that cannot
+        // carry even a SEQUENCE-only COMPOUND is TOOSMALL.
+        if a.flags & !CREATE_SESSION_FLAGS != 0 {
+            return Err(NfsStat::INVAL);
+        }
+        let fore = &a.fore_chan_attrs;
+        if fore.maxrequestsize < MIN_CHANNEL_REQUEST_BYTES
+            || fore.maxresponsesize < MIN_CHANNEL_RESPONSE_BYTES
+            || fore.maxoperations < MIN_CHANNEL_OPS
+        {
+            return Err(NfsStat::TOOSMALL);
+        }
         let newly_confirmed = !c.confirmed;
         let owner = c.owner.clone();
         c.confirmed = true;
@@ -317,7 +358,6 @@ impl State {
                 .to_be_bytes(),
         );
         self.next_session += 1;
-        let fore = &a.fore_chan_attrs;
         let nslots = fore.maxrequests.clamp(1, MAX_SLOTS);
         let back_ok = a.flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN != 0;
         let max_ops = u32::try_from(MAX_OPS).unwrap_or(u32::MAX);
@@ -379,6 +419,9 @@ impl State {
                 cb_sys,
                 back: back_ok.then(|| ctx.conn.clone()),
                 cb_seq: std::sync::Arc::new(tokio::sync::Mutex::new(0)),
+                max_request_bytes: bytes(res.fore_chan_attrs.maxrequestsize),
+                max_reply_bytes: bytes(res.fore_chan_attrs.maxresponsesize),
+                max_ops: bytes(res.fore_chan_attrs.maxoperations),
             },
         );
         Ok(res)
