@@ -1514,3 +1514,44 @@ async fn create_session_limits_are_checked_then_enforced() {
     );
     srv.stop().await;
 }
+
+/// RFC 8881 §18.14.3: LOOKUPP from a symbolic link is SYMLINK, from a regular file NOTDIR,
+/// from the root NOENT.
+#[tokio::test]
+async fn lookupp_from_a_symlink_a_file_and_the_root() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-lookupp").await;
+    let r = c
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            NfsArgOp::Create(CreateArgs {
+                objtype: CreateType::Link("target".into()),
+                objname: "l".into(),
+                createattrs: Fattr4::default(),
+            }),
+            NfsArgOp::Putrootfh,
+            open_create(cid, "f"),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "symlink l, file f: {r:?}");
+    for (i, (name, want)) in [
+        (Some("l"), NfsStat::SYMLINK),
+        (Some("f"), NfsStat::NOTDIR),
+        (None, NfsStat::NOENT),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut ops = vec![
+            seq(sess, u32::try_from(i).unwrap() + 2, 0),
+            NfsArgOp::Putrootfh,
+        ];
+        ops.extend(name.map(lookup));
+        ops.push(NfsArgOp::Lookupp);
+        let r = c.compound(ops).await;
+        assert_eq!(r.status, want, "LOOKUPP from {name:?}: {r:?}");
+    }
+    srv.stop().await;
+}

@@ -67,6 +67,10 @@ impl State {
     pub(crate) fn lookupp(&mut self, ctx: &mut Ctx) -> Result<(), NfsStat> {
         let d = ctx.cfh()?;
         let ino = self.fs.get(d)?;
+        // RFC 8881 §18.14.3: SYMLINK from a symbolic link, NOTDIR from any other non-directory.
+        if matches!(ino.kind, Kind::Symlink(_)) {
+            return Err(NfsStat::SYMLINK);
+        }
         if !ino.is_dir() {
             return Err(NfsStat::NOTDIR);
         }

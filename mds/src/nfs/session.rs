@@ -399,7 +399,14 @@ impl State {
                 .map(|(&id, _)| id)
                 .collect();
             for id in old {
-                tracing::info!("client {id:#x}: replaced by {:#x}", a.clientid);
+                // Two live clients presenting one owner (two gateways sharing a client
+                // owner) show up here again and again, each ending the other's state.
+                tracing::warn!(
+                    "client {id:#x}: replaced by {:#x} (same owner {:?}, new verifier); its \
+                     state is dropped",
+                    a.clientid,
+                    String::from_utf8_lossy(&owner)
+                );
                 self.drop_client(id);
             }
         }
