@@ -84,7 +84,20 @@ pub enum Kind {
     Dir,
     /// Symbolic link with its target.
     Symlink(String),
+    /// A device, socket or fifo (RFC 8881 §18.4): its NFSv4 type (NF4BLK, NF4CHR, NF4SOCK or
+    /// NF4FIFO) and device numbers (zero but for devices). Only stored: no I/O goes through it.
+    Special {
+        /// nfs_ftype4.
+        ftype: u32,
+        /// specdata1 (major).
+        major: u32,
+        /// specdata2 (minor).
+        minor: u32,
+    },
 }
+
+/// Inode record tag of a [`Kind::Special`].
+const KIND_SPECIAL_TAG: u32 = 6;
 
 /// An inode.
 #[derive(Debug, Clone)]
@@ -182,6 +195,16 @@ impl Inode {
                 e.put_u32(5);
                 e.put_str(t);
             }
+            Kind::Special {
+                ftype,
+                major,
+                minor,
+            } => {
+                e.put_u32(KIND_SPECIAL_TAG);
+                for v in [*ftype, *major, *minor] {
+                    e.put_u32(v);
+                }
+            }
         }
         for v in [self.mode, self.uid, self.gid, self.nlink] {
             e.put_u32(v);
@@ -204,6 +227,11 @@ impl Inode {
         let kind = match d.u32()? {
             1 => Kind::File,
             2 => Kind::Dir,
+            KIND_SPECIAL_TAG => Kind::Special {
+                ftype: d.u32()?,
+                major: d.u32()?,
+                minor: d.u32()?,
+            },
             _ => Kind::Symlink(d.string("symlink", MAX_SYMLINK_BYTES)?),
         };
         let (mode, uid, gid, nlink) = (d.u32()?, d.u32()?, d.u32()?, d.u32()?);
@@ -1103,7 +1131,7 @@ impl Fs {
         match ino.kind {
             Kind::File => {}
             Kind::Dir => return Err(NfsStat::ISDIR),
-            Kind::Symlink(_) => return Err(NfsStat::INVAL),
+            Kind::Symlink(_) | Kind::Special { .. } => return Err(NfsStat::INVAL),
         }
         if off >= ino.size {
             return Ok((Vec::new(), true));
@@ -1157,7 +1185,7 @@ impl Fs {
         match ino.kind {
             Kind::File => {}
             Kind::Dir => return Err(NfsStat::ISDIR),
-            Kind::Symlink(_) => return Err(NfsStat::INVAL),
+            Kind::Symlink(_) | Kind::Special { .. } => return Err(NfsStat::INVAL),
         }
         let end = off.checked_add(data.len() as u64).ok_or(NfsStat::FBIG)?;
         if end > MAX_FILE_BYTES {

@@ -1555,3 +1555,108 @@ async fn lookupp_from_a_symlink_a_file_and_the_root() {
     }
     srv.stop().await;
 }
+
+/// RFC 8881 §18.4: CREATE of a block or character device (with its numbers), a socket and a
+/// fifo stores them; GETATTR returns their type and rawdev, across a restart too; they can be
+/// renamed and removed; OPEN of one is WRONG_TYPE (§18.16.3).
+#[tokio::test]
+async fn special_files_are_created_stored_renamed_and_removed() {
+    use pnfs_proto::nfs4::attr::FATTR4_RAWDEV;
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-special").await;
+    let dev = |specdata1, specdata2| SpecData {
+        specdata1,
+        specdata2,
+    };
+    let specials = [
+        ("b", CreateType::Block(dev(8, 1)), NF4BLK, dev(8, 1)),
+        ("c", CreateType::Char(dev(1, 3)), NF4CHR, dev(1, 3)),
+        ("s", CreateType::Socket, NF4SOCK, dev(0, 0)),
+        ("p", CreateType::Fifo, NF4FIFO, dev(0, 0)),
+    ];
+    let getattr = || {
+        NfsArgOp::Getattr(GetattrArgs {
+            attr_request: Bitmap4::from_bits(&[FATTR4_TYPE, FATTR4_RAWDEV]),
+        })
+    };
+    let type_and_rawdev = |r: &CompoundRes| {
+        let Some(NfsResOp::Getattr(Ok(g))) = r.resarray.last() else {
+            panic!("GETATTR: {r:?}");
+        };
+        let a = Fattr::from_fattr4(&g.obj_attributes).unwrap();
+        (a.file_type.unwrap(), a.rawdev.unwrap())
+    };
+    let mut seqid = 0;
+    for (name, objtype, ftype, rawdev) in specials.clone() {
+        seqid += 1;
+        let r = c
+            .compound(vec![
+                seq(sess, seqid, 0),
+                NfsArgOp::Putrootfh,
+                NfsArgOp::Create(CreateArgs {
+                    objtype,
+                    objname: name.into(),
+                    createattrs: Fattr4::default(),
+                }),
+                getattr(),
+            ])
+            .await;
+        assert_eq!(r.status, NfsStat::OK, "CREATE {name}: {r:?}");
+        assert_eq!(type_and_rawdev(&r), (ftype, rawdev), "{name}");
+    }
+    let r = c
+        .compound(vec![
+            seq(sess, 5, 0),
+            NfsArgOp::Putrootfh,
+            NfsArgOp::Open(OpenArgs {
+                openhow: OpenFlag::NoCreate,
+                ..match open_create(cid, "p") {
+                    NfsArgOp::Open(o) => o,
+                    _ => unreachable!(),
+                }
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::WRONG_TYPE, "OPEN of a fifo: {r:?}");
+    let r = c
+        .compound(vec![
+            seq(sess, 6, 0),
+            NfsArgOp::Putrootfh,
+            NfsArgOp::Savefh,
+            rename("p", "q"),
+            remove("s"),
+            lookup("q"),
+            getattr(),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "RENAME p q, REMOVE s: {r:?}");
+    assert_eq!(type_and_rawdev(&r).0, NF4FIFO);
+    let srv = start(Some(srv.stop().await)).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (_, sess) = session(&mut c, b"wire-special-2").await;
+    for (i, (name, want)) in [
+        ("c", Ok((NF4CHR, dev(1, 3)))),
+        ("b", Ok((NF4BLK, dev(8, 1)))),
+        ("q", Ok((NF4FIFO, dev(0, 0)))),
+        ("s", Err(NfsStat::NOENT)),
+        ("p", Err(NfsStat::NOENT)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = c
+            .compound(vec![
+                seq(sess, u32::try_from(i).unwrap() + 1, 0),
+                NfsArgOp::Putrootfh,
+                lookup(name),
+                getattr(),
+            ])
+            .await;
+        match want {
+            Ok(w) => assert_eq!(type_and_rawdev(&r), w, "{name} after a restart"),
+            Err(e) => assert_eq!(r.status, e, "{name} after a restart: {r:?}"),
+        }
+    }
+    srv.stop().await;
+}

@@ -115,6 +115,8 @@ impl State {
             Kind::File => {}
             Kind::Dir => return Err(NfsStat::ISDIR),
             Kind::Symlink(_) => return Err(NfsStat::SYMLINK),
+            // RFC 8881 §18.16.3: OPEN of anything else that is not a regular file.
+            Kind::Special { .. } => return Err(NfsStat::WRONG_TYPE),
         }
         self.check_share(file, cid, &a.owner.owner, access, deny)?;
         let owner = a.owner.owner;

@@ -8,6 +8,7 @@ use pnfs_proto::nfs4::{
     ReadlinkResOk, RenameResOk, SecInfo, SecinfoResOk, SetattrRes, Stateid, Verifier,
     ACCESS4_DELETE, ACCESS4_EXECUTE, ACCESS4_EXTEND, ACCESS4_LOOKUP, ACCESS4_MODIFY, ACCESS4_READ,
 };
+use pnfs_proto::nfs4::{NF4BLK, NF4CHR, NF4FIFO, NF4SOCK};
 use pnfs_proto::rpc::AUTH_SYS;
 use pnfs_proto::xdr::to_bytes;
 
@@ -159,10 +160,27 @@ impl State {
                 Kind::Symlink(target)
             }
             CreateType::Dir => Kind::Dir,
-            // Devices, sockets and fifos are not supported.
-            CreateType::Block(_) | CreateType::Char(_) | CreateType::Socket | CreateType::Fifo => {
-                return Err(NfsStat::NOTSUPP)
-            }
+            // RFC 8881 §18.4: devices with their numbers, sockets and fifos, stored as such.
+            CreateType::Block(d) => Kind::Special {
+                ftype: NF4BLK,
+                major: d.specdata1,
+                minor: d.specdata2,
+            },
+            CreateType::Char(d) => Kind::Special {
+                ftype: NF4CHR,
+                major: d.specdata1,
+                minor: d.specdata2,
+            },
+            CreateType::Socket => Kind::Special {
+                ftype: NF4SOCK,
+                major: 0,
+                minor: 0,
+            },
+            CreateType::Fifo => Kind::Special {
+                ftype: NF4FIFO,
+                major: 0,
+                minor: 0,
+            },
             CreateType::Other(_) => return Err(NfsStat::BADTYPE),
         };
         if attrs.unsupported {
