@@ -1660,3 +1660,264 @@ async fn special_files_are_created_stored_renamed_and_removed() {
     }
     srv.stop().await;
 }
+
+/// SEQUENCE, PUTROOTFH, LOOKUP `name` (none if empty), then `op`; the result of `op`.
+async fn on_file(
+    c: &mut Client,
+    sess: SessionId,
+    seqid: &mut u32,
+    name: &str,
+    op: NfsArgOp,
+) -> NfsResOp {
+    *seqid += 1;
+    let mut ops = vec![seq(sess, *seqid, 0), NfsArgOp::Putrootfh];
+    if !name.is_empty() {
+        ops.push(lookup(name));
+    }
+    ops.push(op);
+    let n = ops.len();
+    let r = c.compound(ops).await;
+    assert_eq!(r.resarray.len(), n, "{r:?}");
+    r.resarray.into_iter().last().unwrap()
+}
+
+fn lock_new(t: LockType, offset: u64, length: u64, open: Stateid, owner: StateOwner) -> NfsArgOp {
+    NfsArgOp::Lock(LockArgs {
+        locktype: t,
+        reclaim: false,
+        offset,
+        length,
+        locker: Locker::New(OpenToLockOwner {
+            open_seqid: 0,
+            open_stateid: open,
+            lock_seqid: 0,
+            lock_owner: owner,
+        }),
+    })
+}
+
+fn lock_more(t: LockType, offset: u64, length: u64, lock: Stateid) -> NfsArgOp {
+    NfsArgOp::Lock(LockArgs {
+        locktype: t,
+        reclaim: false,
+        offset,
+        length,
+        locker: Locker::Exist(ExistLockOwner {
+            lock_stateid: lock,
+            lock_seqid: 0,
+        }),
+    })
+}
+
+fn locku(offset: u64, length: u64, lock: Stateid) -> NfsArgOp {
+    NfsArgOp::Locku(LockuArgs {
+        locktype: LockType::Read,
+        seqid: 0,
+        lock_stateid: lock,
+        offset,
+        length,
+    })
+}
+
+fn lockt(t: LockType, offset: u64, length: u64, owner: StateOwner) -> NfsArgOp {
+    NfsArgOp::Lockt(LocktArgs {
+        locktype: t,
+        offset,
+        length,
+        owner,
+    })
+}
+
+/// RFC 8881 §18.10–§18.12, §9: LOCK from an open (new lock-owner) and from a lock stateid,
+/// conflicts DENIED with the holder's range, type and owner, LOCKT likewise, read locks
+/// shared, a downgrade by a new LOCK, LOCKU, OLD_STATEID for a superseded lock stateid,
+/// FREE_STATEID of a lock stateid with locks LOCKS_HELD, a zero length INVAL, a write lock on
+/// a read-only open OPENMODE, and a CLOSE releasing the open's locks.
+#[tokio::test]
+async fn byte_range_locks_conflict_downgrade_unlock_and_go_with_close() {
+    let srv = start(None).await;
+    let mut a = Client::connect(srv.addr).await;
+    let mut b = Client::connect(srv.addr).await;
+    let (cid_a, sa) = session(&mut a, b"wire-lock-a").await;
+    let (cid_b, sb) = session(&mut b, b"wire-lock-b").await;
+    let (mut qa, mut qb) = (0, 0);
+    let open_of = |r: NfsResOp| match r {
+        NfsResOp::Open(Ok(o)) => o.stateid,
+        other => panic!("OPEN: {other:?}"),
+    };
+    let lock_ok = |r: NfsResOp| match r {
+        NfsResOp::Lock(LockRes::Ok(s)) => s,
+        other => panic!("LOCK: {other:?}"),
+    };
+    let oa = open_of(on_file(&mut a, sa, &mut qa, "", open_create(cid_a, "f")).await);
+    let ob = open_of(on_file(&mut b, sb, &mut qb, "", open_create(cid_b, "f")).await);
+    let la_owner = StateOwner {
+        clientid: cid_a,
+        owner: b"la".to_vec(),
+    };
+    let lb_owner = StateOwner {
+        clientid: cid_b,
+        owner: b"lb".to_vec(),
+    };
+    let la = lock_ok(
+        on_file(
+            &mut a,
+            sa,
+            &mut qa,
+            "f",
+            lock_new(LockType::Write, 0, 100, oa, la_owner.clone()),
+        )
+        .await,
+    );
+    // B is denied, and told who holds what.
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "f",
+        lock_new(LockType::Read, 50, 10, ob, lb_owner.clone()),
+    )
+    .await;
+    let want = LockDenied {
+        offset: 0,
+        length: 100,
+        locktype: LockType::Write,
+        owner: la_owner.clone(),
+    };
+    assert_eq!(r, NfsResOp::Lock(LockRes::Denied(want.clone())));
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "f",
+        lockt(LockType::Read, 99, 1, lb_owner.clone()),
+    )
+    .await;
+    assert_eq!(r, NfsResOp::Lockt(LocktRes::Denied(want)));
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "f",
+        lockt(LockType::Write, 100, 100, lb_owner.clone()),
+    )
+    .await;
+    assert_eq!(r, NfsResOp::Lockt(LocktRes::Ok), "no overlap");
+    // A downgrades to a read lock: B's read lock is granted, its write lock is not.
+    let la2 = lock_ok(
+        on_file(
+            &mut a,
+            sa,
+            &mut qa,
+            "f",
+            lock_more(LockType::Read, 0, 100, la),
+        )
+        .await,
+    );
+    assert_eq!(la2.other, la.other);
+    let lb = lock_ok(
+        on_file(
+            &mut b,
+            sb,
+            &mut qb,
+            "f",
+            lock_new(LockType::Read, 50, 10, ob, lb_owner.clone()),
+        )
+        .await,
+    );
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "f",
+        lock_more(LockType::Write, 50, 10, lb),
+    )
+    .await;
+    assert!(matches!(r, NfsResOp::Lock(LockRes::Denied(_))), "{r:?}");
+    // The superseded stateid is old; the current one unlocks everything.
+    let r = on_file(&mut a, sa, &mut qa, "f", locku(0, u64::MAX, la)).await;
+    assert_eq!(r, NfsResOp::Locku(Err(NfsStat::OLD_STATEID)));
+    let la3 = match on_file(&mut a, sa, &mut qa, "f", locku(0, u64::MAX, la2)).await {
+        NfsResOp::Locku(Ok(s)) => s,
+        other => panic!("LOCKU: {other:?}"),
+    };
+    let lb = lock_ok(
+        on_file(
+            &mut b,
+            sb,
+            &mut qb,
+            "f",
+            lock_more(LockType::Write, 50, 10, lb),
+        )
+        .await,
+    );
+    qb += 1;
+    let r = b
+        .compound(vec![seq(sb, qb, 0), NfsArgOp::FreeStateid(lb)])
+        .await;
+    assert_eq!(r.status, NfsStat::LOCKS_HELD);
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "f",
+        lock_more(LockType::Read, 0, 0, lb),
+    )
+    .await;
+    assert_eq!(
+        r,
+        NfsResOp::Lock(LockRes::Error(NfsStat::INVAL)),
+        "zero length"
+    );
+    // B's CLOSE takes its lock with it: A may write-lock the range.
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "f",
+        NfsArgOp::Close(CloseArgs {
+            seqid: 0,
+            open_stateid: ob,
+        }),
+    )
+    .await;
+    assert!(matches!(r, NfsResOp::Close(Ok(_))), "{r:?}");
+    let r = on_file(
+        &mut a,
+        sa,
+        &mut qa,
+        "f",
+        lock_more(LockType::Write, 50, 10, la3),
+    )
+    .await;
+    assert!(
+        matches!(r, NfsResOp::Lock(LockRes::Ok(_))),
+        "after B's CLOSE: {r:?}"
+    );
+    // A read-only open cannot carry a write lock.
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "",
+        NfsArgOp::Open(OpenArgs {
+            share_access: OPEN4_SHARE_ACCESS_READ,
+            ..match open_create(cid_b, "g") {
+                NfsArgOp::Open(o) => o,
+                _ => unreachable!(),
+            }
+        }),
+    )
+    .await;
+    let og = open_of(r);
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "g",
+        lock_new(LockType::Write, 0, 1, og, lb_owner),
+    )
+    .await;
+    assert_eq!(r, NfsResOp::Lock(LockRes::Error(NfsStat::OPENMODE)));
+    srv.stop().await;
+}

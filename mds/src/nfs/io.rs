@@ -195,7 +195,7 @@ impl State {
                     && !(*clientid == cid && o.as_slice() == owner)
                     && (access & d != 0 || deny & acc != 0)
             }
-            StateEntry::Layout { .. } => false,
+            StateEntry::Layout { .. } | StateEntry::Lock { .. } => false,
         });
         if conflict {
             Err(NfsStat::SHARE_DENIED)
@@ -241,6 +241,10 @@ impl State {
             Some(StateEntry::Open { file, seqid, .. }) => {
                 let (file, seqid) = (*file, *seqid);
                 self.states.remove(&sid.other);
+                // The open's lock stateids and their locks go with it.
+                self.states.retain(
+                    |_, s| !matches!(s, StateEntry::Lock { open, .. } if *open == sid.other),
+                );
                 // Layouts are return-on-close: the last close of the file by this client
                 // returns them.
                 let still_open = self.states.values().any(|s| {
@@ -259,7 +263,7 @@ impl State {
                     other: sid.other,
                 })
             }
-            Some(StateEntry::Layout { .. }) => Err(NfsStat::BAD_STATEID),
+            Some(_) => Err(NfsStat::BAD_STATEID),
             None => Err(self.unknown_stateid(sid)),
         }
     }

@@ -142,9 +142,11 @@ impl State {
         let sid = ctx.sid(&a.stateid)?;
         // The stateid: an open of this file by this client, or its layout stateid.
         let layout_other = match self.states.get(&sid.other) {
-            Some(StateEntry::Open { clientid, file, .. }) if *clientid == cid && *file == id => {
-                None
-            }
+            // Linux sends the lock stateid when the process holds a lock (§18.43.3 allows
+            // open, lock and delegation stateids).
+            Some(
+                StateEntry::Open { clientid, file, .. } | StateEntry::Lock { clientid, file, .. },
+            ) if *clientid == cid && *file == id => None,
             Some(StateEntry::Layout {
                 clientid,
                 file,

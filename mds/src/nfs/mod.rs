@@ -22,6 +22,7 @@ pub(crate) mod attrs;
 pub(crate) mod callback;
 pub(crate) mod io;
 pub(crate) mod layout;
+pub(crate) mod lock;
 pub(crate) mod namespace;
 pub(crate) mod session;
 
@@ -151,18 +152,32 @@ pub(crate) enum StateEntry {
         segs: Vec<Seg>,
         recalled: Option<Instant>,
     },
+    /// A lock-owner's byte-range locks on a file (RFC 8881 §9, §18.10), under the open it
+    /// was created from.
+    Lock {
+        clientid: u64,
+        owner: Vec<u8>,
+        file: u64,
+        /// The open stateid's `other`.
+        open: [u8; 12],
+        seqid: u32,
+        /// Held ranges as (offset, end exclusive, write), disjoint.
+        ranges: Vec<(u64, u64, bool)>,
+    },
 }
 
 impl StateEntry {
     fn clientid(&self) -> u64 {
         match self {
-            Self::Open { clientid, .. } | Self::Layout { clientid, .. } => *clientid,
+            Self::Open { clientid, .. }
+            | Self::Layout { clientid, .. }
+            | Self::Lock { clientid, .. } => *clientid,
         }
     }
 
     fn file(&self) -> u64 {
         match self {
-            Self::Open { file, .. } | Self::Layout { file, .. } => *file,
+            Self::Open { file, .. } | Self::Layout { file, .. } | Self::Lock { file, .. } => *file,
         }
     }
 }
@@ -553,6 +568,18 @@ impl State {
             A::Write(a) => R::Write(self.write(ctx, &a)),
             A::Commit(_) => R::Commit(self.commit(ctx)),
             A::Clone(a) => R::Clone(st(self.clone_range(ctx, &a))),
+            // Byte-range locks.
+            A::Lock(a) => R::Lock(match self.lock(ctx, &a) {
+                Ok(sid) => pnfs_proto::nfs4::LockRes::Ok(sid),
+                Err(lock::Refused::Denied(d)) => pnfs_proto::nfs4::LockRes::Denied(d),
+                Err(lock::Refused::Status(e)) => pnfs_proto::nfs4::LockRes::Error(e),
+            }),
+            A::Lockt(a) => R::Lockt(match self.lockt(ctx, &a) {
+                Ok(()) => pnfs_proto::nfs4::LocktRes::Ok,
+                Err(lock::Refused::Denied(d)) => pnfs_proto::nfs4::LocktRes::Denied(d),
+                Err(lock::Refused::Status(e)) => pnfs_proto::nfs4::LocktRes::Error(e),
+            }),
+            A::Locku(a) => R::Locku(self.locku(ctx, &a)),
             // Client ids and sessions.
             A::ExchangeId(a) => R::ExchangeId(self.exchange_id(ctx, &a)),
             A::CreateSession(a) => R::CreateSession(self.create_session(ctx, &a)),

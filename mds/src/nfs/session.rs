@@ -526,6 +526,14 @@ impl State {
                 Ok(())
             }
             Some(StateEntry::Open { .. }) => Err(NfsStat::LOCKS_HELD),
+            // §18.38.3: a lock stateid still holding locks stays.
+            Some(StateEntry::Lock { ranges, .. }) => {
+                if !ranges.is_empty() {
+                    return Err(NfsStat::LOCKS_HELD);
+                }
+                self.states.remove(&sid.other);
+                Ok(())
+            }
             None => Err(NfsStat::BAD_STATEID),
         }
     }
