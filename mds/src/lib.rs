@@ -24,8 +24,10 @@
 //!   layout, or a truncation recalls layouts (CB_LAYOUTRECALL) and answers
 //!   NFS4ERR_RECALLCONFLICT / NFS4ERR_DELAY until they are returned; after the recall timeout
 //!   the layout is revoked (forgotten — plain block volumes cannot be fenced).
-//! - **No delegations** are ever granted; no byte-range locks (LOCK → NFS4ERR_NOTSUPP).
-//!   Permissions are not enforced (trusted AUTH_SYS clients).
+//! - **No delegations** are ever granted. Byte-range locks are advisory and POSIX-like
+//!   (LOCK / LOCKT / LOCKU with lock stateids, DENIED with the holder); they go with their
+//!   open's CLOSE and the client's lease. Permissions are not enforced (trusted AUTH_SYS
+//!   clients).
 //! - **Client records** follow the EXCHANGE_ID case table of RFC 8881 §18.35.5, with the
 //!   AUTH_SYS machine name and uid as the principal: a known owner with a new verifier gets
 //!   a new, unconfirmed client ID, and the old client keeps its sessions and state until
