@@ -71,6 +71,11 @@ assert_eq "fifo" "$(stat -c %F $M/d1/fifo2)" "renamed fifo after remount"
 [ -e $M/d1/blk ] && fail "a removed device is still there"
 [ -e $M/d1/fifo ] && fail "a renamed fifo is still under its old name"
 
+step "byte-range locks between two processes"
+guarded 120 "lock test" python3 "$PNFS_MDS_GUEST_DIR/locks.py" $M/d1/locked
+echo "LOCK $(nfs_op_count LOCK $M) LOCKU $(nfs_op_count LOCKU $M)"
+assert_gt "$(nfs_op_count LOCK $M)" 0 "LOCK calls"
+
 step "SIGKILL the idle MDS and restart"
 kill_mds
 start_mds $PORT "$MDS_BS"
