@@ -54,6 +54,28 @@ sha_t=$(sha256sum <$M/t)
 sha_big=$(sha256sum </run/src)
 sync
 
+step "special files: mknod, mkfifo, a socket; rename and remove them"
+mknod $M/d1/blk b 8 1
+mknod $M/d1/chr c 1 3
+mkfifo $M/d1/fifo
+python3 -c "import socket; socket.socket(socket.AF_UNIX).bind('$M/d1/sock')"
+assert_eq "block special file 8 1" "$(stat -c '%F %t %T' $M/d1/blk)" "mknod b"
+assert_eq "character special file 1 3" "$(stat -c '%F %t %T' $M/d1/chr)" "mknod c"
+assert_eq "fifo" "$(stat -c %F $M/d1/fifo)" "mkfifo"
+assert_eq "socket" "$(stat -c %F $M/d1/sock)" "socket"
+mv $M/d1/fifo $M/d1/fifo2
+rm $M/d1/blk $M/d1/sock
+remount
+assert_eq "character special file 1 3" "$(stat -c '%F %t %T' $M/d1/chr)" "device after remount"
+assert_eq "fifo" "$(stat -c %F $M/d1/fifo2)" "renamed fifo after remount"
+[ -e $M/d1/blk ] && fail "a removed device is still there"
+[ -e $M/d1/fifo ] && fail "a renamed fifo is still under its old name"
+
+step "byte-range locks between two processes"
+guarded 120 "lock test" python3 "$PNFS_MDS_GUEST_DIR/locks.py" $M/d1/locked
+echo "LOCK $(nfs_op_count LOCK $M) LOCKU $(nfs_op_count LOCKU $M)"
+assert_gt "$(nfs_op_count LOCK $M)" 0 "LOCK calls"
+
 step "SIGKILL the idle MDS and restart"
 kill_mds
 start_mds $PORT "$MDS_BS"
@@ -64,6 +86,7 @@ assert_eq "$sha_t" "$(sha256sum <$M/t)" "t after restart"
 assert_eq "$sha_big" "$(sha256sum <$M/big)" "big after restart"
 assert_eq hello "$(cat $M/d1/d2/a2)" "a2 after restart"
 assert_eq hello "$(cat $M/d1/link)" "symlink after restart"
+assert_eq "character special file 1 3" "$(stat -c '%F %t %T' $M/d1/chr)" "device after restart"
 ls -lR $M | head -20
 
 step "kill during writes: fsynced data survives"
