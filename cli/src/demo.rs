@@ -195,6 +195,7 @@ pub fn main(a: DemoArgs) -> u8 {
             control: ControlConfig {
                 socket: control.clone(),
             },
+            metrics: None,
             devices: vec![device.clone()],
         };
         let specs = vec![DeviceSpec {

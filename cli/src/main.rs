@@ -332,6 +332,7 @@ fn export_config(a: &args::ExportArgs) -> Result<(Config, Vec<DeviceSpec>), Stri
         },
         ublk,
         control: ControlConfig { socket: control },
+        metrics: None,
         devices: vec![device.clone()],
     };
     Ok((
