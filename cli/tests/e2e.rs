@@ -81,7 +81,11 @@ fn demo_end_to_end() {
 
 #[test]
 fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
-    let Some(_) = pnfs_testbed::require_tool("qemu-io") else {
+    let (Some(_), Some(_), Some(_)) = (
+        pnfs_testbed::require_tool("qemu-io"),
+        pnfs_testbed::require_tool("curl"),
+        pnfs_testbed::require_tool("promtool"),
+    ) else {
         return;
     };
     let dir = tmpdir("ganesha");
@@ -94,6 +98,7 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
 
     // `export`: one file, created on the server, MDS I/O (ganesha hands out no layouts).
     let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let metrics = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
     let control = dir.join("export.sock");
     let mut gw = Gw::spawn(&[
         "export",
@@ -109,11 +114,24 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
         "mds",
         "--control",
         control.to_str().unwrap(),
+        "--metrics",
+        &metrics,
     ]);
     let uri = gw.wait_line("nbd://");
     let uri = format!("nbd://{uri}");
     assert_eq!(uri, format!("nbd://{nbd}/disk.img"));
     qemu_io(&uri, &["write -P 0x5a 4096 64k", "flush"]);
+    // The metrics show the write went through MDS WRITE, none of it direct.
+    let m = scrape(&format!("http://{metrics}/metrics"));
+    assert!(
+        sample(&m, "pnfsgw_write_bytes_total{path=\"mds\"}") >= 65536.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "pnfsgw_write_bytes_total{path=\"direct\"}"),
+        0.0,
+        "{m}"
+    );
     let (code, log) = gw.terminate();
     assert_eq!(code, Some(0), "{log}");
     // The bytes are in the server's file.
