@@ -937,4 +937,69 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
         }
     }
+
+    /// Sends `request` to `addr`, returns the whole answer.
+    async fn exchange(addr: SocketAddr, request: &[u8]) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        // The server may answer (and close) before all of an over-long request is sent.
+        let _ = s.write_all(request).await;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await.unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_listener_answers_scrapes_and_refuses_the_rest() {
+        let l = MetricsListener::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = l.local_addr().unwrap();
+        let board = Board::new(vec!["mds:2049".into()], Vec::new());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let server = tokio::spawn(l.serve(board, stop_rx));
+
+        let ok = exchange(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        assert!(ok.starts_with("HTTP/1.1 200 OK\r\n"), "{ok}");
+        assert!(
+            ok.contains("Content-Type: text/plain; version=0.0.4"),
+            "{ok}"
+        );
+        let (head, body) = ok.split_once("\r\n\r\n").unwrap();
+        assert!(
+            head.contains(&format!("Content-Length: {}", body.len())),
+            "{ok}"
+        );
+        assert!(
+            body.contains("# TYPE pnfsgw_uptime_seconds gauge"),
+            "{body}"
+        );
+
+        let head_only = exchange(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(head_only.starts_with("HTTP/1.1 200 OK\r\n"), "{head_only}");
+        assert!(
+            head_only.ends_with("\r\n\r\n"),
+            "no body for HEAD: {head_only}"
+        );
+
+        let missing = exchange(addr, b"GET /other HTTP/1.1\r\n\r\n").await;
+        assert!(missing.starts_with("HTTP/1.1 404 "), "{missing}");
+        let post = exchange(addr, b"POST /metrics HTTP/1.1\r\n\r\n").await;
+        assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+        assert!(post.contains("Allow: GET, HEAD\r\n"), "{post}");
+        // Exactly the limit without the end of the head: all of it is read (so the close sends
+        // no reset), and the head is still not complete.
+        let mut big = b"GET /metrics HTTP/1.1\r\nX: ".to_vec();
+        big.resize(REQUEST_HEAD_MAX_BYTES, b'a');
+        let refused = exchange(addr, &big).await;
+        assert!(refused.starts_with("HTTP/1.1 431 "), "{refused}");
+        let junk = exchange(addr, b"hello\r\n\r\n").await;
+        assert!(junk.starts_with("HTTP/1.1 400 "), "{junk}");
+
+        stop_tx.send(true).unwrap();
+        server.await.unwrap();
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "still listening after stop"
+        );
+    }
 }
