@@ -5,6 +5,8 @@ mod args;
 mod backend;
 mod control;
 mod demo;
+mod latency;
+mod metrics;
 mod notify;
 mod owner_lock;
 mod service;
@@ -332,6 +334,7 @@ fn export_config(a: &args::ExportArgs) -> Result<(Config, Vec<DeviceSpec>), Stri
         },
         ublk,
         control: ControlConfig { socket: control },
+        metrics: a.metrics.config()?,
         devices: vec![device.clone()],
     };
     Ok((

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::backend::{self, Device, DeviceSpec, Gateway, NbdExport, NbdListeners, NbdServer};
 use crate::control::ControlSocket;
+use crate::metrics::MetricsListener;
 use crate::notify::notify;
 use crate::owner_lock::OwnerLock;
 use crate::status::{Board, DeviceStatus, FrontendStatus, Snapshot, State};
@@ -103,6 +104,19 @@ pub async fn run(
         }
     };
     let (control_stop_tx, control_stop_rx) = watch::channel(false);
+    let metrics_task = match config.metrics {
+        None => None,
+        Some(m) => match MetricsListener::bind(m.listen).await {
+            Ok(l) => {
+                let at = l.local_addr().map_or(m.listen, |a| a);
+                tracing::info!("metrics at http://{at}{}", crate::metrics::METRICS_PATH);
+                Some(tokio::spawn(
+                    l.serve(board.clone(), control_stop_rx.clone()),
+                ))
+            }
+            Err(e) => return Outcome::Failed(format!("metrics listener {}: {e}", m.listen)),
+        },
+    };
     let control_task = tokio::spawn(control.serve(board.clone(), control_stop_rx));
 
     let outcome = serve(&config, &specs, &board, shutdown, on_ready).await;
@@ -112,6 +126,11 @@ pub async fn run(
     let _ = control_stop_tx.send(true);
     if let Err(e) = control_task.await {
         tracing::warn!("control socket task: {e}");
+    }
+    if let Some(t) = metrics_task {
+        if let Err(e) = t.await {
+            tracing::warn!("metrics listener task: {e}");
+        }
     }
     outcome
 }
@@ -147,6 +166,7 @@ fn initial_status(config: &Config) -> impl Fn(&DeviceSpec) -> DeviceStatus + '_ 
             state: State::Starting,
             frontends,
             counters: BTreeMap::new(),
+            latency: Vec::new(),
         }
     }
 }
@@ -348,6 +368,12 @@ async fn serve(
                 }
                 if let Some(set) = &nbd_set {
                     status.counters.extend(backend::nbd_counters(set, export));
+                    if let (Some(dev), true) = (dev, set.lookup(export).is_some()) {
+                        status
+                            .counters
+                            .insert("nbd.in_flight".into(), dev.nbd_timing.in_flight());
+                        status.latency = dev.nbd_timing.snapshot("nbd");
+                    }
                 }
             }
             for (i, u) in lock(&ublk).iter() {

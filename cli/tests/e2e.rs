@@ -81,7 +81,11 @@ fn demo_end_to_end() {
 
 #[test]
 fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
-    let Some(_) = pnfs_testbed::require_tool("qemu-io") else {
+    let (Some(_), Some(_), Some(_)) = (
+        pnfs_testbed::require_tool("qemu-io"),
+        pnfs_testbed::require_tool("curl"),
+        pnfs_testbed::require_tool("promtool"),
+    ) else {
         return;
     };
     let dir = tmpdir("ganesha");
@@ -94,6 +98,7 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
 
     // `export`: one file, created on the server, MDS I/O (ganesha hands out no layouts).
     let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let metrics = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
     let control = dir.join("export.sock");
     let mut gw = Gw::spawn(&[
         "export",
@@ -109,11 +114,24 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
         "mds",
         "--control",
         control.to_str().unwrap(),
+        "--metrics",
+        &metrics,
     ]);
     let uri = gw.wait_line("nbd://");
     let uri = format!("nbd://{uri}");
     assert_eq!(uri, format!("nbd://{nbd}/disk.img"));
     qemu_io(&uri, &["write -P 0x5a 4096 64k", "flush"]);
+    // The metrics show the write went through MDS WRITE, none of it direct.
+    let m = scrape(&format!("http://{metrics}/metrics"));
+    assert!(
+        sample(&m, "pnfsgw_write_bytes_total{path=\"mds\"}") >= 65536.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "pnfsgw_write_bytes_total{path=\"direct\"}"),
+        0.0,
+        "{m}"
+    );
     let (code, log) = gw.terminate();
     assert_eq!(code, Some(0), "{log}");
     // The bytes are in the server's file.
@@ -521,5 +539,183 @@ fn stop_with_the_mds_gone_waits_once_and_names_what_stayed_uncommitted() {
     );
     let (code, log) = mds.terminate();
     assert_eq!(code, Some(0), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The value of the sample `series` (name and labels exactly as printed) in a scrape; 0 when
+/// absent (a request counter appears with its first request).
+fn sample(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// `curl` of the metrics URL; the body must pass `promtool check metrics`.
+fn scrape(url: &str) -> String {
+    let body = tool("curl", &["-sS", "--fail", "--max-time", "10", url]);
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    body
+}
+
+#[test]
+fn demo_metrics_count_a_known_workload_and_pass_promtool() {
+    let (Some(_), Some(_), Some(_)) = (
+        pnfs_testbed::require_tool("qemu-io"),
+        pnfs_testbed::require_tool("curl"),
+        pnfs_testbed::require_tool("promtool"),
+    ) else {
+        return;
+    };
+    let dir = tmpdir("metrics");
+    let state = dir.join("state");
+    let listen = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let metrics = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let mut gw = Gw::spawn(&[
+        "demo",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--listen",
+        &listen,
+        "--size",
+        "64M",
+        "--volume-size",
+        "256M",
+        "--metrics",
+        &metrics,
+    ]);
+    let uri = gw.wait_line("pnfsgw demo: ready: ");
+    let url = format!("http://{metrics}/metrics");
+    let before = scrape(&url);
+    let dev = "device=\"demo\",frontend=\"nbd\"";
+    let reqs = |s: &str, op: &str| {
+        sample(
+            s,
+            &format!("pnfsgw_frontend_requests_total{{{dev},op=\"{op}\"}}"),
+        )
+    };
+    let hist = |s: &str, op: &str| {
+        sample(
+            s,
+            &format!("pnfsgw_frontend_request_duration_seconds_count{{{dev},op=\"{op}\"}}"),
+        )
+    };
+    assert_eq!(
+        sample(&before, "pnfsgw_device_up{device=\"demo\"}"),
+        1.0,
+        "{before}"
+    );
+    assert_eq!(
+        sample(&before, "pnfsgw_device_size_bytes{device=\"demo\"}"),
+        (64u64 << 20) as f64
+    );
+
+    // One 1 MiB write, one 1 MiB read, one flush (qemu-io flushes once more when it closes).
+    qemu_io(&uri, &["write -P 0x5c 0 1M", "read -P 0x5c 0 1M", "flush"]);
+    let after = scrape(&url);
+    let mib = f64::from(1u32 << 20);
+    assert_eq!(
+        reqs(&after, "write") - reqs(&before, "write"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(reqs(&after, "read") - reqs(&before, "read"), 1.0, "{after}");
+    let flushes = reqs(&after, "flush") - reqs(&before, "flush");
+    assert!((1.0..=2.0).contains(&flushes), "{flushes} flushes\n{after}");
+    let written = "pnfsgw_frontend_written_bytes_total{device=\"demo\",frontend=\"nbd\"}";
+    let read = "pnfsgw_frontend_read_bytes_total{device=\"demo\",frontend=\"nbd\"}";
+    assert_eq!(sample(&after, written) - sample(&before, written), mib);
+    assert_eq!(sample(&after, read) - sample(&before, read), mib);
+    // The pNFS data path wrote and read the MiB directly on the volume, and committed.
+    let direct_w = "pnfsgw_write_bytes_total{path=\"direct\"}";
+    let direct_r = "pnfsgw_read_bytes_total{path=\"direct\"}";
+    assert!(
+        sample(&after, direct_w) - sample(&before, direct_w) >= mib,
+        "{after}"
+    );
+    assert!(
+        sample(&after, direct_r) - sample(&before, direct_r) >= mib,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "pnfsgw_write_bytes_total{path=\"mds\"}"),
+        0.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, "pnfsgw_layoutcommits_total")
+            > sample(&before, "pnfsgw_layoutcommits_total"),
+        "{after}"
+    );
+    assert!(sample(&after, "pnfsgw_layoutgets_total") >= 1.0, "{after}");
+    // The latency histograms counted the same requests; nothing is in flight now.
+    assert_eq!(
+        hist(&after, "write") - hist(&before, "write"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(hist(&after, "read") - hist(&before, "read"), 1.0, "{after}");
+    assert_eq!(
+        hist(&after, "flush") - hist(&before, "flush"),
+        flushes,
+        "{after}"
+    );
+    let inf = format!(
+        "pnfsgw_frontend_request_duration_seconds_bucket{{{dev},op=\"write\",le=\"+Inf\"}}"
+    );
+    assert_eq!(sample(&after, &inf), hist(&after, "write"));
+    assert_eq!(
+        sample(
+            &after,
+            &format!("pnfsgw_frontend_requests_in_flight{{{dev}}}")
+        ),
+        0.0,
+        "{after}"
+    );
+    // `pnfsgw stats` shows the same snapshot.
+    let s = stats(&state.join("control.sock"));
+    assert!(s.contains("nbd.write latency: 1 requests"), "{s}");
+
+    // Other paths and methods.
+    let code = |args: &[&str]| {
+        let mut a = vec![
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ];
+        a.extend_from_slice(args);
+        tool("curl", &a)
+    };
+    assert_eq!(code(&[&format!("http://{metrics}/")]), "404");
+    assert_eq!(code(&["-X", "POST", &url]), "405");
+
+    let (code, log) = gw.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains(&format!("metrics at {url}")), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

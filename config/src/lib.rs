@@ -30,6 +30,9 @@
 //! queues = 2
 //! depth = 128
 //!
+//! [metrics]                            # optional: GET /metrics for Prometheus
+//! listen = "127.0.0.1:9810"              # loopback unless allow_remote = true
+//!
 //! [[device]]
 //! name = "vm1"
 //! path = "/vms/vm1.img"

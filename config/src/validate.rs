@@ -9,9 +9,9 @@ use toml::Spanned;
 
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::model::{
-    AuthSys, Config, ControlConfig, DataPath, DeviceConfig, Frontend, HostPort, LayoutChoice,
-    MdsConfig, NbdConfig, ScsiDesignator, UblkDefaults, VolumeDesignator, VolumePattern,
-    VolumeSearch,
+    check_metrics_listen, AuthSys, Config, ControlConfig, DataPath, DeviceConfig, Frontend,
+    HostPort, LayoutChoice, MdsConfig, MetricsConfig, NbdConfig, ScsiDesignator, UblkDefaults,
+    VolumeDesignator, VolumePattern, VolumeSearch,
 };
 use crate::raw::{RawConfig, RawDevice};
 use crate::*;
@@ -118,6 +118,18 @@ impl Checker<'_> {
                 Some(s) => self.unix_socket_path(s, "control socket")?,
             },
         };
+        let metrics = match raw.metrics.as_ref() {
+            None => None,
+            Some(m) => {
+                let a = &m.listen;
+                let listen: SocketAddr = a.get_ref().parse().map_err(|_| {
+                    self.err(a.span(), format!("{:?} is not an IP address and port (e.g. \"127.0.0.1:9810\" or \"[::1]:9810\")", a.get_ref()))
+                })?;
+                check_metrics_listen(listen, m.allow_remote.unwrap_or(false))
+                    .map_err(|why| self.err(a.span(), why))?;
+                Some(MetricsConfig { listen })
+            }
+        };
         if raw.mds.client_owner.is_none() {
             // One owner per instance: two gateways presenting one owner would be served as one
             // client, and then nothing recalls one's layouts for the other's I/O (RFC 8881
@@ -177,6 +189,7 @@ impl Checker<'_> {
             nbd,
             ublk,
             control,
+            metrics,
             devices,
         })
     }

@@ -385,3 +385,52 @@ fn volume_search_expands_globs_in_order_without_duplicates() {
     assert_eq!(got, want);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn metrics_listener_is_loopback_unless_allow_remote() {
+    let device = "[[device]]\nname = \"d\"\npath = \"/f\"\n";
+    // Absent: no listener.
+    let c = parse(&format!("{GOOD_HEAD}{device}")).unwrap();
+    assert_eq!(c.metrics, None);
+    // Loopback, v4 and v6.
+    for addr in ["127.0.0.1:9810", "[::1]:9810", "127.0.0.2:9811"] {
+        let c = parse(&format!(
+            "{GOOD_HEAD}[metrics]\nlisten = \"{addr}\"\n{device}"
+        ))
+        .unwrap();
+        assert_eq!(c.metrics.unwrap().listen, addr.parse().unwrap());
+    }
+    // Not loopback: refused at the value, naming the way out.
+    for addr in ["0.0.0.0:9810", "192.0.2.7:9810", "[::]:9810"] {
+        let e = err(
+            &format!("{GOOD_HEAD}[metrics]\nlisten = \"{addr}\"\n{device}"),
+            ConfigErrorKind::Invalid,
+        );
+        starts(&e, "/etc/pnfsgw/gw.toml:6:10: ");
+        assert!(e.contains("not a loopback address"), "{e}");
+        assert!(e.contains("allow_remote = true"), "{e}");
+    }
+    // ... unless allowed.
+    let c = parse(&format!(
+        "{GOOD_HEAD}[metrics]\nlisten = \"0.0.0.0:9810\"\nallow_remote = true\n{device}"
+    ))
+    .unwrap();
+    assert_eq!(c.metrics.unwrap().listen, "0.0.0.0:9810".parse().unwrap());
+    // Port 0, a host name and a missing listen key are errors too.
+    let e = err(
+        &format!("{GOOD_HEAD}[metrics]\nlisten = \"127.0.0.1:0\"\n{device}"),
+        ConfigErrorKind::Invalid,
+    );
+    starts(&e, "/etc/pnfsgw/gw.toml:6:10: ");
+    assert!(e.contains("port 0"), "{e}");
+    let e = err(
+        &format!("{GOOD_HEAD}[metrics]\nlisten = \"localhost:9810\"\n{device}"),
+        ConfigErrorKind::Invalid,
+    );
+    starts(&e, "/etc/pnfsgw/gw.toml:6:10: ");
+    let e = err(
+        &format!("{GOOD_HEAD}[metrics]\nallow_remote = true\n{device}"),
+        ConfigErrorKind::Syntax,
+    );
+    assert!(e.contains("missing field `listen`"), "{e}");
+}

@@ -33,6 +33,8 @@ const EXPECTED_PACKAGES: &[&str] = &[
     "iproute2",
     "tshark",
     "python3-libnbd",
+    "prometheus",
+    "curl",
     "qemu-system-x86",
     "qemu-utils",
     "linux-image-amd64",
