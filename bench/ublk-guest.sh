@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmark (not a test): ublk vs the kernel loop device, in ONE QEMU guest boot, the same
-# data and the same fio jobs on every row (DESIGN §3 target: ublk >= 0.8x loop). The rows
-# split the gap into "ublk itself", "our frontend" and "the gateway's data path":
+# data and the same fio jobs on every row (docs/requirements.md §Performance: ublk >= 0.8x
+# loop). The rows split the gap into "ublk itself", "our frontend" and "the gateway's data
+# path":
 #
 #   loop        `losetup` over a tmpfs file holding the data (run first and last; the ratios
 #               use the mean of the two, which also shows the drift of a noisy machine)

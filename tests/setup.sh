@@ -5,19 +5,24 @@
 # no network) when everything is already there. It prints every package it installs.
 #
 # Why bookworm-backports: bookworm's own 6.1 kernel has no ublk driver and no nfsd SCSI
-# layout; the backports 6.12 kernel has both (see TESTBED.md). The machine may also come with
+# layout; the backports 6.12 kernel has both (see docs/testbed.md). The machine may also come with
 # qemu-utils from backports preinstalled, which makes bookworm's qemu-system-x86 uninstallable
 # (Breaks), so the qemu packages come from backports too.
 #
 # The backports sources entry copies its URIs from the machine's own debian.sources at run
 # time: no mirror host name is written into this repository.
-set -euo pipefail
+set -eEuo pipefail
+
+# No silent exit: whatever fails names the step it was in and the command, with its status.
+STEP="start"
+step() { STEP="$*"; }
+trap 'rc=$?; echo "setup: ERROR: step \"$STEP\" failed: \`$BASH_COMMAND\` exited with status $rc" >&2; exit $rc' ERR
 
 # Packages from plain bookworm.
 BOOKWORM_PKGS=(
   libclang-dev libnbd-bin nbdkit fio nfs-ganesha nfs-ganesha-vfs xfsprogs e2fsprogs
   nfs-kernel-server nfs-common nbd-client busybox-static kmod cpio xz-utils iproute2 tshark
-  python3-libnbd
+  python3-libnbd prometheus curl
 )
 # Packages that must come from bookworm-backports (installed together in one transaction).
 BACKPORTS_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64)
@@ -26,8 +31,13 @@ BACKPORTS_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64)
 MIN_KERNEL_MAJOR=6
 MIN_KERNEL_MINOR=12
 
-# Overridable only to test this script's fresh-machine path in a scratch directory.
+# Overridable only to test this script's fresh-machine path: a scratch apt directory, and an
+# empty dpkg database (dpkg-query --admindir) that stands for a machine with nothing installed.
 APT_DIR=${PNFS_APT_DIR:-/etc/apt}
+DPKG_ADMINDIR_ARGS=()
+if [ -n "${PNFS_DPKG_ADMINDIR:-}" ]; then
+  DPKG_ADMINDIR_ARGS=(--admindir="$PNFS_DPKG_ADMINDIR")
+fi
 DEBIAN_SOURCES=$APT_DIR/sources.list.d/debian.sources
 BACKPORTS_SOURCES=$APT_DIR/sources.list.d/bookworm-backports.sources
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
@@ -36,8 +46,11 @@ say() { echo "setup: $*" >&2; }
 die() { echo "setup: ERROR: $*" >&2; exit 1; }
 
 # INSTALLED: the fully installed ones among our packages (one dpkg-query call: fast).
-INSTALLED=" $(dpkg-query -W -f='${db:Status-Abbrev}${Package}\n' "${BOOKWORM_PKGS[@]}" "${BACKPORTS_PKGS[@]}" \
-  2>/dev/null | awk '$1 == "ii" { printf "%s ", $2 }')"
+# dpkg-query exits 1 when any named package is unknown to dpkg (on a new machine most are): that
+# is an answer, not a failure, so its status is ignored here and only its output is read.
+step "asking dpkg which packages are installed"
+INSTALLED=" $( (dpkg-query "${DPKG_ADMINDIR_ARGS[@]}" -W -f='${db:Status-Abbrev}${Package}\n' "${BOOKWORM_PKGS[@]}" "${BACKPORTS_PKGS[@]}" \
+  2>/dev/null || true) | awk '$1 == "ii" { printf "%s ", $2 }')"
 
 # is_installed PKG: true when dpkg has PKG fully installed.
 is_installed() {
@@ -118,6 +131,7 @@ if [ "${1:-}" = "--print-backports-sources" ]; then
   exit 0
 fi
 
+step "listing the missing packages"
 missing_bookworm=()
 for p in "${BOOKWORM_PKGS[@]}"; do
   is_installed "$p" || missing_bookworm+=("$p")
@@ -146,16 +160,22 @@ if ((${#missing_bookworm[@]} + ${#missing_backports[@]} > 0)); then
     die "missing packages (${missing_bookworm[*]} ${missing_backports[*]}) and not root"
   fi
   export DEBIAN_FRONTEND=noninteractive
+  say "missing from bookworm: ${missing_bookworm[*]:-none}"
+  say "missing from bookworm-backports: ${missing_backports[*]:-none}"
+  step "writing the bookworm-backports apt source"
   backports_configured || write_backports_sources
+  step "apt-get update"
   say "apt-get update"
   apt-get update -q
   if ((${#missing_backports[@]} > 0)); then
     # Always all three together: qemu-system-x86 and qemu-utils must match, and a backports
     # qemu-utils blocks bookworm's qemu-system-x86.
+    step "installing ${BACKPORTS_PKGS[*]} from bookworm-backports"
     say "installing from bookworm-backports: ${BACKPORTS_PKGS[*]} (missing: ${missing_backports[*]})"
     apt-get install -y -q -t bookworm-backports "${BACKPORTS_PKGS[@]}"
   fi
   if ((${#missing_bookworm[@]} > 0)); then
+    step "installing ${missing_bookworm[*]} from bookworm"
     say "installing from bookworm: ${missing_bookworm[*]}"
     apt-get install -y -q "${missing_bookworm[@]}"
   fi
@@ -166,6 +186,7 @@ fi
 command -v cargo >/dev/null || die "cargo not found: install a Rust toolchain (rustup) first"
 
 # cargo-fuzz runs the bounded fuzzing step of `./dev test` (fuzz/run-ci.sh).
+step "installing cargo-fuzz"
 if ! cargo fuzz --version >/dev/null 2>&1; then
   say "installing cargo-fuzz (cargo install --locked cargo-fuzz)"
   cargo install --locked cargo-fuzz

@@ -99,9 +99,40 @@ pub struct ExportArgs {
     /// Create the file with this size when it does not exist (e.g. 1G, 512M).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub create: Option<u64>,
-    /// The control socket for `pnfsgw stats`.
-    #[arg(long, value_name = "PATH", default_value = pnfs_config::CONTROL_SOCKET_DEFAULT)]
-    pub control: PathBuf,
+    /// The control socket for `pnfsgw stats` [default: /run/pnfsgw/export-NAME-PORT.sock].
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
+    /// Prometheus metrics listener.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// `--metrics` of `export` and `demo`.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Serve the counters of `pnfsgw stats` for Prometheus at http://IP:PORT/metrics
+    /// (a loopback address unless --metrics-allow-remote).
+    #[arg(long = "metrics", id = "metrics", value_name = "IP:PORT")]
+    pub listen: Option<SocketAddr>,
+    /// Allow a --metrics address that is not loopback (the counters carry no authentication).
+    #[arg(long = "metrics-allow-remote", requires = "metrics")]
+    pub allow_remote: bool,
+}
+
+impl MetricsArgs {
+    /// The `[metrics]` configuration these flags ask for.
+    pub fn config(&self) -> Result<Option<pnfs_config::MetricsConfig>, String> {
+        let Some(listen) = self.listen else {
+            return Ok(None);
+        };
+        pnfs_config::check_metrics_listen(listen, self.allow_remote).map_err(|e| {
+            format!("--metrics: {e}").replace(
+                "set allow_remote = true in [metrics]",
+                "give --metrics-allow-remote",
+            )
+        })?;
+        Ok(Some(pnfs_config::MetricsConfig { listen }))
+    }
 }
 
 /// `pnfsgw check-config`.
@@ -123,9 +154,10 @@ pub struct MdsCmdArgs {
 /// `pnfsgw stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
-    /// The gateway's control socket.
-    #[arg(long, value_name = "PATH", default_value = pnfs_config::CONTROL_SOCKET_DEFAULT)]
-    pub control: PathBuf,
+    /// The gateway's control socket [default: every running instance's:
+    /// /run/pnfsgw/control.sock and /run/pnfsgw/export-*.sock].
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
     /// Print the raw JSON snapshot.
     #[arg(long)]
     pub json: bool,
@@ -156,6 +188,9 @@ pub struct DemoArgs {
     /// Data path of the demo device.
     #[arg(long, value_enum, default_value = "pnfs")]
     pub data_path: DataPathArg,
+    /// Prometheus metrics listener.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 #[cfg(test)]
@@ -194,6 +229,37 @@ mod tests {
         assert_eq!(e.volumes, ["/dev/sdb", "/dev/sdc"]);
         assert!(e.read_only && !e.ublk);
         assert_eq!(e.create, Some(1 << 30));
+    }
+
+    #[test]
+    fn metrics_flags_refuse_remote_addresses_unless_allowed() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["pnfsgw", "demo"];
+            argv.extend_from_slice(extra);
+            let Command::Demo(d) = Cli::try_parse_from(argv).unwrap().command else {
+                panic!("not demo")
+            };
+            d.metrics.config()
+        };
+        assert_eq!(parse(&[]).unwrap(), None);
+        let ok = parse(&["--metrics", "127.0.0.1:9810"]).unwrap().unwrap();
+        assert_eq!(ok.listen, "127.0.0.1:9810".parse().unwrap());
+        let e = parse(&["--metrics", "0.0.0.0:9810"]).unwrap_err();
+        assert!(
+            e.contains("not a loopback address") && e.contains("--metrics-allow-remote"),
+            "{e}"
+        );
+        assert!(
+            parse(&["--metrics", "0.0.0.0:9810", "--metrics-allow-remote"])
+                .unwrap()
+                .is_some()
+        );
+        assert!(parse(&["--metrics", "127.0.0.1:0"])
+            .unwrap_err()
+            .contains("port 0"));
+        // The allowance alone is a usage error.
+        let e = Cli::try_parse_from(["pnfsgw", "demo", "--metrics-allow-remote"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
     }
 
     #[test]

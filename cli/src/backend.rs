@@ -63,10 +63,10 @@ pub struct Gateway {
 pub struct Device {
     /// Size in bytes.
     pub size_bytes: u64,
-    /// The disk the frontends serve.
-    pub disk: Arc<dyn pnfs_nbd::DynDisk>,
     /// One line for NBD's export description ("file PATH on MDS ADDR").
     pub description: String,
+    /// Latency histograms and queue depth of the device's NBD frontend.
+    pub nbd_timing: Arc<crate::latency::FrontendTiming>,
     pnfs_disk: Arc<PnfsDisk<Mds>>,
 }
 
@@ -259,11 +259,10 @@ impl Gateway {
         }
         let size_bytes = pnfs_gateway::disk::Disk::info(&disk).size_bytes;
         let pnfs_disk = Arc::new(disk);
-        let dyn_disk: Arc<dyn pnfs_nbd::DynDisk> = pnfs_disk.clone();
         Ok(Device {
             size_bytes,
-            disk: dyn_disk,
             description: format!("file {} on MDS {}", c.path, self.mds_addr),
+            nbd_timing: Arc::default(),
             pnfs_disk,
         })
     }
@@ -403,7 +402,12 @@ pub struct NbdServer {
 pub fn nbd_export_set(exports: &[NbdExport]) -> Result<Arc<pnfs_nbd::ExportSet>, BackendError> {
     let mut set = pnfs_nbd::ExportSet::new();
     for e in exports {
-        let export = pnfs_nbd::Export::from_dyn(e.name.clone(), Arc::clone(&e.device.disk))
+        // The NBD frontend's disk is timed (latency histograms, queue depth).
+        let timed = crate::latency::TimedDisk::new(
+            Arc::clone(&e.device.pnfs_disk),
+            Arc::clone(&e.device.nbd_timing),
+        );
+        let export = pnfs_nbd::Export::new(e.name.clone(), Arc::new(timed))
             .with_description(e.device.description.clone())
             .with_read_only(e.read_only);
         set.add(export)

@@ -118,6 +118,31 @@ async fn answer(stream: UnixStream, board: &Board) -> io::Result<()> {
     wr.shutdown().await
 }
 
+/// The directory of the default control sockets (`run`'s and every `export`'s).
+pub const CONTROL_DIR: &str = "/run/pnfsgw";
+
+/// The control sockets of the gateways running on this host with default sockets: `run`'s
+/// `control.sock` and every `export-*.sock`, sorted (other sockets there, e.g. an NBD one,
+/// are not asked). A socket file whose process is gone answers with an error, as it should.
+pub fn running_instances() -> Result<Vec<PathBuf>, String> {
+    let dir = Path::new(CONTROL_DIR);
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            name == "control.sock" || (name.starts_with("export-") && name.ends_with(".sock"))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
 /// Client side: asks the gateway at `path` for a snapshot.
 pub async fn fetch(path: &Path) -> Result<Snapshot, String> {
     let limit = Duration::from_millis(REQUEST_TIMEOUT_MS);

@@ -111,6 +111,13 @@ pub fn main(a: DemoArgs) -> u8 {
             return EXIT_FAILURE;
         }
     };
+    let metrics = match a.metrics.config() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("pnfsgw demo: {e}");
+            return EXIT_USAGE;
+        }
+    };
     let control = dir.join("control.sock");
     if control.as_os_str().len() > pnfs_config::UNIX_SOCKET_PATH_MAX_BYTES {
         eprintln!("pnfsgw demo: the state directory path is too long for a Unix socket; use a shorter --state-dir");
@@ -144,7 +151,8 @@ pub fn main(a: DemoArgs) -> u8 {
         };
         tracing::info!("embedded MDS listening on {}", mds.addr);
 
-        let machine_name = pnfs_config::local_host_name();
+        let host = pnfs_config::HostIdentity::local();
+        let machine_name = host.machine_name.clone();
         let device = DeviceConfig {
             name: DEMO_EXPORT.into(),
             path: DEMO_PATH.into(),
@@ -168,7 +176,7 @@ pub fn main(a: DemoArgs) -> u8 {
                     gid: 0,
                     machine_name: machine_name.clone(),
                 },
-                client_owner: format!("pnfsgw:{machine_name}:demo:{}", dir.display()),
+                client_owner: host.client_owner(&control.display().to_string()),
                 lease_margin_ms: pnfs_config::LEASE_MARGIN_DEFAULT_MS,
                 connect_timeout_ms: pnfs_config::CONNECT_TIMEOUT_DEFAULT_MS,
                 request_timeout_ms: pnfs_config::REQUEST_TIMEOUT_DEFAULT_MS,
@@ -194,6 +202,7 @@ pub fn main(a: DemoArgs) -> u8 {
             control: ControlConfig {
                 socket: control.clone(),
             },
+            metrics,
             devices: vec![device.clone()],
         };
         let specs = vec![DeviceSpec {
@@ -202,8 +211,9 @@ pub fn main(a: DemoArgs) -> u8 {
         }];
         let mds_addr = mds.addr;
         let size = a.size;
+        let metrics_addr = metrics.map(|m| m.listen);
         let on_ready: service::OnReady = Box::new(move |ready: &Ready| {
-            print_instructions(ready, mds_addr, size, &control);
+            print_instructions(ready, mds_addr, size, &control, metrics_addr);
         });
         let outcome = service::run(config, specs, shutdown, Some(on_ready)).await;
         let mut code = crate::exit_code(outcome);
@@ -221,7 +231,13 @@ pub fn main(a: DemoArgs) -> u8 {
     })
 }
 
-fn print_instructions(ready: &Ready, mds: std::net::SocketAddr, size_bytes: u64, control: &Path) {
+fn print_instructions(
+    ready: &Ready,
+    mds: std::net::SocketAddr,
+    size_bytes: u64,
+    control: &Path,
+    metrics: Option<std::net::SocketAddr>,
+) {
     let mut out = std::io::stdout().lock();
     let Some((_, uri)) = ready.nbd_uris.first() else {
         let _ = writeln!(out, "pnfsgw demo: no NBD export came up");
@@ -233,11 +249,15 @@ fn print_instructions(ready: &Ready, mds: std::net::SocketAddr, size_bytes: u64,
          \n  NBD export  {uri}   (file {DEMO_PATH}, {}, on the embedded MDS at {mds})\
          \n  inspect     nbdinfo {uri}\
          \n  VM disk     {}\
-         \n  stats       pnfsgw stats --control {}\
+         \n  stats       pnfsgw stats --control {}{}\
          \n  stop        Ctrl-C or SIGTERM (layouts are committed and returned, then the session ends)\n",
         format_size(size_bytes),
         qemu_command(uri),
-        control.display()
+        control.display(),
+        metrics.map_or_else(String::new, |m| format!(
+            "\n  metrics     curl http://{m}{}",
+            crate::metrics::METRICS_PATH
+        ))
     );
     let _ = out.flush();
 }

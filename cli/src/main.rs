@@ -5,7 +5,10 @@ mod args;
 mod backend;
 mod control;
 mod demo;
+mod latency;
+mod metrics;
 mod notify;
+mod owner_lock;
 mod service;
 mod size;
 mod status;
@@ -105,26 +108,50 @@ fn stats(a: &args::StatsArgs) -> u8 {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match rt.block_on(control::fetch(&a.control)) {
-        Ok(snap) => {
-            if a.json {
-                match serde_json::to_string_pretty(&snap) {
-                    Ok(s) => println!("{s}"),
-                    Err(e) => {
-                        eprintln!("pnfsgw stats: {e}");
-                        return EXIT_FAILURE;
-                    }
-                }
-            } else {
-                print!("{}", snap.to_text());
+    let sockets = match &a.control {
+        Some(path) => vec![path.clone()],
+        None => match control::running_instances() {
+            Ok(s) if !s.is_empty() => s,
+            Ok(_) => {
+                eprintln!(
+                    "pnfsgw stats: no running pnfsgw found (no control socket in {}); give --control PATH",
+                    control::CONTROL_DIR
+                );
+                return EXIT_FAILURE;
             }
-            EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("pnfsgw stats: {e}");
-            EXIT_FAILURE
+            Err(e) => {
+                eprintln!("pnfsgw stats: {e}");
+                return EXIT_FAILURE;
+            }
+        },
+    };
+    let several = sockets.len() > 1;
+    let mut code = EXIT_OK;
+    for path in sockets {
+        match rt.block_on(control::fetch(&path)) {
+            Ok(snap) => {
+                if a.json {
+                    match serde_json::to_string_pretty(&snap) {
+                        Ok(s) => println!("{s}"),
+                        Err(e) => {
+                            eprintln!("pnfsgw stats: {e}");
+                            code = EXIT_FAILURE;
+                        }
+                    }
+                } else {
+                    if several {
+                        println!("== {}", path.display());
+                    }
+                    print!("{}", snap.to_text());
+                }
+            }
+            Err(e) => {
+                eprintln!("pnfsgw stats: {}: {e}", path.display());
+                code = EXIT_FAILURE;
+            }
         }
     }
+    code
 }
 
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, u8> {
@@ -207,16 +234,31 @@ fn print_export_ready(ready: &service::Ready) {
     }
 }
 
+/// The control socket of `pnfsgw export` without `--control`: one per export name and port
+/// in the directory of the default socket, so several exports run side by side without flags.
+fn default_export_control(name: &str, port: u16) -> PathBuf {
+    let dir = std::path::Path::new(pnfs_config::CONTROL_SOCKET_DEFAULT)
+        .parent()
+        .unwrap_or(std::path::Path::new("/run/pnfsgw"));
+    // A Unix socket path has at most 107 bytes: keep the name part short.
+    let short: String = name.chars().take(EXPORT_CONTROL_NAME_MAX_CHARS).collect();
+    dir.join(format!("export-{short}-{port}.sock"))
+}
+
+/// How much of an export's name goes into its default control socket's file name.
+const EXPORT_CONTROL_NAME_MAX_CHARS: usize = 48;
+
 /// The one-device configuration of `pnfsgw export`.
 fn export_config(a: &args::ExportArgs) -> Result<(Config, Vec<DeviceSpec>), String> {
     let mds = pnfs_config::parse_host_port(&a.mds).map_err(|e| format!("--mds: {e}"))?;
     pnfs_config::check_absolute_path(&a.path).map_err(|e| format!("--path {:?}: {e}", a.path))?;
     let mut entries = Vec::new();
     for v in &a.volumes {
-        pnfs_config::check_absolute_path(v).map_err(|e| format!("--volume {v:?}: {e}"))?;
-        entries.push(VolumePattern {
-            pattern: PathBuf::from(v),
-        });
+        // Relative to the working directory, as qemu-nbd takes its image path.
+        let abs = std::path::absolute(v).map_err(|e| format!("--volume {v:?}: {e}"))?;
+        let shown = abs.to_string_lossy().into_owned();
+        pnfs_config::check_absolute_path(&shown).map_err(|e| format!("--volume {v:?}: {e}"))?;
+        entries.push(VolumePattern { pattern: abs });
     }
     if a.nbd.port() == 0 {
         return Err("--nbd: port 0 is not allowed: clients could not find it".into());
@@ -237,7 +279,14 @@ fn export_config(a: &args::ExportArgs) -> Result<(Config, Vec<DeviceSpec>), Stri
         })
         .take(pnfs_config::DEVICE_NAME_MAX_BYTES)
         .collect();
-    let machine_name = pnfs_config::local_host_name();
+    let host = pnfs_config::HostIdentity::local();
+    let machine_name = host.machine_name.clone();
+    // Each export is its own instance: its own control socket (by default named after the
+    // export and its port, which no other instance can hold) and so its own client owner.
+    let control = a
+        .control
+        .clone()
+        .unwrap_or_else(|| default_export_control(&name, a.nbd.port()));
     let ublk = UblkDefaults {
         queues: pnfs_config::UBLK_QUEUES_DEFAULT,
         depth: pnfs_config::UBLK_DEPTH_DEFAULT,
@@ -266,7 +315,7 @@ fn export_config(a: &args::ExportArgs) -> Result<(Config, Vec<DeviceSpec>), Stri
                 gid: 0,
                 machine_name: machine_name.clone(),
             },
-            client_owner: format!("pnfsgw:{machine_name}:export:{}", a.path),
+            client_owner: host.client_owner(&control.display().to_string()),
             lease_margin_ms: pnfs_config::LEASE_MARGIN_DEFAULT_MS,
             connect_timeout_ms: pnfs_config::CONNECT_TIMEOUT_DEFAULT_MS,
             request_timeout_ms: pnfs_config::REQUEST_TIMEOUT_DEFAULT_MS,
@@ -284,9 +333,8 @@ fn export_config(a: &args::ExportArgs) -> Result<(Config, Vec<DeviceSpec>), Stri
             max_connections: pnfs_config::NBD_MAX_CONNECTIONS_DEFAULT,
         },
         ublk,
-        control: ControlConfig {
-            socket: a.control.clone(),
-        },
+        control: ControlConfig { socket: control },
+        metrics: a.metrics.config()?,
         devices: vec![device.clone()],
     };
     Ok((

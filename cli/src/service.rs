@@ -17,7 +17,9 @@ use tokio::sync::watch;
 
 use crate::backend::{self, Device, DeviceSpec, Gateway, NbdExport, NbdListeners, NbdServer};
 use crate::control::ControlSocket;
+use crate::metrics::MetricsListener;
 use crate::notify::notify;
+use crate::owner_lock::OwnerLock;
 use crate::status::{Board, DeviceStatus, FrontendStatus, Snapshot, State};
 
 /// Locks a mutex whose data stays usable after a panic elsewhere.
@@ -50,6 +52,16 @@ pub struct Ready {
 /// Called once when every device that could start is up.
 pub type OnReady = Box<dyn FnOnce(&Ready) + Send>;
 
+/// The longest a stop may take in all (draining, committing, returning, ending the session):
+/// below the systemd unit's `TimeoutStopSec=300`, so that the process ends by itself and says
+/// what stayed uncommitted instead of being SIGKILLed in the middle.
+pub const STOP_DEADLINE_MAX_MS: u64 = 240_000;
+
+/// The stop deadline: one stall limit, capped at [`STOP_DEADLINE_MAX_MS`].
+fn stop_budget(stall_limit_ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(stall_limit_ms.min(STOP_DEADLINE_MAX_MS))
+}
+
 /// The URI clients use for `export` on `addr`.
 pub fn nbd_uri(addr: &std::net::SocketAddr, export: &str) -> String {
     format!("nbd://{addr}/{export}")
@@ -71,6 +83,17 @@ pub async fn run(
             .collect(),
         specs.iter().map(initial_status(&config)).collect(),
     );
+    let mds_addresses: Vec<String> = config
+        .mds
+        .addresses
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let _owner_lock = match OwnerLock::acquire(&config.mds.client_owner, &mds_addresses) {
+        Ok(l) => l,
+        Err(e) => return Outcome::Failed(e),
+    };
+    tracing::info!("client owner {:?}", config.mds.client_owner);
     let control = match ControlSocket::bind(&config.control.socket) {
         Ok(c) => c,
         Err(e) => {
@@ -81,6 +104,19 @@ pub async fn run(
         }
     };
     let (control_stop_tx, control_stop_rx) = watch::channel(false);
+    let metrics_task = match config.metrics {
+        None => None,
+        Some(m) => match MetricsListener::bind(m.listen).await {
+            Ok(l) => {
+                let at = l.local_addr().map_or(m.listen, |a| a);
+                tracing::info!("metrics at http://{at}{}", crate::metrics::METRICS_PATH);
+                Some(tokio::spawn(
+                    l.serve(board.clone(), control_stop_rx.clone()),
+                ))
+            }
+            Err(e) => return Outcome::Failed(format!("metrics listener {}: {e}", m.listen)),
+        },
+    };
     let control_task = tokio::spawn(control.serve(board.clone(), control_stop_rx));
 
     let outcome = serve(&config, &specs, &board, shutdown, on_ready).await;
@@ -90,6 +126,11 @@ pub async fn run(
     let _ = control_stop_tx.send(true);
     if let Err(e) = control_task.await {
         tracing::warn!("control socket task: {e}");
+    }
+    if let Some(t) = metrics_task {
+        if let Err(e) = t.await {
+            tracing::warn!("metrics listener task: {e}");
+        }
     }
     outcome
 }
@@ -125,6 +166,7 @@ fn initial_status(config: &Config) -> impl Fn(&DeviceSpec) -> DeviceStatus + '_ 
             state: State::Starting,
             frontends,
             counters: BTreeMap::new(),
+            latency: Vec::new(),
         }
     }
 }
@@ -326,6 +368,12 @@ async fn serve(
                 }
                 if let Some(set) = &nbd_set {
                     status.counters.extend(backend::nbd_counters(set, export));
+                    if let (Some(dev), true) = (dev, set.lookup(export).is_some()) {
+                        status
+                            .counters
+                            .insert("nbd.in_flight".into(), dev.nbd_timing.in_flight());
+                        status.latency = dev.nbd_timing.snapshot("nbd");
+                    }
                 }
             }
             for (i, u) in lock(&ublk).iter() {
@@ -372,18 +420,26 @@ async fn serve(
         }
     }
 
-    // Stop in order.
+    // Stop in order, within one deadline for the whole stop: with the MDS gone, every step
+    // that needs it would otherwise wait the stall limit on its own (a flush, then the close,
+    // then the session), and systemd's TimeoutStopSec would SIGKILL the process first.
     notify("STOPPING=1\nSTATUS=stopping: draining frontends, committing layouts");
+    let stop_budget = stop_budget(config.mds.stall_limit_ms);
+    let stop_by = tokio::time::Instant::now() + stop_budget;
     for (i, _) in &opened {
         board.device(*i, |d| d.state = State::Stopping);
     }
     let _ = front_stop_tx.send(true);
     let mut errors: Vec<String> = fatal.into_iter().collect();
-    if let Some(t) = nbd_task {
-        match t.await {
-            Ok(Ok(())) => tracing::info!("NBD server stopped"),
-            Ok(Err(e)) => errors.push(format!("NBD server: {e}")),
-            Err(e) => errors.push(format!("NBD server task: {e}")),
+    if let Some(mut t) = nbd_task {
+        match tokio::time::timeout_at(stop_by, &mut t).await {
+            Ok(Ok(Ok(()))) => tracing::info!("NBD server stopped"),
+            Ok(Ok(Err(e))) => errors.push(format!("NBD server: {e}")),
+            Ok(Err(e)) => errors.push(format!("NBD server task: {e}")),
+            Err(_) => {
+                t.abort();
+                errors.push("NBD server: requests still waiting at the stop deadline".into());
+            }
         }
     }
     let ublk_list = std::mem::take(&mut *lock(&ublk_devices));
@@ -398,9 +454,17 @@ async fn serve(
             Err(e) => errors.push(format!("device {name}: deleting {path}: {e}")),
         }
     }
+    let mut not_closed: Vec<String> = Vec::new();
     for (i, dev) in &opened {
         let name = &specs[*i].config.name;
-        match dev.close().await {
+        let Ok(closed) = tokio::time::timeout_at(stop_by, dev.close()).await else {
+            not_closed.push(name.clone());
+            board.device(*i, |d| {
+                d.state = State::Failed("stop deadline passed".into())
+            });
+            continue;
+        };
+        match closed {
             Ok(()) => {
                 tracing::info!(device = %name, "device {name}: committed, layouts returned, closed");
                 board.device(*i, |d| {
@@ -419,9 +483,24 @@ async fn serve(
     board.set_refresh(None);
     drop(opened);
     drop(devices);
-    match gateway.shutdown().await {
-        Ok(()) => tracing::info!("session destroyed"),
-        Err(e) => errors.push(format!("ending the MDS session: {e}")),
+    if not_closed.is_empty() {
+        match tokio::time::timeout_at(stop_by, gateway.shutdown()).await {
+            Ok(Ok(())) => tracing::info!("session destroyed"),
+            Ok(Err(e)) => errors.push(format!("ending the MDS session: {e}")),
+            Err(_) => errors.push(format!(
+                "ending the MDS session: no answer within the stop deadline of {} s",
+                stop_budget.as_secs()
+            )),
+        }
+    } else {
+        // One line that says what stays behind; the session is left to expire on the MDS.
+        errors.push(format!(
+            "the MDS did not answer within the stop deadline of {} s: not committed and \
+             returned: {} (every flush a client saw succeed was committed; later writes may \
+             be lost; the MDS revokes the layouts when the lease expires)",
+            stop_budget.as_secs(),
+            not_closed.join(", ")
+        ));
     }
     if !errors.is_empty() {
         for e in &errors {

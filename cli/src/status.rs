@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::latency::LatencyHistogram;
+
 /// The state of a device or a frontend.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "state", content = "detail")]
@@ -53,6 +55,9 @@ pub struct DeviceStatus {
     pub frontends: Vec<FrontendStatus>,
     /// The gateway's counters for this device (names as the gateway gives them).
     pub counters: BTreeMap<String, u64>,
+    /// Request latency histograms of the device's frontends (absent from older gateways).
+    #[serde(default)]
+    pub latency: Vec<LatencyHistogram>,
 }
 
 /// A point-in-time copy of the board, as sent over the control socket.
@@ -200,6 +205,22 @@ impl Snapshot {
             for (k, v) in &d.counters {
                 let _ = writeln!(s, "  {k} {v}");
             }
+            for h in d.latency.iter().filter(|h| h.count() > 0) {
+                let bound = |q| {
+                    h.quantile_bound_us(q)
+                        .map_or_else(|| "more".to_owned(), |us| format!("{us}us"))
+                };
+                let _ = writeln!(
+                    s,
+                    "  {}.{} latency: {} requests, mean {}us, p50 <= {}, p99 <= {}",
+                    h.frontend,
+                    h.op,
+                    h.count(),
+                    h.sum_ns / h.count() / 1_000,
+                    bound(500),
+                    bound(990)
+                );
+            }
         }
         s
     }
@@ -225,6 +246,7 @@ mod tests {
                     state: State::Starting,
                 }],
                 counters: BTreeMap::new(),
+                latency: Vec::new(),
             }],
         );
         board.device(0, |d| {

@@ -283,3 +283,83 @@ fn run_against_ganesha_reports_a_missing_file_by_name() {
     ganesha.stop();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_examples_metrics_table_checks_and_a_remote_address_is_refused() {
+    let dir = tmpdir("metrics-example");
+    let text = std::fs::read_to_string(example()).unwrap();
+    // The commented [metrics] table of the example, switched on.
+    let on = text
+        .replace("# [metrics]\n", "[metrics]\n")
+        .replace("# listen = ", "listen = ")
+        .replace("# allow_remote = ", "allow_remote = ");
+    assert_ne!(on, text, "the example has no commented [metrics] table");
+    let file = dir.join("on.toml");
+    std::fs::write(&file, &on).unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let remote = on.replace("listen = \"127.0.0.1:9810\"", "listen = \"0.0.0.0:9810\"");
+    let line = remote
+        .lines()
+        .position(|l| l.starts_with("listen = \"0.0.0.0:9810\""))
+        .expect("the example's listen line")
+        + 1;
+    let file = dir.join("remote.toml");
+    std::fs::write(&file, &remote).unwrap();
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with(&format!("{}:{line}:10: ", file.display())),
+        "{err}"
+    );
+    assert!(err.contains("allow_remote = true"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn run_with_its_metrics_port_taken_fails_with_exit_1_naming_it() {
+    let dir = tmpdir("metrics-busy");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    let file = dir.join("gw.toml");
+    let control = dir.join("control.sock");
+    std::fs::write(
+        &file,
+        format!(
+            "[mds]\naddresses = [\"127.0.0.1:{}\"]\nconnect_timeout_ms = 2000\n\
+             [nbd]\ntcp = [\"127.0.0.1:{}\"]\n[control]\nsocket = \"{}\"\n\
+             [metrics]\nlisten = \"{busy}\"\n\
+             [[device]]\nname = \"a\"\npath = \"/a\"\n",
+            dead_port(),
+            dead_port(),
+            control.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("metrics listener {busy}: ")), "{err}");
+    assert!(!control.exists(), "control socket left behind");
+    drop(taken);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

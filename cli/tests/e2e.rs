@@ -1,177 +1,13 @@
 //! End to end on the host: `pnfsgw demo`, `export` and `run` with real NBD clients (nbdinfo,
 //! qemu-io) and real servers (the embedded MDS, nfs-ganesha).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_pnfsgw");
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
-const STOP_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pnfsgw-e2e-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A running pnfsgw with its stdout lines on a channel and its stderr collected.
-struct Gw {
-    child: Child,
-    stdout: mpsc::Receiver<String>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Gw {
-    fn spawn(args: &[&str]) -> Gw {
-        Self::spawn_env(args, &[])
-    }
-
-    fn spawn_env(args: &[&str], env: &[(&str, &Path)]) -> Gw {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (*k, *v)))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let err = child.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-            }
-        });
-        Gw {
-            child,
-            stdout: rx,
-            stderr,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    /// Waits for a stdout line starting with `prefix`; returns the rest of it.
-    fn wait_line(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self
-                .stdout
-                .recv_timeout(left.min(Duration::from_millis(200)))
-            {
-                Ok(line) => {
-                    if let Some(rest) = line.strip_prefix(prefix) {
-                        return rest.to_owned();
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().unwrap();
-                    panic!(
-                        "pnfsgw exited ({status}) before {prefix:?}:\n{}",
-                        self.log()
-                    );
-                }
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!(
-                    "pnfsgw exited ({status}) before {prefix:?}:\n{}",
-                    self.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {prefix:?} within {READY_TIMEOUT:?}:\n{}",
-                self.log()
-            );
-        }
-    }
-
-    /// SIGTERM, then the exit code (bounded).
-    fn terminate(mut self) -> (Option<i32>, String) {
-        let pid = self.child.id().to_string();
-        let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(st.success());
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "pnfsgw did not stop within {STOP_TIMEOUT:?} of SIGTERM:\n{}",
-                    self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        // Let the reader thread drain the last lines.
-        std::thread::sleep(Duration::from_millis(100));
-        (status.code(), self.log())
-    }
-}
-
-/// A test that fails half-way must not leave its gateway running.
-impl Drop for Gw {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn tool(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Runs qemu-io on a raw NBD URI with `commands` (each one `-c`), failing the test on any
-/// failed command or pattern mismatch; returns its output.
-fn qemu_io(uri: &str, commands: &[&str]) -> String {
-    let mut args = vec!["-f", "raw", uri];
-    for c in commands {
-        args.extend(["-c", c]);
-    }
-    let out = tool("qemu-io", &args);
-    assert!(
-        !out.contains("Pattern verification failed") && !out.contains("failed"),
-        "qemu-io {commands:?} on {uri}:\n{out}"
-    );
-    out
-}
-
-fn stats(control: &Path) -> String {
-    tool(BIN, &["stats", "--control", control.to_str().unwrap()])
-}
+use common::*;
 
 #[test]
 fn demo_end_to_end() {
@@ -245,7 +81,11 @@ fn demo_end_to_end() {
 
 #[test]
 fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
-    let Some(_) = pnfs_testbed::require_tool("qemu-io") else {
+    let (Some(_), Some(_), Some(_)) = (
+        pnfs_testbed::require_tool("qemu-io"),
+        pnfs_testbed::require_tool("curl"),
+        pnfs_testbed::require_tool("promtool"),
+    ) else {
         return;
     };
     let dir = tmpdir("ganesha");
@@ -258,6 +98,7 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
 
     // `export`: one file, created on the server, MDS I/O (ganesha hands out no layouts).
     let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let metrics = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
     let control = dir.join("export.sock");
     let mut gw = Gw::spawn(&[
         "export",
@@ -273,11 +114,24 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
         "mds",
         "--control",
         control.to_str().unwrap(),
+        "--metrics",
+        &metrics,
     ]);
     let uri = gw.wait_line("nbd://");
     let uri = format!("nbd://{uri}");
     assert_eq!(uri, format!("nbd://{nbd}/disk.img"));
     qemu_io(&uri, &["write -P 0x5a 4096 64k", "flush"]);
+    // The metrics show the write went through MDS WRITE, none of it direct.
+    let m = scrape(&format!("http://{metrics}/metrics"));
+    assert!(
+        sample(&m, "pnfsgw_write_bytes_total{path=\"mds\"}") >= 65536.0,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "pnfsgw_write_bytes_total{path=\"direct\"}"),
+        0.0,
+        "{m}"
+    );
     let (code, log) = gw.terminate();
     assert_eq!(code, Some(0), "{log}");
     // The bytes are in the server's file.
@@ -507,65 +361,37 @@ fn demo_with_64k_blocks_passes_real_clients() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Waits until something accepts TCP connections on `addr`.
-fn wait_listening(addr: &str, child: &mut Gw) {
-    let deadline = Instant::now() + READY_TIMEOUT;
-    while std::net::TcpStream::connect(addr).is_err() {
-        if let Some(s) = child.child.try_wait().unwrap() {
-            panic!("exited ({s}) before listening on {addr}:\n{}", child.log());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on {addr}:\n{}",
-            child.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn mds_process_then_export_then_run_with_a_volume_glob_and_ublk() {
     let Some(_) = pnfs_testbed::require_tool("qemu-io") else {
         return;
     };
     let dir = tmpdir("mdsrun");
-    let vol = dir.join("vol0.img");
-    std::fs::File::create(&vol)
-        .unwrap()
-        .set_len(256 << 20)
-        .unwrap();
-    let mds_addr = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
-    let mut mds = Gw::spawn(&[
-        "mds",
-        "--listen",
-        &mds_addr,
-        "--state",
-        dir.join("mds").to_str().unwrap(),
-        "--volume",
-        vol.to_str().unwrap(),
-        "--block-size",
-        "4096",
-    ]);
-    wait_listening(&mds_addr, &mut mds);
+    let (mds, mds_addr, _) = start_mds(&dir, "vol0.img", &["--block-size", "4096"]);
 
-    // `export` creates the file and writes through the pNFS direct path (volume by glob).
+    // `export` creates the file and writes through the pNFS direct path (volume by a glob
+    // relative to its working directory, as qemu-nbd takes image paths).
     let glob = dir.join("vol*.img");
     let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
-    let mut gw = Gw::spawn(&[
-        "export",
-        "--mds",
-        &mds_addr,
-        "--path",
-        "/disk.img",
-        "--nbd",
-        &nbd,
-        "--create",
-        "32M",
-        "--volume",
-        glob.to_str().unwrap(),
-        "--control",
-        dir.join("export.sock").to_str().unwrap(),
-    ]);
+    let mut gw = Gw::spawn_in(
+        &dir,
+        &[
+            "export",
+            "--mds",
+            &mds_addr,
+            "--path",
+            "/disk.img",
+            "--nbd",
+            &nbd,
+            "--create",
+            "32M",
+            "--volume",
+            "vol*.img",
+            "--control",
+            dir.join("export.sock").to_str().unwrap(),
+        ],
+        &[],
+    );
     let uri = format!("nbd://{}", gw.wait_line("nbd://"));
     qemu_io(&uri, &["write -P 0x42 0 256k", "flush"]);
     let s = tool(
@@ -628,5 +454,268 @@ fn mds_process_then_export_then_run_with_a_volume_glob_and_ublk() {
 
     let (code, log) = mds.terminate();
     assert_eq!(code, Some(0), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// SIGTERM while the MDS does not answer (its process stopped with SIGSTOP): the stop waits
+/// one stall limit in all, not one per step (flush, close, session), and ends with one line
+/// that names the devices left uncommitted, and exit status 1.
+#[test]
+fn stop_with_the_mds_gone_waits_once_and_names_what_stayed_uncommitted() {
+    let Some(_) = pnfs_testbed::require_tool("qemu-io") else {
+        return;
+    };
+    const STALL_LIMIT_MS: u64 = 4_000;
+    let dir = tmpdir("stop-no-mds");
+    let (mds, mds_addr, vol) = start_mds(&dir, "vol.img", &[]);
+    // The file, made by `export --create`.
+    let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let mut gw = Gw::spawn(&[
+        "export",
+        "--mds",
+        &mds_addr,
+        "--path",
+        "/d",
+        "--nbd",
+        &nbd,
+        "--create",
+        "16M",
+        "--volume",
+        vol.to_str().unwrap(),
+        "--control",
+        dir.join("e.sock").to_str().unwrap(),
+    ]);
+    gw.wait_line("nbd://");
+    let (code, log) = gw.terminate();
+    assert_eq!(code, Some(0), "{log}");
+
+    let file = dir.join("gw.toml");
+    let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    std::fs::write(
+        &file,
+        format!(
+            "[mds]\naddresses = [\"{mds_addr}\"]\nstall_limit_ms = {STALL_LIMIT_MS}\n\
+             request_timeout_ms = 1000\nconnect_timeout_ms = 1000\n[volumes]\nsearch = [\"{}\"]\n\
+             [nbd]\ntcp = [\"{nbd}\"]\n[control]\nsocket = \"{}\"\n\
+             [[device]]\nname = \"d\"\npath = \"/d\"\n",
+            vol.display(),
+            dir.join("run.sock").display()
+        ),
+    )
+    .unwrap();
+    let gw = Gw::spawn(&["run", "--config", file.to_str().unwrap()]);
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !gw.log().contains("ready: serving 1 device(s)") {
+        assert!(Instant::now() < deadline, "{}", gw.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    qemu_io(&format!("nbd://{nbd}/d"), &["write -P 0x5a 0 1M", "flush"]);
+
+    let mds_pid = mds.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-STOP", &mds_pid])
+        .status()
+        .unwrap()
+        .success());
+    let started = Instant::now();
+    let (code, log) = gw.terminate();
+    let took = started.elapsed();
+    assert!(Command::new("kill")
+        .args(["-CONT", &mds_pid])
+        .status()
+        .unwrap()
+        .success());
+    assert_eq!(code, Some(1), "{log}");
+    assert!(
+        log.contains(
+            "did not answer within the stop deadline of 4 s: not committed and returned: d"
+        ),
+        "{log}"
+    );
+    // One stall limit and the time to notice it, never one per step.
+    assert!(
+        took < Duration::from_millis(2 * STALL_LIMIT_MS),
+        "the stop took {took:?} with a stall limit of {STALL_LIMIT_MS} ms:\n{log}"
+    );
+    let (code, log) = mds.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The value of the sample `series` (name and labels exactly as printed) in a scrape; 0 when
+/// absent (a request counter appears with its first request).
+fn sample(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// `curl` of the metrics URL; the body must pass `promtool check metrics`.
+fn scrape(url: &str) -> String {
+    let body = tool("curl", &["-sS", "--fail", "--max-time", "10", url]);
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = check.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    body
+}
+
+#[test]
+fn demo_metrics_count_a_known_workload_and_pass_promtool() {
+    let (Some(_), Some(_), Some(_)) = (
+        pnfs_testbed::require_tool("qemu-io"),
+        pnfs_testbed::require_tool("curl"),
+        pnfs_testbed::require_tool("promtool"),
+    ) else {
+        return;
+    };
+    let dir = tmpdir("metrics");
+    let state = dir.join("state");
+    let listen = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let metrics = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let mut gw = Gw::spawn(&[
+        "demo",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--listen",
+        &listen,
+        "--size",
+        "64M",
+        "--volume-size",
+        "256M",
+        "--metrics",
+        &metrics,
+    ]);
+    let uri = gw.wait_line("pnfsgw demo: ready: ");
+    let url = format!("http://{metrics}/metrics");
+    let before = scrape(&url);
+    let dev = "device=\"demo\",frontend=\"nbd\"";
+    let reqs = |s: &str, op: &str| {
+        sample(
+            s,
+            &format!("pnfsgw_frontend_requests_total{{{dev},op=\"{op}\"}}"),
+        )
+    };
+    let hist = |s: &str, op: &str| {
+        sample(
+            s,
+            &format!("pnfsgw_frontend_request_duration_seconds_count{{{dev},op=\"{op}\"}}"),
+        )
+    };
+    assert_eq!(
+        sample(&before, "pnfsgw_device_up{device=\"demo\"}"),
+        1.0,
+        "{before}"
+    );
+    assert_eq!(
+        sample(&before, "pnfsgw_device_size_bytes{device=\"demo\"}"),
+        (64u64 << 20) as f64
+    );
+
+    // One 1 MiB write, one 1 MiB read, one flush (qemu-io flushes once more when it closes).
+    qemu_io(&uri, &["write -P 0x5c 0 1M", "read -P 0x5c 0 1M", "flush"]);
+    let after = scrape(&url);
+    let mib = f64::from(1u32 << 20);
+    assert_eq!(
+        reqs(&after, "write") - reqs(&before, "write"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(reqs(&after, "read") - reqs(&before, "read"), 1.0, "{after}");
+    let flushes = reqs(&after, "flush") - reqs(&before, "flush");
+    assert!((1.0..=2.0).contains(&flushes), "{flushes} flushes\n{after}");
+    let written = "pnfsgw_frontend_written_bytes_total{device=\"demo\",frontend=\"nbd\"}";
+    let read = "pnfsgw_frontend_read_bytes_total{device=\"demo\",frontend=\"nbd\"}";
+    assert_eq!(sample(&after, written) - sample(&before, written), mib);
+    assert_eq!(sample(&after, read) - sample(&before, read), mib);
+    // The pNFS data path wrote and read the MiB directly on the volume, and committed.
+    let direct_w = "pnfsgw_write_bytes_total{path=\"direct\"}";
+    let direct_r = "pnfsgw_read_bytes_total{path=\"direct\"}";
+    assert!(
+        sample(&after, direct_w) - sample(&before, direct_w) >= mib,
+        "{after}"
+    );
+    assert!(
+        sample(&after, direct_r) - sample(&before, direct_r) >= mib,
+        "{after}"
+    );
+    assert_eq!(
+        sample(&after, "pnfsgw_write_bytes_total{path=\"mds\"}"),
+        0.0,
+        "{after}"
+    );
+    assert!(
+        sample(&after, "pnfsgw_layoutcommits_total")
+            > sample(&before, "pnfsgw_layoutcommits_total"),
+        "{after}"
+    );
+    assert!(sample(&after, "pnfsgw_layoutgets_total") >= 1.0, "{after}");
+    // The latency histograms counted the same requests; nothing is in flight now.
+    assert_eq!(
+        hist(&after, "write") - hist(&before, "write"),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(hist(&after, "read") - hist(&before, "read"), 1.0, "{after}");
+    assert_eq!(
+        hist(&after, "flush") - hist(&before, "flush"),
+        flushes,
+        "{after}"
+    );
+    let inf = format!(
+        "pnfsgw_frontend_request_duration_seconds_bucket{{{dev},op=\"write\",le=\"+Inf\"}}"
+    );
+    assert_eq!(sample(&after, &inf), hist(&after, "write"));
+    assert_eq!(
+        sample(
+            &after,
+            &format!("pnfsgw_frontend_requests_in_flight{{{dev}}}")
+        ),
+        0.0,
+        "{after}"
+    );
+    // `pnfsgw stats` shows the same snapshot.
+    let s = stats(&state.join("control.sock"));
+    assert!(s.contains("nbd.write latency: 1 requests"), "{s}");
+
+    // Other paths and methods.
+    let code = |args: &[&str]| {
+        let mut a = vec![
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "10",
+        ];
+        a.extend_from_slice(args);
+        tool("curl", &a)
+    };
+    assert_eq!(code(&[&format!("http://{metrics}/")]), "404");
+    assert_eq!(code(&["-X", "POST", &url]), "405");
+
+    let (code, log) = gw.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains(&format!("metrics at {url}")), "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

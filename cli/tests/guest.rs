@@ -79,3 +79,93 @@ assert_eq 0 "$EXIT_STATUS" "pnfsgw mds exit status after SIGTERM"
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.exit_code, 0);
 }
+
+/// Issue 16 against Linux nfsd: two `pnfsgw export`s of one file (defaults: their own control
+/// sockets and client owners) on nfsd's pNFS block export; what one wrote and flushed, the
+/// other reads back exactly (self-describing blocks, cli/tests/blocks.py), both ways, with
+/// interleaved writers on disjoint ranges and on one range, and the end state through a
+/// third gateway that reads only through nfsd (READ). nfsd's layouts are exclusive per file,
+/// so every switch of writer is a CB_LAYOUTRECALL.
+#[test]
+fn two_exports_on_nfsd_read_what_the_other_flushed() {
+    let Some(runner) = require(GuestRunner::new()) else {
+        return;
+    };
+    let blocks = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/blocks.py");
+    let script = r#"
+M=1048576
+step "nfsd pNFS block export"
+start_nfsd_pnfs 400
+truncate -s 32M "$PNFS_EXPORT/vm"
+T=/run/t; mkdir -p $T
+# start_gw NAME PORT [ARGS...]: an export of /vm with its defaults; waits for its URI.
+start_gw() {
+	local name=$1 port=$2; shift 2
+	RUST_LOG=info "$PNFSGW" export --mds 127.0.0.1:2049 --path /vm --nbd 127.0.0.1:$port \
+		--volume "$PNFS_VOL_DEV" "$@" >$T/$name.out 2>$T/$name.log &
+	echo $! > $T/$name.pid
+	wait_for 120 grep -q "^nbd://127.0.0.1:$port/vm$" $T/$name.out || { cat $T/$name.log; false; }
+}
+blocks() { guarded 300 "blocks.py $*" /usr/bin/python3 "$BLOCKS" "$@"; }
+w() { echo "w:$(($1 * M)):$(($2 * M)):$3"; }
+v() { echo "v:$(($1 * M)):$(($2 * M)):$3"; }
+counter() { "$PNFSGW" stats --control /run/pnfsgw/export-vm-$1.sock | awk -v k="pnfs.$2" '$1 == k { print $2 }'; }
+step "two gateways on one file"
+start_gw a 10809
+start_gw b 10810
+A=nbd://127.0.0.1:10809/vm B=nbd://127.0.0.1:10810/vm
+oa=$(grep -o 'client owner .*' $T/a.log); ob=$(grep -o 'client owner .*' $T/b.log)
+echo "A: $oa"; echo "B: $ob"
+[ "$oa" != "$ob" ] || fail "both gateways present one client owner"
+step "A writes, B reads; B writes, A reads"
+blocks $A $(w 0 4 1)
+blocks $B $(v 0 4 1)
+blocks $B $(w 1 2 2)
+blocks $A $(v 0 1 1) $(v 1 2 2) $(v 3 1 1)
+step "interleaved writers on disjoint ranges"
+for i in 0 1 2; do
+	blocks $A $(w $((8 + 2 * i)) 1 $((10 + i)))
+	blocks $B $(w $((9 + 2 * i)) 1 $((20 + i)))
+done
+DISJOINT="$(for i in 0 1 2; do v $((8 + 2 * i)) 1 $((10 + i)); v $((9 + 2 * i)) 1 $((20 + i)); done)"
+blocks $A $DISJOINT
+blocks $B $DISJOINT
+step "both writers on one range"
+blocks $A $(w 16 2 30)
+blocks $B $(w 16 1 31)
+blocks $A $(w 17 1 32)
+blocks $B $(v 16 1 31) $(v 17 1 32)
+blocks $A $(v 16 1 31) $(v 17 1 32)
+step "counters: recalls and commits on both, no errors"
+for g in a:10809 b:10810; do
+	n=${g%%:*} p=${g##*:}
+	echo "gateway $n: recalls=$(counter $p recalls) commits=$(counter $p commits) mds_write_bytes=$(counter $p mds_write_bytes) request_errors=$(counter $p request_errors)"
+	assert_gt "$(counter $p recalls)" 0 "gateway $n: recalls"
+	assert_gt "$(counter $p commits)" 0 "gateway $n: LAYOUTCOMMITs"
+	assert_eq 0 "$(counter $p request_errors)" "gateway $n: request errors"
+done
+step "both stop cleanly"
+for n in a b; do
+	kill -TERM $(cat $T/$n.pid)
+	wait_exit 120 $(cat $T/$n.pid) "gateway $n"
+	assert_eq 0 "$EXIT_STATUS" "gateway $n: exit status after SIGTERM"
+	grep -q 'stopped cleanly' $T/$n.log || { cat $T/$n.log; fail "gateway $n did not stop cleanly"; }
+done
+step "the end state through nfsd READ"
+start_gw c 10811 --data-path mds --read-only
+blocks nbd://127.0.0.1:10811/vm $(v 0 1 1) $(v 1 2 2) $(v 3 1 1) $DISJOINT $(v 16 1 31) $(v 17 1 32)
+kill -TERM $(cat $T/c.pid)
+wait_exit 120 $(cat $T/c.pid) "gateway c"
+assert_eq 0 "$EXIT_STATUS" "gateway c: exit status after SIGTERM"
+"#;
+    let out = runner
+        .run(
+            &GuestScript::new(script)
+                .name("two gateways on nfsd")
+                .env("PNFSGW", BIN)
+                .env("BLOCKS", blocks)
+                .timeout(Duration::from_secs(600)),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.exit_code, 0);
+}

@@ -8,7 +8,7 @@
 //! ```toml
 //! [mds]
 //! addresses = ["10.0.0.5:2049"]          # host:port, tried in order
-//! client_owner = "pnfsgw:host1"          # keep stable across restarts (reboot recovery)
+//! client_owner = "pnfsgw:gw1"            # unique per gateway, stable across restarts
 //! lease_margin_ms = 5000
 //! layout = "block"                       # or "scsi" (RFC 8154) when the server offers both
 //! [mds.auth]
@@ -29,6 +29,9 @@
 //! [ublk]
 //! queues = 2
 //! depth = 128
+//!
+//! [metrics]                            # optional: GET /metrics for Prometheus
+//! listen = "127.0.0.1:9810"              # loopback unless allow_remote = true
 //!
 //! [[device]]
 //! name = "vm1"
@@ -113,20 +116,16 @@ pub const STALL_LIMIT_DEFAULT_MS: u64 = 300_000;
 /// Default control socket.
 pub const CONTROL_SOCKET_DEFAULT: &str = "/run/pnfsgw/control.sock";
 
-/// Reads and validates the configuration file at `file`. The AUTH_SYS machine name defaults
-/// to this host's name.
+/// Reads and validates the configuration file at `file`. The defaults that name this host
+/// (the AUTH_SYS machine name, the client owner) come from [`HostIdentity::local`].
 pub fn load(file: &Path) -> Result<Config, ConfigError> {
     let text = read_bounded(file)?;
-    parse_str(file, &text, &local_host_name())
+    parse_str(file, &text, &HostIdentity::local())
 }
 
-/// Parses and validates `text`, reporting errors against `file`; `default_machine_name` is the
-/// AUTH_SYS machine name used when the file gives none.
-pub fn parse_str(
-    file: &Path,
-    text: &str,
-    default_machine_name: &str,
-) -> Result<Config, ConfigError> {
+/// Parses and validates `text`, reporting errors against `file`; `host` gives the defaults for
+/// the AUTH_SYS machine name and the client owner when the file sets none.
+pub fn parse_str(file: &Path, text: &str, host: &HostIdentity) -> Result<Config, ConfigError> {
     let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
         let message = e.message().trim_end().to_owned();
         match e.span() {
@@ -134,7 +133,7 @@ pub fn parse_str(
             None => ConfigError::whole_file(file, ConfigErrorKind::Syntax, message),
         }
     })?;
-    validate::Checker { file, text }.config(raw, default_machine_name)
+    validate::Checker { file, text }.config(raw, host)
 }
 
 /// Reads at most [`CONFIG_FILE_MAX_BYTES`] of UTF-8.
@@ -165,6 +164,44 @@ fn read_bounded(file: &Path) -> Result<String, ConfigError> {
             "not valid UTF-8".into(),
         )
     })
+}
+
+/// What names this host to an MDS: its host name (the AUTH_SYS machine name, informational)
+/// and an identity that no other host shares (the base of every default client owner).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostIdentity {
+    /// The AUTH_SYS machine name: the host name.
+    pub machine_name: String,
+    /// `/etc/machine-id` (systemd's per-installation ID), or the host name where there is none.
+    pub machine_id: String,
+}
+
+/// Where the per-installation machine ID is read from, first found wins (machine-id(5)).
+pub const MACHINE_ID_FILES: [&str; 2] = ["/etc/machine-id", "/var/lib/dbus/machine-id"];
+
+impl HostIdentity {
+    /// This host's identity. Host names repeat (cloned VM images, "localhost"), machine IDs do
+    /// not, as long as a cloned image's ID is regenerated (`systemd-machine-id-setup`).
+    pub fn local() -> HostIdentity {
+        let machine_name = local_host_name();
+        let machine_id = MACHINE_ID_FILES
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .map(|s| s.trim().to_owned())
+            .find(|s| (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            .unwrap_or_else(|| machine_name.clone());
+        HostIdentity {
+            machine_name,
+            machine_id,
+        }
+    }
+
+    /// The client owner of one gateway instance on this host: unique to the instance (two
+    /// instances on one host differ in `instance`, e.g. their control sockets, which cannot be
+    /// shared) and stable across its restarts (so it can reclaim after a server reboot).
+    pub fn client_owner(&self, instance: &str) -> String {
+        format!("pnfsgw:{}:{instance}", self.machine_id)
+    }
 }
 
 /// This host's name (for the AUTH_SYS machine name), or "localhost" when unknown.

@@ -18,6 +18,8 @@ pub struct Config {
     pub ublk: UblkDefaults,
     /// The control socket for `pnfsgw stats`.
     pub control: ControlConfig,
+    /// The Prometheus metrics listener, when `[metrics]` is set.
+    pub metrics: Option<MetricsConfig>,
     /// The devices, in file order; names and export names are unique.
     pub devices: Vec<DeviceConfig>,
 }
@@ -259,6 +261,29 @@ pub struct UblkDefaults {
 pub struct ControlConfig {
     /// Absolute path of the Unix socket serving stats.
     pub socket: PathBuf,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Where the HTTP listener serves `GET /metrics`: a loopback address unless
+    /// `allow_remote = true` was set.
+    pub listen: SocketAddr,
+}
+
+/// Checks a metrics listen address: port not 0, loopback unless `allow_remote`.
+pub fn check_metrics_listen(addr: SocketAddr, allow_remote: bool) -> Result<(), String> {
+    if addr.port() == 0 {
+        return Err("metrics listen port 0 is not allowed: scrapers could not find it".into());
+    }
+    if !allow_remote && !addr.ip().is_loopback() {
+        return Err(format!(
+            "metrics listen address {addr} is not a loopback address: the counters would be \
+             readable from the network without authentication; set allow_remote = true in \
+             [metrics] to allow it"
+        ));
+    }
+    Ok(())
 }
 
 /// A frontend a device is exposed through.

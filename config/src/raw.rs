@@ -21,6 +21,8 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub control: Option<RawControl>,
     #[serde(default)]
+    pub metrics: Option<RawMetrics>,
+    #[serde(default)]
     pub device: Vec<Spanned<RawDevice>>,
 }
 
@@ -105,6 +107,15 @@ pub(crate) struct RawUblk {
 pub(crate) struct RawControl {
     #[serde(default)]
     pub socket: Option<Spanned<String>>,
+}
+
+/// `[metrics]`: the Prometheus HTTP listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub listen: Spanned<String>,
+    #[serde(default)]
+    pub allow_remote: Option<bool>,
 }
 
 /// One `[[device]]`.

@@ -9,9 +9,9 @@ use toml::Spanned;
 
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::model::{
-    AuthSys, Config, ControlConfig, DataPath, DeviceConfig, Frontend, HostPort, LayoutChoice,
-    MdsConfig, NbdConfig, ScsiDesignator, UblkDefaults, VolumeDesignator, VolumePattern,
-    VolumeSearch,
+    check_metrics_listen, AuthSys, Config, ControlConfig, DataPath, DeviceConfig, Frontend,
+    HostPort, LayoutChoice, MdsConfig, MetricsConfig, NbdConfig, ScsiDesignator, UblkDefaults,
+    VolumeDesignator, VolumePattern, VolumeSearch,
 };
 use crate::raw::{RawConfig, RawDevice};
 use crate::*;
@@ -92,8 +92,8 @@ impl Checker<'_> {
         }
     }
 
-    pub(crate) fn config(&self, raw: RawConfig, default_machine_name: &str) -> Res<Config> {
-        let mds = self.mds(&raw.mds, default_machine_name)?;
+    pub(crate) fn config(&self, raw: RawConfig, host: &HostIdentity) -> Res<Config> {
+        let mut mds = self.mds(&raw.mds, &host.machine_name)?;
         let volumes = self.volumes(raw.volumes.as_ref())?;
         let nbd = self.nbd(raw.nbd.as_ref())?;
         let ublk = UblkDefaults {
@@ -118,6 +118,25 @@ impl Checker<'_> {
                 Some(s) => self.unix_socket_path(s, "control socket")?,
             },
         };
+        let metrics = match raw.metrics.as_ref() {
+            None => None,
+            Some(m) => {
+                let a = &m.listen;
+                let listen: SocketAddr = a.get_ref().parse().map_err(|_| {
+                    self.err(a.span(), format!("{:?} is not an IP address and port (e.g. \"127.0.0.1:9810\" or \"[::1]:9810\")", a.get_ref()))
+                })?;
+                check_metrics_listen(listen, m.allow_remote.unwrap_or(false))
+                    .map_err(|why| self.err(a.span(), why))?;
+                Some(MetricsConfig { listen })
+            }
+        };
+        if raw.mds.client_owner.is_none() {
+            // One owner per instance: two gateways presenting one owner would be served as one
+            // client, and then nothing recalls one's layouts for the other's I/O (RFC 8881
+            // §2.4). The control socket tells instances on one host apart (two cannot share
+            // it), the machine ID tells hosts apart.
+            mds.client_owner = host.client_owner(&control.socket.display().to_string());
+        }
         if raw.device.is_empty() {
             return Err(ConfigError::at(
                 self.file,
@@ -170,6 +189,7 @@ impl Checker<'_> {
             nbd,
             ublk,
             control,
+            metrics,
             devices,
         })
     }
@@ -201,7 +221,8 @@ impl Checker<'_> {
                 self.printable(o, "client_owner", CLIENT_OWNER_MAX_BYTES)?;
                 o.get_ref().clone()
             }
-            None => format!("pnfsgw:{machine_name}"),
+            // Filled in by `config` once the control socket is known.
+            None => String::new(),
         };
         Ok(MdsConfig {
             addresses,

@@ -2,13 +2,23 @@
 
 use std::path::Path;
 
-use pnfs_config::{parse_str, Config, ConfigError, ConfigErrorKind, DataPath, Frontend};
+use pnfs_config::{
+    parse_str, Config, ConfigError, ConfigErrorKind, DataPath, Frontend, HostIdentity,
+};
 
 const GOOD_HEAD: &str =
     "[mds]\naddresses = [\"127.0.0.1:2049\"]\n[nbd]\ntcp = [\"127.0.0.1:10809\"]\n";
 
+/// A fixed host identity, so that the defaults derived from it are known.
+fn host() -> HostIdentity {
+    HostIdentity {
+        machine_name: "host1".into(),
+        machine_id: "0123456789abcdef0123456789abcdef".into(),
+    }
+}
+
 fn parse(text: &str) -> Result<Config, ConfigError> {
-    parse_str(Path::new("/etc/pnfsgw/gw.toml"), text, "host1")
+    parse_str(Path::new("/etc/pnfsgw/gw.toml"), text, &host())
 }
 
 /// The error for `text`, as printed; with the kind checked.
@@ -26,6 +36,25 @@ fn starts(actual: &str, prefix: &str) {
 }
 
 #[test]
+fn instances_with_other_control_sockets_get_other_client_owners() {
+    let device = "[[device]]\nname = \"d\"\npath = \"/f\"\n";
+    let a = parse(&format!("{GOOD_HEAD}{device}")).unwrap();
+    let b = parse(&format!(
+        "{GOOD_HEAD}[control]\nsocket = \"/run/pnfsgw/b.sock\"\n{device}"
+    ))
+    .unwrap();
+    assert_ne!(a.mds.client_owner, b.mds.client_owner);
+    assert_eq!(
+        b.mds.client_owner,
+        "pnfsgw:0123456789abcdef0123456789abcdef:/run/pnfsgw/b.sock"
+    );
+    // An explicit owner is kept as written.
+    let head = GOOD_HEAD.replace("[mds]\n", "[mds]\nclient_owner = \"pnfsgw:gw7\"\n");
+    let c = parse(&format!("{head}{device}")).unwrap();
+    assert_eq!(c.mds.client_owner, "pnfsgw:gw7");
+}
+
+#[test]
 fn a_minimal_config_gets_the_documented_defaults() {
     let c = parse(&format!(
         "{GOOD_HEAD}[[device]]\nname = \"d\"\npath = \"/f\"\n"
@@ -33,7 +62,10 @@ fn a_minimal_config_gets_the_documented_defaults() {
     .unwrap();
     assert_eq!(c.mds.addresses[0].to_string(), "127.0.0.1:2049");
     assert_eq!(c.mds.auth.machine_name, "host1");
-    assert_eq!(c.mds.client_owner, "pnfsgw:host1");
+    assert_eq!(
+        c.mds.client_owner,
+        "pnfsgw:0123456789abcdef0123456789abcdef:/run/pnfsgw/control.sock"
+    );
     assert_eq!(c.mds.lease_margin_ms, pnfs_config::LEASE_MARGIN_DEFAULT_MS);
     let d = &c.devices[0];
     assert_eq!(d.frontends, vec![Frontend::Nbd]);
@@ -352,4 +384,53 @@ fn volume_search_expands_globs_in_order_without_duplicates() {
     .collect();
     assert_eq!(got, want);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn metrics_listener_is_loopback_unless_allow_remote() {
+    let device = "[[device]]\nname = \"d\"\npath = \"/f\"\n";
+    // Absent: no listener.
+    let c = parse(&format!("{GOOD_HEAD}{device}")).unwrap();
+    assert_eq!(c.metrics, None);
+    // Loopback, v4 and v6.
+    for addr in ["127.0.0.1:9810", "[::1]:9810", "127.0.0.2:9811"] {
+        let c = parse(&format!(
+            "{GOOD_HEAD}[metrics]\nlisten = \"{addr}\"\n{device}"
+        ))
+        .unwrap();
+        assert_eq!(c.metrics.unwrap().listen, addr.parse().unwrap());
+    }
+    // Not loopback: refused at the value, naming the way out.
+    for addr in ["0.0.0.0:9810", "192.0.2.7:9810", "[::]:9810"] {
+        let e = err(
+            &format!("{GOOD_HEAD}[metrics]\nlisten = \"{addr}\"\n{device}"),
+            ConfigErrorKind::Invalid,
+        );
+        starts(&e, "/etc/pnfsgw/gw.toml:6:10: ");
+        assert!(e.contains("not a loopback address"), "{e}");
+        assert!(e.contains("allow_remote = true"), "{e}");
+    }
+    // ... unless allowed.
+    let c = parse(&format!(
+        "{GOOD_HEAD}[metrics]\nlisten = \"0.0.0.0:9810\"\nallow_remote = true\n{device}"
+    ))
+    .unwrap();
+    assert_eq!(c.metrics.unwrap().listen, "0.0.0.0:9810".parse().unwrap());
+    // Port 0, a host name and a missing listen key are errors too.
+    let e = err(
+        &format!("{GOOD_HEAD}[metrics]\nlisten = \"127.0.0.1:0\"\n{device}"),
+        ConfigErrorKind::Invalid,
+    );
+    starts(&e, "/etc/pnfsgw/gw.toml:6:10: ");
+    assert!(e.contains("port 0"), "{e}");
+    let e = err(
+        &format!("{GOOD_HEAD}[metrics]\nlisten = \"localhost:9810\"\n{device}"),
+        ConfigErrorKind::Invalid,
+    );
+    starts(&e, "/etc/pnfsgw/gw.toml:6:10: ");
+    let e = err(
+        &format!("{GOOD_HEAD}[metrics]\nallow_remote = true\n{device}"),
+        ConfigErrorKind::Syntax,
+    );
+    assert!(e.contains("missing field `listen`"), "{e}");
 }

@@ -4,13 +4,22 @@
 use std::path::{Path, PathBuf};
 
 use pnfs_config::{
-    parse_str, Config, ConfigError, ConfigErrorKind, DesignatorKind, LayoutChoice, ScsiDesignator,
+    parse_str, Config, ConfigError, ConfigErrorKind, DesignatorKind, HostIdentity, LayoutChoice,
+    ScsiDesignator,
 };
 
 const DEVICE: &str = "[[device]]\nname = \"d\"\npath = \"/f\"\nfrontends = [\"ublk\"]\n";
 
+/// A fixed host identity, so that the defaults derived from it are known.
+fn host() -> HostIdentity {
+    HostIdentity {
+        machine_name: "host1".into(),
+        machine_id: "0123456789abcdef0123456789abcdef".into(),
+    }
+}
+
 fn parse(text: &str) -> Result<Config, ConfigError> {
-    parse_str(Path::new("/etc/pnfsgw/gw.toml"), text, "host1")
+    parse_str(Path::new("/etc/pnfsgw/gw.toml"), text, &host())
 }
 
 fn err(text: &str, kind: ConfigErrorKind) -> String {

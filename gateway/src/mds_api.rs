@@ -331,7 +331,7 @@ pub struct WriteResult {
     pub verifier: Verifier,
 }
 
-/// Lease facts for fencing (DESIGN §2 B7).
+/// Lease facts for fencing (docs/requirements.md B7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LeaseStatus {
     /// When the request of the latest SEQUENCE that got a successful reply was SENT (the

@@ -1,6 +1,7 @@
 //! pNFS layer logic tests against the in-crate MDS test double (exact control over timing,
 //! recalls and faults) over real volume files. The acceptance runs against real servers are in
-//! pnfs_real.rs.
+//! pnfs_mds.rs, pnfs_mds_process.rs (the embedded MDS), pnfs_nfsd.rs, pnfs_nfsd_scsi.rs (Linux
+//! nfsd in the guest) and pnfs_ganesha.rs (nfs-ganesha: no layouts, the MDS path).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -530,4 +531,204 @@ async fn trim_without_deallocate_reads_back_zeros() {
     );
     disk.flush().await.expect("flush");
     assert_eq!(b.client.stats().snapshot().request_errors, 0);
+}
+
+/// Waits (bounded) until the fake has no recall of `path` outstanding; false on timeout.
+async fn recall_answered(fake: &FakeMds, path: &str) -> bool {
+    let deadline = tokio::time::Instant::now() + RECALL_RETURN_LIMIT;
+    while fake.recall_pending(path) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    !fake.recall_pending(path)
+}
+
+/// How long a test waits for a held call to arrive or a recalled layout to come back.
+const RECALL_RETURN_LIMIT: Duration = Duration::from_secs(10);
+
+/// Issue 12 item 6 (`recalls_during_workload_cause_no_errors_or_mismatches` failing with
+/// BAD_STATEID on a trim's LAYOUTCOMMIT): a CB_LAYOUTRECALL that arrives after a LAYOUTGET
+/// reply came back but before its layout stateid is applied. The client once cleared its
+/// "LAYOUTGET in flight" mark before applying the reply, so in that window it had no layout
+/// stateid and no LAYOUTGET in flight and answered NOMATCHING_LAYOUT: for the server the
+/// layout was returned, yet the client then cached it, wrote through it and sent LAYOUTCOMMIT
+/// on it, which the server refused. The hook sends the recall exactly in that window. The
+/// recall must be answered DELAY (the reply lands first), the flush's LAYOUTCOMMIT succeed
+/// with the new stateid, and nothing be rewritten through the MDS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_between_layoutget_reply_and_its_stateid_is_delayed() {
+    let b = bed("lgreply", FakeTopology::Simple, 1, 4096, true, plain).await;
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    let answer = Arc::new(std::sync::Mutex::new(None));
+    let (fake, seen) = (Arc::clone(&b.fake), Arc::clone(&answer));
+    b.client.hooks().on_next_layoutget_reply(move || {
+        *seen.lock().expect("lock") = Some(fake.recall("/f"));
+    });
+    let data = Bytes::from(vec![0x5au8; 3 * 4096 + 100]);
+    disk.write(8192, data.clone(), false).await.expect("write");
+    disk.flush()
+        .await
+        .expect("flush: LAYOUTCOMMIT on the layout just granted");
+    assert_eq!(
+        *answer.lock().expect("lock"),
+        Some(NfsStat::DELAY),
+        "recall between a LAYOUTGET reply and its stateid: the reply must land first"
+    );
+    // The layout the server still knows is recalled and returned normally.
+    assert_eq!(b.fake.recall("/f"), NfsStat::OK);
+    assert!(recall_answered(&b.fake, "/f").await, "layout not returned");
+    let view = b.fake.server_view("/f").await.expect("view");
+    assert_eq!(&view[8192..8192 + data.len()], &data[..]);
+    let snap = b.client.stats().snapshot();
+    assert_eq!(snap.commit_errors, 0, "{snap}");
+    assert_eq!(snap.request_errors, 0, "{snap}");
+    assert!(snap.direct_write_bytes >= data.len() as u64, "{snap}");
+    assert_eq!(
+        b.fake.counters.write_bytes.load(Ordering::SeqCst),
+        0,
+        "data rewritten through the MDS: the commit was refused"
+    );
+}
+
+/// docs/requirements.md (C1–C4): BAD_STATEID on a layout stateid means reset and retry, never
+/// an I/O error for the user, and written data is never lost. A LAYOUTCOMMIT refused with
+/// BAD_STATEID on the stateid the file still holds: the flush succeeds, the written blocks
+/// reach the server through MDS WRITEs (read back from the volume), the layout state is
+/// forgotten and the next write takes a new layout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layoutcommit_bad_stateid_rewrites_through_the_mds_not_an_io_error() {
+    let b = bed("lcbad", FakeTopology::Simple, 1, 4096, true, plain).await;
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    let first = Bytes::from(vec![0x11u8; 10_000]);
+    disk.write(0, first.clone(), false).await.expect("write");
+    assert!(disk.uncommitted_pieces() > 0, "the write went direct");
+    b.fake
+        .layoutcommit_errors
+        .lock()
+        .expect("lock")
+        .push_back(NfsStat::BAD_STATEID);
+    disk.flush()
+        .await
+        .expect("flush after a refused LAYOUTCOMMIT");
+    assert_eq!(disk.cached_pieces(), 0, "the refused layout is forgotten");
+    assert!(
+        b.fake.counters.write_bytes.load(Ordering::SeqCst) >= first.len() as u64,
+        "the uncommitted data did not go through the MDS"
+    );
+    let view = b.fake.server_view("/f").await.expect("view");
+    assert_eq!(&view[..first.len()], &first[..]);
+    // A new layout for the next write, committed normally.
+    let layoutgets = b.fake.counters.layoutgets.load(Ordering::SeqCst);
+    let second = Bytes::from(vec![0x22u8; 5000]);
+    disk.write(40_000, second.clone(), false)
+        .await
+        .expect("write");
+    disk.flush().await.expect("flush");
+    assert!(b.fake.counters.layoutgets.load(Ordering::SeqCst) > layoutgets);
+    let view = b.fake.server_view("/f").await.expect("view");
+    assert_eq!(&view[40_000..45_000], &second[..]);
+    assert_eq!(&view[..first.len()], &first[..]);
+    let snap = b.client.stats().snapshot();
+    assert_eq!(snap.commit_errors, 1, "{snap}");
+    assert_eq!(snap.request_errors, 0, "{snap}");
+}
+
+/// A recall answered while a LAYOUTCOMMIT is on the wire (held by the fake until the answer
+/// is in): the return waits for that commit and returns only after it, and the commit, judged
+/// by the server after the recall was answered, still holds a valid stateid. Once for a
+/// flush; once for a close (shutdown): a closing file's layout is being committed and
+/// returned, so the recall is answered OK (the close's LAYOUTRETURN answers it), not
+/// NOMATCHING_LAYOUT, which would tell the server the layout was already returned and
+/// make the close's LAYOUTCOMMIT fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_answered_while_a_commit_is_held_returns_after_it() {
+    for close in [false, true] {
+        let b = bed(
+            &format!("cmthold-{close}"),
+            FakeTopology::Simple,
+            1,
+            4096,
+            true,
+            plain,
+        )
+        .await;
+        let disk = b.client.open_disk("/f", false).await.expect("open");
+        let data = Bytes::from(vec![0x3cu8; 20_000]);
+        disk.write(4096, data.clone(), false).await.expect("write");
+        let mut hold = b.fake.hold_next_layoutcommit();
+        let recall = async {
+            assert!(
+                hold.arrived(RECALL_RETURN_LIMIT).await,
+                "no LAYOUTCOMMIT arrived (close={close})"
+            );
+            let answer = b.fake.recall("/f");
+            hold.release();
+            answer
+        };
+        let (done, answer) = if close {
+            tokio::join!(disk.close(), recall)
+        } else {
+            tokio::join!(disk.flush(), recall)
+        };
+        done.unwrap_or_else(|e| panic!("close={close}: {e}"));
+        assert_eq!(answer, NfsStat::OK, "close={close}");
+        assert!(
+            recall_answered(&b.fake, "/f").await,
+            "close={close}: layout not returned"
+        );
+        let view = b.fake.server_view("/f").await.expect("view");
+        assert_eq!(&view[4096..4096 + data.len()], &data[..], "close={close}");
+        let snap = b.client.stats().snapshot();
+        assert_eq!(snap.commit_errors, 0, "close={close}: {snap}");
+        assert_eq!(snap.request_errors, 0, "close={close}: {snap}");
+        assert_eq!(
+            b.fake.counters.write_bytes.load(Ordering::SeqCst),
+            0,
+            "close={close}: data rewritten through the MDS"
+        );
+    }
+}
+
+/// Bulk recall (CB_LAYOUTRECALL ALL): each file commits and forgets its layout, then one
+/// LAYOUTRETURN4_ALL. A write that arrives while that LAYOUTRETURN is on the wire (held by
+/// the fake) must not take a layout the LAYOUTRETURN is about to return (its commit would be
+/// refused): it waits for the bulk return, then takes a new layout. The write is polled
+/// first, so it reaches its LAYOUTGET (or its wait for the recall) before the release.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_during_a_bulk_layoutreturn_waits_for_it() {
+    use pnfs_gateway::mds_api::{LayoutRecall, RecallTarget};
+    use pnfs_proto::nfs4::{LayoutIoMode, LayoutType};
+    let b = bed("bulkhold", FakeTopology::Simple, 1, 4096, true, plain).await;
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    let first = Bytes::from(vec![0x71u8; 12_000]);
+    disk.write(0, first.clone(), false).await.expect("write");
+    let sink = b.fake.sink().expect("sink registered");
+    let mut hold = b.fake.hold_next_layoutreturn();
+    let answer = sink.layout_recall(LayoutRecall {
+        layout_type: LayoutType::BlockVolume,
+        iomode: LayoutIoMode::Any,
+        changed: true,
+        target: RecallTarget::All,
+    });
+    assert_eq!(answer, NfsStat::OK);
+    assert!(
+        hold.arrived(RECALL_RETURN_LIMIT).await,
+        "no LAYOUTRETURN after the bulk recall"
+    );
+    let second = Bytes::from(vec![0x72u8; 9000]);
+    let (written, ()) = tokio::join!(disk.write(100_000, second.clone(), false), async {
+        hold.release()
+    });
+    written.expect("write during the bulk LAYOUTRETURN");
+    disk.flush().await.expect("flush");
+    let view = b.fake.server_view("/f").await.expect("view");
+    assert_eq!(&view[..first.len()], &first[..]);
+    assert_eq!(&view[100_000..100_000 + second.len()], &second[..]);
+    let snap = b.client.stats().snapshot();
+    assert_eq!(snap.commit_errors, 0, "{snap}");
+    assert_eq!(snap.request_errors, 0, "{snap}");
+    assert_eq!(
+        b.fake.counters.write_bytes.load(Ordering::SeqCst),
+        0,
+        "data rewritten through the MDS: a commit was refused"
+    );
 }

@@ -84,7 +84,20 @@ pub enum Kind {
     Dir,
     /// Symbolic link with its target.
     Symlink(String),
+    /// A device, socket or fifo (RFC 8881 §18.4): its NFSv4 type (NF4BLK, NF4CHR, NF4SOCK or
+    /// NF4FIFO) and device numbers (zero but for devices). Only stored: no I/O goes through it.
+    Special {
+        /// nfs_ftype4.
+        ftype: u32,
+        /// specdata1 (major).
+        major: u32,
+        /// specdata2 (minor).
+        minor: u32,
+    },
 }
+
+/// Inode record tag of a [`Kind::Special`].
+const KIND_SPECIAL_TAG: u32 = 6;
 
 /// An inode.
 #[derive(Debug, Clone)]
@@ -182,6 +195,16 @@ impl Inode {
                 e.put_u32(5);
                 e.put_str(t);
             }
+            Kind::Special {
+                ftype,
+                major,
+                minor,
+            } => {
+                e.put_u32(KIND_SPECIAL_TAG);
+                for v in [*ftype, *major, *minor] {
+                    e.put_u32(v);
+                }
+            }
         }
         for v in [self.mode, self.uid, self.gid, self.nlink] {
             e.put_u32(v);
@@ -204,6 +227,11 @@ impl Inode {
         let kind = match d.u32()? {
             1 => Kind::File,
             2 => Kind::Dir,
+            KIND_SPECIAL_TAG => Kind::Special {
+                ftype: d.u32()?,
+                major: d.u32()?,
+                minor: d.u32()?,
+            },
             _ => Kind::Symlink(d.string("symlink", MAX_SYMLINK_BYTES)?),
         };
         let (mode, uid, gid, nlink) = (d.u32()?, d.u32()?, d.u32()?, d.u32()?);
@@ -326,6 +354,11 @@ pub struct Fs {
     cut_gen: u64,
     /// Per file, its truncations since start as (generation, new size), oldest first.
     cuts: HashMap<u64, Vec<(u64, u64)>>,
+    /// Files whose last name went while they were open: they keep their inode (nlink 0) and
+    /// blocks until [`Fs::release_orphan`], so the opener can go on using its file handle and
+    /// stateid (CLOSE, RFC 8881 §18.2, must still work), as on POSIX. Any left at a restart are
+    /// freed when the store is loaded.
+    orphans: BTreeSet<u64>,
 }
 
 fn sfault<E: std::fmt::Display>(e: E) -> NfsStat {
@@ -358,8 +391,21 @@ impl Fs {
             free_bytes: 0,
             cut_gen: 0,
             cuts: HashMap::new(),
+            orphans: BTreeSet::new(),
         };
         fs.load().map_err(|e| MdsError::Store(e.to_string()))?;
+        // Files removed while open before the restart: nobody has them open any more.
+        let left: Vec<u64> = fs
+            .inodes
+            .values()
+            .filter(|i| i.nlink == 0 && i.id != ROOT_ID)
+            .map(|i| i.id)
+            .collect();
+        for id in left {
+            fs.orphans.insert(id);
+            fs.release_orphan(id)
+                .map_err(|e| MdsError::Store(format!("freeing removed file {id}: {e}")))?;
+        }
         Ok(fs)
     }
 
@@ -688,6 +734,17 @@ impl Fs {
     /// Removes a name; frees the inode and its blocks when the last link goes.
     /// Returns (before, after, removed inode id if it was freed).
     pub fn remove(&mut self, dir: u64, name: &str) -> Result<(u64, u64, Option<u64>), NfsStat> {
+        self.remove_keeping(dir, name, &|_| false)
+    }
+
+    /// [`Fs::remove`], but a file that loses its last name while `is_open` says it is open
+    /// stays as an orphan (see `orphans`) instead of being freed.
+    pub fn remove_keeping(
+        &mut self,
+        dir: u64,
+        name: &str,
+        is_open: &dyn Fn(u64) -> bool,
+    ) -> Result<(u64, u64, Option<u64>), NfsStat> {
         let id = self.lookup(dir, name)?;
         if self.broken {
             return Err(NfsStat::SERVERFAULT);
@@ -712,21 +769,48 @@ impl Fs {
         let ino = self.inodes.get_mut(&id).ok_or(NfsStat::SERVERFAULT)?;
         ino.nlink = ino.nlink.saturating_sub(if is_dir { 2 } else { 1 });
         ino.touch_meta();
-        let freed = if ino.nlink == 0 {
-            let ino = self.inodes.remove(&id).ok_or(NfsStat::SERVERFAULT)?;
-            for e in ino.extents.iter().chain(ino.cow.iter()) {
-                self.release(e.vol_off, e.len, &mut tx);
-            }
-            self.dirs.remove(&id);
-            self.cuts.remove(&id);
-            tx.deleted.insert(id);
+        let nlink = ino.nlink;
+        let freed = if nlink == 0 && (is_dir || !is_open(id)) {
+            self.free_inode(id, &mut tx)?;
             Some(id)
         } else {
+            if nlink == 0 {
+                self.orphans.insert(id);
+            }
             tx.inodes.insert(id);
             None
         };
         self.commit(tx)?;
         Ok((before, after, freed))
+    }
+
+    /// Drops inode `id` and gives back its blocks (in `tx`).
+    fn free_inode(&mut self, id: u64, tx: &mut Tx) -> Result<(), NfsStat> {
+        let ino = self.inodes.remove(&id).ok_or(NfsStat::SERVERFAULT)?;
+        for e in ino.extents.iter().chain(ino.cow.iter()) {
+            self.release(e.vol_off, e.len, tx);
+        }
+        self.dirs.remove(&id);
+        self.cuts.remove(&id);
+        self.orphans.remove(&id);
+        tx.deleted.insert(id);
+        Ok(())
+    }
+
+    /// Files removed while open that are still kept (see `orphans`).
+    pub fn orphans(&self) -> impl Iterator<Item = u64> + '_ {
+        self.orphans.iter().copied()
+    }
+
+    /// Frees an orphan once nobody has it open; false if `id` is not one.
+    pub fn release_orphan(&mut self, id: u64) -> Result<bool, NfsStat> {
+        if !self.orphans.contains(&id) {
+            return Ok(false);
+        }
+        let mut tx = Tx::default();
+        self.free_inode(id, &mut tx)?;
+        self.commit(tx)?;
+        Ok(true)
     }
 
     /// Renames; returns (src before, src after, dst before, dst after, replaced inode freed).
@@ -737,8 +821,24 @@ impl Fs {
         ddir: u64,
         dname: &str,
     ) -> Result<(u64, u64, u64, u64, Option<u64>), NfsStat> {
-        let id = self.lookup(sdir, sname)?;
+        self.rename_keeping(sdir, sname, ddir, dname, &|_| false)
+    }
+
+    /// [`Fs::rename`]; a replaced target that `is_open` says is open stays as an orphan (see
+    /// [`Fs::remove_keeping`]).
+    pub fn rename_keeping(
+        &mut self,
+        sdir: u64,
+        sname: &str,
+        ddir: u64,
+        dname: &str,
+        is_open: &dyn Fn(u64) -> bool,
+    ) -> Result<(u64, u64, u64, u64, Option<u64>), NfsStat> {
+        // Both names are checked before either is looked up (a zero-length target is INVAL
+        // whether or not the source exists).
+        Self::check_name(sname)?;
         Self::check_name(dname)?;
+        let id = self.lookup(sdir, sname)?;
         self.dir(ddir)?;
         if self.broken {
             return Err(NfsStat::SERVERFAULT);
@@ -768,7 +868,7 @@ impl Fs {
             if old_dir != moving_dir {
                 return Err(NfsStat::EXIST);
             }
-            let (_, _, f) = self.remove(ddir, dname)?;
+            let (_, _, f) = self.remove_keeping(ddir, dname, is_open)?;
             freed = f;
         }
         let mut tx = Tx::default();
@@ -1031,7 +1131,7 @@ impl Fs {
         match ino.kind {
             Kind::File => {}
             Kind::Dir => return Err(NfsStat::ISDIR),
-            Kind::Symlink(_) => return Err(NfsStat::INVAL),
+            Kind::Symlink(_) | Kind::Special { .. } => return Err(NfsStat::INVAL),
         }
         if off >= ino.size {
             return Ok((Vec::new(), true));
@@ -1085,7 +1185,7 @@ impl Fs {
         match ino.kind {
             Kind::File => {}
             Kind::Dir => return Err(NfsStat::ISDIR),
-            Kind::Symlink(_) => return Err(NfsStat::INVAL),
+            Kind::Symlink(_) | Kind::Special { .. } => return Err(NfsStat::INVAL),
         }
         let end = off.checked_add(data.len() as u64).ok_or(NfsStat::FBIG)?;
         if end > MAX_FILE_BYTES {

@@ -24,11 +24,25 @@
 //!   layout, or a truncation recalls layouts (CB_LAYOUTRECALL) and answers
 //!   NFS4ERR_RECALLCONFLICT / NFS4ERR_DELAY until they are returned; after the recall timeout
 //!   the layout is revoked (forgotten — plain block volumes cannot be fenced).
-//! - **No delegations** are ever granted; no byte-range locks (LOCK → NFS4ERR_NOTSUPP).
-//!   Permissions are not enforced (trusted AUTH_SYS clients).
+//! - **No delegations** are ever granted. Byte-range locks are advisory and POSIX-like
+//!   (LOCK / LOCKT / LOCKU with lock stateids, DENIED with the holder); they go with their
+//!   open's CLOSE and the client's lease. Permissions are not enforced (trusted AUTH_SYS
+//!   clients).
+//! - **Client records** follow the EXCHANGE_ID case table of RFC 8881 §18.35.5, with the
+//!   AUTH_SYS machine name and uid as the principal: a known owner with a new verifier gets
+//!   a new, unconfirmed client ID, and the old client keeps its sessions and state until
+//!   CREATE_SESSION confirms the new one — then they end (BADSESSION, STALE_CLIENTID). Two
+//!   live clients sharing one owner therefore keep ending each other's state (logged as a
+//!   warning); every client needs an owner of its own. Sessions enforce the channel
+//!   attributes negotiated by CREATE_SESSION (TOO_MANY_OPS, REQ_TOO_BIG, REP_TOO_BIG).
+//! - **Files**: regular files, directories, symlinks, devices, sockets and fifos; OPEN share
+//!   deny modes are enforced (SHARE_DENIED); a file removed while open lives until its last
+//!   CLOSE.
 //! - **Restart**: client owners that completed RECLAIM_COMPLETE are stored; a restarted
 //!   server has a grace period (ending early when all of them sent RECLAIM_COMPLETE) in which
-//!   only CLAIM_PREVIOUS opens and reclaim LAYOUTCOMMITs are accepted.
+//!   only CLAIM_PREVIOUS opens and reclaim LAYOUTCOMMITs are accepted, and REMOVE, RENAME,
+//!   truncation and I/O under special stateids get GRACE. Owners that did not reclaim in it
+//!   are forgotten when it ends.
 
 //!
 //! # Running it (also from other crates' tests)

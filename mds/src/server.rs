@@ -372,7 +372,7 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
             send(conn, enc, mark);
         }
         rpc::NFSPROC4_COMPOUND => {
-            let compound = match nfs::Request::decode(args) {
+            let compound = match nfs::Request::decode(args, rec.len()) {
                 Ok(c) => c,
                 Err(e) => {
                     tracing::warn!("undecodable COMPOUND: {e}");
@@ -385,10 +385,12 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
                 OpaqueAuth::Sys(a) => Cred {
                     uid: a.uid,
                     gid: a.gid,
+                    principal: nfs::Principal(Some((a.machine_name.clone(), a.uid))),
                 },
                 _ => Cred {
                     uid: 65534,
                     gid: 65534,
+                    principal: nfs::Principal(None),
                 },
             };
             let (out, recalls) = {

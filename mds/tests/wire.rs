@@ -75,13 +75,21 @@ impl Server {
 struct Client {
     s: TcpStream,
     xid: u32,
+    /// The credential of every call.
+    cred: OpaqueAuth,
 }
 
 impl Client {
     async fn connect(addr: std::net::SocketAddr) -> Self {
+        Self::connect_as(addr, OpaqueAuth::None).await
+    }
+
+    /// A connection whose calls carry `cred`.
+    async fn connect_as(addr: std::net::SocketAddr, cred: OpaqueAuth) -> Self {
         Self {
             s: TcpStream::connect(addr).await.unwrap(),
             xid: 1,
+            cred,
         }
     }
 
@@ -97,7 +105,7 @@ impl Client {
         let mark = rpc::begin_record(&mut enc);
         RpcMsg::call(
             self.xid,
-            CallBody::new(rpc::NFS_PROGRAM, 4, proc_num, OpaqueAuth::None),
+            CallBody::new(rpc::NFS_PROGRAM, 4, proc_num, self.cred.clone()),
         )
         .encode(&mut enc);
         enc.put_opaque_fixed(args);
@@ -579,6 +587,1338 @@ async fn getdeviceinfo_grants_the_asked_change_and_delete_notifications() {
         };
         assert_eq!(info.notification.0, granted, "asked {asked:?}");
     }
+    srv.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// RFC 8881 rules, one exact COMPOUND and status each
+// ---------------------------------------------------------------------------------------------
+
+/// An AUTH_SYS credential of `machine` and `uid` (the MDS's principal for client records).
+fn auth_sys(machine: &str, uid: u32) -> OpaqueAuth {
+    OpaqueAuth::Sys(rpc::AuthSys {
+        stamp: 1,
+        machine_name: machine.into(),
+        uid,
+        gid: uid,
+        gids: vec![],
+    })
+}
+
+/// EXCHANGE_ID alone with `args`; its result.
+async fn exchange_id_with(
+    c: &mut Client,
+    args: ExchangeIdArgs,
+) -> Result<ExchangeIdResOk, NfsStat> {
+    let r = c.compound(vec![NfsArgOp::ExchangeId(args)]).await;
+    match r.resarray.first() {
+        Some(NfsResOp::ExchangeId(x)) => x.clone(),
+        _ => panic!("EXCHANGE_ID: {r:?}"),
+    }
+}
+
+/// EXCHANGE_ID of `owner` with a verifier of eight `verifier` bytes and `flags`.
+async fn exchange_id(
+    c: &mut Client,
+    owner: &[u8],
+    verifier: u8,
+    flags: u32,
+) -> Result<ExchangeIdResOk, NfsStat> {
+    exchange_id_with(
+        c,
+        ExchangeIdArgs {
+            clientowner: ClientOwner {
+                verifier: Verifier([verifier; 8]),
+                ownerid: owner.to_vec(),
+            },
+            flags,
+            ..ExchangeIdArgs::default()
+        },
+    )
+    .await
+}
+
+/// The channel attributes the tests ask for unless they test them.
+const CHAN: ChannelAttrs = ChannelAttrs {
+    headerpadsize: 0,
+    maxrequestsize: 1 << 20,
+    maxresponsesize: 1 << 20,
+    maxresponsesize_cached: 4096,
+    maxoperations: 16,
+    maxrequests: 4,
+    rdma_ird: None,
+};
+
+/// CREATE_SESSION alone for `clientid` with `sequence`; the session id.
+async fn create_session(
+    c: &mut Client,
+    clientid: ClientId,
+    sequence: u32,
+) -> Result<SessionId, NfsStat> {
+    create_session_with(c, clientid, sequence, 0, CHAN).await
+}
+
+/// CREATE_SESSION alone with `flags` and fore channel attributes `fore`.
+async fn create_session_with(
+    c: &mut Client,
+    clientid: ClientId,
+    sequence: u32,
+    flags: u32,
+    fore: ChannelAttrs,
+) -> Result<SessionId, NfsStat> {
+    let r = c
+        .compound(vec![NfsArgOp::CreateSession(CreateSessionArgs {
+            clientid,
+            sequence,
+            flags,
+            fore_chan_attrs: fore,
+            back_chan_attrs: CHAN,
+            cb_program: 0x4000_0000,
+            sec_parms: vec![CallbackSecParms::None],
+        })])
+        .await;
+    match r.resarray.first() {
+        Some(NfsResOp::CreateSession(x)) => x.as_ref().map(|s| s.sessionid).map_err(|e| *e),
+        _ => panic!("CREATE_SESSION: {r:?}"),
+    }
+}
+
+/// EXCHANGE_ID + CREATE_SESSION of `owner` with `verifier`; the client and session ids.
+async fn confirmed(c: &mut Client, owner: &[u8], verifier: u8) -> (ClientId, SessionId) {
+    let x = exchange_id(c, owner, verifier, 0)
+        .await
+        .expect("EXCHANGE_ID");
+    let s = create_session(c, x.clientid, x.sequenceid)
+        .await
+        .expect("CREATE_SESSION");
+    (x.clientid, s)
+}
+
+/// The status of SEQUENCE alone on `sess`.
+async fn sequence_status(c: &mut Client, sess: SessionId, seqid: u32) -> NfsStat {
+    c.compound(vec![seq(sess, seqid, 0)]).await.status
+}
+
+/// RFC 8881 §18.35.3: eia_flags bits not defined for the arguments (CONFIRMED_R is a result
+/// flag) are INVAL; SP4_MACH_CRED, which needs RPCSEC_GSS, cannot be honoured over AUTH_SYS and
+/// is INVAL too. The defined flags are accepted.
+#[tokio::test]
+async fn exchange_id_refuses_undefined_flags_and_mach_cred_without_gss() {
+    let srv = start(None).await;
+    let mut c = Client::connect_as(srv.addr, auth_sys("host-a", 0)).await;
+    for flags in [0x8, 0x0100_0000, EXCHGID4_FLAG_CONFIRMED_R] {
+        assert_eq!(
+            exchange_id(&mut c, b"wire-flags", 1, flags).await.err(),
+            Some(NfsStat::INVAL),
+            "flags {flags:#x}"
+        );
+    }
+    let mach = exchange_id_with(
+        &mut c,
+        ExchangeIdArgs {
+            clientowner: ClientOwner {
+                verifier: Verifier([1; 8]),
+                ownerid: b"wire-flags".to_vec(),
+            },
+            state_protect: StateProtectA::MachCred(StateProtectOps::default()),
+            ..ExchangeIdArgs::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        mach.err(),
+        Some(NfsStat::INVAL),
+        "SP4_MACH_CRED over AUTH_SYS"
+    );
+    let ok = exchange_id(
+        &mut c,
+        b"wire-flags",
+        1,
+        EXCHGID4_FLAG_SUPP_MOVED_REFER | EXCHGID4_FLAG_USE_PNFS_MDS,
+    )
+    .await;
+    assert!(ok.is_ok(), "defined flags: {ok:?}");
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.35.5 cases 6–9: EXCHGID4_FLAG_UPD_CONFIRMED_REC_A needs a confirmed record
+/// (NOENT: none, or only an unconfirmed one), of the same principal (PERM) and verifier
+/// (NOT_SAME); then it is the same client ID, confirmed.
+#[tokio::test]
+async fn exchange_id_update_needs_the_confirmed_record_its_principal_and_verifier() {
+    const UPD: u32 = EXCHGID4_FLAG_UPD_CONFIRMED_REC_A;
+    let srv = start(None).await;
+    let mut a = Client::connect_as(srv.addr, auth_sys("host-a", 0)).await;
+    let mut b = Client::connect_as(srv.addr, auth_sys("host-b", 0)).await;
+    let owner = b"wire-update";
+    assert_eq!(
+        exchange_id(&mut a, owner, 1, UPD).await.err(),
+        Some(NfsStat::NOENT),
+        "no record"
+    );
+    let x = exchange_id(&mut a, owner, 1, 0).await.unwrap();
+    assert_eq!(
+        exchange_id(&mut a, owner, 1, UPD).await.err(),
+        Some(NfsStat::NOENT),
+        "only an unconfirmed record"
+    );
+    create_session(&mut a, x.clientid, x.sequenceid)
+        .await
+        .unwrap();
+    assert_eq!(
+        exchange_id(&mut a, owner, 2, UPD).await.err(),
+        Some(NfsStat::NOT_SAME),
+        "another verifier"
+    );
+    assert_eq!(
+        exchange_id(&mut b, owner, 1, UPD).await.err(),
+        Some(NfsStat::PERM),
+        "another principal"
+    );
+    let u = exchange_id(&mut a, owner, 1, UPD).await.unwrap();
+    assert_eq!(u.clientid, x.clientid);
+    assert_ne!(u.flags & EXCHGID4_FLAG_CONFIRMED_R, 0);
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.35.5 case 5 (what two gateways presenting one owner with two verifiers do):
+/// the new verifier gets a new, unconfirmed client ID while the old client keeps its session
+/// and state; once CREATE_SESSION confirms the new one, the old one ends with all its state —
+/// its session answers BADSESSION, its client ID STALE_CLIENTID, its open stateid is unknown
+/// and its layout no longer conflicts.
+#[tokio::test]
+async fn new_verifier_replaces_the_client_only_once_confirmed_and_ends_its_state() {
+    let srv = start_with(None, &["--recall-timeout-seconds", "600"]).await;
+    let mut a = Client::connect(srv.addr).await;
+    let mut b = Client::connect(srv.addr).await;
+    let owner = b"pnfsgw:host:export:/vm";
+    let (cid_a, sess_a) = confirmed(&mut a, owner, 1).await;
+    let r = open_and_layoutget(&mut a, cid_a, sess_a, 1, "f").await;
+    assert_eq!(r.status, NfsStat::OK, "A: OPEN + LAYOUTGET: {r:?}");
+    let Some(NfsResOp::Open(Ok(open_a))) = r.resarray.get(2) else {
+        panic!("OPEN: {r:?}");
+    };
+    let open_a = open_a.stateid;
+    // B: same owner, another verifier: a new client ID, not confirmed.
+    let x = exchange_id(&mut b, owner, 2, 0).await.unwrap();
+    assert_ne!(x.clientid, cid_a, "a new client ID");
+    assert_eq!(x.flags & EXCHGID4_FLAG_CONFIRMED_R, 0, "unconfirmed");
+    // A is untouched until then: its session, its open stateid, its client ID (case 2).
+    let r = a
+        .compound(vec![
+            seq(sess_a, 2, 0),
+            NfsArgOp::TestStateid(TestStateidArgs {
+                stateids: vec![open_a],
+            }),
+        ])
+        .await;
+    let Some(NfsResOp::TestStateid(Ok(t))) = r.resarray.get(1) else {
+        panic!("A: SEQUENCE + TEST_STATEID before B confirms: {r:?}");
+    };
+    assert_eq!(t.status_codes, vec![NfsStat::OK]);
+    let again = exchange_id(&mut a, owner, 1, 0).await.unwrap();
+    assert_eq!(
+        again.clientid, cid_a,
+        "A's record is still the confirmed one"
+    );
+    assert_ne!(again.flags & EXCHGID4_FLAG_CONFIRMED_R, 0);
+    // B confirms: A's record and state end.
+    let sess_b = create_session(&mut b, x.clientid, x.sequenceid)
+        .await
+        .unwrap();
+    assert_eq!(
+        sequence_status(&mut a, sess_a, 3).await,
+        NfsStat::BADSESSION
+    );
+    assert_eq!(
+        create_session(&mut a, cid_a, again.sequenceid).await.err(),
+        Some(NfsStat::STALE_CLIENTID)
+    );
+    let r = b
+        .compound(vec![
+            seq(sess_b, 1, 0),
+            NfsArgOp::TestStateid(TestStateidArgs {
+                stateids: vec![open_a],
+            }),
+        ])
+        .await;
+    let Some(NfsResOp::TestStateid(Ok(t))) = r.resarray.get(1) else {
+        panic!("B: TEST_STATEID: {r:?}");
+    };
+    assert_eq!(
+        t.status_codes,
+        vec![NfsStat::BAD_STATEID],
+        "A's open is gone"
+    );
+    let r = open_and_layoutget(&mut b, x.clientid, sess_b, 2, "f").await;
+    assert_eq!(
+        r.status,
+        NfsStat::OK,
+        "A's layout no longer conflicts: {r:?}"
+    );
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.35.5 cases 3 and 4, §18.36.4: another principal presenting an owner whose
+/// confirmed record holds state is CLID_INUSE; without state it gets a new unconfirmed record
+/// that only it can confirm (CLID_INUSE for anyone else). A second EXCHANGE_ID replaces an
+/// unconfirmed record: the first client ID is stale.
+#[tokio::test]
+async fn exchange_id_collision_and_unconfirmed_replacement() {
+    let srv = start(None).await;
+    let mut a = Client::connect_as(srv.addr, auth_sys("host-a", 0)).await;
+    let mut b = Client::connect_as(srv.addr, auth_sys("host-b", 0)).await;
+    // Case 3 with state (a session): CLID_INUSE.
+    let (_, sess) = confirmed(&mut a, b"wire-collide", 1).await;
+    assert_eq!(
+        exchange_id(&mut b, b"wire-collide", 1, 0).await.err(),
+        Some(NfsStat::CLID_INUSE)
+    );
+    // Case 3 without state: a new record, confirmable only by its own principal.
+    let r = a.compound(vec![NfsArgOp::DestroySession(sess)]).await;
+    assert_eq!(r.status, NfsStat::OK, "DESTROY_SESSION: {r:?}");
+    let x = exchange_id(&mut b, b"wire-collide", 1, 0).await.unwrap();
+    assert_eq!(x.flags & EXCHGID4_FLAG_CONFIRMED_R, 0);
+    assert_eq!(
+        create_session(&mut a, x.clientid, x.sequenceid).await.err(),
+        Some(NfsStat::CLID_INUSE)
+    );
+    assert!(create_session(&mut b, x.clientid, x.sequenceid)
+        .await
+        .is_ok());
+    // Case 4: the unconfirmed record is replaced.
+    let first = exchange_id(&mut a, b"wire-unconfirmed", 1, 0)
+        .await
+        .unwrap();
+    let second = exchange_id(&mut a, b"wire-unconfirmed", 1, 0)
+        .await
+        .unwrap();
+    assert_ne!(first.clientid, second.clientid);
+    assert_eq!(
+        create_session(&mut a, first.clientid, first.sequenceid)
+            .await
+            .err(),
+        Some(NfsStat::STALE_CLIENTID)
+    );
+    assert!(create_session(&mut a, second.clientid, second.sequenceid)
+        .await
+        .is_ok());
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.50.3 and §18.37.3: DESTROY_CLIENTID and DESTROY_SESSION without SEQUENCE must
+/// be the only operation (NOT_ONLY_OP), and then do nothing.
+#[tokio::test]
+async fn destroy_clientid_or_session_without_sequence_must_be_alone() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let x = exchange_id(&mut c, b"wire-not-only", 1, 0).await.unwrap();
+    let r = c
+        .compound(vec![
+            NfsArgOp::DestroyClientid(x.clientid),
+            NfsArgOp::Putrootfh,
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::NOT_ONLY_OP, "DESTROY_CLIENTID: {r:?}");
+    assert_eq!(r.resarray.len(), 1);
+    let sess = create_session(&mut c, x.clientid, x.sequenceid)
+        .await
+        .expect("the client ID was not destroyed");
+    let r = c
+        .compound(vec![NfsArgOp::DestroySession(sess), NfsArgOp::Putrootfh])
+        .await;
+    assert_eq!(r.status, NfsStat::NOT_ONLY_OP, "DESTROY_SESSION: {r:?}");
+    assert_eq!(sequence_status(&mut c, sess, 1).await, NfsStat::OK);
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.45.3: SECINFO_NO_NAME with SECINFO_STYLE4_PARENT has no parent to ask about
+/// at the root (NOENT); below the root it answers, and CURRENT_FH answers at the root.
+#[tokio::test]
+async fn secinfo_no_name_parent_of_the_root_is_noent() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (_, sess) = session(&mut c, b"wire-secinfo").await;
+    let cases = [
+        (vec![], SecinfoStyle::Parent, NfsStat::NOENT),
+        (vec![], SecinfoStyle::CurrentFh, NfsStat::OK),
+        (
+            vec![mkdir("d", Fattr4::default())],
+            SecinfoStyle::Parent,
+            NfsStat::OK,
+        ),
+    ];
+    for (i, (before, style, want)) in cases.into_iter().enumerate() {
+        let mut ops = vec![
+            seq(sess, u32::try_from(i).unwrap() + 1, 0),
+            NfsArgOp::Putrootfh,
+        ];
+        ops.extend(before);
+        ops.push(NfsArgOp::SecinfoNoName(style));
+        let r = c.compound(ops).await;
+        assert_eq!(r.status, want, "{style:?}: {r:?}");
+    }
+    srv.stop().await;
+}
+
+/// RFC 5663 §2.3.2: a block-layout LAYOUTCOMMIT may carry an empty layoutupdate body (the
+/// client has no extents to report): OK, not BADLAYOUT.
+#[tokio::test]
+async fn layoutcommit_with_an_empty_block_layoutupdate_is_ok() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-empty-commit").await;
+    let r = open_and_layoutget(&mut c, cid, sess, 1, "f").await;
+    let layout = layout_stateid(&r);
+    let r = c
+        .compound(vec![
+            seq(sess, 2, 0),
+            NfsArgOp::Putrootfh,
+            lookup("f"),
+            NfsArgOp::Layoutcommit(LayoutcommitArgs {
+                offset: 0,
+                length: 4096,
+                reclaim: false,
+                stateid: layout,
+                last_write_offset: None,
+                time_modify: None,
+                layoutupdate: LayoutUpdate {
+                    lou_type: LayoutType::BlockVolume,
+                    lou_body: Vec::new(),
+                },
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "LAYOUTCOMMIT: {r:?}");
+    srv.stop().await;
+}
+
+/// OPEN (CLAIM_NULL, UNCHECKED create) of `name` in the current directory by `clientid`.
+fn open_create(clientid: ClientId, name: &str) -> NfsArgOp {
+    NfsArgOp::Open(OpenArgs {
+        seqid: 0,
+        share_access: OPEN4_SHARE_ACCESS_BOTH,
+        share_deny: OPEN4_SHARE_DENY_NONE,
+        owner: StateOwner {
+            clientid,
+            owner: b"owner".to_vec(),
+        },
+        openhow: OpenFlag::Create(CreateHow::Unchecked(Fattr4::default())),
+        claim: OpenClaim::Null(name.into()),
+    })
+}
+
+fn rename(old: &str, new: &str) -> NfsArgOp {
+    NfsArgOp::Rename(RenameArgs {
+        oldname: old.into(),
+        newname: new.into(),
+    })
+}
+
+fn remove(name: &str) -> NfsArgOp {
+    NfsArgOp::Remove(RemoveArgs {
+        target: name.into(),
+    })
+}
+
+/// RFC 8881 §18.25.3 (REMOVE), §18.26.3 (RENAME), §18.15.3 (LOOKUP), §18.4.3 (CREATE),
+/// §18.16.3 (OPEN): a zero-length name is INVAL and one longer than maxname (255 bytes) is
+/// NAMETOOLONG, whatever else the operation would find (RENAME checks both names before it
+/// looks the source up).
+#[tokio::test]
+async fn zero_length_names_are_inval_and_long_names_nametoolong() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-names").await;
+    let long = "n".repeat(256);
+    let mut seqid = 0;
+    for (bad, want) in [("", NfsStat::INVAL), (long.as_str(), NfsStat::NAMETOOLONG)] {
+        let cases: Vec<(&str, Vec<NfsArgOp>)> = vec![
+            ("LOOKUP", vec![lookup(bad)]),
+            ("CREATE", vec![mkdir(bad, Fattr4::default())]),
+            ("REMOVE", vec![remove(bad)]),
+            ("OPEN", vec![open_create(cid, bad)]),
+            ("RENAME old", vec![NfsArgOp::Savefh, rename(bad, "x")]),
+            ("RENAME new", vec![NfsArgOp::Savefh, rename("absent", bad)]),
+        ];
+        for (what, ops) in cases {
+            seqid += 1;
+            let mut all = vec![seq(sess, seqid, 0), NfsArgOp::Putrootfh];
+            all.extend(ops);
+            let r = c.compound(all).await;
+            assert_eq!(r.status, want, "{what} of a {}-byte name: {r:?}", bad.len());
+        }
+    }
+    srv.stop().await;
+}
+
+/// The file handle of a removed file is STALE for every operation, but a file removed while
+/// open — by REMOVE or by a RENAME over it — lives until its last CLOSE (RFC 8881 §18.2: CLOSE
+/// of the open stateid succeeds), and only then goes STALE.
+#[tokio::test]
+async fn removed_file_handle_is_stale_but_close_after_rename_over_it_succeeds() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-stale").await;
+    let getattr = || {
+        NfsArgOp::Getattr(GetattrArgs {
+            attr_request: Bitmap4::from_bits(&[FATTR4_TYPE]),
+        })
+    };
+    // "a" is opened and stays open; "b" is created and closed.
+    let r = c
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            open_create(cid, "a"),
+            NfsArgOp::Getfh,
+        ])
+        .await;
+    let (Some(NfsResOp::Open(Ok(open_a))), Some(NfsResOp::Getfh(Ok(fh_a)))) =
+        (r.resarray.get(2), r.resarray.get(3))
+    else {
+        panic!("OPEN a: {r:?}");
+    };
+    let (open_a, fh_a) = (open_a.stateid, fh_a.object.clone());
+    let r = c
+        .compound(vec![
+            seq(sess, 2, 0),
+            NfsArgOp::Putrootfh,
+            open_create(cid, "b"),
+            NfsArgOp::Getfh,
+            NfsArgOp::Close(CloseArgs {
+                seqid: 0,
+                open_stateid: Stateid::CURRENT,
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "OPEN + CLOSE b: {r:?}");
+    let Some(NfsResOp::Getfh(Ok(fh_b))) = r.resarray.get(3) else {
+        panic!("GETFH b: {r:?}");
+    };
+    let fh_b = fh_b.object.clone();
+    // RENAME b over a: a has no name left but is open.
+    let r = c
+        .compound(vec![
+            seq(sess, 3, 0),
+            NfsArgOp::Putrootfh,
+            NfsArgOp::Savefh,
+            rename("b", "a"),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "RENAME b a: {r:?}");
+    let r = c
+        .compound(vec![
+            seq(sess, 4, 0),
+            NfsArgOp::Putfh(fh_a.clone()),
+            getattr(),
+        ])
+        .await;
+    assert_eq!(
+        r.status,
+        NfsStat::OK,
+        "GETATTR of the open, replaced a: {r:?}"
+    );
+    let r = c
+        .compound(vec![
+            seq(sess, 5, 0),
+            NfsArgOp::Putfh(fh_a.clone()),
+            NfsArgOp::Close(CloseArgs {
+                seqid: 0,
+                open_stateid: open_a,
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "CLOSE of the replaced a: {r:?}");
+    // Closed: now a's handle is stale (PUTFH says so).
+    let r = c
+        .compound(vec![seq(sess, 6, 0), NfsArgOp::Putfh(fh_a), getattr()])
+        .await;
+    assert_eq!(r.status, NfsStat::STALE, "a after its CLOSE: {r:?}");
+    // REMOVE of the closed file (now named "a"): its handle goes stale at once.
+    let r = c
+        .compound(vec![seq(sess, 7, 0), NfsArgOp::Putrootfh, remove("a")])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "REMOVE a: {r:?}");
+    let r = c
+        .compound(vec![seq(sess, 8, 0), NfsArgOp::Putfh(fh_b), getattr()])
+        .await;
+    assert_eq!(r.status, NfsStat::STALE, "b after REMOVE: {r:?}");
+    srv.stop().await;
+}
+
+/// Starts a server on `dir` (a previous server's store) with a grace period of `grace_s`.
+async fn restart(dir: std::path::PathBuf, grace_s: &str) -> Server {
+    start_with(Some(dir), &["--grace-seconds", grace_s]).await
+}
+
+/// RFC 8881 §18.51.3: RECLAIM_COMPLETE once is OK, again COMPLETE_ALREADY. §8.4.2: after a
+/// restart, while a known client may still reclaim, REMOVE, RENAME, SETATTR of the size and
+/// READ/WRITE under a special stateid, and OPEN without reclaim, are GRACE; looking is not.
+#[tokio::test]
+async fn reclaim_complete_twice_and_grace_refuses_non_reclaim_changes() {
+    let srv = start(None).await;
+    let mut a = Client::connect(srv.addr).await;
+    let (cid_a, sess_a) = session(&mut a, b"wire-grace-a").await;
+    for (seqid, want) in [(1, NfsStat::OK), (2, NfsStat::COMPLETE_ALREADY)] {
+        let r = a
+            .compound(vec![
+                seq(sess_a, seqid, 0),
+                NfsArgOp::ReclaimComplete(false),
+            ])
+            .await;
+        assert_eq!(r.status, want, "RECLAIM_COMPLETE #{seqid}: {r:?}");
+    }
+    let r = a
+        .compound(vec![
+            seq(sess_a, 3, 0),
+            NfsArgOp::Putrootfh,
+            open_create(cid_a, "f"),
+            NfsArgOp::Close(CloseArgs {
+                seqid: 0,
+                open_stateid: Stateid::CURRENT,
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "create f: {r:?}");
+    let srv = restart(srv.stop().await, "600").await;
+    let mut b = Client::connect(srv.addr).await;
+    let (cid_b, sess_b) = session(&mut b, b"wire-grace-b").await;
+    let size0 = Fattr {
+        size: Some(0),
+        ..Fattr::default()
+    };
+    let cases: Vec<(&str, Vec<NfsArgOp>, NfsStat)> = vec![
+        ("REMOVE", vec![remove("f")], NfsStat::GRACE),
+        (
+            "RENAME",
+            vec![NfsArgOp::Savefh, rename("f", "h")],
+            NfsStat::GRACE,
+        ),
+        (
+            "SETATTR size",
+            vec![
+                lookup("f"),
+                NfsArgOp::Setattr(SetattrArgs {
+                    stateid: Stateid::ANONYMOUS,
+                    obj_attributes: size0.to_fattr4(),
+                }),
+            ],
+            NfsStat::GRACE,
+        ),
+        (
+            "WRITE",
+            vec![
+                lookup("f"),
+                NfsArgOp::Write(WriteArgs {
+                    stateid: Stateid::ANONYMOUS,
+                    offset: 0,
+                    stable: StableHow::FileSync,
+                    data: b"x".to_vec(),
+                }),
+            ],
+            NfsStat::GRACE,
+        ),
+        ("OPEN", vec![open_create(cid_b, "n")], NfsStat::GRACE),
+        ("LOOKUP", vec![lookup("f")], NfsStat::OK),
+    ];
+    for (i, (what, ops, want)) in cases.into_iter().enumerate() {
+        let mut all = vec![
+            seq(sess_b, u32::try_from(i).unwrap() + 1, 0),
+            NfsArgOp::Putrootfh,
+        ];
+        all.extend(ops);
+        let r = b.compound(all).await;
+        assert_eq!(r.status, want, "{what} in grace: {r:?}");
+    }
+    srv.stop().await;
+}
+
+/// RFC 8881 §8.4.3: a client that did not reclaim during a grace period loses its state for
+/// good: after the next restart there is nobody left to wait for, so no grace period.
+#[tokio::test]
+async fn client_that_did_not_reclaim_is_forgotten_after_grace() {
+    let srv = start(None).await;
+    let mut a = Client::connect(srv.addr).await;
+    let (_, sess_a) = session(&mut a, b"wire-forgotten-a").await;
+    let r = a
+        .compound(vec![seq(sess_a, 1, 0), NfsArgOp::ReclaimComplete(false)])
+        .await;
+    assert_eq!(r.status, NfsStat::OK);
+    // Restart with a short grace period that A lets pass; B waits it out.
+    let srv = restart(srv.stop().await, "1").await;
+    let mut b = Client::connect(srv.addr).await;
+    let (cid_b, sess_b) = session(&mut b, b"wire-forgotten-b").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut seqid = 0;
+    loop {
+        seqid += 1;
+        let r = b
+            .compound(vec![
+                seq(sess_b, seqid, 0),
+                NfsArgOp::Putrootfh,
+                open_create(cid_b, "x"),
+            ])
+            .await;
+        if r.status == NfsStat::OK {
+            break;
+        }
+        assert_eq!(r.status, NfsStat::GRACE, "{r:?}");
+        assert!(std::time::Instant::now() < deadline, "grace never ended");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // B never sent RECLAIM_COMPLETE either, so nobody is known: no grace after this restart.
+    let srv = restart(srv.stop().await, "600").await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid_c, sess_c) = session(&mut c, b"wire-forgotten-c").await;
+    let r = c
+        .compound(vec![
+            seq(sess_c, 1, 0),
+            NfsArgOp::Putrootfh,
+            open_create(cid_c, "y"),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "no grace once A is forgotten: {r:?}");
+    srv.stop().await;
+}
+
+/// OPEN of `name` (created if absent) by open-owner `owner` of `clientid` with `access` and
+/// `deny`.
+fn open_share(clientid: ClientId, owner: &[u8], name: &str, access: u32, deny: u32) -> NfsArgOp {
+    NfsArgOp::Open(OpenArgs {
+        seqid: 0,
+        share_access: access,
+        share_deny: deny,
+        owner: StateOwner {
+            clientid,
+            owner: owner.to_vec(),
+        },
+        openhow: OpenFlag::Create(CreateHow::Unchecked(Fattr4::default())),
+        claim: OpenClaim::Null(name.into()),
+    })
+}
+
+/// RFC 8881 §9.7, §18.16.3: an OPEN whose access another open-owner denies, or whose deny
+/// covers another open-owner's access, is SHARE_DENIED. §18.18.3: OPEN_DOWNGRADE only to
+/// subsets of what is held (else INVAL), and then the freed share is available. §18.2.3: CLOSE
+/// of a closed stateid is BAD_STATEID.
+#[tokio::test]
+async fn share_reservations_downgrade_and_close_of_a_closed_stateid() {
+    const R: u32 = OPEN4_SHARE_ACCESS_READ;
+    const W: u32 = OPEN4_SHARE_ACCESS_WRITE;
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-share").await;
+    let mut seqid = 0;
+    let mut run = |ops: Vec<NfsArgOp>| {
+        seqid += 1;
+        let mut all = vec![seq(sess, seqid, 0), NfsArgOp::Putrootfh];
+        all.extend(ops);
+        all
+    };
+    // o1 reads and denies writers.
+    let r = c
+        .compound(run(vec![open_share(
+            cid,
+            b"o1",
+            "f",
+            R,
+            OPEN4_SHARE_DENY_WRITE,
+        )]))
+        .await;
+    let Some(NfsResOp::Open(Ok(o1))) = r.resarray.get(2) else {
+        panic!("OPEN o1: {r:?}");
+    };
+    let o1 = o1.stateid;
+    for (access, deny, want) in [
+        (W, OPEN4_SHARE_DENY_NONE, NfsStat::SHARE_DENIED),
+        (R, OPEN4_SHARE_DENY_READ, NfsStat::SHARE_DENIED),
+        (R, OPEN4_SHARE_DENY_NONE, NfsStat::OK),
+    ] {
+        let r = c
+            .compound(run(vec![open_share(cid, b"o2", "f", access, deny)]))
+            .await;
+        assert_eq!(r.status, want, "o2 access {access} deny {deny}: {r:?}");
+    }
+    let downgrade = |access, deny| {
+        NfsArgOp::OpenDowngrade(OpenDowngradeArgs {
+            open_stateid: o1,
+            seqid: 0,
+            share_access: access,
+            share_deny: deny,
+        })
+    };
+    // Not a subset: INVAL. A subset (deny nothing): OK, and o2 may now write.
+    let r = c
+        .compound(run(vec![
+            lookup("f"),
+            downgrade(R | W, OPEN4_SHARE_DENY_NONE),
+        ]))
+        .await;
+    assert_eq!(r.status, NfsStat::INVAL, "upgrade by OPEN_DOWNGRADE: {r:?}");
+    let r = c
+        .compound(run(vec![lookup("f"), downgrade(R, OPEN4_SHARE_DENY_BOTH)]))
+        .await;
+    assert_eq!(
+        r.status,
+        NfsStat::INVAL,
+        "more deny by OPEN_DOWNGRADE: {r:?}"
+    );
+    let r = c
+        .compound(run(vec![lookup("f"), downgrade(R, OPEN4_SHARE_DENY_NONE)]))
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "OPEN_DOWNGRADE: {r:?}");
+    let r = c
+        .compound(run(vec![open_share(
+            cid,
+            b"o2",
+            "f",
+            W,
+            OPEN4_SHARE_DENY_NONE,
+        )]))
+        .await;
+    assert_eq!(
+        r.status,
+        NfsStat::OK,
+        "o2 writes after the downgrade: {r:?}"
+    );
+    let close = || {
+        NfsArgOp::Close(CloseArgs {
+            seqid: 0,
+            open_stateid: o1,
+        })
+    };
+    let r = c.compound(run(vec![lookup("f"), close()])).await;
+    assert_eq!(r.status, NfsStat::OK, "CLOSE o1: {r:?}");
+    let r = c.compound(run(vec![lookup("f"), close()])).await;
+    assert_eq!(r.status, NfsStat::BAD_STATEID, "CLOSE o1 again: {r:?}");
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.36.3: CREATE_SESSION with undefined flags is INVAL and with a fore channel too
+/// small for a SEQUENCE-only COMPOUND TOOSMALL. Then the session's negotiated limits hold
+/// (§18.46.3, §15.1.3): more operations than ca_maxoperations is TOO_MANY_OPS and a call larger
+/// than ca_maxrequestsize REQ_TOO_BIG (both on SEQUENCE, leaving the slot unused), and a reply
+/// larger than ca_maxresponsesize fails the operation that makes it so with REP_TOO_BIG.
+#[tokio::test]
+async fn create_session_limits_are_checked_then_enforced() {
+    const SMALL_BYTES: u32 = 512;
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let x = exchange_id(&mut c, b"wire-chan", 1, 0).await.unwrap();
+    let small = ChannelAttrs {
+        maxrequestsize: SMALL_BYTES,
+        maxresponsesize: SMALL_BYTES,
+        maxoperations: 8,
+        ..CHAN
+    };
+    for (what, flags, fore, want) in [
+        ("undefined flag", 0x8, small, NfsStat::INVAL),
+        (
+            "request size",
+            0,
+            ChannelAttrs {
+                maxrequestsize: 64,
+                ..small
+            },
+            NfsStat::TOOSMALL,
+        ),
+        (
+            "response size",
+            0,
+            ChannelAttrs {
+                maxresponsesize: 64,
+                ..small
+            },
+            NfsStat::TOOSMALL,
+        ),
+        (
+            "operations",
+            0,
+            ChannelAttrs {
+                maxoperations: 1,
+                ..small
+            },
+            NfsStat::TOOSMALL,
+        ),
+    ] {
+        let r = create_session_with(&mut c, x.clientid, x.sequenceid, flags, fore).await;
+        assert_eq!(r.err(), Some(want), "{what}");
+    }
+    let sess = create_session_with(&mut c, x.clientid, x.sequenceid, 0, small)
+        .await
+        .unwrap();
+    let big = create_session(&mut c, x.clientid, x.sequenceid + 1)
+        .await
+        .unwrap();
+    // A 1000-byte file, written on the session with room for it.
+    let r = c
+        .compound(vec![
+            seq(big, 1, 0),
+            NfsArgOp::Putrootfh,
+            open_create(x.clientid, "f"),
+            NfsArgOp::Write(WriteArgs {
+                stateid: Stateid::CURRENT,
+                offset: 0,
+                stable: StableHow::FileSync,
+                data: vec![7; 1000],
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "write f: {r:?}");
+    let nine = std::iter::once(seq(sess, 1, 0))
+        .chain(std::iter::repeat_n(NfsArgOp::Putrootfh, 8))
+        .collect();
+    let r = c.compound(nine).await;
+    assert_eq!(r.status, NfsStat::TOO_MANY_OPS, "9 operations: {r:?}");
+    let r = c
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            lookup(&"n".repeat(600)),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::REQ_TOO_BIG, "a 600-byte name: {r:?}");
+    let read = |count| {
+        NfsArgOp::Read(ReadArgs {
+            stateid: Stateid::ANONYMOUS,
+            offset: 0,
+            count,
+        })
+    };
+    // Slot 0's sequence id 1 is still unused.
+    let r = c
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            lookup("f"),
+            read(100),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "a 100-byte READ: {r:?}");
+    let r = c
+        .compound(vec![
+            seq(sess, 2, 0),
+            NfsArgOp::Putrootfh,
+            lookup("f"),
+            read(1000),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::REP_TOO_BIG, "a 1000-byte READ: {r:?}");
+    assert!(
+        matches!(
+            r.resarray.get(3),
+            Some(NfsResOp::Read(Err(NfsStat::REP_TOO_BIG)))
+        ),
+        "on the READ: {r:?}"
+    );
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.14.3: LOOKUPP from a symbolic link is SYMLINK, from a regular file NOTDIR,
+/// from the root NOENT.
+#[tokio::test]
+async fn lookupp_from_a_symlink_a_file_and_the_root() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-lookupp").await;
+    let r = c
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            NfsArgOp::Create(CreateArgs {
+                objtype: CreateType::Link("target".into()),
+                objname: "l".into(),
+                createattrs: Fattr4::default(),
+            }),
+            NfsArgOp::Putrootfh,
+            open_create(cid, "f"),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "symlink l, file f: {r:?}");
+    for (i, (name, want)) in [
+        (Some("l"), NfsStat::SYMLINK),
+        (Some("f"), NfsStat::NOTDIR),
+        (None, NfsStat::NOENT),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut ops = vec![
+            seq(sess, u32::try_from(i).unwrap() + 2, 0),
+            NfsArgOp::Putrootfh,
+        ];
+        ops.extend(name.map(lookup));
+        ops.push(NfsArgOp::Lookupp);
+        let r = c.compound(ops).await;
+        assert_eq!(r.status, want, "LOOKUPP from {name:?}: {r:?}");
+    }
+    srv.stop().await;
+}
+
+/// RFC 8881 §18.4: CREATE of a block or character device (with its numbers), a socket and a
+/// fifo stores them; GETATTR returns their type and rawdev, across a restart too; they can be
+/// renamed and removed; OPEN of one is WRONG_TYPE (§18.16.3).
+#[tokio::test]
+async fn special_files_are_created_stored_renamed_and_removed() {
+    use pnfs_proto::nfs4::attr::FATTR4_RAWDEV;
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-special").await;
+    let dev = |specdata1, specdata2| SpecData {
+        specdata1,
+        specdata2,
+    };
+    let specials = [
+        ("b", CreateType::Block(dev(8, 1)), NF4BLK, dev(8, 1)),
+        ("c", CreateType::Char(dev(1, 3)), NF4CHR, dev(1, 3)),
+        ("s", CreateType::Socket, NF4SOCK, dev(0, 0)),
+        ("p", CreateType::Fifo, NF4FIFO, dev(0, 0)),
+    ];
+    let getattr = || {
+        NfsArgOp::Getattr(GetattrArgs {
+            attr_request: Bitmap4::from_bits(&[FATTR4_TYPE, FATTR4_RAWDEV]),
+        })
+    };
+    let type_and_rawdev = |r: &CompoundRes| {
+        let Some(NfsResOp::Getattr(Ok(g))) = r.resarray.last() else {
+            panic!("GETATTR: {r:?}");
+        };
+        let a = Fattr::from_fattr4(&g.obj_attributes).unwrap();
+        (a.file_type.unwrap(), a.rawdev.unwrap())
+    };
+    let mut seqid = 0;
+    for (name, objtype, ftype, rawdev) in specials.clone() {
+        seqid += 1;
+        let r = c
+            .compound(vec![
+                seq(sess, seqid, 0),
+                NfsArgOp::Putrootfh,
+                NfsArgOp::Create(CreateArgs {
+                    objtype,
+                    objname: name.into(),
+                    createattrs: Fattr4::default(),
+                }),
+                getattr(),
+            ])
+            .await;
+        assert_eq!(r.status, NfsStat::OK, "CREATE {name}: {r:?}");
+        assert_eq!(type_and_rawdev(&r), (ftype, rawdev), "{name}");
+    }
+    let r = c
+        .compound(vec![
+            seq(sess, 5, 0),
+            NfsArgOp::Putrootfh,
+            NfsArgOp::Open(OpenArgs {
+                openhow: OpenFlag::NoCreate,
+                ..match open_create(cid, "p") {
+                    NfsArgOp::Open(o) => o,
+                    _ => unreachable!(),
+                }
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::WRONG_TYPE, "OPEN of a fifo: {r:?}");
+    let r = c
+        .compound(vec![
+            seq(sess, 6, 0),
+            NfsArgOp::Putrootfh,
+            NfsArgOp::Savefh,
+            rename("p", "q"),
+            remove("s"),
+            lookup("q"),
+            getattr(),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "RENAME p q, REMOVE s: {r:?}");
+    assert_eq!(type_and_rawdev(&r).0, NF4FIFO);
+    let srv = start(Some(srv.stop().await)).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (_, sess) = session(&mut c, b"wire-special-2").await;
+    for (i, (name, want)) in [
+        ("c", Ok((NF4CHR, dev(1, 3)))),
+        ("b", Ok((NF4BLK, dev(8, 1)))),
+        ("q", Ok((NF4FIFO, dev(0, 0)))),
+        ("s", Err(NfsStat::NOENT)),
+        ("p", Err(NfsStat::NOENT)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r = c
+            .compound(vec![
+                seq(sess, u32::try_from(i).unwrap() + 1, 0),
+                NfsArgOp::Putrootfh,
+                lookup(name),
+                getattr(),
+            ])
+            .await;
+        match want {
+            Ok(w) => assert_eq!(type_and_rawdev(&r), w, "{name} after a restart"),
+            Err(e) => assert_eq!(r.status, e, "{name} after a restart: {r:?}"),
+        }
+    }
+    srv.stop().await;
+}
+
+/// SEQUENCE, PUTROOTFH, LOOKUP `name` (none if empty), then `op`; the result of `op`.
+async fn on_file(
+    c: &mut Client,
+    sess: SessionId,
+    seqid: &mut u32,
+    name: &str,
+    op: NfsArgOp,
+) -> NfsResOp {
+    *seqid += 1;
+    let mut ops = vec![seq(sess, *seqid, 0), NfsArgOp::Putrootfh];
+    if !name.is_empty() {
+        ops.push(lookup(name));
+    }
+    ops.push(op);
+    let n = ops.len();
+    let r = c.compound(ops).await;
+    assert_eq!(r.resarray.len(), n, "{r:?}");
+    r.resarray.into_iter().last().unwrap()
+}
+
+fn lock_new(t: LockType, offset: u64, length: u64, open: Stateid, owner: StateOwner) -> NfsArgOp {
+    NfsArgOp::Lock(LockArgs {
+        locktype: t,
+        reclaim: false,
+        offset,
+        length,
+        locker: Locker::New(OpenToLockOwner {
+            open_seqid: 0,
+            open_stateid: open,
+            lock_seqid: 0,
+            lock_owner: owner,
+        }),
+    })
+}
+
+fn lock_more(t: LockType, offset: u64, length: u64, lock: Stateid) -> NfsArgOp {
+    NfsArgOp::Lock(LockArgs {
+        locktype: t,
+        reclaim: false,
+        offset,
+        length,
+        locker: Locker::Exist(ExistLockOwner {
+            lock_stateid: lock,
+            lock_seqid: 0,
+        }),
+    })
+}
+
+fn locku(offset: u64, length: u64, lock: Stateid) -> NfsArgOp {
+    NfsArgOp::Locku(LockuArgs {
+        locktype: LockType::Read,
+        seqid: 0,
+        lock_stateid: lock,
+        offset,
+        length,
+    })
+}
+
+fn lockt(t: LockType, offset: u64, length: u64, owner: StateOwner) -> NfsArgOp {
+    NfsArgOp::Lockt(LocktArgs {
+        locktype: t,
+        offset,
+        length,
+        owner,
+    })
+}
+
+/// RFC 8881 §18.10–§18.12, §9: LOCK from an open (new lock-owner) and from a lock stateid,
+/// conflicts DENIED with the holder's range, type and owner, LOCKT likewise, read locks
+/// shared, a downgrade by a new LOCK, LOCKU, OLD_STATEID for a superseded lock stateid,
+/// FREE_STATEID of a lock stateid with locks LOCKS_HELD, a zero length INVAL, a write lock on
+/// a read-only open OPENMODE, and a CLOSE releasing the open's locks.
+#[tokio::test]
+async fn byte_range_locks_conflict_downgrade_unlock_and_go_with_close() {
+    let srv = start(None).await;
+    let mut a = Client::connect(srv.addr).await;
+    let mut b = Client::connect(srv.addr).await;
+    let (cid_a, sa) = session(&mut a, b"wire-lock-a").await;
+    let (cid_b, sb) = session(&mut b, b"wire-lock-b").await;
+    let (mut qa, mut qb) = (0, 0);
+    let open_of = |r: NfsResOp| match r {
+        NfsResOp::Open(Ok(o)) => o.stateid,
+        other => panic!("OPEN: {other:?}"),
+    };
+    let lock_ok = |r: NfsResOp| match r {
+        NfsResOp::Lock(LockRes::Ok(s)) => s,
+        other => panic!("LOCK: {other:?}"),
+    };
+    let oa = open_of(on_file(&mut a, sa, &mut qa, "", open_create(cid_a, "f")).await);
+    let ob = open_of(on_file(&mut b, sb, &mut qb, "", open_create(cid_b, "f")).await);
+    let la_owner = StateOwner {
+        clientid: cid_a,
+        owner: b"la".to_vec(),
+    };
+    let lb_owner = StateOwner {
+        clientid: cid_b,
+        owner: b"lb".to_vec(),
+    };
+    let la = lock_ok(
+        on_file(
+            &mut a,
+            sa,
+            &mut qa,
+            "f",
+            lock_new(LockType::Write, 0, 100, oa, la_owner.clone()),
+        )
+        .await,
+    );
+    // B is denied, and told who holds what.
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "f",
+        lock_new(LockType::Read, 50, 10, ob, lb_owner.clone()),
+    )
+    .await;
+    let want = LockDenied {
+        offset: 0,
+        length: 100,
+        locktype: LockType::Write,
+        owner: la_owner.clone(),
+    };
+    assert_eq!(r, NfsResOp::Lock(LockRes::Denied(want.clone())));
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "f",
+        lockt(LockType::Read, 99, 1, lb_owner.clone()),
+    )
+    .await;
+    assert_eq!(r, NfsResOp::Lockt(LocktRes::Denied(want)));
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "f",
+        lockt(LockType::Write, 100, 100, lb_owner.clone()),
+    )
+    .await;
+    assert_eq!(r, NfsResOp::Lockt(LocktRes::Ok), "no overlap");
+    // A downgrades to a read lock: B's read lock is granted, its write lock is not.
+    let la2 = lock_ok(
+        on_file(
+            &mut a,
+            sa,
+            &mut qa,
+            "f",
+            lock_more(LockType::Read, 0, 100, la),
+        )
+        .await,
+    );
+    assert_eq!(la2.other, la.other);
+    let lb = lock_ok(
+        on_file(
+            &mut b,
+            sb,
+            &mut qb,
+            "f",
+            lock_new(LockType::Read, 50, 10, ob, lb_owner.clone()),
+        )
+        .await,
+    );
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "f",
+        lock_more(LockType::Write, 50, 10, lb),
+    )
+    .await;
+    assert!(matches!(r, NfsResOp::Lock(LockRes::Denied(_))), "{r:?}");
+    // The superseded stateid is old; the current one unlocks everything.
+    let r = on_file(&mut a, sa, &mut qa, "f", locku(0, u64::MAX, la)).await;
+    assert_eq!(r, NfsResOp::Locku(Err(NfsStat::OLD_STATEID)));
+    let la3 = match on_file(&mut a, sa, &mut qa, "f", locku(0, u64::MAX, la2)).await {
+        NfsResOp::Locku(Ok(s)) => s,
+        other => panic!("LOCKU: {other:?}"),
+    };
+    let lb = lock_ok(
+        on_file(
+            &mut b,
+            sb,
+            &mut qb,
+            "f",
+            lock_more(LockType::Write, 50, 10, lb),
+        )
+        .await,
+    );
+    qb += 1;
+    let r = b
+        .compound(vec![seq(sb, qb, 0), NfsArgOp::FreeStateid(lb)])
+        .await;
+    assert_eq!(r.status, NfsStat::LOCKS_HELD);
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "f",
+        lock_more(LockType::Read, 0, 0, lb),
+    )
+    .await;
+    assert_eq!(
+        r,
+        NfsResOp::Lock(LockRes::Error(NfsStat::INVAL)),
+        "zero length"
+    );
+    // B's CLOSE takes its lock with it: A may write-lock the range.
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "f",
+        NfsArgOp::Close(CloseArgs {
+            seqid: 0,
+            open_stateid: ob,
+        }),
+    )
+    .await;
+    assert!(matches!(r, NfsResOp::Close(Ok(_))), "{r:?}");
+    let r = on_file(
+        &mut a,
+        sa,
+        &mut qa,
+        "f",
+        lock_more(LockType::Write, 50, 10, la3),
+    )
+    .await;
+    assert!(
+        matches!(r, NfsResOp::Lock(LockRes::Ok(_))),
+        "after B's CLOSE: {r:?}"
+    );
+    // A read-only open cannot carry a write lock.
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "",
+        NfsArgOp::Open(OpenArgs {
+            share_access: OPEN4_SHARE_ACCESS_READ,
+            ..match open_create(cid_b, "g") {
+                NfsArgOp::Open(o) => o,
+                _ => unreachable!(),
+            }
+        }),
+    )
+    .await;
+    let og = open_of(r);
+    let r = on_file(
+        &mut b,
+        sb,
+        &mut qb,
+        "g",
+        lock_new(LockType::Write, 0, 1, og, lb_owner),
+    )
+    .await;
+    assert_eq!(r, NfsResOp::Lock(LockRes::Error(NfsStat::OPENMODE)));
     srv.stop().await;
 }
 

@@ -1,4 +1,4 @@
-//! The NFSv4.1 callback program (RFC 8881 §16, §20): CB_COMPOUND arguments and results.
+//! The NFSv4.1 callback program (RFC 8881 §19, §20): CB_COMPOUND arguments and results.
 //!
 //! Both directions are here: the MDS encodes [`CbCompoundArgs`] and decodes
 //! [`CbCompoundRes`]; the gateway decodes the arguments and encodes the results. Every CB
@@ -6,7 +6,7 @@
 //! number the decoder does not know (including NFSv4.2's CB_OFFLOAD and CB_ILLEGAL itself)
 //! becomes [`CbArgOp::Illegal`]; since its arguments cannot be parsed, it ends the operation
 //! list and the rest of the message is ignored — the receiver answers the ops before it and
-//! then CB_ILLEGAL with NFS4ERR_OP_ILLEGAL, which is what RFC 8881 §20.11 asks for.
+//! then CB_ILLEGAL with NFS4ERR_OP_ILLEGAL, which is what RFC 8881 §20.13 asks for.
 //!
 //! bitmap4, fattr4, state_owner4 and open_delegation4 are the fore channel's types
 //! ([`crate::nfs4`]); fsid4 is defined here as [`Fsid`].

@@ -265,7 +265,7 @@ pub struct AuthSys {
     /// Arbitrary id the caller machine may generate.
     pub stamp: u32,
     /// Caller's host name, at most [`AUTH_SYS_MAX_MACHINE_NAME_BYTES`]. Bytes that are not
-    /// UTF-8 are replaced on decode (the name is informational only).
+    /// UTF-8 become `?` on decode, one for one (the name is informational only).
     pub machine_name: String,
     /// Effective user id.
     pub uid: u32,
@@ -288,10 +288,13 @@ impl XdrEncode for AuthSys {
 impl XdrDecode for AuthSys {
     fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
         let stamp = dec.u32()?;
-        let name = dec.opaque("authsys_parms.machinename", AUTH_SYS_MAX_MACHINE_NAME_BYTES)?;
+        // Lossy but length-preserving: the name stays within its 255-byte limit, so what was
+        // decoded always encodes again (a fuzz finding: three bytes per bad byte did not).
+        let machine_name =
+            dec.string_lossy("authsys_parms.machinename", AUTH_SYS_MAX_MACHINE_NAME_BYTES)?;
         Ok(Self {
             stamp,
-            machine_name: String::from_utf8_lossy(name).into_owned(),
+            machine_name,
             uid: dec.u32()?,
             gid: dec.u32()?,
             gids: dec.array("authsys_parms.gids", AUTH_SYS_MAX_GIDS)?,

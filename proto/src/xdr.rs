@@ -201,6 +201,17 @@ impl Encoder {
     }
 }
 
+/// `bytes` as UTF-8 with every byte of an invalid sequence replaced by `?`: the result is
+/// exactly `bytes.len()` bytes long, so a length limit that held on the wire still holds.
+pub fn lossy_utf8_same_len(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+    }
+    out
+}
+
 /// Reads XDR items from a byte slice, checking every length against what is left and a limit.
 #[derive(Debug, Clone)]
 pub struct Decoder<'a> {
@@ -359,6 +370,14 @@ impl<'a> Decoder<'a> {
         std::str::from_utf8(b)
             .map(str::to_owned)
             .map_err(|_| XdrError::BadUtf8 { what })
+    }
+
+    /// string of at most `limit` bytes whose bytes that are not UTF-8 become `?`, one for one,
+    /// so the result has exactly as many bytes as the wire had and re-encodes within `limit`
+    /// (`String::from_utf8_lossy` would grow each bad byte to three and break that).
+    pub fn string_lossy(&mut self, what: &'static str, limit: usize) -> XdrResult<String> {
+        let b = self.opaque(what, limit)?;
+        Ok(lossy_utf8_same_len(b))
     }
 
     /// Variable-length array of at most `limit` items.

@@ -78,7 +78,7 @@ fn sample_topology() -> BlockDeviceAddr {
     ])
 }
 
-/// The same device address written out by hand from RFC 5663 §2.3.1.
+/// The same device address written out by hand from RFC 5663 §2.2.2.
 const SAMPLE_TOPOLOGY_HEX: &str = "
     00000007                              # bda_volumes: 7 entries
     # [0] SIMPLE, one signature component at offset 32, 16 bytes

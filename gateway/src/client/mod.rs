@@ -11,13 +11,14 @@
 //! - [`session`]: client ID, session, SEQUENCE, recovery, reclaim, lease renewal.
 //! - `mds_impl`: the [`crate::mds_api::MetadataServer`] operations.
 //!
-//! Recovery (DESIGN S1, C5): a transport error closes the connection; the request is resent on
-//! the same slot and sequence id over a new connection bound with BIND_CONN_TO_SESSION (the
-//! server's reply cache makes that exactly-once). BADSESSION/DEADSESSION create a new session;
-//! STALE_CLIENTID a new client ID; a new client ID while files are open means the server lost
-//! our state: opens are reclaimed with CLAIM_PREVIOUS (or re-opened with CLAIM_FH when the
-//! server has no grace for us), the pNFS layer is told, then RECLAIM_COMPLETE. DELAY and GRACE
-//! stall the request with backoff up to [`ClientConfig::stall_limit_ms`].
+//! Recovery (docs/requirements.md S1, C5): a transport error closes the connection; the request
+//! is resent on the same slot and sequence id over a new connection bound with
+//! BIND_CONN_TO_SESSION (the server's reply cache makes that exactly-once).
+//! BADSESSION/DEADSESSION create a new session; STALE_CLIENTID a new client ID; a new client ID
+//! while files are open means the server lost our state: opens are reclaimed with
+//! CLAIM_PREVIOUS (or re-opened with CLAIM_FH when the server has no grace for us), the pNFS
+//! layer is told, then RECLAIM_COMPLETE. DELAY and GRACE stall the request with backoff up to
+//! [`ClientConfig::stall_limit_ms`].
 
 pub mod cb;
 pub mod error;

@@ -1,4 +1,4 @@
-//! Lease-timed I/O fencing (DESIGN §2 B7, RFC 5663 §2.3.6).
+//! Lease-timed I/O fencing (docs/requirements.md B7; RFC 5663 §2.3.8).
 //!
 //! The server may fence a client whose lease expired and hand its blocks to someone else. The
 //! client cannot know when the server's clock says "expired", only that the lease was renewed

@@ -1,5 +1,5 @@
 //! LAYOUTGET, LAYOUTCOMMIT and LAYOUTRETURN for one file, with the layout stateid rules of
-//! RFC 8881 §12.5.5.2 and the error handling of DESIGN §2 (C1–C4).
+//! RFC 8881 §12.5.5.2 and the error handling of docs/requirements.md §pNFS layer (C1–C4).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -181,7 +181,8 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
         }
         f.lock().layoutget_in_flight = true;
         let r = sh.mds.layout_get(&f.open, args).await;
-        f.lock().layoutget_in_flight = false;
+        // On success "in flight" ends only together with applying the reply's stateid (in
+        // `insert_layout`), never before: see there.
         let err = match r {
             Ok(res) => {
                 if let Err(e) = insert_layout(sh, f, res).await {
@@ -195,7 +196,10 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
                 f.changed.notify_waiters();
                 return Ok(LayoutOutcome::Progress);
             }
-            Err(e) => e,
+            Err(e) => {
+                f.lock().layoutget_in_flight = false;
+                e
+            }
         };
         Stats::inc(&sh.stats.layoutget_errors);
         let status = match err.kind {
@@ -231,14 +235,30 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
 }
 
 /// Decodes, resolves devices and caches one LAYOUTGET result.
+///
+/// The reply's stateid is applied and the file's "LAYOUTGET in flight" mark cleared in ONE
+/// critical section. A CB_LAYOUTRECALL is answered (synchronously, on another thread) from
+/// exactly these two fields: with a LAYOUTGET in flight and no (or another) layout stateid it
+/// answers DELAY, with neither it answers NOMATCHING_LAYOUT, and the server may then count
+/// the layout as returned (RFC 8881 §20.3.4; the fake MDS and the embedded MDS do). The mark
+/// used to be cleared as soon as the reply arrived, before this function applied the
+/// stateid: a recall landing in between was told NOMATCHING_LAYOUT, the server forgot the
+/// layout, and we cached it anyway, wrote through it and sent LAYOUTCOMMIT with its stateid,
+/// which failed with BAD_STATEID as an I/O error of the request that committed (issue 12: a
+/// trim in the recall workload test). Now such a recall is answered DELAY and the server
+/// sends it again once the reply has landed.
 async fn insert_layout<M: MetadataServer>(
     sh: &Arc<Shared<M>>,
     f: &Arc<FileCtx>,
     res: crate::mds_api::LayoutGetResult,
 ) -> Result<(), PnfsError> {
+    // Tests run a recall here: the reply has arrived and is not applied yet.
+    #[cfg(any(test, feature = "testing"))]
+    sh.hooks.layoutget_reply();
     {
         let mut st = f.lock();
         update_stateid(&mut st.layout_stateid, res.stateid);
+        st.layoutget_in_flight = false;
     }
     let want = f.layout_type.unwrap_or(LayoutType::BlockVolume);
     let mut decoded = Vec::new();
@@ -397,7 +417,10 @@ const COMMIT_RESTART_RETRIES: u32 = 3;
 /// nothing is lost), and a normal commit whose LAYOUTCOMMIT fails after the layout state
 /// changed under it (new client epoch, or a stateid error for a layout stateid since
 /// forgotten or replaced) re-reads the pending set and commits what is still uncommitted
-/// with the current stateid (bounded by [`COMMIT_RESTART_RETRIES`]).
+/// with the current stateid (bounded by [`COMMIT_RESTART_RETRIES`]). A stateid error for the
+/// stateid the file still holds means the server no longer has that layout: the uncommitted
+/// data is rewritten through the MDS and the layout forgotten ([`forget_refused_layout`]), so
+/// the request that committed does not fail.
 pub(super) async fn commit<M: MetadataServer>(
     sh: &Arc<Shared<M>>,
     f: &Arc<FileCtx>,
@@ -412,22 +435,33 @@ pub(super) async fn commit<M: MetadataServer>(
         let epoch = sh.mds.lease_status().client_epoch;
         match commit_pending(sh, f, false).await {
             Ok(()) => return Ok(()),
-            Err((PnfsError::Mds(e), sent)) if retries < COMMIT_RESTART_RETRIES => {
-                // Redo only when the layout state changed under this attempt: a new client
-                // epoch (server restart / state loss: any status from the old state is
-                // meaningless now), or a stateid error for a layout stateid the file has
-                // since forgotten or replaced. Anything else is a real error.
+            Err((PnfsError::Mds(e), sent)) => {
+                // Redo when the layout state changed under this attempt: a new client epoch
+                // (server restart / state loss: any status from the old state is meaningless
+                // now), or a stateid error for a layout stateid the file has since forgotten
+                // or replaced.
                 let epoch_changed = sh.mds.lease_status().client_epoch != epoch;
                 let now = f
                     .lock()
                     .layout_stateid
                     .map_or(StateidArg::Open, StateidArg::Given);
-                let stale = e.nfs_status().is_some_and(is_stateid_error) && now != sent;
-                if !((epoch_changed && e.nfs_status().is_some()) || stale) {
-                    return Err(PnfsError::Mds(e));
+                let refused = e.nfs_status().is_some_and(is_stateid_error);
+                let redo = (epoch_changed && e.nfs_status().is_some()) || (refused && now != sent);
+                if redo && retries < COMMIT_RESTART_RETRIES {
+                    retries += 1;
+                    tracing::info!(path = %f.open.path, error = %e, retries, "layout state changed under a LAYOUTCOMMIT (server restart/reclaim): committing what is still pending");
+                    continue;
                 }
-                retries += 1;
-                tracing::info!(path = %f.open.path, error = %e, retries, "layout state changed under a LAYOUTCOMMIT (server restart/reclaim): committing what is still pending");
+                if refused && now == sent && !epoch_changed {
+                    // The stateid the file still holds is refused: the server no longer has
+                    // this layout (it counts it as returned or revoked), so what was written
+                    // through it can never be committed with it. Not an I/O error
+                    // (docs/requirements.md C1–C4: BAD_STATEID → reset and retry): rewrite it
+                    // through the MDS and forget the layout; the next request takes a new one.
+                    tracing::warn!(path = %f.open.path, error = %e, "LAYOUTCOMMIT refused the current layout stateid: rewriting the uncommitted data through the MDS and resetting the layout");
+                    return forget_refused_layout(sh, f, sent).await;
+                }
+                return Err(PnfsError::Mds(e));
             }
             Err((e, _)) => return Err(e),
         }
@@ -484,9 +518,47 @@ async fn commit_pending<M: MetadataServer>(
     Ok(())
 }
 
+/// The server refused `refused`, the layout stateid a LAYOUTCOMMIT used, and the file still
+/// holds it (so it is not a stale stateid that a newer one replaced). Holds off new direct
+/// I/O on the file (a recall entry over all of it), drains what is in flight, rewrites every
+/// uncommitted range through the MDS (read back from the volume), then forgets the cached
+/// pieces and that stateid: the next request takes a new layout, seeded by the open stateid.
+/// Err only if some data could not be rewritten (then it is lost, and logged and counted).
+async fn forget_refused_layout<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    refused: StateidArg,
+) -> Result<(), PnfsError> {
+    f.lock().recalls.push((0, u64::MAX));
+    drain(f, 0, u64::MAX).await;
+    let result = salvage_uncommitted(sh, f).await;
+    {
+        let mut st = f.lock();
+        st.cache.remove_range(0, u64::MAX);
+        if st
+            .layout_stateid
+            .map_or(StateidArg::Open, StateidArg::Given)
+            == refused
+        {
+            st.layout_stateid = None;
+        }
+        if let Some(i) = st.recalls.iter().position(|&r| r == (0, u64::MAX)) {
+            st.recalls.remove(i);
+        }
+    }
+    f.changed.notify_waiters();
+    result
+}
+
 /// Writes uncommitted data through the MDS (read back from the volume) when its layout state
-/// is gone, so nothing written is lost; then drops it from the cache.
-pub(super) async fn salvage_uncommitted<M: MetadataServer>(sh: &Arc<Shared<M>>, f: &Arc<FileCtx>) {
+/// is gone, so nothing written is lost; the caller then drops it from the cache. Err (the
+/// first failure) if some range could not be rewritten: that data is lost, and each loss is
+/// logged and counted in `request_errors` here.
+pub(super) async fn salvage_uncommitted<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+) -> Result<(), PnfsError> {
+    let mut first_err = None;
     let pending: Vec<CommitRange> = f.lock().cache.uncommitted(0, u64::MAX);
     for r in pending {
         let res = async {
@@ -512,9 +584,11 @@ pub(super) async fn salvage_uncommitted<M: MetadataServer>(sh: &Arc<Shared<M>>, 
             Err(e) => {
                 Stats::inc(&sh.stats.request_errors);
                 tracing::error!(path = %f.open.path, offset = r.file_offset_bytes, len = r.length_bytes, error = %e, "uncommitted data LOST: layout state gone and MDS rewrite failed");
+                first_err.get_or_insert(e);
             }
         }
     }
+    first_err.map_or(Ok(()), Err)
 }
 
 /// Forgets the layout state (after BAD_STATEID and similar): tries to commit, else rewrites
@@ -522,7 +596,8 @@ pub(super) async fn salvage_uncommitted<M: MetadataServer>(sh: &Arc<Shared<M>>, 
 pub(super) async fn reset_layout_state<M: MetadataServer>(sh: &Arc<Shared<M>>, f: &Arc<FileCtx>) {
     if let Err(e) = commit(sh, f, false).await {
         tracing::warn!(path = %f.open.path, error = %e, "commit before reset failed");
-        salvage_uncommitted(sh, f).await;
+        // Every loss is logged and counted inside.
+        let _ = salvage_uncommitted(sh, f).await;
     }
     let mut st = f.lock();
     let dropped = st.cache.remove_range(0, u64::MAX);
@@ -570,7 +645,8 @@ pub(super) async fn return_range<M: MetadataServer>(
     let result = async {
         if let Err(e) = commit(sh, f, false).await {
             tracing::warn!(path = %f.open.path, error = %e, "commit before return failed: rewriting through the MDS");
-            salvage_uncommitted(sh, f).await;
+            // Every loss is logged and counted inside.
+            let _ = salvage_uncommitted(sh, f).await;
         }
         // No LAYOUTGET may cross this LAYOUTRETURN (RFC 8881 §12.5.5.2.1): a reply processed
         // after the return would resurrect a dead layout stateid. LAYOUTGETs hold this lock

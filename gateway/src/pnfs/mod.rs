@@ -217,7 +217,8 @@ impl FileCtx {
     }
 }
 
-/// Server block sizes accepted (DESIGN: 4 KiB to 1 MiB, and up to 16 MiB tolerated).
+/// Server block sizes accepted (docs/requirements.md B2: 4 KiB to at least 1 MiB; up to 16 MiB
+/// tolerated).
 const MIN_BLOCK_BYTES: u64 = 4096;
 const MAX_BLOCK_BYTES: u64 = 16 << 20;
 
@@ -231,6 +232,8 @@ struct Shared<M: MetadataServer> {
     stats: Arc<Stats>,
     files: Mutex<Vec<Arc<FileCtx>>>,
     lease_rx: watch::Receiver<LeaseStatus>,
+    #[cfg(any(test, feature = "testing"))]
+    hooks: testing::Hooks,
 }
 
 impl<M: MetadataServer> std::fmt::Debug for Shared<M> {
@@ -257,10 +260,16 @@ impl<M: MetadataServer> Shared<M> {
         self.files.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The file a recall of `fh` is for: the open one, else one still closing. A closing file
+    /// is in `files` until its close has committed and returned its layout; it must answer
+    /// recalls until then (OK: its close's LAYOUTRETURN answers them), never
+    /// NOMATCHING_LAYOUT, which tells the server the layout is already returned and makes the
+    /// close's LAYOUTCOMMIT fail.
     fn file_by_fh(&self, fh: &FileHandle) -> Option<Arc<FileCtx>> {
-        self.files()
-            .into_iter()
-            .find(|f| &f.open.fh == fh && !f.lock().closed)
+        let files = self.files();
+        let open = files.iter().find(|f| &f.open.fh == fh && !f.lock().closed);
+        open.or_else(|| files.iter().find(|f| &f.open.fh == fh))
+            .cloned()
     }
 }
 
@@ -299,6 +308,8 @@ impl<M: MetadataServer> PnfsClient<M> {
             stats,
             files: Mutex::new(Vec::new()),
             lease_rx,
+            #[cfg(any(test, feature = "testing"))]
+            hooks: testing::Hooks::default(),
         });
         let weak: Weak<Shared<M>> = Arc::downgrade(&shared);
         let sink: Weak<dyn CallbackSink> = weak;
@@ -330,6 +341,12 @@ impl<M: MetadataServer> PnfsClient<M> {
     /// The MDS.
     pub fn mds(&self) -> &Arc<M> {
         &self.shared.mds
+    }
+
+    /// Test hook points inside the layer (feature `testing`).
+    #[cfg(any(test, feature = "testing"))]
+    pub fn hooks(&self) -> &testing::Hooks {
+        &self.shared.hooks
     }
 
     /// Opens `path` on the MDS and returns its disk. The disk size is the file size at open

@@ -17,9 +17,10 @@ use crate::mds_api::{
 };
 use crate::stats::Stats;
 
+/// A closing file counts until its close has returned the layout (see `file_by_fh`).
 fn holds_layout(f: &FileCtx) -> bool {
     let st = f.lock();
-    !st.closed && (st.layout_stateid.is_some() || !st.cache.is_empty())
+    st.layout_stateid.is_some() || !st.cache.is_empty()
 }
 
 /// Starts the return of `[start, end)` of `f` in a task (the range joins `recalls` now, so no
@@ -42,9 +43,18 @@ fn spawn_return<M: MetadataServer>(
 
 /// Bulk (FSID / ALL) recall: every matching file drains, commits and forgets its layouts;
 /// then one LAYOUTRETURN of the same kind (RFC 8881 §12.5.5.1).
+///
+/// Each file stays under recall (no new direct I/O, so no LAYOUTGET from the data path) and
+/// its LAYOUTGET lock is held until that LAYOUTRETURN is answered. Between a file's own
+/// commit and the bulk LAYOUTRETURN a write could otherwise take a layout again, write
+/// through it, and then commit on a stateid the bulk LAYOUTRETURN had just returned.
 fn spawn_bulk_return<M: MetadataServer>(sh: &Arc<Shared<M>>, files: Vec<Arc<FileCtx>>, fsid: bool) {
     for f in &files {
-        f.lock().recalls.push((0, u64::MAX));
+        let mut st = f.lock();
+        // One entry is `return_range`'s (it removes it when done), one is held until the
+        // bulk LAYOUTRETURN is answered.
+        st.recalls.push((0, u64::MAX));
+        st.recalls.push((0, u64::MAX));
     }
     let sh = Arc::clone(sh);
     tokio::spawn(async move {
@@ -52,7 +62,11 @@ fn spawn_bulk_return<M: MetadataServer>(sh: &Arc<Shared<M>>, files: Vec<Arc<File
             if let Err(e) = return_range(&sh, f, 0, u64::MAX, false).await {
                 tracing::warn!(path = %f.open.path, error = %e, "bulk recall: commit failed");
             }
-            f.lock().layout_stateid = None;
+        }
+        // No LAYOUTGET may cross the LAYOUTRETURN (RFC 8881 §12.5.5.2.1).
+        let mut serials = Vec::with_capacity(files.len());
+        for f in &files {
+            serials.push(f.layoutget_lock.lock().await);
         }
         if let Some(any) = files.first() {
             Stats::inc(&sh.stats.layoutreturns);
@@ -69,6 +83,18 @@ fn spawn_bulk_return<M: MetadataServer>(sh: &Arc<Shared<M>>, files: Vec<Arc<File
             if let Err(e) = sh.mds.layout_return(&any.open, args).await {
                 tracing::warn!(error = %e, "bulk LAYOUTRETURN failed");
             }
+        }
+        for f in &files {
+            let mut st = f.lock();
+            st.layout_stateid = None;
+            st.cache.remove_range(0, u64::MAX);
+            if let Some(i) = st.recalls.iter().position(|&r| r == (0, u64::MAX)) {
+                st.recalls.remove(i);
+            }
+        }
+        drop(serials);
+        for f in &files {
+            f.changed.notify_waiters();
         }
     });
 }
@@ -212,7 +238,8 @@ impl<M: MetadataServer> CallbackSink for Shared<M> {
                 // A parked commit redoes what is still pending afterwards (see `commit`).
                 if let Err(e) = commit(&sh, &f, true).await {
                     tracing::error!(path = %f.open.path, error = %e, "reclaim LAYOUTCOMMIT failed: rewriting through the MDS");
-                    salvage_uncommitted(&sh, &f).await;
+                    // Every loss is logged and counted inside.
+                    let _ = salvage_uncommitted(&sh, &f).await;
                 }
                 // Forget the layouts of the old server instance.
                 {

@@ -178,6 +178,7 @@ impl State {
                 Kind::File => NF4REG,
                 Kind::Dir => NF4DIR,
                 Kind::Symlink(_) => NF4LNK,
+                Kind::Special { ftype, .. } => ftype,
             }),
             fh_expire_type: Some(a::FH4_PERSISTENT),
             change: Some(ino.change),
@@ -210,7 +211,13 @@ impl State {
             numlinks: Some(ino.nlink),
             owner: Some(ino.uid.to_string()),
             owner_group: Some(ino.gid.to_string()),
-            rawdev: Some(SpecData::default()),
+            rawdev: Some(match ino.kind {
+                Kind::Special { major, minor, .. } => SpecData {
+                    specdata1: major,
+                    specdata2: minor,
+                },
+                _ => SpecData::default(),
+            }),
             space_avail: Some(free),
             space_free: Some(free),
             space_total: Some(self.fs.vol.size_bytes),

@@ -5,6 +5,7 @@ use pnfs_proto::nfs4::{
     CloneArgs, CommitResOk, CreateHow, NfsRes, NfsStat, OpenArgs, OpenClaim, OpenDelegation,
     OpenDowngradeArgs, OpenFlag, OpenResOk, ReadArgs, ReadResOk, StableHow, Stateid, Verifier,
     WriteArgs, WriteResOk, OPEN4_RESULT_LOCKTYPE_POSIX, OPEN4_SHARE_ACCESS_BOTH,
+    OPEN4_SHARE_DENY_BOTH,
 };
 
 use super::attrs::InAttrs;
@@ -16,9 +17,10 @@ impl State {
     pub(crate) fn open(&mut self, ctx: &mut Ctx, a: OpenArgs, attrs: InAttrs) -> NfsRes<OpenResOk> {
         let cid = ctx.clientid()?;
         let access = a.share_access & OPEN4_SHARE_ACCESS_BOTH;
-        if access == 0 {
+        if access == 0 || a.share_deny & !OPEN4_SHARE_DENY_BOTH != 0 {
             return Err(NfsStat::INVAL);
         }
+        let deny = a.share_deny;
         let mut cinfo_v = (0u64, 0u64);
         let mut attrset = Bitmap4::new();
         let file = match a.claim {
@@ -48,6 +50,8 @@ impl State {
                                 if guarded {
                                     return Err(NfsStat::EXIST);
                                 }
+                                // Before any truncation: a denied OPEN changes nothing.
+                                self.check_share(id, cid, &a.owner.owner, access, deny)?;
                                 if let Some(0) = attrs.set.size {
                                     if self.fs.get(id)?.size > 0 {
                                         if self.recall_file(id, None, 0, u64::MAX, true) > 0 {
@@ -111,7 +115,10 @@ impl State {
             Kind::File => {}
             Kind::Dir => return Err(NfsStat::ISDIR),
             Kind::Symlink(_) => return Err(NfsStat::SYMLINK),
+            // RFC 8881 §18.16.3: OPEN of anything else that is not a regular file.
+            Kind::Special { .. } => return Err(NfsStat::WRONG_TYPE),
         }
+        self.check_share(file, cid, &a.owner.owner, access, deny)?;
         let owner = a.owner.owner;
         // One open stateid per (client, owner, file); a second OPEN upgrades it.
         let found = self.states.iter_mut().find_map(|(k, s)| match s {
@@ -120,9 +127,11 @@ impl State {
                 owner: o,
                 file: f,
                 access: acc,
+                deny: d,
                 seqid,
             } if *clientid == cid && *o == owner && *f == file => {
                 *acc |= access;
+                *d |= deny;
                 *seqid += 1;
                 Some(Stateid {
                     seqid: *seqid,
@@ -142,6 +151,7 @@ impl State {
                         owner,
                         file,
                         access,
+                        deny,
                         seqid: 1,
                     },
                 );
@@ -160,18 +170,67 @@ impl State {
         })
     }
 
+    /// RFC 8881 §9.7 / §18.16.3: an OPEN by `owner` of `cid` asking `access` and `deny`
+    /// conflicts with another open-owner's open of `file` whose deny covers the access asked,
+    /// or whose access the deny asked covers: SHARE_DENIED. (The same open-owner's own open
+    /// is upgraded instead.)
+    fn check_share(
+        &self,
+        file: u64,
+        cid: u64,
+        owner: &[u8],
+        access: u32,
+        deny: u32,
+    ) -> Result<(), NfsStat> {
+        let conflict = self.states.values().any(|s| match s {
+            StateEntry::Open {
+                clientid,
+                owner: o,
+                file: f,
+                access: acc,
+                deny: d,
+                ..
+            } => {
+                *f == file
+                    && !(*clientid == cid && o.as_slice() == owner)
+                    && (access & d != 0 || deny & acc != 0)
+            }
+            StateEntry::Layout { .. } | StateEntry::Lock { .. } => false,
+        });
+        if conflict {
+            Err(NfsStat::SHARE_DENIED)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// OPEN_DOWNGRADE, RFC 8881 §18.18.3: the new access and deny must be subsets of what the
+    /// open holds (else INVAL), and the access not empty.
     pub(crate) fn open_downgrade(&mut self, ctx: &Ctx, a: &OpenDowngradeArgs) -> NfsRes<Stateid> {
-        let other = ctx.sid(&a.open_stateid)?.other;
-        match self.states.get_mut(&other) {
-            Some(StateEntry::Open { access, seqid, .. }) => {
-                *access = a.share_access & OPEN4_SHARE_ACCESS_BOTH;
+        let cid = ctx.clientid()?;
+        let sid = ctx.sid(&a.open_stateid)?;
+        let new_access = a.share_access & OPEN4_SHARE_ACCESS_BOTH;
+        match self.states.get_mut(&sid.other) {
+            Some(StateEntry::Open {
+                clientid,
+                access,
+                deny,
+                seqid,
+                ..
+            }) if *clientid == cid => {
+                if new_access == 0 || new_access & !*access != 0 || a.share_deny & !*deny != 0 {
+                    return Err(NfsStat::INVAL);
+                }
+                *access = new_access;
+                *deny = a.share_deny;
                 *seqid += 1;
                 Ok(Stateid {
                     seqid: *seqid,
-                    other,
+                    other: sid.other,
                 })
             }
-            _ => Err(NfsStat::BAD_STATEID),
+            Some(_) => Err(NfsStat::BAD_STATEID),
+            None => Err(self.unknown_stateid(&sid)),
         }
     }
 
@@ -182,6 +241,10 @@ impl State {
             Some(StateEntry::Open { file, seqid, .. }) => {
                 let (file, seqid) = (*file, *seqid);
                 self.states.remove(&sid.other);
+                // The open's lock stateids and their locks go with it.
+                self.states.retain(
+                    |_, s| !matches!(s, StateEntry::Lock { open, .. } if *open == sid.other),
+                );
                 // Layouts are return-on-close: the last close of the file by this client
                 // returns them.
                 let still_open = self.states.values().any(|s| {
@@ -193,27 +256,32 @@ impl State {
                         !matches!(s, StateEntry::Layout { clientid, file: f, .. }
                             if *clientid == cid && *f == file)
                     });
+                    self.reap_orphans();
                 }
                 Ok(Stateid {
                     seqid: seqid + 1,
                     other: sid.other,
                 })
             }
-            Some(StateEntry::Layout { .. }) => Err(NfsStat::BAD_STATEID),
+            Some(_) => Err(NfsStat::BAD_STATEID),
             None => Err(self.unknown_stateid(sid)),
         }
     }
 
     pub(crate) fn read(&mut self, ctx: &Ctx, a: &ReadArgs) -> NfsRes<ReadResOk> {
         let id = ctx.cfh()?;
-        self.check_sid_for_io(&ctx.sid(&a.stateid)?)?;
+        let sid = ctx.sid(&a.stateid)?;
+        self.check_sid_for_io(&sid)?;
+        self.refuse_in_grace(Some(&sid))?;
         let (data, eof) = self.fs.read(id, a.offset, a.count.min(MAX_IO_BYTES))?;
         Ok(ReadResOk { eof, data })
     }
 
     pub(crate) fn write(&mut self, ctx: &Ctx, a: &WriteArgs) -> NfsRes<WriteResOk> {
         let id = ctx.cfh()?;
-        self.check_sid_for_io(&ctx.sid(&a.stateid)?)?;
+        let sid = ctx.sid(&a.stateid)?;
+        self.check_sid_for_io(&sid)?;
+        self.refuse_in_grace(Some(&sid))?;
         let count = u32::try_from(a.data.len())
             .ok()
             .filter(|&n| n <= MAX_IO_BYTES)

@@ -142,9 +142,11 @@ impl State {
         let sid = ctx.sid(&a.stateid)?;
         // The stateid: an open of this file by this client, or its layout stateid.
         let layout_other = match self.states.get(&sid.other) {
-            Some(StateEntry::Open { clientid, file, .. }) if *clientid == cid && *file == id => {
-                None
-            }
+            // Linux sends the lock stateid when the process holds a lock (§18.43.3 allows
+            // open, lock and delegation stateids).
+            Some(
+                StateEntry::Open { clientid, file, .. } | StateEntry::Lock { clientid, file, .. },
+            ) if *clientid == cid && *file == id => None,
             Some(StateEntry::Layout {
                 clientid,
                 file,
@@ -351,21 +353,27 @@ impl State {
                 _ => return Err(self.unknown_stateid(&sid)),
             }
         };
-        let update: BlockLayoutUpdate =
-            from_bytes(&a.layoutupdate.lou_body).map_err(|_| NfsStat::BADLAYOUT)?;
-        let valid = update.validate().map_err(|e| {
-            tracing::warn!("LAYOUTCOMMIT with a bad extent list: {e}");
-            NfsStat::BADLAYOUT
-        })?;
-        let dev = self.device_id();
-        if valid.as_slice().iter().any(|x| x.device_id != dev) {
-            return Err(NfsStat::BADLAYOUT);
-        }
-        let list: Vec<(u64, u64, u64)> = valid
-            .as_slice()
-            .iter()
-            .map(|x| (x.file_offset_bytes, x.length_bytes, x.storage_offset_bytes))
-            .collect();
+        // RFC 5663 §2.3.2: a client with no extents to report may send an empty
+        // layoutupdate body; that commits nothing but the size and times.
+        let list: Vec<(u64, u64, u64)> = if a.layoutupdate.lou_body.is_empty() {
+            Vec::new()
+        } else {
+            let update: BlockLayoutUpdate =
+                from_bytes(&a.layoutupdate.lou_body).map_err(|_| NfsStat::BADLAYOUT)?;
+            let valid = update.validate().map_err(|e| {
+                tracing::warn!("LAYOUTCOMMIT with a bad extent list: {e}");
+                NfsStat::BADLAYOUT
+            })?;
+            let dev = self.device_id();
+            if valid.as_slice().iter().any(|x| x.device_id != dev) {
+                return Err(NfsStat::BADLAYOUT);
+            }
+            valid
+                .as_slice()
+                .iter()
+                .map(|x| (x.file_offset_bytes, x.length_bytes, x.storage_offset_bytes))
+                .collect()
+        };
         tracing::debug!(
             "LAYOUTCOMMIT file {id} last {:?} extents {list:?}",
             a.last_write_offset

@@ -22,6 +22,7 @@ pub(crate) mod attrs;
 pub(crate) mod callback;
 pub(crate) mod io;
 pub(crate) mod layout;
+pub(crate) mod lock;
 pub(crate) mod namespace;
 pub(crate) mod session;
 
@@ -104,13 +105,23 @@ pub struct ConnHandle {
 }
 
 /// Who is calling.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Cred {
     /// uid.
     pub uid: u32,
     /// gid.
     pub gid: u32,
+    /// The principal a client record is bound to (see [`Principal`]).
+    pub principal: Principal,
 }
+
+/// The principal of a request as far as client records go (RFC 8881 §18.35.5 compares it when
+/// a client owner comes back, §18.36.4 when a client ID is confirmed). We have no RPCSEC_GSS,
+/// so for AUTH_SYS it is the credential's machine name and uid (the gid is left out: the same
+/// client may send different group lists); any other flavour is the anonymous principal
+/// (`None`), the same for every caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Principal(pub Option<(String, u32)>);
 
 /// One byte range of a layout and its mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +141,8 @@ pub(crate) enum StateEntry {
         owner: Vec<u8>,
         file: u64,
         access: u32,
+        /// OPEN4_SHARE_DENY_* held (RFC 8881 §9.7).
+        deny: u32,
         seqid: u32,
     },
     Layout {
@@ -139,18 +152,32 @@ pub(crate) enum StateEntry {
         segs: Vec<Seg>,
         recalled: Option<Instant>,
     },
+    /// A lock-owner's byte-range locks on a file (RFC 8881 §9, §18.10), under the open it
+    /// was created from.
+    Lock {
+        clientid: u64,
+        owner: Vec<u8>,
+        file: u64,
+        /// The open stateid's `other`.
+        open: [u8; 12],
+        seqid: u32,
+        /// Held ranges as (offset, end exclusive, write), disjoint.
+        ranges: Vec<(u64, u64, bool)>,
+    },
 }
 
 impl StateEntry {
     fn clientid(&self) -> u64 {
         match self {
-            Self::Open { clientid, .. } | Self::Layout { clientid, .. } => *clientid,
+            Self::Open { clientid, .. }
+            | Self::Layout { clientid, .. }
+            | Self::Lock { clientid, .. } => *clientid,
         }
     }
 
     fn file(&self) -> u64 {
         match self {
-            Self::Open { file, .. } | Self::Layout { file, .. } => *file,
+            Self::Open { file, .. } | Self::Layout { file, .. } | Self::Lock { file, .. } => *file,
         }
     }
 }
@@ -249,11 +276,32 @@ impl State {
             Some(_) => {
                 tracing::info!("grace period over");
                 self.grace_until = None;
-                self.reclaim_pending.clear();
+                // RFC 8881 §8.4.3: a client that did not reclaim in this grace period has
+                // lost its state for good and must not reclaim after a later restart either:
+                // its stable record goes.
+                for owner in std::mem::take(&mut self.reclaim_pending) {
+                    if let Err(e) = self.fs.record_client(&owner, false) {
+                        tracing::error!("forgetting a client that did not reclaim: {e}");
+                    }
+                }
                 false
             }
             None => false,
         }
+    }
+
+    /// RFC 8881 §8.4.2: during the grace period, state-changing operations that are not
+    /// reclaims and not done under state reclaimed in it get GRACE, since they could conflict
+    /// with state a client has yet to reclaim. That is READ/WRITE/SETATTR(size) under a
+    /// special stateid, and (as Linux nfsd does) REMOVE and RENAME (`sid` = None), which
+    /// could take away a file someone is about to reclaim an open of. (OPEN, LAYOUTGET and
+    /// LAYOUTCOMMIT check grace themselves.)
+    pub(crate) fn refuse_in_grace(&mut self, sid: Option<&Stateid>) -> Result<(), NfsStat> {
+        let special = sid.is_none_or(|s| s.other == [0; 12] || s.other == [0xff; 12]);
+        if special && self.in_grace() {
+            return Err(NfsStat::GRACE);
+        }
+        Ok(())
     }
 
     fn new_other(&mut self) -> [u8; 12] {
@@ -294,21 +342,33 @@ pub(crate) struct Request {
     args: CompoundArgs,
     /// Index-aligned with `args.argarray`.
     attrs: Vec<Option<attrs::InAttrs>>,
+    /// Bytes of the whole RPC call, headers included, record mark excluded (what
+    /// ca_maxrequestsize limits, RFC 8881 §18.36.3).
+    wire_bytes: usize,
 }
 
 impl Request {
-    /// Decodes COMPOUND4args (the bytes after the RPC call header). Any XDR error — in the
-    /// operations or in the attributes they carry — fails the whole request.
-    pub(crate) fn decode(bytes: &[u8]) -> XdrResult<Self> {
+    /// Decodes COMPOUND4args (the bytes after the RPC call header) of an RPC call of
+    /// `wire_bytes`. Any XDR error — in the operations or in the attributes they carry — fails
+    /// the whole request.
+    pub(crate) fn decode(bytes: &[u8], wire_bytes: usize) -> XdrResult<Self> {
         let args: CompoundArgs = from_bytes(bytes)?;
         let attrs = args
             .argarray
             .iter()
             .map(attrs::of_op)
             .collect::<XdrResult<Vec<_>>>()?;
-        Ok(Self { args, attrs })
+        Ok(Self {
+            args,
+            attrs,
+            wire_bytes,
+        })
     }
 }
+
+/// Bytes of our RPC reply header before the COMPOUND4res (xid, REPLY, MSG_ACCEPTED, an
+/// AUTH_NONE verifier, SUCCESS): part of what ca_maxresponsesize limits.
+const RPC_REPLY_HEADER_BYTES: usize = 24;
 
 /// Per-compound context: the current and saved file handles and the session.
 pub(crate) struct Ctx {
@@ -319,6 +379,10 @@ pub(crate) struct Ctx {
     csid: Option<Stateid>,
     cred: Cred,
     conn: ConnHandle,
+    /// Operations in the COMPOUND and bytes of its RPC call (SEQUENCE checks them against
+    /// the session's channel attributes).
+    nops: usize,
+    request_bytes: usize,
 }
 
 impl Ctx {
@@ -368,7 +432,11 @@ impl State {
     /// Runs a decoded COMPOUND and returns the encoded COMPOUND4res (a replayed one when
     /// SEQUENCE names a slot's last request).
     pub(crate) fn compound(&mut self, req: Request, cred: Cred, conn: &ConnHandle) -> Vec<u8> {
-        let Request { args, attrs } = req;
+        let Request {
+            args,
+            attrs,
+            wire_bytes,
+        } = req;
         let tag = args.tag;
         if args.minorversion != 1 && args.minorversion != 2 {
             return to_bytes(&CompoundRes {
@@ -388,23 +456,25 @@ impl State {
             csid: None,
             cred,
             conn: conn.clone(),
+            nops: args.argarray.len(),
+            request_bytes: wire_bytes,
         };
         let nops = args.argarray.len();
         let mut results = Vec::with_capacity(nops);
         let mut slot_to_cache: Option<([u8; 16], u32)> = None;
+        // RFC 8881 §18.46.3 / §15.1.3.4: once SEQUENCE has named the session, a reply longer
+        // than its ca_maxresponsesize fails the operation that made it so with REP_TOO_BIG.
+        let mut reply_limit: Option<usize> = None;
+        let mut reply_bytes = RPC_REPLY_HEADER_BYTES + 12 + tag.len().div_ceil(4) * 4;
         for (i, (op, op_attrs)) in args.argarray.into_iter().zip(attrs).enumerate() {
             let is_seq = matches!(op, NfsArgOp::Sequence(_));
             let sessionless = is_sessionless(&op);
             let refused = if i == 0 && !is_seq && !sessionless {
                 Some(NfsStat::OP_NOT_IN_SESSION)
-            } else if i == 0
-                && sessionless
-                && nops > 1
-                && !matches!(
-                    op,
-                    NfsArgOp::DestroyClientid(_) | NfsArgOp::DestroySession(_)
-                )
-            {
+            } else if i == 0 && sessionless && nops > 1 {
+                // Without SEQUENCE each of these must be alone: RFC 8881 §18.35.3
+                // (EXCHANGE_ID), §18.36.3 (CREATE_SESSION), §18.37.3 (DESTROY_SESSION),
+                // §18.34.3 (BIND_CONN_TO_SESSION), §18.50.3 (DESTROY_CLIENTID).
                 Some(NfsStat::NOT_ONLY_OP)
             } else if i > 0 && is_seq {
                 Some(NfsStat::SEQUENCE_POS)
@@ -413,18 +483,31 @@ impl State {
             } else {
                 None
             };
-            let res = match (refused, op) {
+            // What the result becomes if it does not fit the reply (a WRITE's data is not
+            // needed for that).
+            let shadow = reply_limit.map(|_| match &op {
+                NfsArgOp::Write(_) => NfsArgOp::Write(pnfs_proto::nfs4::WriteArgs::default()),
+                other => other.clone(),
+            });
+            let mut res = match (refused, op) {
                 (Some(e), op) => NfsResOp::error_for(&op, e),
                 (None, NfsArgOp::Sequence(a)) => match self.sequence(&mut ctx, &a) {
                     Ok(session::SeqResult::Replay(bytes)) => return bytes,
                     Ok(session::SeqResult::New(ok)) => {
                         slot_to_cache = Some((a.sessionid.0, a.slotid));
+                        reply_limit = self.sessions.get(&a.sessionid.0).map(|s| s.max_reply_bytes);
                         NfsResOp::Sequence(Ok(ok))
                     }
                     Err(e) => NfsResOp::Sequence(Err(e)),
                 },
                 (None, op) => self.run_op(&mut ctx, op, op_attrs),
             };
+            reply_bytes += to_bytes(&res).len();
+            if let (Some(limit), Some(shadow)) = (reply_limit, &shadow) {
+                if reply_bytes > limit {
+                    res = NfsResOp::error_for(shadow, NfsStat::REP_TOO_BIG);
+                }
+            }
             let failed = !res.status().is_ok();
             if failed {
                 tracing::debug!("op {} failed: {}", res.opnum(), res.status());
@@ -469,15 +552,19 @@ impl State {
             A::Verify(a) => R::Verify(st(self.verify(ctx, &a.obj_attributes, false))),
             A::Nverify(a) => R::Nverify(st(self.verify(ctx, &a.obj_attributes, true))),
             A::Access(a) => R::Access(self.access(ctx, a.access)),
-            A::SecinfoNoName(_) => R::SecinfoNoName(self.secinfo(ctx, None)),
-            A::Secinfo(a) => R::Secinfo(self.secinfo(ctx, Some(&a.name))),
+            A::SecinfoNoName(style) => R::SecinfoNoName(self.secinfo(
+                ctx,
+                None,
+                style == pnfs_proto::nfs4::SecinfoStyle::Parent,
+            )),
+            A::Secinfo(a) => R::Secinfo(self.secinfo(ctx, Some(&a.name), false)),
             A::Readlink => R::Readlink(self.readlink(ctx)),
             A::Create(a) => R::Create(self.create(ctx, a, in_attrs)),
             A::Remove(a) => R::Remove(self.remove(ctx, &a.target)),
             A::Rename(a) => R::Rename(self.rename(ctx, &a.oldname, &a.newname)),
             A::Link(a) => R::Link(self.link(ctx, &a.newname)),
             A::Readdir(a) => R::Readdir(self.readdir(ctx, &a)),
-            A::Setattr(_) => R::Setattr(self.setattr(ctx, in_attrs)),
+            A::Setattr(a) => R::Setattr(self.setattr(ctx, &a.stateid, in_attrs)),
             // Opens and I/O through the MDS.
             A::Open(a) => R::Open(self.open(ctx, a, in_attrs)),
             A::OpenDowngrade(a) => R::OpenDowngrade(self.open_downgrade(ctx, &a)),
@@ -486,8 +573,20 @@ impl State {
             A::Write(a) => R::Write(self.write(ctx, &a)),
             A::Commit(_) => R::Commit(self.commit(ctx)),
             A::Clone(a) => R::Clone(st(self.clone_range(ctx, &a))),
+            // Byte-range locks.
+            A::Lock(a) => R::Lock(match self.lock(ctx, &a) {
+                Ok(sid) => pnfs_proto::nfs4::LockRes::Ok(sid),
+                Err(lock::Refused::Denied(d)) => pnfs_proto::nfs4::LockRes::Denied(d),
+                Err(lock::Refused::Status(e)) => pnfs_proto::nfs4::LockRes::Error(e),
+            }),
+            A::Lockt(a) => R::Lockt(match self.lockt(ctx, &a) {
+                Ok(()) => pnfs_proto::nfs4::LocktRes::Ok,
+                Err(lock::Refused::Denied(d)) => pnfs_proto::nfs4::LocktRes::Denied(d),
+                Err(lock::Refused::Status(e)) => pnfs_proto::nfs4::LocktRes::Error(e),
+            }),
+            A::Locku(a) => R::Locku(self.locku(ctx, &a)),
             // Client ids and sessions.
-            A::ExchangeId(a) => R::ExchangeId(self.exchange_id(&a)),
+            A::ExchangeId(a) => R::ExchangeId(self.exchange_id(ctx, &a)),
             A::CreateSession(a) => R::CreateSession(self.create_session(ctx, &a)),
             A::DestroySession(s) => R::DestroySession(st(self.destroy_session(&s.0))),
             A::BindConnToSession(a) => R::BindConnToSession(self.bind_conn(ctx, &a)),

@@ -5,14 +5,17 @@ use pnfs_proto::nfs4::attr::{Bitmap4, Fattr4};
 use pnfs_proto::nfs4::{
     AccessResOk, ChangeInfo, CinfoResOk, CreateArgs, CreateResOk, CreateType, DirEntry, DirList,
     FileHandle, GetattrResOk, GetfhResOk, NfsRes, NfsStat, ReaddirArgs, ReaddirResOk,
-    ReadlinkResOk, RenameResOk, SecInfo, SecinfoResOk, SetattrRes, Verifier, ACCESS4_DELETE,
-    ACCESS4_EXECUTE, ACCESS4_EXTEND, ACCESS4_LOOKUP, ACCESS4_MODIFY, ACCESS4_READ,
+    ReadlinkResOk, RenameResOk, SecInfo, SecinfoResOk, SetattrRes, Stateid, Verifier,
+    ACCESS4_DELETE, ACCESS4_EXECUTE, ACCESS4_EXTEND, ACCESS4_LOOKUP, ACCESS4_MODIFY, ACCESS4_READ,
 };
+use pnfs_proto::nfs4::{NF4BLK, NF4CHR, NF4FIFO, NF4SOCK};
 use pnfs_proto::rpc::AUTH_SYS;
 use pnfs_proto::xdr::to_bytes;
 
 use super::attrs::InAttrs;
-use super::{fh_of, id_of, Ctx, State};
+use std::collections::HashMap;
+
+use super::{fh_of, id_of, Ctx, State, StateEntry};
 use crate::fs::{Kind, ROOT_ID};
 
 /// Most names one READDIR returns.
@@ -65,6 +68,10 @@ impl State {
     pub(crate) fn lookupp(&mut self, ctx: &mut Ctx) -> Result<(), NfsStat> {
         let d = ctx.cfh()?;
         let ino = self.fs.get(d)?;
+        // RFC 8881 §18.14.3: SYMLINK from a symbolic link, NOTDIR from any other non-directory.
+        if matches!(ino.kind, Kind::Symlink(_)) {
+            return Err(NfsStat::SYMLINK);
+        }
         if !ino.is_dir() {
             return Err(NfsStat::NOTDIR);
         }
@@ -104,8 +111,24 @@ impl State {
 
     /// SECINFO (with a name) and SECINFO_NO_NAME: AUTH_SYS only; both consume the current
     /// file handle.
-    pub(crate) fn secinfo(&self, ctx: &mut Ctx, name: Option<&str>) -> NfsRes<SecinfoResOk> {
+    /// SECINFO_STYLE4_PARENT (`parent`) asks about the current directory's parent: RFC 8881
+    /// §18.45.3 makes that NOENT at the root (there is none) and, like LOOKUPP, NOTDIR from
+    /// anything but a directory.
+    pub(crate) fn secinfo(
+        &self,
+        ctx: &mut Ctx,
+        name: Option<&str>,
+        parent: bool,
+    ) -> NfsRes<SecinfoResOk> {
         let d = ctx.cfh()?;
+        if parent {
+            if !self.fs.get(d)?.is_dir() {
+                return Err(NfsStat::NOTDIR);
+            }
+            if d == ROOT_ID {
+                return Err(NfsStat::NOENT);
+            }
+        }
         if let Some(n) = name {
             self.fs.lookup(d, n)?;
         }
@@ -137,10 +160,27 @@ impl State {
                 Kind::Symlink(target)
             }
             CreateType::Dir => Kind::Dir,
-            // Devices, sockets and fifos are not supported.
-            CreateType::Block(_) | CreateType::Char(_) | CreateType::Socket | CreateType::Fifo => {
-                return Err(NfsStat::NOTSUPP)
-            }
+            // RFC 8881 §18.4: devices with their numbers, sockets and fifos, stored as such.
+            CreateType::Block(d) => Kind::Special {
+                ftype: NF4BLK,
+                major: d.specdata1,
+                minor: d.specdata2,
+            },
+            CreateType::Char(d) => Kind::Special {
+                ftype: NF4CHR,
+                major: d.specdata1,
+                minor: d.specdata2,
+            },
+            CreateType::Socket => Kind::Special {
+                ftype: NF4SOCK,
+                major: 0,
+                minor: 0,
+            },
+            CreateType::Fifo => Kind::Special {
+                ftype: NF4FIFO,
+                major: 0,
+                minor: 0,
+            },
             CreateType::Other(_) => return Err(NfsStat::BADTYPE),
         };
         if attrs.unsupported {
@@ -158,8 +198,10 @@ impl State {
 
     pub(crate) fn remove(&mut self, ctx: &Ctx, name: &str) -> NfsRes<CinfoResOk> {
         let d = ctx.cfh()?;
+        self.refuse_in_grace(None)?;
         let id = self.fs.lookup(d, name)?;
-        let (b, a, freed) = self.fs.remove(d, name)?;
+        let states = &self.states;
+        let (b, a, freed) = self.fs.remove_keeping(d, name, &|f| is_open(states, f))?;
         if freed.is_some() {
             self.forget_file(id);
         }
@@ -169,8 +211,12 @@ impl State {
     pub(crate) fn rename(&mut self, ctx: &Ctx, old: &str, new: &str) -> NfsRes<RenameResOk> {
         let sd = ctx.sfh()?;
         let dd = ctx.cfh()?;
+        self.refuse_in_grace(None)?;
         let victim = self.fs.lookup(dd, new).ok();
-        let (sb, sa, db, da, freed) = self.fs.rename(sd, old, dd, new)?;
+        let states = &self.states;
+        let (sb, sa, db, da, freed) = self
+            .fs
+            .rename_keeping(sd, old, dd, new, &|f| is_open(states, f))?;
         if let (Some(v), Some(_)) = (victim, freed) {
             self.forget_file(v);
         }
@@ -226,8 +272,8 @@ impl State {
         })
     }
 
-    pub(crate) fn setattr(&mut self, ctx: &Ctx, attrs: InAttrs) -> SetattrRes {
-        match self.setattr_inner(ctx, &attrs) {
+    pub(crate) fn setattr(&mut self, ctx: &Ctx, sid: &Stateid, attrs: InAttrs) -> SetattrRes {
+        match self.setattr_inner(ctx, sid, &attrs) {
             Ok(()) => SetattrRes {
                 status: NfsStat::OK,
                 attrsset: attrs.mask,
@@ -239,12 +285,13 @@ impl State {
         }
     }
 
-    fn setattr_inner(&mut self, ctx: &Ctx, attrs: &InAttrs) -> Result<(), NfsStat> {
+    fn setattr_inner(&mut self, ctx: &Ctx, sid: &Stateid, attrs: &InAttrs) -> Result<(), NfsStat> {
         let id = ctx.cfh()?;
         if attrs.unsupported {
             return Err(NfsStat::ATTRNOTSUPP);
         }
         if let Some(size) = attrs.set.size {
+            self.refuse_in_grace(Some(&ctx.sid(sid)?))?;
             let cur = self.fs.get(id)?.size;
             if size < cur {
                 // Shrinking: every layout past the new end must come back first. Other
@@ -266,4 +313,27 @@ impl State {
     pub(crate) fn forget_file(&mut self, id: u64) {
         self.states.retain(|_, s| s.file() != id);
     }
+
+    /// Frees the files removed while open that nobody has open any more (after a CLOSE or
+    /// when a client's state goes), with whatever layouts are left on them.
+    pub(crate) fn reap_orphans(&mut self) {
+        let done: Vec<u64> = self
+            .fs
+            .orphans()
+            .filter(|&f| !is_open(&self.states, f))
+            .collect();
+        for f in done {
+            if let Err(e) = self.fs.release_orphan(f) {
+                tracing::error!("freeing removed file {f}: {e}");
+            }
+            self.forget_file(f);
+        }
+    }
+}
+
+/// Does any client have `file` open?
+fn is_open(states: &HashMap<[u8; 12], StateEntry>, file: u64) -> bool {
+    states
+        .values()
+        .any(|s| matches!(s, StateEntry::Open { file: f, .. } if *f == file))
 }

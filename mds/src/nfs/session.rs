@@ -7,14 +7,42 @@ use pnfs_proto::nfs4::{
     ChannelDirFromClient, ChannelDirFromServer, CreateSessionArgs, CreateSessionResOk,
     ExchangeIdArgs, ExchangeIdResOk, NfsRes, NfsStat, SequenceArgs, SequenceResOk, ServerOwner,
     SessionId, StateProtectA, StateProtectR, Stateid, TestStateidResOk,
-    CREATE_SESSION4_FLAG_CONN_BACK_CHAN, EXCHGID4_FLAG_CONFIRMED_R, EXCHGID4_FLAG_USE_PNFS_MDS,
+    CREATE_SESSION4_FLAG_CONN_BACK_CHAN, CREATE_SESSION4_FLAG_CONN_RDMA,
+    CREATE_SESSION4_FLAG_PERSIST, EXCHGID4_FLAG_BIND_PRINC_STATEID, EXCHGID4_FLAG_CONFIRMED_R,
+    EXCHGID4_FLAG_MASK_PNFS, EXCHGID4_FLAG_SUPP_FENCE_OPS, EXCHGID4_FLAG_SUPP_MOVED_MIGR,
+    EXCHGID4_FLAG_SUPP_MOVED_REFER, EXCHGID4_FLAG_UPD_CONFIRMED_REC_A, EXCHGID4_FLAG_USE_PNFS_MDS,
     SEQ4_STATUS_CB_PATH_DOWN_SESSION, SEQ4_STATUS_RECALLABLE_STATE_REVOKED,
 };
 
 use super::{
-    ConnHandle, Ctx, RevokedLayout, State, StateEntry, MAX_OPS, MAX_REVOKED_LAYOUTS_PER_CLIENT,
-    MAX_RPC_BYTES, MAX_SLOTS,
+    ConnHandle, Ctx, Principal, RevokedLayout, State, StateEntry, MAX_OPS,
+    MAX_REVOKED_LAYOUTS_PER_CLIENT, MAX_RPC_BYTES, MAX_SLOTS,
 };
+
+/// The eia_flags bits RFC 8881 §18.35 (and RFC 7862 for SUPP_FENCE_OPS) defines for EXCHANGE_ID
+/// arguments.
+const EXCHGID_ARG_FLAGS: u32 = EXCHGID4_FLAG_SUPP_MOVED_REFER
+    | EXCHGID4_FLAG_SUPP_MOVED_MIGR
+    | EXCHGID4_FLAG_SUPP_FENCE_OPS
+    | EXCHGID4_FLAG_BIND_PRINC_STATEID
+    | EXCHGID4_FLAG_MASK_PNFS
+    | EXCHGID4_FLAG_UPD_CONFIRMED_REC_A;
+
+/// The csa_flags RFC 8881 §18.36 defines.
+const CREATE_SESSION_FLAGS: u32 = CREATE_SESSION4_FLAG_PERSIST
+    | CREATE_SESSION4_FLAG_CONN_BACK_CHAN
+    | CREATE_SESSION4_FLAG_CONN_RDMA;
+/// Smallest fore-channel ca_maxrequestsize / ca_maxresponsesize we accept: a SEQUENCE-only
+/// COMPOUND with its RPC headers (about 90 bytes either way) fits with room to spare.
+const MIN_CHANNEL_REQUEST_BYTES: u32 = 128;
+const MIN_CHANNEL_RESPONSE_BYTES: u32 = 128;
+/// Smallest ca_maxoperations we accept: SEQUENCE and one operation.
+const MIN_CHANNEL_OPS: u32 = 2;
+
+/// A channel attribute as a byte (or operation) count.
+fn bytes(v: u32) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
 
 /// Fewest operations per COMPOUND we offer.
 const MIN_OPS: u32 = 8;
@@ -35,6 +63,11 @@ pub(crate) struct Session {
     pub cb_sys: bool,
     pub back: Option<ConnHandle>,
     pub cb_seq: std::sync::Arc<tokio::sync::Mutex<u32>>,
+    /// The fore channel's negotiated ca_maxrequestsize, ca_maxresponsesize and
+    /// ca_maxoperations, enforced on every request (RFC 8881 §18.36.3, §2.10.6.4).
+    max_request_bytes: usize,
+    pub max_reply_bytes: usize,
+    max_ops: usize,
 }
 
 /// A client id.
@@ -42,7 +75,11 @@ pub(crate) struct Session {
 pub(crate) struct Client {
     pub owner: Vec<u8>,
     verifier: [u8; 8],
-    confirmed: bool,
+    /// Who created the record (RFC 8881 §18.35.5 compares it).
+    principal: Principal,
+    /// Confirmed by CREATE_SESSION. Until then the record only allows CREATE_SESSION and
+    /// DESTROY_CLIENTID, and another of the same owner may replace it.
+    pub confirmed: bool,
     cs_seq: u32,
     cs_reply: Option<CreateSessionResOk>,
     pub renewed: Instant,
@@ -77,6 +114,14 @@ impl State {
             .sessions
             .get_mut(&a.sessionid.0)
             .ok_or(NfsStat::BADSESSION)?;
+        // RFC 8881 §18.46.3 / §15.1.3: a COMPOUND beyond what the session negotiated is
+        // refused before it touches the slot.
+        if ctx.nops > s.max_ops {
+            return Err(NfsStat::TOO_MANY_OPS);
+        }
+        if ctx.request_bytes > s.max_request_bytes {
+            return Err(NfsStat::REQ_TOO_BIG);
+        }
         let nslots = u32::try_from(s.slots.len()).unwrap_or(1);
         let sl = s
             .slots
@@ -131,25 +176,84 @@ impl State {
         }
     }
 
-    pub(crate) fn exchange_id(&mut self, a: &ExchangeIdArgs) -> NfsRes<ExchangeIdResOk> {
-        if matches!(a.state_protect, StateProtectA::Ssv(_)) {
-            return Err(NfsStat::ENCR_ALG_UNSUPP);
+    /// EXCHANGE_ID, RFC 8881 §18.35. The client records of one owner are at most one confirmed
+    /// and one unconfirmed; the case numbers below are those of the case table in §18.35.5.
+    pub(crate) fn exchange_id(&mut self, ctx: &Ctx, a: &ExchangeIdArgs) -> NfsRes<ExchangeIdResOk> {
+        // §18.35.3: eia_flags bits the protocol does not define for the arguments (the result
+        // only EXCHGID4_FLAG_CONFIRMED_R among them) are refused.
+        if a.flags & !EXCHGID_ARG_FLAGS != 0 {
+            return Err(NfsStat::INVAL);
+        }
+        match &a.state_protect {
+            StateProtectA::None => {}
+            // §18.35.3: SP4_MACH_CRED binds the client ID to an RPCSEC_GSS principal with
+            // integrity or privacy; we only speak AUTH_SYS/AUTH_NONE, so it cannot be
+            // honoured (as Linux nfsd answers over AUTH_SYS).
+            StateProtectA::MachCred(_) => return Err(NfsStat::INVAL),
+            StateProtectA::Ssv(_) => return Err(NfsStat::ENCR_ALG_UNSUPP),
         }
         let owner = &a.clientowner.ownerid;
         let verifier = a.clientowner.verifier.0;
-        let existing = self
-            .clients
-            .iter()
-            .find(|(_, c)| c.owner == *owner)
-            .map(|(&id, _)| id);
-        let (id, confirmed) = match existing {
-            Some(id) if self.clients[&id].verifier == verifier => (id, self.clients[&id].confirmed),
-            Some(old) => {
-                // The client rebooted: its old state goes.
-                self.drop_client(old);
-                (self.new_client(owner.clone(), verifier), false)
+        let principal = &ctx.cred.principal;
+        let update = a.flags & EXCHGID4_FLAG_UPD_CONFIRMED_REC_A != 0;
+        let confirmed = self.client_of_owner(owner, true);
+        let id = match confirmed {
+            // Case 7: an update of a record that does not exist (an unconfirmed one does not
+            // count).
+            None if update => return Err(NfsStat::NOENT),
+            Some(id) => {
+                let c = &self.clients[&id];
+                let same_principal = c.principal == *principal;
+                let same_verifier = c.verifier == verifier;
+                if update {
+                    if !same_principal {
+                        // Case 9: update but wrong principal.
+                        return Err(NfsStat::PERM);
+                    }
+                    if !same_verifier {
+                        // Case 8: update but wrong verifier.
+                        return Err(NfsStat::NOT_SAME);
+                    }
+                    // Case 6: update. Nothing we keep can change (no state protection, the
+                    // flags we return are fixed), so it is the existing client ID.
+                    Some(id)
+                } else if !same_principal {
+                    // Case 3: client collision. A record with state stays its principal's;
+                    // one without is replaced like an unconfirmed record (the old one goes
+                    // only when the new one is confirmed).
+                    if self.client_has_state(id) {
+                        return Err(NfsStat::CLID_INUSE);
+                    }
+                    None
+                } else if same_verifier {
+                    // Case 2: non-update on an existing client ID (a retry, or the client
+                    // trunking): the same client ID, confirmed.
+                    Some(id)
+                } else {
+                    // Case 5: client restart. A new unconfirmed record; the old confirmed one
+                    // and its state live until the new one is confirmed by CREATE_SESSION
+                    // (`create_session`), so until then the old sessions keep working.
+                    None
+                }
             }
-            None => (self.new_client(owner.clone(), verifier), false),
+            None => None,
+        };
+        let (id, confirmed) = match id {
+            Some(id) => {
+                if let Some(c) = self.clients.get_mut(&id) {
+                    c.renewed = Instant::now();
+                }
+                (id, true)
+            }
+            None => {
+                // Case 4: an unconfirmed record of this owner is replaced (its client ID
+                // becomes stale); case 1: a new owner.
+                if let Some(old) = self.client_of_owner(owner, false) {
+                    self.drop_client(old);
+                }
+                let id = self.new_client(owner.clone(), verifier, principal.clone());
+                (id, false)
+            }
         };
         let mut flags = EXCHGID4_FLAG_USE_PNFS_MDS;
         if confirmed {
@@ -169,7 +273,22 @@ impl State {
         })
     }
 
-    fn new_client(&mut self, owner: Vec<u8>, verifier: [u8; 8]) -> u64 {
+    /// The confirmed (or the unconfirmed) client record of `owner`.
+    fn client_of_owner(&self, owner: &[u8], confirmed: bool) -> Option<u64> {
+        self.clients
+            .iter()
+            .find(|(_, c)| c.owner == owner && c.confirmed == confirmed)
+            .map(|(&id, _)| id)
+    }
+
+    /// Does client `id` hold anything a collision must not take away (sessions, opens,
+    /// layouts)?
+    fn client_has_state(&self, id: u64) -> bool {
+        self.sessions.values().any(|s| s.clientid == id)
+            || self.states.values().any(|s| s.clientid() == id)
+    }
+
+    fn new_client(&mut self, owner: Vec<u8>, verifier: [u8; 8], principal: Principal) -> u64 {
         let id = (u64::from(self.epoch32()) << 32) | self.next_clientid;
         self.next_clientid += 1;
         let may_reclaim = self.reclaim_pending.contains(&owner);
@@ -178,6 +297,7 @@ impl State {
             Client {
                 owner,
                 verifier,
+                principal,
                 confirmed: false,
                 cs_seq: 1,
                 cs_reply: None,
@@ -204,9 +324,28 @@ impl State {
                 return Ok(r.clone());
             }
         }
+        // §18.36.4: the client ID belongs to the principal that created it (its record's
+        // principal, from EXCHANGE_ID).
+        if c.principal != ctx.cred.principal {
+            return Err(NfsStat::CLID_INUSE);
+        }
         if a.sequence != c.cs_seq {
             return Err(NfsStat::SEQ_MISORDERED);
         }
+        // §18.36.3: flags the protocol does not define are INVAL; a fore channel that cannot
+        // carry even a SEQUENCE-only COMPOUND is TOOSMALL.
+        if a.flags & !CREATE_SESSION_FLAGS != 0 {
+            return Err(NfsStat::INVAL);
+        }
+        let fore = &a.fore_chan_attrs;
+        if fore.maxrequestsize < MIN_CHANNEL_REQUEST_BYTES
+            || fore.maxresponsesize < MIN_CHANNEL_RESPONSE_BYTES
+            || fore.maxoperations < MIN_CHANNEL_OPS
+        {
+            return Err(NfsStat::TOOSMALL);
+        }
+        let newly_confirmed = !c.confirmed;
+        let owner = c.owner.clone();
         c.confirmed = true;
         c.cs_seq = c.cs_seq.wrapping_add(1);
         c.renewed = Instant::now();
@@ -219,7 +358,6 @@ impl State {
                 .to_be_bytes(),
         );
         self.next_session += 1;
-        let fore = &a.fore_chan_attrs;
         let nslots = fore.maxrequests.clamp(1, MAX_SLOTS);
         let back_ok = a.flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN != 0;
         let max_ops = u32::try_from(MAX_OPS).unwrap_or(u32::MAX);
@@ -249,6 +387,29 @@ impl State {
             },
         };
         c.cs_reply = Some(res.clone());
+        if newly_confirmed {
+            // §18.35.5 cases 3 and 5: the owner's previous confirmed record (a restarted
+            // client's, or a collision's without state) ends now that the new one is
+            // confirmed, with all its state: its sessions answer BADSESSION, its client ID
+            // STALE_CLIENTID.
+            let old: Vec<u64> = self
+                .clients
+                .iter()
+                .filter(|(&id, c)| id != a.clientid && c.owner == owner && c.confirmed)
+                .map(|(&id, _)| id)
+                .collect();
+            for id in old {
+                // Two live clients presenting one owner (two gateways sharing a client
+                // owner) show up here again and again, each ending the other's state.
+                tracing::warn!(
+                    "client {id:#x}: replaced by {:#x} (same owner {:?}, new verifier); its \
+                     state is dropped",
+                    a.clientid,
+                    String::from_utf8_lossy(&owner)
+                );
+                self.drop_client(id);
+            }
+        }
         let cb_sys = matches!(a.sec_parms.first(), Some(CallbackSecParms::Sys(_)));
         let slots = (0..nslots)
             .map(|_| Slot {
@@ -265,6 +426,9 @@ impl State {
                 cb_sys,
                 back: back_ok.then(|| ctx.conn.clone()),
                 cb_seq: std::sync::Arc::new(tokio::sync::Mutex::new(0)),
+                max_request_bytes: bytes(res.fore_chan_attrs.maxrequestsize),
+                max_reply_bytes: bytes(res.fore_chan_attrs.maxresponsesize),
+                max_ops: bytes(res.fore_chan_attrs.maxoperations),
             },
         );
         Ok(res)
@@ -306,8 +470,12 @@ impl State {
         if self.sessions.values().any(|s| s.clientid == cid) {
             return Err(NfsStat::CLIENTID_BUSY);
         }
-        let owner = c.owner.clone();
-        self.fs.record_client(&owner, false)?;
+        // An unconfirmed record never held state: the owner's stable record (for reclaim
+        // after a restart) is its confirmed record's.
+        if c.confirmed {
+            let owner = c.owner.clone();
+            self.fs.record_client(&owner, false)?;
+        }
         self.drop_client(cid);
         Ok(())
     }
@@ -358,6 +526,14 @@ impl State {
                 Ok(())
             }
             Some(StateEntry::Open { .. }) => Err(NfsStat::LOCKS_HELD),
+            // §18.38.3: a lock stateid still holding locks stays.
+            Some(StateEntry::Lock { ranges, .. }) => {
+                if !ranges.is_empty() {
+                    return Err(NfsStat::LOCKS_HELD);
+                }
+                self.states.remove(&sid.other);
+                Ok(())
+            }
             None => Err(NfsStat::BAD_STATEID),
         }
     }
@@ -379,7 +555,7 @@ impl State {
             .collect();
         for id in expired {
             tracing::info!("client {id:#x}: lease expired; its state is dropped");
-            if let Some(c) = self.clients.get(&id) {
+            if let Some(c) = self.clients.get(&id).filter(|c| c.confirmed) {
                 let owner = c.owner.clone();
                 if let Err(e) = self.fs.record_client(&owner, false) {
                     tracing::error!("forgetting client record: {e}");
@@ -446,5 +622,6 @@ impl State {
         self.sessions.retain(|_, s| s.clientid != id);
         self.states.retain(|_, s| s.clientid() != id);
         self.revoked_layouts.retain(|_, r| r.clientid != id);
+        self.reap_orphans();
     }
 }

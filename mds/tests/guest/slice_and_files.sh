@@ -84,6 +84,34 @@ sha_t=$(sha $M/t)
 sha_big=$(sha /run/src)
 op "sync after the file work" sync
 
+step "special files: mknod, mkfifo, a socket; rename and remove them"
+special_files() {
+	mknod $M/d1/blk b 8 1
+	mknod $M/d1/chr c 1 3
+	mkfifo $M/d1/fifo
+	python3 -c "import socket; socket.socket(socket.AF_UNIX).bind('$M/d1/sock')"
+	assert_eq "block special file 8 1" "$(stat -c '%F %t %T' $M/d1/blk)" "mknod b"
+	assert_eq "character special file 1 3" "$(stat -c '%F %t %T' $M/d1/chr)" "mknod c"
+	assert_eq "fifo" "$(stat -c %F $M/d1/fifo)" "mkfifo"
+	assert_eq "socket" "$(stat -c %F $M/d1/sock)" "socket"
+	mv $M/d1/fifo $M/d1/fifo2
+	rm $M/d1/blk $M/d1/sock
+}
+op "special files: mknod, mkfifo, bind a socket, rename, remove" special_files
+remount
+check_special_files() {
+	assert_eq "character special file 1 3" "$(stat -c '%F %t %T' $M/d1/chr)" "device after remount"
+	assert_eq "fifo" "$(stat -c %F $M/d1/fifo2)" "renamed fifo after remount"
+	[ ! -e $M/d1/blk ] || fail "a removed device is still there"
+	[ ! -e $M/d1/fifo ] || fail "a renamed fifo is still under its old name"
+}
+op "special files after remount" check_special_files
+
+step "byte-range locks between two processes"
+guarded "$NFS_OP_DEADLINE_S" "lock test" python3 "$PNFS_MDS_GUEST_DIR/locks.py" $M/d1/locked
+echo "LOCK $(nfs_op_count LOCK $M) LOCKU $(nfs_op_count LOCKU $M)"
+assert_gt "$(nfs_op_count LOCK $M)" 0 "LOCK calls"
+
 step "SIGKILL the idle MDS and restart"
 kill_mds
 start_mds $PORT "$MDS_BS"
@@ -94,6 +122,7 @@ assert_eq "$sha_t" "$(sha $M/t)" "t after restart"
 assert_eq "$sha_big" "$(sha $M/big)" "big after restart"
 assert_eq hello "$(op "cat a2" cat $M/d1/d2/a2)" "a2 after restart"
 assert_eq hello "$(op "cat link" cat $M/d1/link)" "symlink after restart"
+assert_eq "character special file 1 3" "$(op "stat chr" stat -c '%F %t %T' $M/d1/chr)" "device after restart"
 op "ls -lR" ls -lR $M | head -20
 
 # KILL_ROUNDS (default 1): how many times the step below runs in this boot (to hunt a rare

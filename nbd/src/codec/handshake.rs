@@ -5,8 +5,8 @@ use bytes::{BufMut, BytesMut};
 
 use super::consts::*;
 use super::{
-    be_u16, be_u32, be_u64, clip_str, frame_body, parse_string, wire_len, CodecLimits, Cursor,
-    Decode, Frame,
+    be_u16, be_u32, be_u64, clip_str, frame_body, lossy, parse_string, wire_len, CodecLimits,
+    Cursor, Decode, Frame,
 };
 use crate::error::{NbdError, NbdResult};
 
@@ -531,10 +531,6 @@ pub fn encode_option_reply(option: u32, reply: &OptionReply, out: &mut BytesMut)
     out.put_u32(reply.reply_type());
     out.put_u32(wire_len(data.len()));
     out.put_slice(&data);
-}
-
-fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn parse_info(data: &[u8]) -> NbdResult<InfoReply> {

@@ -218,6 +218,18 @@ pub fn parse_string(bytes: &[u8], what: &str) -> Result<String, String> {
 }
 
 /// Cuts a string to at most `max_bytes`, on a character boundary (for messages we send).
+/// `bytes` as UTF-8 with every byte of an invalid sequence replaced by `?`, one for one: the
+/// text keeps the length it had on the wire, so a length limit checked there still holds when
+/// it is encoded again (`String::from_utf8_lossy` makes three bytes of each bad one).
+pub(crate) fn lossy(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        out.extend(std::iter::repeat_n('?', chunk.invalid().len()));
+    }
+    out
+}
+
 pub(crate) fn clip_str(s: &str, max_bytes: usize) -> &str {
     if s.len() <= max_bytes {
         return s;
@@ -239,6 +251,13 @@ pub(crate) fn wire_len(n: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lossy_keeps_the_wire_length() {
+        assert_eq!(lossy(b"ok"), "ok");
+        assert_eq!(lossy(&[b'a', 0xde, 0xde, b'b']), "a??b");
+        assert_eq!(lossy(&[0xff; 300]).len(), 300);
+    }
 
     #[test]
     fn clip_str_respects_char_boundaries() {

@@ -376,7 +376,7 @@ fn parse_error_fields(c: &mut Cursor<'_>, what: &str) -> NbdResult<(u32, String)
             m.len()
         )));
     }
-    Ok((error, String::from_utf8_lossy(m).into_owned()))
+    Ok((error, super::lossy(m)))
 }
 
 /// Client side: parses one complete structured reply chunk; payloads longer than

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Result, TestbedError};
 
-/// The oldest kernel with ublk_drv, nbd and the nfsd SCSI/block layouts (see TESTBED.md).
+/// The oldest kernel with ublk_drv, nbd and the nfsd SCSI/block layouts (see docs/testbed.md).
 pub const MIN_KERNEL: (u32, u32) = (6, 12);
 
 /// Environment variable naming a kernel image to use instead of the newest one in /boot.

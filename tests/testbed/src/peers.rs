@@ -216,7 +216,7 @@ impl Drop for PeerProcess {
 
 /// nfs-ganesha serving one NFSv4.1/4.2 export (FSAL VFS) on 127.0.0.1, in the foreground.
 ///
-/// Config (TESTBED.md): `Protocols = 4`, no NLM/RQUOTA, `Graceless = true`,
+/// Config (docs/testbed.md): `Protocols = 4`, no NLM/RQUOTA, `Graceless = true`,
 /// `Minor_Versions = 1, 2`, one export `Pseudo = /export` of the given directory with
 /// `Access_Type = RW`, `Squash = No_Root_Squash`, `SecType = sys`. Its recovery state, pid file
 /// and log live in its own temp dir. No dbus or rpcbind is needed (it logs that dbus is absent).

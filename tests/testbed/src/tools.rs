@@ -21,6 +21,8 @@ const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("mkfs.ext4", "e2fsprogs"),
     ("nbd-client", "nbd-client"),
     ("rpcinfo", "rpcbind"),
+    ("promtool", "prometheus"),
+    ("curl", "curl"),
 ];
 
 /// True when the environment variable `CI` is set (and not empty, `0` or `false`): then a

@@ -6,8 +6,9 @@
 //! logical volume (a topology of SLICE/CONCAT/STRIPE over SIMPLE leaves whose signatures sit
 //! near their ends); LAYOUTGET allocates and hands out INVALID / READ_WRITE / (for clones)
 //! READ_DATA+INVALID extents; LAYOUTCOMMIT marks blocks written; MDS READ/WRITE use the same
-//! storage. Fault hooks: queued LAYOUTGET errors, a stall switch (no replies, no renewals),
-//! recalls on demand.
+//! storage. Fault hooks: queued LAYOUTGET and LAYOUTCOMMIT errors, a stall switch (no replies,
+//! no renewals), recalls on demand, and a LAYOUTCOMMIT or LAYOUTRETURN held on arrival until
+//! the test releases it (to act while that call is on the wire, deterministically).
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -28,7 +29,7 @@ use pnfs_proto::nfs4::{
     DeviceId, FileHandle, LayoutIoMode, LayoutType, NfsStat, Stateid, Verifier,
 };
 use pnfs_proto::xdr::{from_bytes, to_bytes};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{oneshot, watch, Notify};
 use tokio::time::Instant;
 
 use crate::mds_api::{
@@ -164,6 +165,12 @@ pub struct FakeMds {
     resumed: Notify,
     /// Statuses the next LAYOUTGETs fail with (front first).
     pub layoutget_errors: Mutex<VecDeque<NfsStat>>,
+    /// Statuses the next LAYOUTCOMMITs fail with (front first), before any state is checked.
+    pub layoutcommit_errors: Mutex<VecDeque<NfsStat>>,
+    /// The next LAYOUTCOMMIT to arrive is held here (see [`FakeMds::hold_next_layoutcommit`]).
+    commit_hold: HoldSlot,
+    /// The next LAYOUTRETURN to arrive is held here (see [`FakeMds::hold_next_layoutreturn`]).
+    return_hold: HoldSlot,
     /// Counters.
     pub counters: FakeCounters,
 }
@@ -173,6 +180,57 @@ impl std::fmt::Debug for FakeMds {
         f.debug_struct("FakeMds")
             .field("cfg", &self.cfg)
             .finish_non_exhaustive()
+    }
+}
+
+/// An armed hold: (signal "arrived", wait for "release").
+type HoldSlot = Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>;
+
+/// Arms `slot` for the next call and returns the test's end of it.
+fn arm_hold(slot: &HoldSlot) -> HeldCall {
+    let (arrived_tx, arrived_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel();
+    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((arrived_tx, release_rx));
+    HeldCall {
+        arrived: Some(arrived_rx),
+        release: Some(release_tx),
+    }
+}
+
+/// In a call: if `slot` is armed, signals the arrival and waits for the release.
+async fn pass_hold(slot: &HoldSlot) {
+    let hold = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some((arrived, release)) = hold {
+        // The test may have stopped waiting: then nobody needs the signal.
+        let _ = arrived.send(());
+        // Released, or the hold dropped: either way the call goes on.
+        let _ = release.await;
+    }
+}
+
+/// A call held by the fake on arrival (from [`FakeMds::hold_next_layoutcommit`] or
+/// [`FakeMds::hold_next_layoutreturn`]).
+#[derive(Debug)]
+pub struct HeldCall {
+    arrived: Option<oneshot::Receiver<()>>,
+    release: Option<oneshot::Sender<()>>,
+}
+
+impl HeldCall {
+    /// Waits until the held call has arrived (at most `limit`); false if it did not.
+    pub async fn arrived(&mut self, limit: Duration) -> bool {
+        let Some(rx) = self.arrived.take() else {
+            return true;
+        };
+        matches!(tokio::time::timeout(limit, rx).await, Ok(Ok(())))
+    }
+
+    /// Lets the held call go on.
+    pub fn release(mut self) {
+        if let Some(tx) = self.release.take() {
+            // The fake may be gone (test over): nothing to release then.
+            let _ = tx.send(());
+        }
     }
 }
 
@@ -342,6 +400,9 @@ impl FakeMds {
             stalled: AtomicBool::new(false),
             resumed: Notify::new(),
             layoutget_errors: Mutex::new(VecDeque::new()),
+            layoutcommit_errors: Mutex::new(VecDeque::new()),
+            commit_hold: Mutex::new(None),
+            return_hold: Mutex::new(None),
             counters: FakeCounters::default(),
         }))
     }
@@ -451,6 +512,19 @@ impl FakeMds {
             }
             n.await;
         }
+    }
+
+    /// Holds the next LAYOUTCOMMIT that arrives (any file): it waits, before its stateid is
+    /// checked or any state changes, until [`HeldCall::release`] (or the hold is dropped).
+    /// The server then judges it by its state at that time, as a real server judges a request
+    /// by its state when it processes it.
+    pub fn hold_next_layoutcommit(&self) -> HeldCall {
+        arm_hold(&self.commit_hold)
+    }
+
+    /// Holds the next LAYOUTRETURN that arrives, like [`FakeMds::hold_next_layoutcommit`].
+    pub fn hold_next_layoutreturn(&self) -> HeldCall {
+        arm_hold(&self.return_hold)
     }
 
     /// Sends CB_LAYOUTRECALL for the whole of `path`; returns the client's answer.
@@ -861,6 +935,15 @@ impl MetadataServer for FakeMds {
         args: LayoutCommitArgs,
     ) -> MdsResult<LayoutCommitResult> {
         self.gate().await;
+        pass_hold(&self.commit_hold).await;
+        if let Some(s) = self
+            .layoutcommit_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+        {
+            return Err(err("LAYOUTCOMMIT", s));
+        }
         let b = self.cfg.block_bytes;
         let bad =
             |e: String| MdsError::new(MdsErrorKind::Status(NfsStat::BADLAYOUT), "LAYOUTCOMMIT", e);
@@ -934,6 +1017,7 @@ impl MetadataServer for FakeMds {
         args: LayoutReturnArgs,
     ) -> MdsResult<LayoutReturnResult> {
         self.gate().await;
+        pass_hold(&self.return_hold).await;
         self.counters.returns.fetch_add(1, Ordering::SeqCst);
         let mut st = self.st();
         let fi = Self::file_index(&st, open)?;

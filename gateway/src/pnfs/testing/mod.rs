@@ -1,12 +1,54 @@
 //! Test support (feature `testing`, and the crate's own tests): the MDS test double for
 //! exact-timing logic tests (with a SCSI-layout mode and a reserved-LU volume layer), and the
-//! seeded random workload every peer's test runs.
+//! seeded random workload every peer's test runs; and [`Hooks`], hook points inside the pNFS
+//! layer that let a test run code at an exact point of a race window instead of hoping for
+//! the timing.
 
 pub mod fake_mds;
 pub mod scsi_volume;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// Test hook points inside the pNFS layer (per [`super::PnfsClient`], see
+/// [`super::PnfsClient::hooks`]). Each hook runs once, synchronously, on the task that reaches
+/// the point; it may call into the MDS test double (e.g. send a recall, whose answer comes
+/// back before the hook returns).
+#[derive(Default)]
+pub struct Hooks {
+    layoutget_reply: Mutex<Option<Hook>>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks").finish_non_exhaustive()
+    }
+}
+
+impl Hooks {
+    /// Runs `hook` the next time a LAYOUTGET reply has arrived and is not applied yet (its
+    /// layout stateid and extents not yet in the file's state).
+    pub fn on_next_layoutget_reply(&self, hook: impl FnOnce() + Send + 'static) {
+        *self
+            .layoutget_reply
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
+    }
+
+    pub(crate) fn layoutget_reply(&self) {
+        let hook = self
+            .layoutget_reply
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(h) = hook {
+            h();
+        }
+    }
+}
 
 /// Creates (or truncates) a sparse volume file of `size_bytes` at `dir/name`.
 pub fn make_volume_file(dir: &Path, name: &str, size_bytes: u64) -> std::io::Result<PathBuf> {
