@@ -409,6 +409,13 @@ os.close(fd)' "$pipe" "$status" "$major" "$minor" >&2 || true
 _pnfs_watch() {
 	local end=$((SECONDS + $2)) victims i stuck_s=0 tasks
 	while kill -0 "$1" 2>/dev/null; do
+		# Sleep first, and look for stuck tasks cheaply (one grep) before listing PID's
+		# descendants (ps + awk): most guarded commands end within a second, and under TCG
+		# every process the watcher starts takes CPU from the test.
+		# Not on the caller's stdout / stderr: a `sleep` that outlives a killed watcher must
+		# not hold a pipe (`x=$(guarded ...)`, `guarded ... | tee`) open.
+		sleep 1 </dev/null >/dev/null 2>&1
+		kill -0 "$1" 2>/dev/null || break
 		if [ "$SECONDS" -ge "$end" ]; then
 			hang_dump "$3: still running after $2 s" || true
 			echo "$3" >"$4"
@@ -422,6 +429,10 @@ _pnfs_watch() {
 			kill -USR1 "$5" 2>/dev/null || true
 			return 0
 		fi
+		if ! grep -qsx bl_resolve_deviceid /proc/[0-9]*/wchan; then
+			stuck_s=0
+			continue
+		fi
 		tasks="$1 $(_pnfs_descendants "$1" | tr '\n' ' ')"
 		if grep -qx bl_resolve_deviceid $(printf '/proc/%s/wchan ' $tasks) 2>/dev/null; then
 			stuck_s=$((stuck_s + 1))
@@ -432,9 +443,6 @@ _pnfs_watch() {
 		else
 			stuck_s=0
 		fi
-		# Not on the caller's stdout / stderr: a `sleep` that outlives a killed watcher must
-		# not hold a pipe (`x=$(guarded ...)`, `guarded ... | tee`) open.
-		sleep 1 </dev/null >/dev/null 2>&1
 	done
 	return 0
 }
