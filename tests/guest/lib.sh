@@ -490,6 +490,9 @@ wait_exit() {
 	done
 	if ! _pnfs_ended "$pid"; then
 		hang_dump "$what: pid $pid has not exited after $secs s"
+		# What can still be killed goes, so the script's EXIT traps and the guest's power-off
+		# do not wait on it.
+		kill -KILL "$pid" $(_pnfs_descendants "$pid") 2>/dev/null || true
 		fail "$what: pid $pid has not exited after ${secs} s (state in \$OUT/hang-last.txt)"
 	fi
 	wait "$pid" || rc=$?

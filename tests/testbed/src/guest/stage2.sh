@@ -15,7 +15,9 @@ bash "$R/main.sh"
 rc=$?
 echo "pnfs-testbed stage2: script exited with $rc" >/dev/kmsg
 echo "$rc" >"$R/exit_code.tmp" && mv "$R/exit_code.tmp" "$R/exit_code"
-sync
+# Only the share's file system: a global `sync` waits for every mount, and one that hangs (a
+# script that failed on a hung NFS server) would keep the guest up until its timeout.
+sync -f "$R/exit_code"
 echo o >/proc/sysrq-trigger
 # The power-off is asynchronous; PID 1 must not exit before it happens (that would panic).
 sleep 60
