@@ -1,22 +1,25 @@
-//! One connection: the handshake, then the transmission phase with a reader loop, one task per
-//! request, and one writer task that sends whole replies in completion order.
+//! One connection: the handshake, then the transmission phase, all in the connection's task:
+//! a reader, the requests in flight (polled by a [`RequestSet`], not a task each) and a
+//! writer that sends whole replies in completion order (replies that complete together go
+//! out in one write).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
-use tracing::{debug, warn, Instrument};
+use tracing::{debug, warn};
 
 use crate::codec::consts::NBD_EINVAL;
 use crate::codec::{
     decode_client_flags, decode_option, decode_request_header, encode_greeting, Command, Decode,
+    Request,
 };
 use crate::error::{NbdError, NbdResult};
 use crate::export::ExportSet;
 use crate::negotiate::{handle_option, Action, NegotiationState};
+use crate::request_set::RequestSet;
 use crate::server::{NbdStream, ServerConfig, ShutdownSignal};
 use crate::session::{error_reply, execute, Refusal, Session, WireReply};
 
@@ -207,44 +210,213 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-async fn transmission<S: NbdStream>(
-    stream: S,
+/// What the connection's reader got from the peer.
+enum Incoming {
+    /// A request (with its write payload) and the budget it holds.
+    Request {
+        req: Request,
+        payload: Bytes,
+        slot: Option<OwnedSemaphorePermit>,
+        bytes: Option<OwnedSemaphorePermit>,
+    },
+    /// A write whose payload exceeds the limit (not read): answer, then close.
+    TooLarge {
+        req: Request,
+        slot: Option<OwnedSemaphorePermit>,
+        payload_bytes: u32,
+    },
+    /// The peer closed the connection between requests.
+    Eof,
+}
+
+/// The budgets a connection's reader takes for each request.
+#[derive(Clone)]
+struct Budget {
+    request_slots: Arc<Semaphore>,
+    byte_slots: Arc<Semaphore>,
+    byte_units_max: u32,
+    max_write_payload_bytes: u32,
+}
+
+/// Takes a request slot, reads one request header, takes its data budget and reads its write
+/// payload. Owns the read half and buffer while it runs and hands them back, so the
+/// connection keeps one reader future across requests (dropping it loses only a request
+/// that was never answered: the connection is closing then).
+async fn next_request<R: AsyncRead + Unpin>(
+    mut rd: R,
     mut buf: BytesMut,
+    budget: Budget,
+) -> (R, BytesMut, NbdResult<Incoming>) {
+    let r = read_one(&mut rd, &mut buf, &budget).await;
+    (rd, buf, r)
+}
+
+async fn read_one<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    budget: &Budget,
+) -> NbdResult<Incoming> {
+    // The semaphores are never closed, so acquiring only fails if they were.
+    let slot = budget.request_slots.clone().acquire_owned().await.ok();
+    let Some(req) = read_frame(rd, buf, decode_request_header).await? else {
+        return Ok(Incoming::Eof);
+    };
+    if req.command == Command::Disc {
+        return Ok(Incoming::Request {
+            req,
+            payload: Bytes::new(),
+            slot,
+            bytes: None,
+        });
+    }
+    let payload_bytes = req.payload_bytes();
+    if payload_bytes > budget.max_write_payload_bytes {
+        return Ok(Incoming::TooLarge {
+            req,
+            slot,
+            payload_bytes,
+        });
+    }
+    let data_len = match req.command {
+        Command::Read | Command::Write => req.length_bytes as usize,
+        _ => 0,
+    };
+    let units = u32::try_from(data_len.div_ceil(BYTE_BUDGET_UNIT_BYTES))
+        .unwrap_or(u32::MAX)
+        .min(budget.byte_units_max);
+    let bytes = if units > 0 {
+        budget
+            .byte_slots
+            .clone()
+            .acquire_many_owned(units)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let payload = if payload_bytes > 0 {
+        let need = payload_bytes as usize;
+        if !fill(rd, buf, need).await? {
+            return Err(NbdError::protocol(
+                "peer closed the connection before the write payload",
+            ));
+        }
+        buf.split_to(need).freeze()
+    } else {
+        Bytes::new()
+    };
+    Ok(Incoming::Request {
+        req,
+        payload,
+        slot,
+        bytes,
+    })
+}
+
+/// Hands a finished reply to the writer (never waits: every reply holds a request slot, so
+/// the channel, one larger than the slots, has room).
+async fn send_reply(tx: &mpsc::Sender<Outgoing>, out: Outgoing) {
+    match tx.try_send(out) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(out)) => {
+            if tx.send(out).await.is_err() {
+                debug!("reply dropped: the connection's writer has stopped");
+            }
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            debug!("reply dropped: the connection's writer has stopped");
+        }
+    }
+}
+
+/// One step of the connection's reader.
+enum Event<R> {
+    Done(Outgoing),
+    Read(R, BytesMut, NbdResult<Incoming>),
+    Shutdown,
+}
+
+/// Reads requests and runs them, all in the connection's task: the requests in flight are
+/// polled by [`RequestSet`], each completion wakes this task once and its reply goes to the
+/// writer future (polled by the same task). Returns when the peer disconnects, the server
+/// shuts down or the stream fails, after finishing what is in flight (bounded).
+async fn read_and_run<R: AsyncRead + Unpin>(
+    rd: R,
+    buf: BytesMut,
     session: Arc<Session>,
     config: ServerConfig,
     mut shutdown: ShutdownSignal,
+    tx: mpsc::Sender<Outgoing>,
 ) -> NbdResult<()> {
     let stats = session.export.stats();
-    stats.connection_opened();
-    let (mut rd, wr) = stream.into_halves();
-    let (tx, rx) = mpsc::channel::<Outgoing>(config.max_in_flight_requests + 1);
-    let writer = tokio::spawn(write_loop(wr, rx).in_current_span());
-    let request_slots = Arc::new(Semaphore::new(config.max_in_flight_requests));
     let budget_units = (config.max_in_flight_bytes / BYTE_BUDGET_UNIT_BYTES).max(1);
-    let byte_slots = Arc::new(Semaphore::new(budget_units));
-    let budget_units = u32::try_from(budget_units).unwrap_or(u32::MAX);
-    let mut tasks = JoinSet::new();
+    let budget = Budget {
+        request_slots: Arc::new(Semaphore::new(config.max_in_flight_requests)),
+        byte_slots: Arc::new(Semaphore::new(budget_units)),
+        byte_units_max: u32::try_from(budget_units).unwrap_or(u32::MAX),
+        max_write_payload_bytes: config.limits.max_write_payload_bytes,
+    };
+    let mut running: RequestSet<Outgoing> = RequestSet::new();
+    let reading = next_request(rd, buf, budget.clone());
+    tokio::pin!(reading);
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
 
     let result: NbdResult<()> = loop {
-        while let Some(joined) = tasks.try_join_next() {
-            if let Err(e) = joined {
-                warn!("request task failed: {e}");
+        let event = tokio::select! {
+            biased;
+            () = &mut stop => Event::Shutdown,
+            Some(out) = running.next() => Event::Done(out),
+            (rd, buf, r) = &mut reading => Event::Read(rd, buf, r),
+        };
+        let (rd, buf, incoming) = match event {
+            Event::Shutdown => break Ok(()),
+            Event::Done(out) => {
+                send_reply(&tx, out).await;
+                continue;
             }
-        }
-        // The semaphores are never closed, so acquiring only fails if they were.
-        let slot = tokio::select! {
-            p = request_slots.clone().acquire_owned() => p.ok(),
-            () = shutdown.wait() => break Ok(()),
+            Event::Read(rd, buf, r) => (rd, buf, r),
         };
-        let header = tokio::select! {
-            r = read_frame(&mut rd, &mut buf, decode_request_header) => r,
-            () = shutdown.wait() => break Ok(()),
-        };
-        let req = match header {
-            Ok(Some(r)) => r,
-            Ok(None) => {
+        let (req, payload, slot, bytes) = match incoming {
+            Ok(Incoming::Request {
+                req,
+                payload,
+                slot,
+                bytes,
+            }) => (req, payload, slot, bytes),
+            Ok(Incoming::Eof) => {
                 debug!("client closed the connection");
                 break Ok(());
+            }
+            Ok(Incoming::TooLarge {
+                req,
+                slot,
+                payload_bytes,
+            }) => {
+                // Answer, then close: skipping that much data is not worth keeping the connection.
+                stats.request(req.command.code());
+                stats.error();
+                let refusal = Refusal {
+                    error: NBD_EINVAL,
+                    message: format!(
+                        "write payload of {payload_bytes} bytes exceeds the limit of {} bytes; closing the connection",
+                        config.limits.max_write_payload_bytes
+                    ),
+                };
+                send_reply(
+                    &tx,
+                    Outgoing {
+                        reply: error_reply(&session, &req, &refusal),
+                        _request_slot: slot,
+                        _bytes: None,
+                    },
+                )
+                .await;
+                break Err(NbdError::TooLarge {
+                    what: "write payload",
+                    value_bytes: u64::from(payload_bytes),
+                    limit_bytes: u64::from(config.limits.max_write_payload_bytes),
+                });
             }
             Err(e) => break Err(e),
         };
@@ -252,116 +424,69 @@ async fn transmission<S: NbdStream>(
             debug!("NBD_CMD_DISC: finishing requests in flight");
             break Ok(());
         }
-        let payload_len = req.payload_bytes();
-        if payload_len > config.limits.max_write_payload_bytes {
-            // Answer, then close: skipping that much data is not worth keeping the connection.
-            stats.request(req.command.code());
-            stats.error();
-            let refusal = Refusal {
-                error: NBD_EINVAL,
-                message: format!(
-                    "write payload of {payload_len} bytes exceeds the limit of {} bytes; closing the connection",
-                    config.limits.max_write_payload_bytes
-                ),
-            };
-            let _ = tx
-                .send(Outgoing {
-                    reply: error_reply(&session, &req, &refusal),
-                    _request_slot: slot,
-                    _bytes: None,
-                })
-                .await;
-            break Err(NbdError::TooLarge {
-                what: "write payload",
-                value_bytes: u64::from(payload_len),
-                limit_bytes: u64::from(config.limits.max_write_payload_bytes),
-            });
-        }
-        let data_len = match req.command {
-            Command::Read | Command::Write => req.length_bytes as usize,
-            _ => 0,
-        };
-        let units = u32::try_from(data_len.div_ceil(BYTE_BUDGET_UNIT_BYTES))
-            .unwrap_or(u32::MAX)
-            .min(budget_units);
-        let bytes_permit = if units > 0 {
-            tokio::select! {
-                p = byte_slots.clone().acquire_many_owned(units) => p.ok(),
-                () = shutdown.wait() => break Ok(()),
-            }
-        } else {
-            None
-        };
-        let payload = if payload_len > 0 {
-            let need = payload_len as usize;
-            let filled = tokio::select! {
-                r = fill(&mut rd, &mut buf, need) => r,
-                () = shutdown.wait() => break Ok(()),
-            };
-            match filled {
-                Ok(true) => buf.split_to(need).freeze(),
-                Ok(false) => {
-                    break Err(NbdError::protocol(
-                        "peer closed the connection before the write payload",
-                    ))
-                }
-                Err(e) => break Err(e),
-            }
-        } else {
-            bytes::Bytes::new()
-        };
         let session = session.clone();
-        let tx = tx.clone();
-        let span = tracing::debug_span!(
-            "nbd_request",
-            cmd = req.command.name(),
-            cookie = req.cookie,
-            offset = req.offset_bytes,
-            length = req.length_bytes
-        );
-        tasks.spawn(
-            async move {
-                let reply = execute(&session, req, payload).await;
-                if tx
-                    .send(Outgoing {
-                        reply,
-                        _request_slot: slot,
-                        _bytes: bytes_permit,
-                    })
-                    .await
-                    .is_err()
-                {
-                    debug!("reply dropped: the connection's writer has stopped");
-                }
+        running.push(Box::pin(async move {
+            Outgoing {
+                reply: execute(&session, req, payload).await,
+                _request_slot: slot,
+                _bytes: bytes,
             }
-            .instrument(span),
-        );
+        }));
+        reading.set(next_request(rd, buf, budget.clone()));
     };
 
     // Finish what is in flight (DISC, EOF, shutdown or error), bounded.
     let drain = Duration::from_millis(config.drain_timeout_ms);
     let drained = tokio::time::timeout(drain, async {
-        while let Some(joined) = tasks.join_next().await {
-            if let Err(e) = joined {
-                warn!("request task failed: {e}");
-            }
+        while let Some(out) = running.next().await {
+            send_reply(&tx, out).await;
         }
     })
     .await;
     if drained.is_err() {
         warn!(
-            left = tasks.len(),
+            left = running.len(),
             "requests did not finish within {} ms; abandoning them", config.drain_timeout_ms
         );
-        tasks.shutdown().await;
     }
-    drop(tx);
-    let written = match tokio::time::timeout(drain, writer).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => Err(NbdError::Io(std::io::Error::other(format!(
-            "writer task failed: {e}"
-        )))),
-        Err(_) => Err(NbdError::Timeout("writing the last replies".into())),
+    result
+}
+
+async fn transmission<S: NbdStream>(
+    stream: S,
+    buf: BytesMut,
+    session: Arc<Session>,
+    config: ServerConfig,
+    shutdown: ShutdownSignal,
+) -> NbdResult<()> {
+    let export = Arc::clone(&session.export);
+    let stats = export.stats();
+    stats.connection_opened();
+    let (rd, wr) = stream.into_halves();
+    let (tx, rx) = mpsc::channel::<Outgoing>(config.max_in_flight_requests + 1);
+    let drain = Duration::from_millis(config.drain_timeout_ms);
+    // Reader, requests and writer share this task: no hand-offs between threads per request.
+    let reader = read_and_run(rd, buf, session, config, shutdown, tx);
+    let writer = write_loop(wr, rx);
+    tokio::pin!(reader, writer);
+    let mut written: Option<NbdResult<()>> = None;
+    let result = loop {
+        tokio::select! {
+            r = &mut reader => break r,
+            w = &mut writer, if written.is_none() => {
+                // The writer stopped early (the peer went away): replies are dropped from now
+                // on and the reader ends at the peer's EOF or error.
+                written = Some(w);
+            }
+        }
+    };
+    let written = match written {
+        Some(w) => w,
+        // The reader dropped its sender: the writer sends what is queued and ends.
+        None => match tokio::time::timeout(drain, writer).await {
+            Ok(r) => r,
+            Err(_) => Err(NbdError::Timeout("writing the last replies".into())),
+        },
     };
     stats.connection_closed();
     result?;

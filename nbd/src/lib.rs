@@ -30,6 +30,7 @@ mod connection;
 pub mod error;
 pub mod export;
 mod negotiate;
+mod request_set;
 pub mod server;
 mod session;
 #[cfg(feature = "testing")]

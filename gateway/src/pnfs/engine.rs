@@ -486,7 +486,12 @@ pub(super) async fn write<M: MetadataServer>(
             break;
         }
     }
-    let pending = {
+    // Only a write that turned INVALID pieces into written ones adds uncommitted pieces, so
+    // only such a write counts them (a scan of the file's pieces; a rewrite of written
+    // extents, the common case, costs nothing here).
+    let pending = if written.is_empty() {
+        0
+    } else {
         let mut st = f.lock();
         for (a, b) in &written {
             st.cache.mark_written(*a, *b);

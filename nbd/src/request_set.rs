@@ -1,0 +1,200 @@
+//! The requests in flight on one connection, polled inside the connection's own task.
+//!
+//! A task per request costs a spawn, a wake of another worker thread and a hand-off of the
+//! reply to a writer task: on a 4 KiB request that is more than the request itself. Here the
+//! connection's task polls its requests, and each request gets a waker of its own that
+//! records which request to poll and wakes the connection's task, so a completion costs one
+//! poll of the request it completes (not of every request in flight).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+
+/// A request's future.
+pub(crate) type RequestFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The requests that were woken, and the connection task to wake when one is.
+#[derive(Default)]
+struct Woken {
+    /// Slot indices to poll (a slot may appear more than once; extra polls are harmless).
+    slots: Vec<usize>,
+    /// The connection task's waker (the last one that polled the set).
+    task: Option<Waker>,
+}
+
+struct WakeQueue(Mutex<Woken>);
+
+impl WakeQueue {
+    fn lock(&self) -> MutexGuard<'_, Woken> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The waker of one slot.
+struct SlotWaker {
+    slot: usize,
+    queue: Arc<WakeQueue>,
+}
+
+impl Wake for SlotWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let task = {
+            let mut w = self.queue.lock();
+            w.slots.push(self.slot);
+            w.task.clone()
+        };
+        if let Some(t) = task {
+            t.wake();
+        }
+    }
+}
+
+struct Slot<T> {
+    fut: Option<RequestFuture<T>>,
+    /// Built once per slot and reused by every request the slot holds.
+    waker: Waker,
+}
+
+/// An unordered set of request futures (at most as many as the connection allows in flight,
+/// which bounds the slot table).
+pub(crate) struct RequestSet<T> {
+    slots: Vec<Slot<T>>,
+    free: Vec<usize>,
+    queue: Arc<WakeQueue>,
+    /// Woken slots taken from the queue, still to poll.
+    to_poll: Vec<usize>,
+    len: usize,
+}
+
+impl<T> RequestSet<T> {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: Vec::new(),
+            free: Vec::new(),
+            queue: Arc::new(WakeQueue(Mutex::new(Woken::default()))),
+            to_poll: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Requests not yet completed.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds a request; it is first polled by the next [`RequestSet::poll_next`].
+    pub(crate) fn push(&mut self, fut: RequestFuture<T>) {
+        let i = if let Some(i) = self.free.pop() {
+            self.slots[i].fut = Some(fut);
+            i
+        } else {
+            let i = self.slots.len();
+            let waker = Waker::from(Arc::new(SlotWaker {
+                slot: i,
+                queue: Arc::clone(&self.queue),
+            }));
+            self.slots.push(Slot {
+                fut: Some(fut),
+                waker,
+            });
+            i
+        };
+        self.len += 1;
+        self.to_poll.push(i);
+    }
+
+    /// The next completed request's output; `Ready(None)` when the set is empty.
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        if self.len == 0 {
+            return Poll::Ready(None);
+        }
+        {
+            let mut w = self.queue.lock();
+            if !w.task.as_ref().is_some_and(|t| t.will_wake(cx.waker())) {
+                w.task = Some(cx.waker().clone());
+            }
+            self.to_poll.append(&mut w.slots);
+        }
+        while let Some(i) = self.to_poll.pop() {
+            let Some(slot) = self.slots.get_mut(i) else {
+                continue;
+            };
+            let Some(fut) = slot.fut.as_mut() else {
+                // A late wake of a slot whose request already completed.
+                continue;
+            };
+            let mut scx = Context::from_waker(&slot.waker);
+            if let Poll::Ready(out) = fut.as_mut().poll(&mut scx) {
+                slot.fut = None;
+                self.free.push(i);
+                self.len -= 1;
+                return Poll::Ready(Some(out));
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Waits for the next completed request (`None` when the set is empty).
+    pub(crate) async fn next(&mut self) -> Option<T> {
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::oneshot;
+
+    #[tokio::test]
+    async fn completes_in_completion_order_and_reuses_slots() {
+        let mut set: RequestSet<u32> = RequestSet::new();
+        assert_eq!(set.next().await, None);
+        let mut senders = Vec::new();
+        for n in 0..4u32 {
+            let (tx, rx) = oneshot::channel::<()>();
+            senders.push(Some(tx));
+            set.push(Box::pin(async move {
+                rx.await.ok();
+                n
+            }));
+        }
+        assert_eq!(set.len(), 4);
+        // Complete them out of order: each comes out as it completes.
+        for n in [2u32, 0, 3, 1] {
+            let tx = senders[n as usize].take().unwrap();
+            tx.send(()).unwrap();
+            assert_eq!(set.next().await, Some(n));
+        }
+        assert_eq!(set.len(), 0);
+        assert_eq!(set.next().await, None);
+        // Slots are reused: the table does not grow past the most in flight at once.
+        set.push(Box::pin(async { 7 }));
+        assert_eq!(set.next().await, Some(7));
+        assert_eq!(set.slots.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_pending_set_wakes_the_task_when_one_request_completes() {
+        let mut set: RequestSet<&'static str> = RequestSet::new();
+        let (tx, rx) = oneshot::channel::<()>();
+        set.push(Box::pin(async move {
+            rx.await.ok();
+            "done"
+        }));
+        set.push(Box::pin(std::future::pending()));
+        let waiter = tokio::spawn(async move {
+            let out = set.next().await;
+            (out, set.len())
+        });
+        tokio::task::yield_now().await;
+        tx.send(()).unwrap();
+        let (out, left) = waiter.await.unwrap();
+        assert_eq!(out, Some("done"));
+        assert_eq!(left, 1);
+    }
+}
