@@ -292,7 +292,7 @@ awk -v runtime="$runtime" -v size="$size_mib" -v jobs="$jobs" -v legs="$legs" -v
       printf "\n"
     }
     print "\ncpu_us/req: server process user+system per request (limit: fio itself); load: 1-min load average at the job end"
-    print "targets (DESIGN 3): pnfs >= 0.8x limit on 4K random read/write QD16, >= 0.95x on 1M seq read QD4,"
+    print "targets (docs/requirements.md, Performance): pnfs >= 0.8x limit on 4K random read/write QD16, >= 0.95x on 1M seq read QD4,"
     print "  >= 0.7x on 1M first write; >= 1.5x nbdkit cache=none; 4 connections >= 1.5x one; pnfs/mds >= 3x"
   }' "$results" | tee "$out/table.txt"
 cat "$out/load.txt" | tee -a "$out/table.txt"
