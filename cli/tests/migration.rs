@@ -42,7 +42,7 @@ const ROUNDS: u64 = 16;
 /// Migrations: A→B, B→A, A→B.
 const MIGRATIONS: usize = 3;
 /// Each migration starts once the VM has verified this many rounds in its current qemu.
-const ROUNDS_PER_HOST: usize = 2;
+const ROUNDS_PER_HOST: u32 = 2;
 const GUEST_MEMORY_MIB: u32 = 256;
 /// Limits on each wait (TCG is slow, the machine is shared).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -253,8 +253,8 @@ impl Vm {
     }
 
     /// Waits until this qemu's console shows `n` verified rounds.
-    fn wait_rounds(&mut self, n: usize) {
-        let deadline = Instant::now() + ROUND_TIMEOUT * n as u32;
+    fn wait_rounds(&mut self, n: u32) {
+        let deadline = Instant::now() + ROUND_TIMEOUT * n;
         loop {
             let text = self.console();
             assert!(
@@ -268,7 +268,7 @@ impl Vm {
                 .lines()
                 .filter(|l| l.starts_with("MIG round") && l.contains(" ok "))
                 .count();
-            if done >= n {
+            if u32::try_from(done).unwrap_or(u32::MAX) >= n {
                 return;
             }
             assert!(
@@ -316,7 +316,7 @@ impl Drop for Vm {
 
 /// What the guest wrote in round `gen`, at `(gen - 1) * BLOCKS` blocks (init.sh's printf).
 fn expected_region(gen: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity((BLOCKS * BLOCK_BYTES) as usize);
+    let mut out = Vec::with_capacity(usize::try_from(BLOCKS * BLOCK_BYTES).unwrap());
     for b in (gen - 1) * BLOCKS..gen * BLOCKS {
         let h = format!("PNFSMIG off={} gen={gen} seed={SEED}", b * BLOCK_BYTES);
         for _ in 0..BLOCK_BYTES / 512 {
@@ -475,7 +475,7 @@ fn a_vm_migrates_back_and_forth_between_two_gateways() {
         assert_eq!(counter(src_ctl, "layouts_revoked"), 0, "{report}");
         assert_eq!(counter(src_ctl, "request_errors"), 0, "{report}");
     }
-    let done = vm.wait_console("MIG DONE", ROUND_TIMEOUT * ROUNDS as u32);
+    let done = vm.wait_console("MIG DONE", ROUND_TIMEOUT * u32::try_from(ROUNDS).unwrap());
     vm.wait_exit();
     report += &format!("{}: {done}\n", vm.name);
     eprintln!("{report}");
@@ -492,9 +492,10 @@ fn a_vm_migrates_back_and_forth_between_two_gateways() {
     nbd_read(last_uri, ROUNDS * BLOCKS * BLOCK_BYTES, &got);
     let got = std::fs::read(&got).unwrap();
     for gen in 1..=ROUNDS {
-        let at = ((gen - 1) * BLOCKS * BLOCK_BYTES) as usize;
+        let region = usize::try_from(BLOCKS * BLOCK_BYTES).unwrap();
+        let at = usize::try_from(gen - 1).unwrap() * region;
         assert!(
-            got[at..at + (BLOCKS * BLOCK_BYTES) as usize] == expected_region(gen)[..],
+            got[at..at + region] == expected_region(gen)[..],
             "round {gen}'s region differs on the disk"
         );
     }
