@@ -31,11 +31,23 @@ const MAX_MODULE_DEPTH: usize = 16;
 
 /// Returns the path of an up-to-date initramfs for `kernel`, building it if needed.
 pub fn ensure_initramfs(kernel: &GuestKernel) -> Result<PathBuf> {
-    let modules = resolve_modules(&kernel.modules_dir, INITRAMFS_MODULES)?;
+    ensure_initramfs_with(kernel, INIT_SCRIPT, INITRAMFS_MODULES)
+}
+
+/// An initramfs like [`ensure_initramfs`]'s (static busybox at `/bin/busybox`, the modules
+/// in load order under `/modules` with their names in `/modules/order`) but with another
+/// `/init` and other modules: for guests that must run without the 9p host root, e.g. a VM
+/// that live-migrates (a mounted virtio-9p device blocks migration). Cached the same way.
+pub fn ensure_initramfs_with(
+    kernel: &GuestKernel,
+    init_script: &str,
+    module_names: &[&str],
+) -> Result<PathBuf> {
+    let modules = resolve_modules(&kernel.modules_dir, module_names)?;
     let busybox = Path::new(BUSYBOX);
     let mut key = StableHash::new();
     key.update(LAYOUT_VERSION);
-    key.update(INIT_SCRIPT.as_bytes());
+    key.update(init_script.as_bytes());
     key.update(kernel.release.as_bytes());
     for file in std::iter::once(busybox.to_path_buf()).chain(modules.iter().cloned()) {
         hash_file_identity(&mut key, &file)?;
@@ -47,7 +59,7 @@ pub fn ensure_initramfs(kernel: &GuestKernel) -> Result<PathBuf> {
     if path.is_file() {
         return Ok(path);
     }
-    let archive = build(busybox, &modules)?;
+    let archive = build(busybox, init_script, &modules)?;
     // Write under a unique name, then rename: concurrent builders never see a partial file.
     let tmp = cache_dir.join(format!(
         "initramfs-{:016x}.{}.tmp",
@@ -242,7 +254,7 @@ fn read_module(path: &Path) -> Result<Vec<u8>> {
     Ok(out.stdout)
 }
 
-fn build(busybox: &Path, modules: &[PathBuf]) -> Result<Vec<u8>> {
+fn build(busybox: &Path, init_script: &str, modules: &[PathBuf]) -> Result<Vec<u8>> {
     let mut cpio = Cpio::default();
     for dir in ["bin", "dev", "modules", "proc", "sys"] {
         cpio.dir(dir);
@@ -260,7 +272,7 @@ fn build(busybox: &Path, modules: &[PathBuf]) -> Result<Vec<u8>> {
         },
     })?;
     cpio.file("bin/busybox", 0o755, &bb);
-    cpio.file("init", 0o755, INIT_SCRIPT.as_bytes());
+    cpio.file("init", 0o755, init_script.as_bytes());
     let mut order = String::new();
     for module in modules {
         let name = module_file_name(module);
