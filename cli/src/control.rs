@@ -4,12 +4,11 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::status::{Board, Snapshot};
 
@@ -60,36 +59,22 @@ impl ControlSocket {
     }
 
     /// Serves snapshots of `board` until `shutdown` turns true.
-    pub async fn serve(self, board: Board, mut shutdown: watch::Receiver<bool>) {
-        let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
-        loop {
-            tokio::select! {
-                _ = crate::stopped(&mut shutdown) => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        let Ok(permit) = slots.clone().try_acquire_owned() else {
-                            tracing::warn!("control socket: too many connections, dropping one");
-                            continue;
-                        };
-                        let board = board.clone();
-                        tokio::spawn(async move {
-                            let limit = Duration::from_millis(REQUEST_TIMEOUT_MS);
-                            match tokio::time::timeout(limit, answer(stream, &board)).await {
-                                Ok(Ok(())) => {}
-                                Ok(Err(e)) => tracing::debug!("control socket request failed: {e}"),
-                                Err(_) => tracing::debug!("control socket request timed out"),
-                            }
-                            drop(permit);
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!("control socket accept failed: {e}");
-                        // Back off so a persistent error (EMFILE) does not spin.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-            }
-        }
+    pub async fn serve(self, board: Board, shutdown: watch::Receiver<bool>) {
+        let limits = crate::accept::Limits {
+            what: "control socket",
+            connections_max: CONNECTIONS_MAX,
+            request_timeout_ms: REQUEST_TIMEOUT_MS,
+        };
+        let listener = &self.listener;
+        let accept = || async {
+            let (stream, _) = listener.accept().await?;
+            Ok((stream, "a local process".to_owned()))
+        };
+        let answer = |stream| {
+            let board = board.clone();
+            async move { answer(stream, &board).await }
+        };
+        crate::accept::serve(limits, accept, answer, shutdown).await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! The `pnfsgw` command: `run`, `export`, `check-config`, `mds`, `stats`, `demo`.
 //! Exit codes are in [`args::EXIT_CODES_HELP`].
 
+mod accept;
 mod args;
 mod backend;
 mod control;

@@ -14,8 +14,6 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -24,7 +22,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::status::{Board, Snapshot, State};
 
@@ -59,36 +57,22 @@ impl MetricsListener {
     }
 
     /// Serves scrapes of `board` until `shutdown` turns true.
-    pub async fn serve(self, board: Board, mut shutdown: watch::Receiver<bool>) {
-        let slots = Arc::new(Semaphore::new(CONNECTIONS_MAX));
-        loop {
-            tokio::select! {
-                _ = crate::stopped(&mut shutdown) => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let Ok(permit) = slots.clone().try_acquire_owned() else {
-                            tracing::warn!("metrics: too many connections, closing one from {peer}");
-                            continue;
-                        };
-                        let board = board.clone();
-                        tokio::spawn(async move {
-                            let limit = Duration::from_millis(REQUEST_TIMEOUT_MS);
-                            match tokio::time::timeout(limit, answer(stream, &board)).await {
-                                Ok(Ok(())) => {}
-                                Ok(Err(e)) => tracing::debug!("metrics request from {peer} failed: {e}"),
-                                Err(_) => tracing::debug!("metrics request from {peer} timed out"),
-                            }
-                            drop(permit);
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!("metrics accept failed: {e}");
-                        // Back off so a persistent error (EMFILE) does not spin.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-            }
-        }
+    pub async fn serve(self, board: Board, shutdown: watch::Receiver<bool>) {
+        let limits = crate::accept::Limits {
+            what: "metrics",
+            connections_max: CONNECTIONS_MAX,
+            request_timeout_ms: REQUEST_TIMEOUT_MS,
+        };
+        let listener = self.listener;
+        let accept = || async {
+            let (stream, peer) = listener.accept().await?;
+            Ok((stream, peer.to_string()))
+        };
+        let answer = |stream| {
+            let board = board.clone();
+            async move { answer(stream, &board).await }
+        };
+        crate::accept::serve(limits, accept, answer, shutdown).await;
     }
 }
 
@@ -859,6 +843,7 @@ impl Collector for SnapshotMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn request_heads_are_bounded_and_routed() {
