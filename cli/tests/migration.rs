@@ -37,8 +37,9 @@ const SEED: u64 = 20_261_207;
 /// 4 KiB blocks each round writes into fresh space (1 MiB).
 const BLOCKS: u64 = 256;
 const BLOCK_BYTES: u64 = 4096;
-/// Workload rounds (one generation each): enough that the last migration ends well before.
-const ROUNDS: u64 = 16;
+/// Workload rounds (one generation each): enough that the last migration ends well before
+/// (the rounds run on during each migration's pre-copy).
+const ROUNDS: u64 = 40;
 /// Migrations: A→B, B→A, A→B.
 const MIGRATIONS: usize = 3;
 /// Each migration starts once the VM has verified this many rounds in its current qemu.
@@ -328,8 +329,10 @@ fn expected_region(gen: u64) -> Vec<u8> {
 
 /// Reads `len` bytes at 0 of an NBD export (libnbd's python bindings, the system python).
 fn nbd_read(uri: &str, len: u64, out: &Path) {
-    let script = "import nbd,sys\nh=nbd.NBD()\nh.connect_uri(sys.argv[1])\n\
-                  open(sys.argv[3],'wb').write(h.pread(int(sys.argv[2]),0))\nh.shutdown()\n";
+    // In 4 MiB requests: one NBD request may not be larger than the server's maximum.
+    let script = "import nbd,sys\nh=nbd.NBD()\nh.connect_uri(sys.argv[1])\nn=int(sys.argv[2])\n\
+                  c=4<<20\nopen(sys.argv[3],'wb').write(b''.join(h.pread(min(c,n-o),o) for o in range(0,n,c)))\n\
+                  h.shutdown()\n";
     let st = Command::new("/usr/bin/python3")
         .args(["-c", script, uri, &len.to_string(), out.to_str().unwrap()])
         .status()
@@ -376,7 +379,7 @@ fn a_vm_migrates_back_and_forth_between_two_gateways() {
         "4096",
     ]);
     wait_listening(&mds_addr, &mut mds);
-    let (gw_a, uri_a, ctl_a) = export(&mds_addr, &vol, &["--create", "32M"]);
+    let (gw_a, uri_a, ctl_a) = export(&mds_addr, &vol, &["--create", "64M"]);
     let (gw_b, uri_b, ctl_b) = export(&mds_addr, &vol, &[]);
     let gateways = [("A", &uri_a, &ctl_a), ("B", &uri_b, &ctl_b)];
 
@@ -386,8 +389,10 @@ fn a_vm_migrates_back_and_forth_between_two_gateways() {
     for i in 0..MIGRATIONS {
         let (src_name, _, src_ctl) = gateways[i % 2];
         let (dst_name, dst_uri, _) = gateways[(i + 1) % 2];
-        vm.wait_rounds(ROUNDS_PER_HOST);
-
+        // The destination is started and both QMP sockets are open BEFORE the rounds are
+        // awaited, so that `migrate` follows the observed rounds within milliseconds: an
+        // idle machine runs a round in well under a second, and a destination started after
+        // the wait let the workload run to its end first (seen in a clean-clone run).
         let sock = dir.join(format!("migrate-{i}.sock"));
         let mut dst = Vm::start(
             &format!("vm{}-{dst_name}", i + 1),
@@ -399,6 +404,7 @@ fn a_vm_migrates_back_and_forth_between_two_gateways() {
         );
         let mut dst_qmp = Qmp::connect(&dst.qmp.clone(), &mut dst);
         let mut src_qmp = Qmp::connect(&vm.qmp.clone(), &mut vm);
+        vm.wait_rounds(ROUNDS_PER_HOST);
         let commits_before = counter(src_ctl, "commits");
         let flushes_before = named_counter(src_ctl, "nbd.requests.flush");
         let uncommitted_before = counter(src_ctl, "uncommitted_pieces");
