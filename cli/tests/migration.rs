@@ -53,48 +53,6 @@ const QEMU_EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 const INIT: &str = include_str!("migration/init.sh");
 
-/// A counter of `pnfsgw stats` (the first `pnfs.NAME VALUE` line).
-fn counter(control: &Path, name: &str) -> u64 {
-    named_counter(control, &format!("pnfs.{name}"))
-}
-
-/// The first `NAME VALUE` line of `pnfsgw stats` (NBD request kinds never seen are not
-/// listed: 0).
-fn named_counter(control: &Path, name: &str) -> u64 {
-    let s = stats(control);
-    match s
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("{name} ")))
-    {
-        Some(v) => v.parse().unwrap_or_else(|e| panic!("{name} {v:?}: {e}")),
-        None if name.starts_with("nbd.requests.") => 0,
-        None => panic!("no {name} in:\n{s}"),
-    }
-}
-
-/// One `pnfsgw export` of /vm with defaults; returns it, its URI and its control socket.
-fn export(mds: &str, vol: &Path, extra: &[&str]) -> (Gw, String, PathBuf) {
-    let port = pnfs_testbed::free_port().unwrap();
-    let nbd = format!("127.0.0.1:{port}");
-    let mut args = vec![
-        "export",
-        "--mds",
-        mds,
-        "--path",
-        "/vm",
-        "--nbd",
-        &nbd,
-        "--volume",
-        vol.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let mut gw = Gw::spawn(&args);
-    let uri = format!("nbd://{}", gw.wait_line("nbd://"));
-    let control = PathBuf::from(format!("/run/pnfsgw/export-vm-{port}.sock"));
-    assert!(control.exists(), "{}:\n{}", control.display(), gw.log());
-    (gw, uri, control)
-}
-
 /// A QMP connection (one command at a time; events are skipped).
 struct Qmp {
     reader: BufReader<UnixStream>,
@@ -379,8 +337,8 @@ fn a_vm_migrates_back_and_forth_between_two_gateways() {
         "4096",
     ]);
     wait_listening(&mds_addr, &mut mds);
-    let (gw_a, uri_a, ctl_a) = export(&mds_addr, &vol, &["--create", "64M"]);
-    let (gw_b, uri_b, ctl_b) = export(&mds_addr, &vol, &[]);
+    let (gw_a, uri_a, ctl_a) = export_vm(&mds_addr, &vol, &["--create", "64M"]);
+    let (gw_b, uri_b, ctl_b) = export_vm(&mds_addr, &vol, &[]);
     let gateways = [("A", &uri_a, &ctl_a), ("B", &uri_b, &ctl_b)];
 
     let mut vm = Vm::start("vm0-A", &dir, &kernel.image, &initrd, &uri_a, None);

@@ -14,7 +14,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -48,39 +48,6 @@ fn v(off_mib: u64, len_mib: u64, gen: u64) -> String {
     format!("v:{}:{}:{gen}", off_mib * MIB, len_mib * MIB)
 }
 
-/// A counter of `pnfsgw stats` (the `pnfs.NAME VALUE` lines).
-fn counter(control: &Path, name: &str) -> u64 {
-    let s = tool(BIN, &["stats", "--control", control.to_str().unwrap()]);
-    s.lines()
-        .find_map(|l| l.trim().strip_prefix(&format!("pnfs.{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no pnfs.{name} in:\n{s}"))
-}
-
-/// One `pnfsgw export` of /vm with defaults; returns it, its URI and its control socket.
-fn export(mds: &str, vol: &Path, extra: &[&str]) -> (Gw, String, PathBuf) {
-    let port = pnfs_testbed::free_port().unwrap();
-    let nbd = format!("127.0.0.1:{port}");
-    let mut args = vec![
-        "export",
-        "--mds",
-        mds,
-        "--path",
-        "/vm",
-        "--nbd",
-        &nbd,
-        "--volume",
-        vol.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let mut gw = Gw::spawn(&args);
-    let uri = format!("nbd://{}", gw.wait_line("nbd://"));
-    // The default control socket: one per export name and port.
-    let control = PathBuf::from(format!("/run/pnfsgw/export-vm-{port}.sock"));
-    assert!(control.exists(), "{}:\n{}", control.display(), gw.log());
-    (gw, uri, control)
-}
-
 #[test]
 fn two_exports_of_one_file_read_what_the_other_flushed() {
     let (Some(_), Some(_)) = (
@@ -104,8 +71,8 @@ fn two_exports_of_one_file_read_what_the_other_flushed() {
         ],
     );
 
-    let (a, uri_a, ctl_a) = export(&mds_addr, &vol, &["--create", "64M"]);
-    let (b, uri_b, ctl_b) = export(&mds_addr, &vol, &[]);
+    let (a, uri_a, ctl_a) = export_vm(&mds_addr, &vol, &["--create", "64M"]);
+    let (b, uri_b, ctl_b) = export_vm(&mds_addr, &vol, &[]);
     let owner = |g: &Gw| {
         g.log()
             .lines()
@@ -170,7 +137,7 @@ fn two_exports_of_one_file_read_what_the_other_flushed() {
     assert!(log.contains("stopped cleanly"), "{log}");
 
     // The end state through the MDS alone (READ), by a third gateway.
-    let (c, uri_c, _) = export(&mds_addr, &vol, &["--data-path", "mds", "--read-only"]);
+    let (c, uri_c, _) = export_vm(&mds_addr, &vol, &["--data-path", "mds", "--read-only"]);
     let mut all = vec![v(0, 4, 1), v(4, 4, 2), v(8, 8, 1)];
     all.extend(disjoint);
     all.extend(same);

@@ -220,3 +220,47 @@ pub fn start_mds(dir: &Path, vol_name: &str, extra: &[&str]) -> (Gw, String, Pat
     wait_listening(&addr, &mut mds);
     (mds, addr, vol)
 }
+
+/// A counter of `pnfsgw stats` (the first `pnfs.NAME VALUE` line).
+pub fn counter(control: &Path, name: &str) -> u64 {
+    named_counter(control, &format!("pnfs.{name}"))
+}
+
+/// The first `NAME VALUE` line of `pnfsgw stats` (NBD request kinds never seen are not
+/// listed: 0).
+pub fn named_counter(control: &Path, name: &str) -> u64 {
+    let s = stats(control);
+    match s
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{name} ")))
+    {
+        Some(v) => v.parse().unwrap_or_else(|e| panic!("{name} {v:?}: {e}")),
+        None if name.starts_with("nbd.requests.") => 0,
+        None => panic!("no {name} in:\n{s}"),
+    }
+}
+
+/// One `pnfsgw export` of /vm with its defaults (its own control socket and client owner)
+/// on the MDS at `mds`; returns it, its URI and its default control socket.
+pub fn export_vm(mds: &str, vol: &Path, extra: &[&str]) -> (Gw, String, PathBuf) {
+    let port = pnfs_testbed::free_port().unwrap();
+    let nbd = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "export",
+        "--mds",
+        mds,
+        "--path",
+        "/vm",
+        "--nbd",
+        &nbd,
+        "--volume",
+        vol.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let mut gw = Gw::spawn(&args);
+    let uri = format!("nbd://{}", gw.wait_line("nbd://"));
+    // The default control socket: one per export name and port.
+    let control = PathBuf::from(format!("/run/pnfsgw/export-vm-{port}.sock"));
+    assert!(control.exists(), "{}:\n{}", control.display(), gw.log());
+    (gw, uri, control)
+}
