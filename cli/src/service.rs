@@ -74,15 +74,6 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
     on_ready: Option<OnReady>,
 ) -> Outcome {
-    let board = Board::new(
-        config
-            .mds
-            .addresses
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        specs.iter().map(initial_status(&config)).collect(),
-    );
     let mds_addresses: Vec<String> = config
         .mds
         .addresses
@@ -93,6 +84,10 @@ pub async fn run(
         Ok(l) => l,
         Err(e) => return Outcome::Failed(e),
     };
+    let board = Board::new(
+        mds_addresses,
+        specs.iter().map(initial_status(&config)).collect(),
+    );
     tracing::info!("client owner {:?}", config.mds.client_owner);
     let control = match ControlSocket::bind(&config.control.socket) {
         Ok(c) => c,

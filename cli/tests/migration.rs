@@ -186,18 +186,24 @@ impl Vm {
         }
     }
 
+    /// The console so far; fails the test if the workload reported a mismatch or an error.
+    fn console_checked(&self) -> String {
+        let text = self.console();
+        assert!(
+            !text.contains("MISMATCH")
+                && !text.contains("MIG ERROR")
+                && !text.contains("MIG FAILED"),
+            "the workload failed:\n{}",
+            self.report()
+        );
+        text
+    }
+
     /// Waits for a console line starting with `prefix`; fails on a mismatch or error line.
     fn wait_console(&mut self, prefix: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            let text = self.console();
-            assert!(
-                !text.contains("MISMATCH")
-                    && !text.contains("MIG ERROR")
-                    && !text.contains("MIG FAILED"),
-                "the workload failed:\n{}",
-                self.report()
-            );
+            let text = self.console_checked();
             if let Some(line) = text.lines().find(|l| l.starts_with(prefix)) {
                 return line.to_owned();
             }
@@ -215,14 +221,7 @@ impl Vm {
     fn wait_rounds(&mut self, n: u32) {
         let deadline = Instant::now() + ROUND_TIMEOUT * n;
         loop {
-            let text = self.console();
-            assert!(
-                !text.contains("MISMATCH")
-                    && !text.contains("MIG ERROR")
-                    && !text.contains("MIG FAILED"),
-                "the workload failed:\n{}",
-                self.report()
-            );
+            let text = self.console_checked();
             let done = text
                 .lines()
                 .filter(|l| l.starts_with("MIG round") && l.contains(" ok "))
