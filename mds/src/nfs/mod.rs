@@ -465,6 +465,10 @@ impl State {
         // RFC 8881 §18.46.3 / §15.1.3.4: once SEQUENCE has named the session, a reply longer
         // than its ca_maxresponsesize fails the operation that made it so with REP_TOO_BIG.
         let mut reply_limit: Option<usize> = None;
+        // RFC 8881 §2.10.6.4 / §18.46.3 / §15.1.3.5: with sa_cachethis set, a reply longer than
+        // the session's ca_maxresponsesize_cached fails the operation that made it so with
+        // REP_TOO_BIG_TO_CACHE (the shortened reply is what the slot caches).
+        let mut cache_limit: Option<usize> = None;
         let mut reply_bytes = RPC_REPLY_HEADER_BYTES + 12 + tag.len().div_ceil(4) * 4;
         for (i, (op, op_attrs)) in args.argarray.into_iter().zip(attrs).enumerate() {
             let is_seq = matches!(op, NfsArgOp::Sequence(_));
@@ -495,7 +499,11 @@ impl State {
                     Ok(session::SeqResult::Replay(bytes)) => return bytes,
                     Ok(session::SeqResult::New(ok)) => {
                         slot_to_cache = Some((a.sessionid.0, a.slotid));
-                        reply_limit = self.sessions.get(&a.sessionid.0).map(|s| s.max_reply_bytes);
+                        let sess = self.sessions.get(&a.sessionid.0);
+                        reply_limit = sess.map(|s| s.max_reply_bytes);
+                        cache_limit = sess
+                            .filter(|_| a.cachethis)
+                            .map(|s| s.max_cached_reply_bytes);
                         NfsResOp::Sequence(Ok(ok))
                     }
                     Err(e) => NfsResOp::Sequence(Err(e)),
@@ -506,6 +514,8 @@ impl State {
             if let (Some(limit), Some(shadow)) = (reply_limit, &shadow) {
                 if reply_bytes > limit {
                     res = NfsResOp::error_for(shadow, NfsStat::REP_TOO_BIG);
+                } else if cache_limit.is_some_and(|c| reply_bytes > c) {
+                    res = NfsResOp::error_for(shadow, NfsStat::REP_TOO_BIG_TO_CACHE);
                 }
             }
             let failed = !res.status().is_ok();

@@ -67,6 +67,9 @@ pub(crate) struct Session {
     /// ca_maxoperations, enforced on every request (RFC 8881 §18.36.3, §2.10.6.4).
     max_request_bytes: usize,
     pub max_reply_bytes: usize,
+    /// The fore channel's ca_maxresponsesize_cached: the largest reply of a request with
+    /// sa_cachethis set (RFC 8881 §18.36.3, §2.10.6.4).
+    pub max_cached_reply_bytes: usize,
     max_ops: usize,
 }
 
@@ -154,7 +157,8 @@ impl State {
         if let Some(c) = self.clients.get_mut(&cid) {
             c.renewed = Instant::now();
         }
-        // Every reply is cached, whatever sa_cachethis says.
+        // Every reply is cached, whatever sa_cachethis says; with sa_cachethis set it must
+        // also fit ca_maxresponsesize_cached (`State::compound` checks).
         Ok(SeqResult::New(SequenceResOk {
             sessionid: a.sessionid,
             sequenceid: a.sequenceid,
@@ -428,6 +432,7 @@ impl State {
                 cb_seq: std::sync::Arc::new(tokio::sync::Mutex::new(0)),
                 max_request_bytes: bytes(res.fore_chan_attrs.maxrequestsize),
                 max_reply_bytes: bytes(res.fore_chan_attrs.maxresponsesize),
+                max_cached_reply_bytes: bytes(res.fore_chan_attrs.maxresponsesize_cached),
                 max_ops: bytes(res.fore_chan_attrs.maxoperations),
             },
         );
