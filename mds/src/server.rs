@@ -88,6 +88,12 @@ impl Mds {
         (st.recalls_sent, st.revoked)
     }
 
+    /// (CB_RECALLs of delegations sent, delegations revoked a lease after their recall).
+    pub fn delegation_stats(&self) -> (u64, u64) {
+        let st = self.lock();
+        (st.delegation_recalls_sent, st.delegations_revoked)
+    }
+
     /// Clients whose lease expired (their state was dropped; they need a new client ID).
     pub fn expired_clients(&self) -> u64 {
         self.lock().expired_clients
@@ -116,7 +122,8 @@ impl Mds {
         };
         let Some((sess, Some(back), prog, sys, seq_lock)) = found else {
             tracing::warn!(
-                "client {:#x} has no back channel; its layout will be revoked at the timeout",
+                "client {:#x} has no back channel; its layout or delegation will be revoked at \
+                 the timeout",
                 r.clientid
             );
             return;
@@ -144,7 +151,7 @@ impl Mds {
                 CallBody::new(prog, rpc::NFS_CB_VERSION, rpc::CB_COMPOUND, cred),
             )
             .encode(&mut enc);
-            enc.put_opaque_fixed(&nfs::callback::layoutrecall_args(&sess, *seq, &r));
+            enc.put_opaque_fixed(&nfs::callback::recall_args(&sess, *seq, &r));
             if rpc::finish_record(&mut enc, mark).is_err() {
                 return;
             }
@@ -157,7 +164,14 @@ impl Mds {
                 tracing::warn!("recall: back channel closed");
                 return;
             }
-            self.lock().recalls_sent += 1;
+            {
+                let mut st = self.lock();
+                if r.delegation {
+                    st.delegation_recalls_sent += 1;
+                } else {
+                    st.recalls_sent += 1;
+                }
+            }
             let reply = match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(b)) => b,
                 _ => {
@@ -179,13 +193,18 @@ impl Mds {
                 Err(e) => Err(e.to_string()),
             };
             tracing::info!(
-                "CB_LAYOUTRECALL to client {:#x} (layout seqid {}): {result:?}",
+                "{} to client {:#x} (stateid seqid {}): {result:?}",
+                if r.delegation {
+                    "CB_RECALL"
+                } else {
+                    "CB_LAYOUTRECALL"
+                },
                 r.clientid,
                 r.stateid.seqid
             );
             match result {
                 Ok(o) if o.recall.is_some_and(NfsStat::is_ok) => return,
-                Ok(o) if o.recall == Some(NfsStat::NOMATCHING_LAYOUT) => {
+                Ok(o) if !r.delegation && o.recall == Some(NfsStat::NOMATCHING_LAYOUT) => {
                     self.lock().recall_answered_nomatch(&r.stateid.other);
                     return;
                 }
@@ -412,7 +431,8 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
 
 /// Serves admin commands on a Unix socket, one per line:
 /// `recall PATH` → `ok N`, `layouts PATH` → `ok N`, `clone SRC DST` → `ok`,
-/// `stats` → `recalls_sent=N revoked=M unacknowledged=K expired_clients=E`.
+/// `stats` → `recalls_sent=N revoked=M unacknowledged=K expired_clients=E
+/// deleg_recalls_sent=D deleg_revoked=R`.
 pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
     loop {
         let Ok((sock, _)) = listener.accept().await else {
@@ -445,8 +465,10 @@ pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
                         let (s, r) = mds.recall_stats();
                         let u = mds.revoked_unacknowledged();
                         let e = mds.expired_clients();
+                        let (ds, dr) = mds.delegation_stats();
                         format!(
-                            "recalls_sent={s} revoked={r} unacknowledged={u} expired_clients={e}"
+                            "recalls_sent={s} revoked={r} unacknowledged={u} expired_clients={e} \
+                             deleg_recalls_sent={ds} deleg_revoked={dr}"
                         )
                     }
                     _ => "err unknown command".to_owned(),

@@ -16,10 +16,13 @@
 //!   readdir, setattr.
 //! - `io`: OPEN, CLOSE, OPEN_DOWNGRADE, READ, WRITE, COMMIT, CLONE.
 //! - `layout`: devices, LAYOUTGET / LAYOUTCOMMIT / LAYOUTRETURN, recalls.
+//! - `lock`: LOCK, LOCKT, LOCKU.
+//! - `deleg`: read delegations: grant on OPEN, CB_RECALL, DELEGRETURN, revocation.
 //! - `callback`: the CB_COMPOUNDs the server sends and their replies.
 
 pub(crate) mod attrs;
 pub(crate) mod callback;
+pub(crate) mod deleg;
 pub(crate) mod io;
 pub(crate) mod layout;
 pub(crate) mod lock;
@@ -164,6 +167,14 @@ pub(crate) enum StateEntry {
         /// Held ranges as (offset, end exclusive, write), disjoint.
         ranges: Vec<(u64, u64, bool)>,
     },
+    /// A read delegation of a file (RFC 8881 §10.4, `deleg`).
+    Deleg {
+        clientid: u64,
+        file: u64,
+        seqid: u32,
+        /// When CB_RECALL was queued.
+        recalled: Option<Instant>,
+    },
 }
 
 impl StateEntry {
@@ -171,13 +182,17 @@ impl StateEntry {
         match self {
             Self::Open { clientid, .. }
             | Self::Layout { clientid, .. }
-            | Self::Lock { clientid, .. } => *clientid,
+            | Self::Lock { clientid, .. }
+            | Self::Deleg { clientid, .. } => *clientid,
         }
     }
 
     fn file(&self) -> u64 {
         match self {
-            Self::Open { file, .. } | Self::Layout { file, .. } | Self::Lock { file, .. } => *file,
+            Self::Open { file, .. }
+            | Self::Layout { file, .. }
+            | Self::Lock { file, .. }
+            | Self::Deleg { file, .. } => *file,
         }
     }
 }
@@ -200,6 +215,10 @@ pub(crate) struct RevokedLayout {
     pub reported: Option<Instant>,
     /// Revocation order (for forgetting the oldest first).
     pub serial: u64,
+    /// A delegation (revoked a lease after its CB_RECALL, `deleg`), not a layout: only
+    /// FREE_STATEID, DELEGRETURN's DELEG_REVOKED answer aside, or a lease after the report
+    /// ends it.
+    pub deleg: bool,
 }
 
 /// All server state.
@@ -230,6 +249,10 @@ pub struct State {
     pub(crate) revoked_layouts: HashMap<[u8; 12], RevokedLayout>,
     /// Count of clients whose lease expired (their state was dropped).
     pub expired_clients: u64,
+    /// Count of CB_RECALLs (delegation recalls) sent.
+    pub delegation_recalls_sent: u64,
+    /// Count of delegations revoked a lease after their recall.
+    pub delegations_revoked: u64,
 }
 
 impl State {
@@ -262,6 +285,8 @@ impl State {
             revoked: 0,
             revoked_layouts: HashMap::new(),
             expired_clients: 0,
+            delegation_recalls_sent: 0,
+            delegations_revoked: 0,
         })
     }
 
@@ -602,6 +627,7 @@ impl State {
             A::BindConnToSession(a) => R::BindConnToSession(self.bind_conn(ctx, &a)),
             A::DestroyClientid(c) => R::DestroyClientid(st(self.destroy_clientid(c))),
             A::ReclaimComplete(_) => R::ReclaimComplete(st(self.reclaim_complete(ctx))),
+            A::Delegreturn(s) => R::Delegreturn(st(self.delegreturn(ctx, &s))),
             A::TestStateid(a) => R::TestStateid(Ok(self.test_stateids(&a.stateids))),
             A::FreeStateid(s) => R::FreeStateid(st(self.free_stateid(&s))),
             // pNFS.

@@ -530,7 +530,8 @@ impl State {
                 self.states.remove(&sid.other);
                 Ok(())
             }
-            Some(StateEntry::Open { .. }) => Err(NfsStat::LOCKS_HELD),
+            // §18.38.3: an open, or a delegation not revoked, is not freed by FREE_STATEID.
+            Some(StateEntry::Open { .. } | StateEntry::Deleg { .. }) => Err(NfsStat::LOCKS_HELD),
             // §18.38.3: a lock stateid still holding locks stays.
             Some(StateEntry::Lock { ranges, .. }) => {
                 if !ranges.is_empty() {
@@ -583,10 +584,11 @@ impl State {
         for k in late {
             tracing::warn!("layout {k:02x?}: recall timed out, revoked");
             if let Some(StateEntry::Layout { clientid, file, .. }) = self.states.remove(&k) {
-                self.remember_revoked(k, clientid, file);
+                self.remember_revoked(k, clientid, file, false);
             }
             self.revoked += 1;
         }
+        self.revoke_late_delegations(now);
         // A revoked layout the client was told about a whole lease ago is forgotten (see
         // RevokedLayout for why not only FREE_STATEID ends it).
         self.revoked_layouts.retain(|_, r| {
@@ -597,8 +599,14 @@ impl State {
 
     /// Keeps a revoked layout stateid for its client to learn of, at most
     /// [`MAX_REVOKED_LAYOUTS_PER_CLIENT`] per client (the oldest is forgotten first).
-    fn remember_revoked(&mut self, other: [u8; 12], clientid: u64, file: u64) {
-        let serial = self.revoked;
+    pub(crate) fn remember_revoked(
+        &mut self,
+        other: [u8; 12],
+        clientid: u64,
+        file: u64,
+        deleg: bool,
+    ) {
+        let serial = self.revoked + self.delegations_revoked;
         let mine: Vec<([u8; 12], u64)> = self
             .revoked_layouts
             .iter()
@@ -617,6 +625,7 @@ impl State {
                 file,
                 reported: None,
                 serial,
+                deleg,
             },
         );
     }
