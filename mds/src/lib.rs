@@ -52,8 +52,9 @@
 //! (default `DIR/admin.sock`, created once the server is ready) takes one command per line:
 //! `recall /path` → `ok N` (CB_LAYOUTRECALL to every holder of a layout on that file),
 //! `layouts /path` → `ok N` (how many clients hold a layout on that file),
+//! `delegations /path` → `ok N` (how many clients hold a delegation of that file),
 //! `clone /src /dst` → `ok`, `stats` → `recalls_sent=N revoked=M unacknowledged=K expired_clients=E
-//! deleg_recalls_sent=D deleg_revoked=R`.
+//! delegation_recalls=D delegation_revocations=R`.
 //! In-process:
 //! [`Config::from_args`] + [`Config::open`] + [`run`], and [`Mds::recall_layouts`].
 

@@ -88,6 +88,13 @@ impl Mds {
         (st.recalls_sent, st.revoked)
     }
 
+    /// Delegations held on the file at `path`.
+    pub fn delegations_on(&self, path: &str) -> Result<usize, crate::MdsError> {
+        self.lock()
+            .delegations_on(path)
+            .map_err(|e| crate::MdsError::Admin(format!("{path}: {e}")))
+    }
+
     /// (CB_RECALLs of delegations sent, delegations revoked a lease after their recall).
     pub fn delegation_stats(&self) -> (u64, u64) {
         let st = self.lock();
@@ -430,9 +437,10 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
 }
 
 /// Serves admin commands on a Unix socket, one per line:
-/// `recall PATH` → `ok N`, `layouts PATH` → `ok N`, `clone SRC DST` → `ok`,
+/// `recall PATH` → `ok N`, `layouts PATH` → `ok N`, `delegations PATH` → `ok N`,
+/// `clone SRC DST` → `ok`,
 /// `stats` → `recalls_sent=N revoked=M unacknowledged=K expired_clients=E
-/// deleg_recalls_sent=D deleg_revoked=R`.
+/// delegation_recalls=D delegation_revocations=R`.
 pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
     loop {
         let Ok((sock, _)) = listener.accept().await else {
@@ -457,6 +465,10 @@ pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
                         Ok(n) => format!("ok {n}"),
                         Err(e) => format!("err {e}"),
                     },
+                    ["delegations", path] => match mds.delegations_on(path) {
+                        Ok(n) => format!("ok {n}"),
+                        Err(e) => format!("err {e}"),
+                    },
                     ["clone", s, d] => match mds.clone_file(s, d) {
                         Ok(()) => "ok".to_owned(),
                         Err(e) => format!("err {e}"),
@@ -468,7 +480,7 @@ pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
                         let (ds, dr) = mds.delegation_stats();
                         format!(
                             "recalls_sent={s} revoked={r} unacknowledged={u} expired_clients={e} \
-                             deleg_recalls_sent={ds} deleg_revoked={dr}"
+                             delegation_recalls={ds} delegation_revocations={dr}"
                         )
                     }
                     _ => "err unknown command".to_owned(),

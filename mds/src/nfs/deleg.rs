@@ -310,4 +310,14 @@ impl State {
             self.delegations_revoked += 1;
         }
     }
+
+    /// Delegations held on the file at `path` (admin/test hook).
+    pub fn delegations_on(&self, path: &str) -> Result<usize, NfsStat> {
+        let id = self.fs.resolve(path)?;
+        Ok(self
+            .states
+            .values()
+            .filter(|s| matches!(s, StateEntry::Deleg { file, .. } if *file == id))
+            .count())
+    }
 }

@@ -84,6 +84,18 @@ exec 7>&-
 drop_caches
 op "client 2 reads f again" nsenter --net=/run/netns/c2 cat $M2/f >/run/got
 cmp <(cat /run/B /run/C /run/A) /run/got
+step "client 2 holds a read delegation; client 1's write recalls it"
+# Nobody has f open for writing now, and client 2 has a back channel: its read-only open got
+# a read delegation (client 1's CLOSE of fd 7 may still be on its way: wait for it).
+deleg_held() { [ "$(mds_admin delegations /f)" = "ok 1" ] || { op "client 2 reads f" nsenter --net=/run/netns/c2 cat $M2/f >/dev/null; false; }; }
+wait_for 30 deleg_held
+op "client 1 writes C at 3 MiB" dd if=/run/C of=$M/f bs=1M seek=3 conv=notrunc,fsync status=none
+assert_eq "ok 0" "$(mds_admin delegations /f)" "client 2 returned its delegation"
+stats=$(mds_admin stats)
+assert_gt "$(echo "$stats" | sed -n 's/.*delegation_recalls=\([0-9]*\).*/\1/p')" 0 "CB_RECALLs sent"
+# Client 2 dropped what it cached under the delegation.
+op "client 2 reads f after the recall" nsenter --net=/run/netns/c2 cat $M2/f >/run/got
+cmp <(cat /run/B /run/C /run/A /run/C) /run/got
 stats=$(mds_admin stats)
 echo "final: $stats"
 echo "$stats" | tr ' ' '\n' >$OUT/stats
