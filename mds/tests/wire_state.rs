@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use pnfs_proto::nfs4::attr::Fattr;
 use pnfs_proto::nfs4::*;
 
 mod common;
@@ -628,5 +629,95 @@ async fn unreturned_delegation_is_revoked_a_lease_after_its_recall() {
         0,
         "acknowledged"
     );
+    srv.stop().await;
+}
+
+/// RFC 8881 §10.4.1 (nfsd breaks delegations on setattr, unlink, rename and link alike): a
+/// SETATTR, RENAME or REMOVE of a delegated file by another client recalls the delegation and
+/// is answered DELAY until DELEGRETURN, then done.
+#[tokio::test]
+async fn namespace_changes_by_another_client_recall_the_delegation() {
+    let srv = start(None).await;
+    let mut a = Client::connect(srv.addr).await;
+    let mut b = Client::connect(srv.addr).await;
+    let (cid_a, sa) = session_with_back_channel(&mut a, b"wire-ns-deleg-a").await;
+    let (_, sb) = session_with_back_channel(&mut b, b"wire-ns-deleg-b").await;
+    let (mut qa, mut qb) = (0, 0);
+    create_closed(&mut a, sa, &mut qa, cid_a, "f").await;
+    let mode = |m: u32| {
+        NfsArgOp::Setattr(SetattrArgs {
+            stateid: Stateid::ANONYMOUS,
+            obj_attributes: Fattr {
+                mode: Some(m),
+                ..Fattr::default()
+            }
+            .to_fattr4(),
+        })
+    };
+    // (what, the delegated file, where the change runs, the change)
+    let changes: [(&str, &str, &str, NfsArgOp); 3] = [
+        ("SETATTR", "f", "f", mode(0o600)),
+        (
+            "RENAME",
+            "f",
+            "",
+            NfsArgOp::Rename(RenameArgs {
+                oldname: "f".into(),
+                newname: "g".into(),
+            }),
+        ),
+        (
+            "REMOVE",
+            "g",
+            "",
+            NfsArgOp::Remove(RemoveArgs { target: "g".into() }),
+        ),
+    ];
+    for (what, name, on, change) in changes {
+        let (o, fh) = open_want(
+            &mut a,
+            sa,
+            &mut qa,
+            cid_a,
+            b"a",
+            name,
+            OPEN4_SHARE_ACCESS_READ,
+        )
+        .await;
+        let d = read_delegation(&delegation_of(&o));
+        let fh = fh.expect("GETFH");
+        let run = |seqid| {
+            let mut ops = vec![seq(sb, seqid, 0), NfsArgOp::Putrootfh];
+            if on.is_empty() {
+                // RENAME takes the saved handle as the source directory.
+                ops.push(NfsArgOp::Savefh);
+            } else {
+                ops.push(lookup(on));
+            }
+            ops.push(change.clone());
+            ops
+        };
+        qb += 1;
+        let r = b.compound(run(qb)).await;
+        assert_eq!(
+            r.status,
+            NfsStat::DELAY,
+            "{what} of a delegated file: {r:?}"
+        );
+        let (recalled, _) = answer_cb_recall(&mut a, NfsStat::OK).await;
+        assert_eq!(recalled, d, "{what}: CB_RECALL");
+        qa += 1;
+        let r = a
+            .compound(vec![
+                seq(sa, qa, 0),
+                NfsArgOp::Putfh(FileHandle(fh)),
+                NfsArgOp::Delegreturn(d),
+            ])
+            .await;
+        assert_eq!(r.status, NfsStat::OK, "DELEGRETURN: {r:?}");
+        qb += 1;
+        let r = b.compound(run(qb)).await;
+        assert_eq!(r.status, NfsStat::OK, "{what} once returned: {r:?}");
+    }
     srv.stop().await;
 }

@@ -204,6 +204,17 @@ impl State {
         self.recall_delegations(file, Some(cid))
     }
 
+    /// §10.4.1 (as nfsd breaks delegations on unlink, rename, link and setattr): a change of
+    /// `file`'s name or attributes by a client other than the holders recalls their
+    /// delegations and waits (DELAY) until they are returned.
+    pub(crate) fn delegations_in_the_way(&mut self, file: u64, ctx: &Ctx) -> Result<(), NfsStat> {
+        if self.recall_delegations(file, ctx.clientid) > 0 {
+            Err(NfsStat::DELAY)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Recalls every delegation of `file` not held by `except`; returns how many are out.
     pub(crate) fn recall_delegations(&mut self, file: u64, except: Option<u64>) -> usize {
         let mut n = 0;
