@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use pnfs_config::{
-    AuthSys, Config, ControlConfig, DeviceConfig, Frontend, HostPort, MdsConfig, NbdConfig,
-    UblkDefaults, VolumePattern, VolumeSearch,
+    AuthSys, Config, ControlConfig, DeviceConfig, Frontend, HostPort, MdsConfig, UblkDefaults,
+    VolumePattern, VolumeSearch,
 };
 
 use crate::args::DemoArgs;
@@ -118,6 +118,13 @@ pub fn main(a: DemoArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    let nbd = match a.tls.nbd_config(a.listen) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("pnfsgw demo: {e}");
+            return EXIT_USAGE;
+        }
+    };
     let control = dir.join("control.sock");
     if control.as_os_str().len() > pnfs_config::UNIX_SOCKET_PATH_MAX_BYTES {
         eprintln!("pnfsgw demo: the state directory path is too long for a Unix socket; use a shorter --state-dir");
@@ -190,11 +197,7 @@ pub fn main(a: DemoArgs) -> u8 {
                 }],
                 designators: Vec::new(),
             },
-            nbd: NbdConfig {
-                tcp: vec![a.listen],
-                unix: Vec::new(),
-                max_connections: pnfs_config::NBD_MAX_CONNECTIONS_DEFAULT,
-            },
+            nbd,
             ublk: UblkDefaults {
                 queues: pnfs_config::UBLK_QUEUES_DEFAULT,
                 depth: pnfs_config::UBLK_DEPTH_DEFAULT,

@@ -258,3 +258,50 @@ fn missing_or_broken_credentials_are_named() {
     let err = ServerTls::from_dir(&dir, false, TlsMode::On).unwrap_err();
     assert!(err.to_string().contains("server-key.pem"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_with_an_allow_list_reaches_only_the_named_exports() {
+    let Some(nbdinfo) = tool("nbdinfo") else {
+        return;
+    };
+    let Some(pki) = pki("allow") else { return };
+    let mut all = ExportSet::new();
+    for name in ["a", "b"] {
+        all.add(Export::new(name, Arc::new(MemDisk::new(DISK_BYTES))))
+            .expect("add export");
+    }
+    let only_b = all.subset(&["b".to_owned()]).expect("subset");
+    assert!(all.subset(&["c".to_owned()]).is_err());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = oneshot::channel::<()>();
+    let tls = ServerTls::from_dir(&pki.server, false, TlsMode::Require).expect("credentials");
+    let task = tokio::spawn(serve_with_tls(
+        listener,
+        Arc::new(only_b),
+        ServerConfig::default(),
+        Some(tls),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    let srv = Running::from_parts(Some(addr), None, tx, task);
+    let uri = |name: &str| {
+        format!(
+            "nbds://{addr}/{name}?tls-certificates={}",
+            pki.anon.display()
+        )
+    };
+    let list = run_ok(&nbdinfo, &["--list", "--json", &uri("")]).await;
+    assert!(list.contains("\"export-name\": \"b\""), "{list}");
+    assert!(!list.contains("\"export-name\": \"a\""), "{list}");
+    run_ok(&nbdinfo, &["--size", &uri("b")]).await;
+    let out = run(&nbdinfo, &["--size", &uri("a")]).await;
+    assert!(!out.status.success(), "export a was reachable");
+    assert!(
+        stderr_of(&out).contains("unknown") || stderr_of(&out).contains("no export"),
+        "{}",
+        stderr_of(&out)
+    );
+    srv.stop().await.unwrap();
+}
