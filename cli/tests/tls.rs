@@ -110,3 +110,90 @@ fn export_over_tls_serves_libnbd_and_qemu_and_refuses_the_others() {
     let (code, log) = mds.terminate();
     assert_eq!(code, Some(0), "{log}");
 }
+
+/// Creates `/NAME` (16 MiB) on the MDS with a short `pnfsgw export --create`.
+fn create_file(mds: &str, vol: &std::path::Path, dir: &std::path::Path, name: &str) {
+    let nbd = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let mut gw = Gw::spawn(&[
+        "export",
+        "--mds",
+        mds,
+        "--path",
+        &format!("/{name}"),
+        "--nbd",
+        &nbd,
+        "--volume",
+        vol.to_str().unwrap(),
+        "--create",
+        "16M",
+        "--control",
+        dir.join(format!("create-{name}.sock")).to_str().unwrap(),
+    ]);
+    gw.wait_line("nbd://");
+    let (code, log) = gw.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
+
+#[test]
+fn run_serves_each_listener_only_its_allowed_exports() {
+    let Some(nbdinfo) = pnfs_testbed::require_tool("nbdinfo") else {
+        return;
+    };
+    let dir = tmpdir("tls-allow");
+    let Some(pki) = pnfs_testbed::require(TestPki::generate(&dir.join("pki"))) else {
+        return;
+    };
+    let (mds, mds_addr, vol) = start_mds(&dir, "vol.img", &[]);
+    create_file(&mds_addr, &vol, &dir, "a");
+    create_file(&mds_addr, &vol, &dir, "b");
+    let tls_port = pnfs_testbed::free_port().unwrap();
+    let plain = format!("127.0.0.1:{}", pnfs_testbed::free_port().unwrap());
+    let file = dir.join("gw.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[mds]\naddresses = [\"{mds_addr}\"]\n[volumes]\nsearch = [\"{}\"]\n\
+             [control]\nsocket = \"{}\"\n\
+             [[nbd.listener]]\ntcp = \"127.0.0.1:{tls_port}\"\ntls = \"require\"\n\
+             tls_dir = \"{}\"\nexports = [\"a\"]\n\
+             [[nbd.listener]]\ntcp = \"{plain}\"\nexports = [\"b\"]\n\
+             [[device]]\nname = \"a\"\npath = \"/a\"\n[[device]]\nname = \"b\"\npath = \"/b\"\n",
+            vol.display(),
+            dir.join("run.sock").display(),
+            pki.server.display()
+        ),
+    )
+    .unwrap();
+    tool(BIN, &["check-config", file.to_str().unwrap()]);
+    let mut gw = Gw::spawn(&["run", "--config", file.to_str().unwrap()]);
+    wait_listening(&plain, &mut gw);
+    wait_listening(&format!("127.0.0.1:{tls_port}"), &mut gw);
+    let tls_uri = |name: &str| {
+        format!(
+            "nbds://127.0.0.1:{tls_port}/{name}?tls-certificates={}",
+            pki.anon.display()
+        )
+    };
+    let served = |uri: &str| {
+        Command::new(&nbdinfo)
+            .args(["--size", uri])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(served(&tls_uri("a")), "{}", gw.log());
+    assert!(
+        !served(&tls_uri("b")),
+        "b reachable on the listener that names only a"
+    );
+    assert!(served(&format!("nbd://{plain}/b")), "{}", gw.log());
+    assert!(
+        !served(&format!("nbd://{plain}/a")),
+        "a reachable in plain text"
+    );
+    let (code, log) = gw.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    let (code, log) = mds.terminate();
+    assert_eq!(code, Some(0), "{log}");
+}
