@@ -28,6 +28,10 @@ fn pki(test: &str) -> Option<TestPki> {
 }
 
 async fn start_tls(tls: ServerTls) -> Running {
+    start_tls_with(tls, ServerConfig::default()).await
+}
+
+async fn start_tls_with(tls: ServerTls, config: ServerConfig) -> Running {
     let mut set = ExportSet::new();
     set.add(Export::new("d", Arc::new(MemDisk::new(DISK_BYTES))))
         .expect("add export");
@@ -37,7 +41,7 @@ async fn start_tls(tls: ServerTls) -> Running {
     let task = tokio::spawn(serve_with_tls(
         listener,
         Arc::new(set),
-        ServerConfig::default(),
+        config,
         Some(tls),
         async move {
             let _ = rx.await;
@@ -302,6 +306,36 @@ async fn a_listener_with_an_allow_list_reaches_only_the_named_exports() {
         stderr_of(&out).contains("unknown") || stderr_of(&out).contains("no export"),
         "{}",
         stderr_of(&out)
+    );
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stalls_in_the_tls_handshake_is_dropped_at_the_tls_deadline() {
+    let Some(pki) = pki("stall") else { return };
+    let tls = ServerTls::from_dir(&pki.server, false, TlsMode::Require).expect("load credentials");
+    const TLS_LIMIT_MS: u64 = 300;
+    let config = ServerConfig {
+        tls_handshake_timeout_ms: TLS_LIMIT_MS,
+        // The whole-handshake limit is far away: the TLS one must be what ends it.
+        handshake_timeout_ms: 100_000,
+        ..ServerConfig::default()
+    };
+    let srv = start_tls_with(tls, config).await;
+    let mut c = RawClient::connect(srv.addr.unwrap()).await;
+    c.option(&ClientOption::StartTls).await;
+    assert!(matches!(
+        c.option_reply().await,
+        (OPT_STARTTLS, OptionReply::Ack)
+    ));
+    let started = std::time::Instant::now();
+    // Never send a ClientHello.
+    assert!(c.closed_by_peer().await);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(TLS_LIMIT_MS - 50)
+            && waited < std::time::Duration::from_secs(30),
+        "closed after {waited:?}"
     );
     srv.stop().await.unwrap();
 }
