@@ -18,10 +18,12 @@ use crate::codec::{
 };
 use crate::error::{NbdError, NbdResult};
 use crate::export::ExportSet;
-use crate::negotiate::{handle_option, Action, NegotiationState};
+use crate::negotiate::{handle_option, Action, NegotiationState, TlsState};
 use crate::request_set::RequestSet;
 use crate::server::{NbdStream, ServerConfig, ShutdownSignal};
 use crate::session::{error_reply, execute, Refusal, Session, WireReply};
+use crate::tls::{ServerTls, TlsMode};
+use tokio_rustls::server::TlsStream;
 
 /// Initial capacity of a connection's read buffer.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
@@ -76,17 +78,19 @@ async fn read_frame<R: AsyncRead + Unpin, T>(
     }
 }
 
-/// Serves one connection to the end.
+/// Serves one connection to the end. With `tls`, the listener offers (or requires)
+/// `NBD_OPT_STARTTLS`, and after it the connection runs over TLS.
 pub(crate) async fn serve_connection<S: NbdStream>(
-    mut stream: S,
+    stream: S,
     exports: Arc<ExportSet>,
     config: ServerConfig,
+    tls: Option<ServerTls>,
     mut shutdown: ShutdownSignal,
 ) -> NbdResult<()> {
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let limit = Duration::from_millis(config.handshake_timeout_ms);
     let negotiated = tokio::select! {
-        r = tokio::time::timeout(limit, handshake(&mut stream, &mut buf, &exports, &config)) => match r {
+        r = tokio::time::timeout(limit, negotiate(stream, &mut buf, &exports, &config, tls.as_ref())) => match r {
             Ok(r) => r?,
             Err(_) => return Err(NbdError::Timeout(format!(
                 "handshake not finished within {} ms", config.handshake_timeout_ms
@@ -97,9 +101,24 @@ pub(crate) async fn serve_connection<S: NbdStream>(
             return Ok(());
         }
     };
-    let Some(mut session) = negotiated else {
-        return Ok(());
-    };
+    match negotiated {
+        Negotiated::Closed => Ok(()),
+        Negotiated::Plain(stream, session) => {
+            start_transmission(stream, buf, session, config, shutdown).await
+        }
+        Negotiated::Tls(stream, session) => {
+            start_transmission(*stream, buf, session, config, shutdown).await
+        }
+    }
+}
+
+async fn start_transmission<S: NbdStream>(
+    stream: S,
+    buf: BytesMut,
+    mut session: Session,
+    config: ServerConfig,
+    shutdown: ShutdownSignal,
+) -> NbdResult<()> {
     session.max_block_status_descriptors = config.max_block_status_descriptors;
     debug!(
         export = session.export.name(),
@@ -110,38 +129,126 @@ pub(crate) async fn serve_connection<S: NbdStream>(
     transmission(stream, buf, Arc::new(session), config, shutdown).await
 }
 
-async fn handshake<S: NbdStream>(
-    stream: &mut S,
+/// How the handshake ended.
+enum Negotiated<S: NbdStream> {
+    /// The client left (ABORT or EOF).
+    Closed,
+    /// Transmission in plain text.
+    Plain(S, Session),
+    /// Transmission over TLS.
+    Tls(Box<TlsStream<S>>, Session),
+}
+
+/// How one run of the option loop ended.
+enum OptionsEnd {
+    Closed,
+    Session(Session),
+    StartTls,
+}
+
+/// The whole handshake: greeting, client flags, options; on STARTTLS the TLS handshake and
+/// the options again over TLS.
+async fn negotiate<S: NbdStream>(
+    mut stream: S,
     buf: &mut BytesMut,
     exports: &ExportSet,
     config: &ServerConfig,
-) -> NbdResult<Option<Session>> {
+    tls: Option<&ServerTls>,
+) -> NbdResult<Negotiated<S>> {
     let mut out = BytesMut::new();
     encode_greeting(&mut out);
     stream.write_all(&out).await?;
     stream.flush().await?;
-    let Some(flags) = read_frame(stream, buf, decode_client_flags).await? else {
-        return Ok(None);
+    let Some(flags) = read_frame(&mut stream, buf, decode_client_flags).await? else {
+        return Ok(Negotiated::Closed);
     };
     let mut state = NegotiationState {
         no_zeroes: flags.no_zeroes,
+        tls: match tls.map(ServerTls::mode) {
+            None => TlsState::Unavailable,
+            Some(TlsMode::On) => TlsState::Offered { required: false },
+            Some(TlsMode::Require) => TlsState::Offered { required: true },
+        },
         ..NegotiationState::default()
     };
-    for _ in 0..config.max_options_per_handshake {
+    let mut options_left = config.max_options_per_handshake;
+    match options(
+        &mut stream,
+        buf,
+        &mut state,
+        &mut options_left,
+        exports,
+        config,
+    )
+    .await?
+    {
+        OptionsEnd::Closed => return Ok(Negotiated::Closed),
+        OptionsEnd::Session(session) => return Ok(Negotiated::Plain(stream, session)),
+        OptionsEnd::StartTls => {}
+    }
+    let Some(tls) = tls else {
+        return Err(NbdError::protocol(
+            "STARTTLS accepted without TLS credentials",
+        ));
+    };
+    if !buf.is_empty() {
+        // Bytes sent before the TLS handshake would be taken as if they came over TLS.
+        return Err(NbdError::protocol(format!(
+            "{} bytes arrived after NBD_OPT_STARTTLS before the TLS handshake",
+            buf.len()
+        )));
+    }
+    let mut stream = tls.accept(stream, config.tls_handshake_timeout_ms).await?;
+    state.tls_started();
+    debug!(
+        version = ?stream.get_ref().1.protocol_version(),
+        client_certificate = stream.get_ref().1.peer_certificates().is_some(),
+        "TLS established"
+    );
+    match options(
+        &mut stream,
+        buf,
+        &mut state,
+        &mut options_left,
+        exports,
+        config,
+    )
+    .await?
+    {
+        OptionsEnd::Closed => Ok(Negotiated::Closed),
+        OptionsEnd::Session(session) => Ok(Negotiated::Tls(Box::new(stream), session)),
+        OptionsEnd::StartTls => Err(NbdError::protocol("STARTTLS accepted twice")),
+    }
+}
+
+/// Reads and answers options until transmission, STARTTLS or the end, at most
+/// `options_left` of them in the whole handshake.
+async fn options<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    state: &mut NegotiationState,
+    options_left: &mut u32,
+    exports: &ExportSet,
+    config: &ServerConfig,
+) -> NbdResult<OptionsEnd> {
+    let mut out = BytesMut::new();
+    while *options_left > 0 {
+        *options_left -= 1;
         let Some(raw) = read_frame(stream, buf, |b| decode_option(b, &config.limits)).await? else {
-            return Ok(None);
+            return Ok(OptionsEnd::Closed);
         };
         out.clear();
-        let action = handle_option(&mut state, exports, &config.limits, &raw, &mut out);
+        let action = handle_option(state, exports, &config.limits, &raw, &mut out);
         if !out.is_empty() {
             stream.write_all(&out).await?;
             stream.flush().await?;
         }
         match action {
             Action::Continue => {}
-            Action::Close => return Ok(None),
+            Action::Close => return Ok(OptionsEnd::Closed),
             Action::HardClose(reason) => return Err(NbdError::Protocol(reason)),
-            Action::Transmission(session) => return Ok(Some(*session)),
+            Action::Transmission(session) => return Ok(OptionsEnd::Session(*session)),
+            Action::StartTls => return Ok(OptionsEnd::StartTls),
         }
     }
     Err(NbdError::protocol(format!(
