@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
-use crate::codec::consts::NBD_EINVAL;
+use crate::codec::consts::{NBD_EINVAL, NBD_EIO};
 use crate::codec::{
     decode_client_flags, decode_option, decode_request_header, encode_greeting, Command, Decode,
     Request,
@@ -19,7 +19,7 @@ use crate::codec::{
 use crate::error::{NbdError, NbdResult};
 use crate::export::ExportSet;
 use crate::negotiate::{handle_option, Action, NegotiationState};
-use crate::request_set::RequestSet;
+use crate::request_set::{CatchPanic, RequestSet};
 use crate::server::{NbdStream, ServerConfig, ShutdownSignal};
 use crate::session::{error_reply, execute, Refusal, Session, WireReply};
 
@@ -329,6 +329,24 @@ async fn send_reply(tx: &mpsc::Sender<Outgoing>, out: Outgoing) {
     }
 }
 
+/// The reply to a request whose execution panicked: EIO for that request (logged and
+/// counted as an error); the connection and its other requests go on.
+fn panicked_reply(session: &Session, req: &Request, panic: &str) -> WireReply {
+    let stats = session.export.stats();
+    stats.error();
+    warn!(
+        command = req.command.name(),
+        offset = req.offset_bytes,
+        length = req.length_bytes,
+        "request panicked: {panic}"
+    );
+    let refusal = Refusal {
+        error: NBD_EIO,
+        message: format!("internal error in {}: {panic}", req.command.name()),
+    };
+    error_reply(session, req, &refusal)
+}
+
 /// One step of the connection's reader.
 enum Event<R> {
     Done(Outgoing),
@@ -426,8 +444,12 @@ async fn read_and_run<R: AsyncRead + Unpin>(
         }
         let session = session.clone();
         running.push(Box::pin(async move {
+            let reply = match CatchPanic::new(execute(&session, req, payload)).await {
+                Ok(reply) => reply,
+                Err(panic) => panicked_reply(&session, &req, &panic),
+            };
             Outgoing {
-                reply: execute(&session, req, payload).await,
+                reply,
                 _request_slot: slot,
                 _bytes: bytes,
             }
