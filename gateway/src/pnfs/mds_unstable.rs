@@ -105,6 +105,9 @@ pub(super) async fn write_all<M: MetadataServer>(
         let (verifier, durable) = send(sh, f, offset, &data, StableHow::Unstable).await?;
         if !durable {
             let len = data.len() as u64;
+            // A copy of its own: a frontend's payload may be a slice of a larger receive
+            // buffer (NBD), which keeping the slice would pin, and the bound would not count.
+            let data = Bytes::copy_from_slice(&data);
             let mut kept = f.mds_kept.lock().unwrap_or_else(|p| p.into_inner());
             kept.writes.push(KeptWrite {
                 offset_bytes: offset,
