@@ -1567,3 +1567,140 @@ async fn stateids_of_an_earlier_boot_are_bad_not_stale() {
     }
     srv.stop().await;
 }
+
+fn write_op(offset: u64, stable: StableHow, data: &[u8]) -> NfsArgOp {
+    NfsArgOp::Write(WriteArgs {
+        stateid: Stateid::CURRENT,
+        offset,
+        stable,
+        data: data.to_vec(),
+    })
+}
+
+/// The WRITE result at `i` of `r`: (committed, verifier).
+fn write_res(r: &CompoundRes, i: usize) -> (StableHow, Verifier) {
+    match r.resarray.get(i) {
+        Some(NfsResOp::Write(Ok(w))) => {
+            assert_eq!(w.count as usize, 4096, "WRITE count: {r:?}");
+            (w.committed, w.writeverf)
+        }
+        _ => panic!("WRITE at {i}: {r:?}"),
+    }
+}
+
+fn commit_verf(r: &CompoundRes, i: usize) -> Verifier {
+    match r.resarray.get(i) {
+        Some(NfsResOp::Commit(Ok(c))) => c.writeverf,
+        _ => panic!("COMMIT at {i}: {r:?}"),
+    }
+}
+
+/// RFC 8881 §18.32.3 / §18.3: an UNSTABLE4 WRITE is answered UNSTABLE4 (nothing synced for
+/// it), FILE_SYNC4 and DATA_SYNC4 FILE_SYNC4; all carry the same verifier, which COMMIT
+/// returns too; READ sees unstable data at once. What COMMIT made durable survives a restart,
+/// and the verifier after the restart differs, so a client that had not committed knows it
+/// must send its writes again.
+#[tokio::test]
+async fn unstable_writes_commit_and_the_verifier_changes_at_restart() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-unstable").await;
+    let r = c
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            open_create(cid, "f"),
+            write_op(0, StableHow::Unstable, &[1; 4096]),
+            write_op(4096, StableHow::FileSync, &[2; 4096]),
+            write_op(8192, StableHow::DataSync, &[3; 4096]),
+            write_op(12288, StableHow::Unstable, &[4; 4096]),
+            NfsArgOp::Read(ReadArgs {
+                stateid: Stateid::CURRENT,
+                offset: 0,
+                count: 16384,
+            }),
+            NfsArgOp::Commit(CommitArgs {
+                offset: 0,
+                count: 0,
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "{r:?}");
+    let (u1, verf) = write_res(&r, 3);
+    assert_eq!(u1, StableHow::Unstable, "UNSTABLE4 WRITE");
+    for (i, want) in [
+        (4, StableHow::FileSync),
+        (5, StableHow::FileSync),
+        (6, StableHow::Unstable),
+    ] {
+        assert_eq!(write_res(&r, i), (want, verf), "WRITE {i}");
+    }
+    match r.resarray.get(7) {
+        Some(NfsResOp::Read(Ok(rd))) => {
+            let want: Vec<u8> = [1u8, 2, 3, 4].iter().flat_map(|&b| [b; 4096]).collect();
+            assert!(rd.data == want, "READ before COMMIT sees every write");
+        }
+        _ => panic!("READ: {r:?}"),
+    }
+    assert_eq!(
+        commit_verf(&r, 8),
+        verf,
+        "COMMIT returns the write verifier"
+    );
+    // A COMMIT of a directory is ISDIR (RFC 8881 §18.3.4 via §15.1).
+    let r = c
+        .compound(vec![
+            seq(sess, 2, 0),
+            NfsArgOp::Putrootfh,
+            NfsArgOp::Commit(CommitArgs {
+                offset: 0,
+                count: 0,
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::ISDIR, "{r:?}");
+
+    let srv = start(Some(srv.stop().await)).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (_, sess) = session(&mut c, b"wire-unstable").await;
+    let r = c
+        .compound(vec![seq(sess, 1, 0), NfsArgOp::ReclaimComplete(false)])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "{r:?}");
+    let r = c
+        .compound(vec![
+            seq(sess, 2, 0),
+            NfsArgOp::Putrootfh,
+            lookup("f"),
+            NfsArgOp::Read(ReadArgs {
+                stateid: Stateid::ANONYMOUS,
+                offset: 0,
+                count: 16384,
+            }),
+            NfsArgOp::Commit(CommitArgs {
+                offset: 0,
+                count: 0,
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "{r:?}");
+    match r.resarray.get(3) {
+        Some(NfsResOp::Read(Ok(rd))) => {
+            assert_eq!(rd.data.len(), 16384, "the committed size");
+            assert!(
+                rd.data
+                    .chunks(4096)
+                    .zip(1u8..)
+                    .all(|(s, b)| s.iter().all(|&x| x == b)),
+                "committed data after the restart"
+            );
+        }
+        _ => panic!("READ: {r:?}"),
+    }
+    assert_ne!(
+        commit_verf(&r, 4),
+        verf,
+        "the verifier changes at a restart"
+    );
+    srv.stop().await;
+}

@@ -10,7 +10,7 @@ use pnfs_proto::nfs4::{
 use super::attrs::InAttrs;
 use super::namespace::cinfo;
 use super::{deleg, Ctx, State, StateEntry, MAX_IO_BYTES};
-use crate::fs::{Kind, SetAttrs};
+use crate::fs::{Durability, Kind, SetAttrs};
 
 impl State {
     pub(crate) fn open(&mut self, ctx: &mut Ctx, a: OpenArgs, attrs: InAttrs) -> NfsRes<OpenResOk> {
@@ -323,7 +323,13 @@ impl State {
             return Err(NfsStat::DELAY);
         }
         let stale = self.fs.write_changes_map(id, off, u64::from(count));
-        self.fs.write(id, off, &a.data)?;
+        // RFC 8881 §18.32.3: only FILE_SYNC4 / DATA_SYNC4 need the data (and for FILE_SYNC4
+        // the metadata) durable before the reply; UNSTABLE4 waits for COMMIT.
+        let wanted = match a.stable {
+            StableHow::Unstable => Durability::Unstable,
+            StableHow::DataSync | StableHow::FileSync => Durability::Stable,
+        };
+        let done = self.fs.write(id, off, &a.data, wanted)?;
         if stale {
             // The writer's own cached layout no longer matches the map (its page cache has
             // the data): recall it without holding up this WRITE.
@@ -331,14 +337,26 @@ impl State {
         }
         Ok(WriteResOk {
             count,
-            // Data and metadata are on disk before the reply.
-            committed: StableHow::FileSync,
+            committed: match done {
+                Durability::Unstable => StableHow::Unstable,
+                // Data and metadata are on disk before the reply.
+                Durability::Stable => StableHow::FileSync,
+            },
             writeverf: Verifier(self.write_verf),
         })
     }
 
-    pub(crate) fn commit(&self, ctx: &Ctx) -> NfsRes<CommitResOk> {
-        ctx.cfh()?;
+    /// COMMIT, RFC 8881 §18.3: every UNSTABLE write is made durable (the whole volume is
+    /// synced at once, so the range does not matter), then the verifier is returned; it is the
+    /// boot epoch, so a client whose unstable writes were lost in a restart sees it change.
+    pub(crate) fn commit(&mut self, ctx: &Ctx) -> NfsRes<CommitResOk> {
+        let id = ctx.cfh()?;
+        match self.fs.get(id)?.kind {
+            Kind::File => {}
+            Kind::Dir => return Err(NfsStat::ISDIR),
+            Kind::Symlink(_) | Kind::Special { .. } => return Err(NfsStat::INVAL),
+        }
+        self.fs.flush()?;
         Ok(CommitResOk {
             writeverf: Verifier(self.write_verf),
         })
