@@ -38,7 +38,16 @@ async fn bed(
     layouts: bool,
     wrap: impl Fn(Arc<dyn VolumeIo>) -> Arc<dyn VolumeIo>,
 ) -> Bed {
-    bed_with(tag, topo, leaves, block, layouts, wrap, PnfsConfig::default()).await
+    bed_with(
+        tag,
+        topo,
+        leaves,
+        block,
+        layouts,
+        wrap,
+        PnfsConfig::default(),
+    )
+    .await
 }
 
 async fn bed_with(

@@ -211,7 +211,10 @@ mod tests {
 
     #[test]
     fn zero_recalls_never_backs_off() {
-        let c = ContentionConfig { recalls: 0, ..cfg() };
+        let c = ContentionConfig {
+            recalls: 0,
+            ..cfg()
+        };
         let t0 = Instant::now();
         let mut k = Contention::default();
         for i in 0..100 {
@@ -225,7 +228,10 @@ mod tests {
         // Jitter 0 gives the lower half, the largest jitter the full pause.
         assert_eq!(layoutget_retry_pause(base, max, 0, 0), MS);
         let top = layoutget_retry_pause(base, max, 0, u64::from(u32::MAX));
-        assert!(top > 1999 * Duration::from_micros(1) && top <= base, "{top:?}");
+        assert!(
+            top > 1999 * Duration::from_micros(1) && top <= base,
+            "{top:?}"
+        );
         assert_eq!(layoutget_retry_pause(base, max, 3, 0), 8 * MS);
         assert_eq!(layoutget_retry_pause(base, max, 10, 0), 128 * MS, "capped");
         assert_eq!(layoutget_retry_pause(base, max, u32::MAX, 0), 128 * MS);
