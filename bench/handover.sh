@@ -38,8 +38,13 @@ fi
 dir=$(mktemp -d /tmp/pnfsgw-handover.XXXXXX)
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  # Gateways first (they return their layouts to the MDS on the way out), then the MDS: a
+  # gateway stopped after its MDS waits for it until its connect timeout.
+  local i
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[$i]}" 2>/dev/null || true
+    wait "${pids[$i]}" 2>/dev/null || true
+  done
   if [[ $keep -eq 0 ]]; then rm -rf "$dir"; else echo "kept $dir"; fi
 }
 trap cleanup EXIT
@@ -76,6 +81,6 @@ echo "pnfsgw $("$PNFSGW" --version 2>/dev/null || true), $(nproc) CPUs, $(date -
 /usr/bin/python3 "$here/handover.py" "${uris[0]}" "${uris[1]}" "$iterations"
 for i in 0 1; do
   echo "gateway $([[ $i == 0 ]] && echo A || echo B): $("$PNFSGW" stats --control "${controls[$i]}" |
-    grep -E '^  pnfs\.(recalls|commits|layoutgets|layoutreturns|layouts_revoked|request_errors|mds_write_bytes) ' |
+    grep -E '^  pnfs\.(recalls|commits|layoutgets|layoutreturns|layouts_revoked|request_errors|mds_write_bytes|mds_read_bytes|contention_backoffs) ' |
     awk '{printf "%s=%s ", substr($1, 6), $2}')"
 done

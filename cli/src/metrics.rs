@@ -438,6 +438,13 @@ const GATEWAY: &[Mapping] = &[
         &[],
     ),
     m(
+        "pnfs.contention_backoffs",
+        "pnfsgw_contention_backoffs",
+        C,
+        "Times a file used the MDS for a while because its layout kept being recalled.",
+        &[],
+    ),
+    m(
         "pnfs.rmw_blocks",
         "pnfsgw_rmw_blocks",
         C,

@@ -196,3 +196,88 @@ fn a_second_gateway_with_the_same_client_owner_is_refused() {
     drop(first);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Most turns of the ping-pong below before the back-off must have shown on both sides.
+const PINGPONG_MAX_TURNS: u64 = 40;
+/// Turns that go on after both gateways backed off (MDS path, and back to layouts when a
+/// back-off period ends), every one verified.
+const PINGPONG_TURNS_AFTER_BACKOFF: u64 = 6;
+
+/// Two gateways taking turns on one range (ping-pong): each turn's write recalls the other's
+/// layout. After repeated recalls each gateway serves the file through the MDS for a while
+/// (`pnfs.contention_backoffs`, MDS WRITE bytes) instead of a recall, LAYOUTCOMMIT,
+/// LAYOUTRETURN and LAYOUTGET per turn; and every flushed write still reads back exactly from
+/// both sides, across the switches between direct I/O and the MDS path.
+#[test]
+fn ping_pong_on_one_range_backs_off_to_the_mds_and_stays_coherent() {
+    let (Some(_), Some(_)) = (
+        pnfs_testbed::require_tool("nbdinfo"),
+        pnfs_testbed::require_tool("/usr/bin/python3"),
+    ) else {
+        return;
+    };
+    let dir = tmpdir("ping-pong");
+    let (mds, mds_addr, vol) = start_mds(&dir, "vol.img", &["--block-size", "4096"]);
+    let (a, uri_a, ctl_a) = export_vm(&mds_addr, &vol, &["--create", "16M"]);
+    let (b, uri_b, ctl_b) = export_vm(&mds_addr, &vol, &[]);
+    let gws = [(&uri_a, &ctl_a), (&uri_b, &ctl_b)];
+    let backed_off = |ctl: &Path| counter(ctl, "contention_backoffs") > 0;
+
+    // Turn t: one gateway writes generation t over 0..2 MiB and flushes (a 4 KiB write
+    // first, then the rest: two requests), the other reads it back, then the writer too.
+    let mut turn = 0u64;
+    let mut after = None;
+    while after.is_none_or(|a| turn < a + PINGPONG_TURNS_AFTER_BACKOFF) {
+        assert!(
+            turn < PINGPONG_MAX_TURNS + PINGPONG_TURNS_AFTER_BACKOFF,
+            "no back-off on both sides after {turn} turns:\nA:\n{}\nB:\n{}",
+            stats(&ctl_a),
+            stats(&ctl_b)
+        );
+        let (writer, reader) = (gws[(turn % 2) as usize], gws[((turn + 1) % 2) as usize]);
+        let gen = 100 + turn;
+        blocks(
+            writer.0,
+            &[
+                format!("w:0:4096:{gen}"),
+                format!("w:4096:{}:{gen}", 2 * MIB - 4096),
+            ],
+        );
+        blocks(reader.0, &[v(0, 2, gen)]);
+        blocks(writer.0, &[v(0, 2, gen)]);
+        turn += 1;
+        if after.is_none() && backed_off(&ctl_a) && backed_off(&ctl_b) {
+            after = Some(turn);
+        }
+    }
+
+    let mut report = String::new();
+    for (name, ctl) in [("A", &ctl_a), ("B", &ctl_b)] {
+        let line = |c: &str| format!("{c}={} ", counter(ctl, c));
+        report += &format!("gateway {name}: ");
+        for c in [
+            "recalls",
+            "contention_backoffs",
+            "mds_write_bytes",
+            "mds_read_bytes",
+            "direct_write_bytes",
+            "commits",
+            "request_errors",
+        ] {
+            report += &line(c);
+        }
+        report += "\n";
+        assert!(
+            counter(ctl, "mds_write_bytes") > 0,
+            "{name} never wrote through the MDS:\n{report}"
+        );
+        assert_eq!(counter(ctl, "request_errors"), 0, "{name}:\n{report}");
+    }
+    eprintln!("{turn} turns, both backed off after turn {after:?}\n{report}");
+
+    for g in [a, b, mds] {
+        let (code, log) = g.terminate();
+        assert_eq!(code, Some(0), "{log}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

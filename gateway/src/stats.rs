@@ -87,6 +87,9 @@ counters! {
     getdeviceinfos,
     /// Layouts of whole files evicted under the memory bound.
     evictions,
+    /// Times a file went through the MDS for a while because its layout kept being recalled
+    /// (two clients taking turns on it: ping-pong).
+    contention_backoffs,
     /// Block requests that failed (error returned to the frontend).
     request_errors,
     /// LAYOUTGET calls sent for SCSI layouts (RFC 8154; also counted in `layoutgets`).

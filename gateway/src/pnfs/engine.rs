@@ -81,11 +81,13 @@ async fn plan<'a, M: MetadataServer>(
             if st.closed {
                 return Err(PnfsError::Shutdown);
             }
-            if st.mds_only_until.is_some_and(|t| Instant::now() < t) {
-                return Ok(Plan::Mds);
-            }
+            // A recall first: a file that starts backing off to the MDS has its whole layout
+            // under recall until its direct I/O has drained and been committed, and no
+            // request may go to the MDS before that (see `recall::contention_backoff`).
             if st.recalls.iter().any(|&r| overlaps(r, (start, end))) {
                 None
+            } else if st.mds_only_until.is_some_and(|t| Instant::now() < t) {
+                return Ok(Plan::Mds);
             } else if st.cache.gaps(start, end).is_empty() {
                 let pieces = st.cache.lookup(start, end);
                 if write && pieces.iter().any(needs_write_layout) {

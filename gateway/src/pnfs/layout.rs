@@ -12,6 +12,7 @@ use pnfs_proto::nfs4::{DeviceId, LayoutType, NfsStat, NfsTime, Stateid};
 use pnfs_proto::xdr::{from_bytes, to_bytes};
 use tokio::time::Instant;
 
+use super::contention::{jitter_seed, layoutget_retry_pause};
 use super::device::{register_pr_keys, resolve_block_device, resolve_scsi_device, ResolvedDevice};
 use super::extent_cache::{CommitRange, PieceState};
 use super::{align_down, align_up, overlaps, FileCtx, PnfsError, Shared};
@@ -220,7 +221,12 @@ pub(super) async fn ensure_layout<M: MetadataServer>(
             continue;
         }
         if err.is_retryable() && attempt < sh.cfg.layoutget_max_retries {
-            let backoff = sh.cfg.layoutget_retry_base * 2u32.saturating_pow(attempt);
+            let backoff = layoutget_retry_pause(
+                sh.cfg.layoutget_retry_base,
+                sh.cfg.layoutget_retry_max,
+                attempt,
+                jitter_seed(),
+            );
             attempt += 1;
             tracing::debug!(path = %f.open.path, %status, attempt, ?backoff, "LAYOUTGET refused for now: retrying");
             drop(serial);

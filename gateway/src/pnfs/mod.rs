@@ -8,6 +8,8 @@
 //! - [`scsi`]: VPD page 0x83 designators and persistent-reservation registration.
 //! - [`extent_cache`]: the per-file extent cache (sorted pieces, COW pairs, pending commits).
 //! - [`fence`]: lease-timed fencing.
+//! - [`contention`]: LAYOUTGET retry pauses and the back-off to the MDS when two clients
+//!   keep recalling each other's layouts of one file (ping-pong).
 //! - `layout`: LAYOUTGET / LAYOUTCOMMIT / LAYOUTRETURN with the stateid rules.
 //! - `engine`: the data path (direct I/O, read-modify-write, MDS fallback).
 //! - `recall`: the [`crate::mds_api::CallbackSink`] implementation.
@@ -18,6 +20,7 @@
 //! [`file_disk::PnfsDisk`].
 
 pub mod aligned;
+pub mod contention;
 pub mod device;
 mod engine;
 pub mod extent_cache;
@@ -99,8 +102,13 @@ pub struct PnfsConfig {
     pub layout_chunk_bytes: u64,
     /// LAYOUTGET retries on LAYOUTTRYLATER / RECALLCONFLICT / DELAY before using the MDS.
     pub layoutget_max_retries: u32,
-    /// First backoff of those retries (doubles each time).
+    /// First pause of those retries (doubles each time, with jitter:
+    /// [`contention::layoutget_retry_pause`]).
     pub layoutget_retry_base: Duration,
+    /// Longest pause of those retries: with `layoutget_max_retries` it bounds the total wait.
+    pub layoutget_retry_max: Duration,
+    /// When repeated recalls of a file's layout send it through the MDS for a while.
+    pub contention: contention::ContentionConfig,
     /// After LAYOUTUNAVAILABLE, how long the file uses the MDS before asking again.
     pub unavailable_backoff: Duration,
     /// LAYOUTCOMMIT once this many uncommitted pieces are pending (besides on flush).
@@ -148,13 +156,26 @@ pub fn choose_layout_type(offered: &[LayoutType], pref: LayoutPreference) -> Opt
     order.into_iter().find(|t| offered.contains(t))
 }
 
+/// LAYOUTGET retries after LAYOUTTRYLATER / RECALLCONFLICT / DELAY before the request uses
+/// the MDS. With [`LAYOUTGET_RETRY_BASE`] and [`LAYOUTGET_RETRY_MAX`] the retries of one
+/// request wait about 1 s at most in all (2+4+…+256+256+256 ms).
+pub const LAYOUTGET_MAX_RETRIES: u32 = 10;
+/// The first LAYOUTGET retry pause: a recall that conflicts with our LAYOUTGET usually ends
+/// within a few milliseconds (the holder drains, commits and returns); 50 ms used to be most
+/// of the hand-over time (bench/results/2026-12-07-handover.txt).
+pub const LAYOUTGET_RETRY_BASE: Duration = Duration::from_millis(2);
+/// The longest single LAYOUTGET retry pause.
+pub const LAYOUTGET_RETRY_MAX: Duration = Duration::from_millis(256);
+
 impl Default for PnfsConfig {
     fn default() -> Self {
         Self {
             fence: FenceConfig::default(),
             layout_chunk_bytes: 64 << 20,
-            layoutget_max_retries: 6,
-            layoutget_retry_base: Duration::from_millis(50),
+            layoutget_max_retries: LAYOUTGET_MAX_RETRIES,
+            layoutget_retry_base: LAYOUTGET_RETRY_BASE,
+            layoutget_retry_max: LAYOUTGET_RETRY_MAX,
+            contention: contention::ContentionConfig::default(),
             unavailable_backoff: Duration::from_secs(30),
             commit_threshold_pieces: 256,
             commit_max_extents: 1024,
@@ -178,8 +199,11 @@ struct FileState {
     layout_stateid: Option<Stateid>,
     /// A LAYOUTGET for this file is on the wire.
     layoutget_in_flight: bool,
-    /// Use the MDS until this instant (after LAYOUTUNAVAILABLE and similar).
+    /// Use the MDS until this instant (after LAYOUTUNAVAILABLE and similar, or while backing
+    /// off from contention).
     mds_only_until: Option<Instant>,
+    /// Recent recalls of this file's layout: when to back off to the MDS.
+    contention: contention::Contention,
     /// Ranges being recalled: no new direct I/O there.
     recalls: Vec<(u64, u64)>,
     /// Direct I/O in flight: id → range.
@@ -397,6 +421,7 @@ impl<M: MetadataServer> PnfsClient<M> {
                 layout_stateid: None,
                 layoutget_in_flight: false,
                 mds_only_until: None,
+                contention: contention::Contention::default(),
                 recalls: Vec::new(),
                 in_flight: HashMap::new(),
                 next_io_id: 0,

@@ -33,6 +33,17 @@ fn spawn_return<M: MetadataServer>(
     send_return: bool,
 ) {
     f.lock().recalls.push((start, end));
+    spawn_return_recalled(sh, f, start, end, send_return);
+}
+
+/// [`spawn_return`] for a range the caller has already put into `recalls`.
+fn spawn_return_recalled<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: Arc<FileCtx>,
+    start: u64,
+    end: u64,
+    send_return: bool,
+) {
     let sh = Arc::clone(sh);
     tokio::spawn(async move {
         if let Err(e) = return_range(&sh, &f, start, end, send_return).await {
@@ -99,6 +110,35 @@ fn spawn_bulk_return<M: MetadataServer>(sh: &Arc<Shared<M>>, files: Vec<Arc<File
     });
 }
 
+/// Counts a recall of a layout `f` holds (a new one, not a re-send) and decides whether the
+/// file backs off to the MDS ([`super::contention`]). On a back-off the file uses the MDS
+/// until the period ends and its WHOLE layout goes under recall in the same critical section:
+/// no new direct I/O starts anywhere in the file, requests wait (in `plan`) until the return
+/// has drained the direct I/O in flight, committed what it wrote and returned the layout, and
+/// only then go through the MDS. An MDS READ can then never miss a direct write of ours that
+/// completed but was not yet committed, and an MDS WRITE never races our own direct write of
+/// the same blocks; the other client's layout is recalled by the server before it executes
+/// our MDS WRITE (nfsd's `break_layout`, the embedded MDS's `recall_file`).
+fn contention_backoff<M: MetadataServer>(
+    sh: &Shared<M>,
+    f: &FileCtx,
+    st: &mut super::FileState,
+) -> bool {
+    let now = tokio::time::Instant::now();
+    let Some(until) = st.contention.on_recall(&sh.cfg.contention, now) else {
+        return false;
+    };
+    Stats::inc(&sh.stats.contention_backoffs);
+    tracing::info!(
+        path = %f.open.path,
+        period_ms = until.duration_since(now).as_millis(),
+        "layout recalled again and again (another client uses the file): using the MDS for a while"
+    );
+    st.mds_only_until = Some(st.mds_only_until.map_or(until, |t| t.max(until)));
+    st.recalls.push((0, u64::MAX));
+    true
+}
+
 impl<M: MetadataServer> CallbackSink for Shared<M> {
     fn layout_recall(&self, recall: LayoutRecall) -> NfsStat {
         Stats::inc(&self.stats.recalls);
@@ -121,7 +161,7 @@ impl<M: MetadataServer> CallbackSink for Shared<M> {
                 let Some(f) = self.file_by_fh(&fh) else {
                     return NfsStat::NOMATCHING_LAYOUT;
                 };
-                {
+                let backoff = {
                     let mut st = f.lock();
                     match st.layout_stateid {
                         None if st.layoutget_in_flight => return NfsStat::DELAY,
@@ -157,9 +197,15 @@ impl<M: MetadataServer> CallbackSink for Shared<M> {
                     {
                         return NfsStat::OK;
                     }
-                }
+                    contention_backoff(self, &f, &mut st)
+                };
                 let end = offset_bytes.saturating_add(length_bytes);
-                spawn_return(&sh, f, offset_bytes, end, true);
+                if backoff {
+                    // The whole file was put under recall with the back-off: return it all.
+                    spawn_return_recalled(&sh, f, 0, u64::MAX, true);
+                } else {
+                    spawn_return(&sh, f, offset_bytes, end, true);
+                }
                 NfsStat::OK
             }
             RecallTarget::Fsid { major, minor } => {
