@@ -375,17 +375,24 @@ pub(super) async fn write<M: MetadataServer>(
     let (bs, be) = (align_down(offset, block), align_up(end, block));
     let _wl = f.write_locks.lock(bs, be).await;
     // Plan the block-expanded range: RMW needs the states of the whole blocks.
-    let (pieces, guard) = match plan(
-        sh,
-        f,
-        bs,
-        be.min(align_up(f.size_bytes, block)).max(end),
-        true,
-    )
-    .await?
-    {
-        Plan::Mds => return mds_write_range(sh, f, offset, data).await,
-        Plan::Direct(p, g) => (p, g),
+    let plan_end = be.min(align_up(f.size_bytes, block)).max(end);
+    let mut committed_kept = false;
+    let (pieces, guard) = loop {
+        match plan(sh, f, bs, plan_end, true).await? {
+            Plan::Mds => return mds_write_range(sh, f, offset, data).await,
+            // Back from the MDS path (a back-off ended, a layout came): our uncommitted MDS
+            // writes of these bytes are made durable first, or a verifier change at the
+            // next commit would send them again over this write. Once: the range's write
+            // lock keeps new MDS writes of these bytes out.
+            Plan::Direct(_, g)
+                if !committed_kept && super::mds_unstable::kept_overlaps(f, bs, be) =>
+            {
+                drop(g);
+                super::mds_unstable::commit(sh, f).await?;
+                committed_kept = true;
+            }
+            Plan::Direct(p, g) => break (p, g),
+        }
     };
     let mut written: Vec<(u64, u64)> = Vec::new();
     let mut result: Result<(), DirectError> = Ok(());

@@ -124,6 +124,16 @@ pub(super) async fn write_all<M: MetadataServer>(
     Ok(())
 }
 
+/// Whether a write of the file answered UNSTABLE4 and not yet committed touches
+/// `[start, end)`. A direct write over such bytes must wait for the commit: were the MDS to
+/// restart before it, [`commit`] would send the old write again, over the newer data.
+pub(super) fn kept_overlaps(f: &FileCtx, start_bytes: u64, end_bytes: u64) -> bool {
+    let kept = f.mds_kept.lock().unwrap_or_else(|p| p.into_inner());
+    kept.writes
+        .iter()
+        .any(|w| w.offset_bytes < end_bytes && start_bytes < w.offset_bytes + w.data.len() as u64)
+}
+
 /// Makes the file's writes answered UNSTABLE4 durable: COMMIT, and while its verifier is not
 /// the one every kept write was answered with, send them all again and COMMIT again (bounded
 /// by [`MAX_COMMIT_ROUNDS`]). The writes are released only when that succeeds; on error they
