@@ -265,7 +265,7 @@ pub fn handle_cb_compound(cb: &CbCompoundArgs, ctx: &CbContext<'_>) -> (Vec<u8>,
 mod tests {
     use super::*;
     use crate::mds_api::BoxFuture;
-    use pnfs_proto::cb::{CbLayoutRecallArgs, CbRecallArgs, CbSequenceArgs};
+    use pnfs_proto::cb::{CbLayoutRecallArgs, CbRecallArgs, CbRecallSlotArgs, CbSequenceArgs};
     use pnfs_proto::nfs4::{LayoutIoMode, LayoutType};
     use pnfs_proto::xdr::Decoder;
     use std::sync::Arc;
@@ -385,9 +385,9 @@ mod tests {
             tag: String::new(),
             minorversion: 1,
             callback_ident: 0,
-            ops: vec![CbArgOp::RecallSlot {
+            ops: vec![CbArgOp::RecallSlot(CbRecallSlotArgs {
                 target_highest_slotid: 0,
-            }],
+            })],
         });
         let cb = decode_cb_compound(&no_seq).unwrap();
         assert_eq!(

@@ -52,7 +52,7 @@
 //! ```
 
 use crate::nfs4::attr::{Bitmap4, Fattr4};
-use crate::nfs4::macros::{xdr_struct, xdr_union};
+use crate::nfs4::macros::{decode_op_list, op_table, xdr_status_union, xdr_struct, xdr_union};
 use crate::nfs4::types::*;
 use crate::rpc::{AuthSys, AUTH_NONE, AUTH_SYS, RPCSEC_GSS};
 use crate::xdr::{Decoder, Encoder, XdrDecode, XdrEncode, XdrError, XdrResult};
@@ -378,8 +378,21 @@ pub const RPC_GSS_SVC_PRIVACY: u32 = 3;
 // Results
 // ---------------------------------------------------------------------------------------------
 
-/// A result union that carries a body only on NFS4_OK. `Err` never holds [`NfsStat::OK`].
+/// A result union that carries a body only on NFS4_OK, on both channels.
+///
+/// `Err` should never hold [`NfsStat::OK`] (the decoder cannot produce it); if one is built
+/// anyway, it reads, encodes and is built by [`OpResult::from_error`] as
+/// NFS4ERR_SERVERFAULT rather than as a malformed NFS4_OK without a body.
 pub type NfsRes<T> = Result<T, NfsStat>;
+
+/// The status of an [`NfsRes`] (NFS4ERR_SERVERFAULT for `Err(NFS4_OK)`).
+fn res_status<T>(r: &NfsRes<T>) -> NfsStat {
+    match r {
+        Ok(_) => NfsStat::OK,
+        Err(s) if s.is_ok() => NfsStat::SERVERFAULT,
+        Err(s) => *s,
+    }
+}
 
 impl<T: XdrEncode> XdrEncode for Result<T, NfsStat> {
     fn encode(&self, enc: &mut Encoder) {
@@ -388,10 +401,7 @@ impl<T: XdrEncode> XdrEncode for Result<T, NfsStat> {
                 enc.put_u32(NfsStat::OK.0);
                 v.encode(enc);
             }
-            Err(status) => {
-                debug_assert!(!status.is_ok(), "Err(NFS4_OK) has no wire form");
-                status.encode(enc);
-            }
+            Err(_) => res_status(self).encode(enc),
         }
     }
 }
@@ -417,13 +427,14 @@ pub trait OpResult: Sized {
 
 impl<T> OpResult for Result<T, NfsStat> {
     fn from_error(status: NfsStat) -> Self {
-        Err(status)
+        Err(if status.is_ok() {
+            NfsStat::SERVERFAULT
+        } else {
+            status
+        })
     }
     fn status(&self) -> NfsStat {
-        match self {
-            Ok(_) => NfsStat::OK,
-            Err(s) => *s,
-        }
+        res_status(self)
     }
 }
 
@@ -1710,66 +1721,19 @@ xdr_struct! {
     }
 }
 
-/// LAYOUTGET4res.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LayoutgetRes {
-    /// NFS4_OK.
-    Ok(LayoutgetResOk),
-    /// NFS4ERR_LAYOUTTRYLATER with logr_will_signal_layout_avail.
-    TryLater {
-        /// The server will send CB_RECALLABLE_OBJ_AVAIL.
-        will_signal_layout_avail: bool,
-    },
-    /// Any other error.
-    Error(NfsStat),
-}
-
-impl XdrEncode for LayoutgetRes {
-    fn encode(&self, enc: &mut Encoder) {
-        match self {
-            Self::Ok(ok) => {
-                NfsStat::OK.encode(enc);
-                ok.encode(enc);
-            }
-            Self::TryLater {
-                will_signal_layout_avail,
-            } => {
-                NfsStat::LAYOUTTRYLATER.encode(enc);
-                enc.put_bool(*will_signal_layout_avail);
-            }
-            Self::Error(s) => s.encode(enc),
-        }
-    }
-}
-
-impl XdrDecode for LayoutgetRes {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        Ok(match NfsStat::decode(dec)? {
-            NfsStat::OK => Self::Ok(dec.get()?),
-            NfsStat::LAYOUTTRYLATER => Self::TryLater {
-                will_signal_layout_avail: dec.bool()?,
-            },
-            s => Self::Error(s),
-        })
-    }
-}
-
-impl OpResult for LayoutgetRes {
-    fn from_error(status: NfsStat) -> Self {
-        if status == NfsStat::LAYOUTTRYLATER {
-            Self::TryLater {
-                will_signal_layout_avail: false,
-            }
-        } else {
-            Self::Error(status)
-        }
-    }
-    fn status(&self) -> NfsStat {
-        match self {
-            Self::Ok(_) => NfsStat::OK,
-            Self::TryLater { .. } => NfsStat::LAYOUTTRYLATER,
-            Self::Error(s) => *s,
-        }
+xdr_status_union! {
+    /// LAYOUTGET4res.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum LayoutgetRes {
+        /// NFS4_OK.
+        Ok(LayoutgetResOk),
+        /// NFS4ERR_LAYOUTTRYLATER with logr_will_signal_layout_avail.
+        TryLater {
+            /// The server will send CB_RECALLABLE_OBJ_AVAIL.
+            will_signal_layout_avail: bool,
+        } = LAYOUTTRYLATER,
+        /// Any other error.
+        Error(NfsStat),
     }
 }
 
@@ -1886,62 +1850,19 @@ xdr_struct! {
     }
 }
 
-/// GETDEVICEINFO4res.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GetdeviceinfoRes {
-    /// NFS4_OK.
-    Ok(GetdeviceinfoResOk),
-    /// NFS4ERR_TOOSMALL with gdir_mincount.
-    TooSmall {
-        /// The maxcount that would have been enough.
-        mincount: u32,
-    },
-    /// Any other error.
-    Error(NfsStat),
-}
-
-impl XdrEncode for GetdeviceinfoRes {
-    fn encode(&self, enc: &mut Encoder) {
-        match self {
-            Self::Ok(ok) => {
-                NfsStat::OK.encode(enc);
-                ok.encode(enc);
-            }
-            Self::TooSmall { mincount } => {
-                NfsStat::TOOSMALL.encode(enc);
-                enc.put_u32(*mincount);
-            }
-            Self::Error(s) => s.encode(enc),
-        }
-    }
-}
-
-impl XdrDecode for GetdeviceinfoRes {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        Ok(match NfsStat::decode(dec)? {
-            NfsStat::OK => Self::Ok(dec.get()?),
-            NfsStat::TOOSMALL => Self::TooSmall {
-                mincount: dec.u32()?,
-            },
-            s => Self::Error(s),
-        })
-    }
-}
-
-impl OpResult for GetdeviceinfoRes {
-    fn from_error(status: NfsStat) -> Self {
-        if status == NfsStat::TOOSMALL {
-            Self::TooSmall { mincount: 0 }
-        } else {
-            Self::Error(status)
-        }
-    }
-    fn status(&self) -> NfsStat {
-        match self {
-            Self::Ok(_) => NfsStat::OK,
-            Self::TooSmall { .. } => NfsStat::TOOSMALL,
-            Self::Error(s) => *s,
-        }
+xdr_status_union! {
+    /// GETDEVICEINFO4res.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum GetdeviceinfoRes {
+        /// NFS4_OK.
+        Ok(GetdeviceinfoResOk),
+        /// NFS4ERR_TOOSMALL with gdir_mincount.
+        TooSmall {
+            /// The maxcount that would have been enough.
+            mincount: u32,
+        } = TOOSMALL,
+        /// Any other error.
+        Error(NfsStat),
     }
 }
 
@@ -2272,108 +2193,29 @@ xdr_struct! {
     }
 }
 
-/// LOCK4res.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LockRes {
-    /// NFS4_OK with lock_stateid.
-    Ok(Stateid),
-    /// NFS4ERR_DENIED with the conflicting lock.
-    Denied(LockDenied),
-    /// Any other error.
-    Error(NfsStat),
-}
-
-/// LOCKT4res.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LocktRes {
-    /// NFS4_OK: no conflict.
-    Ok,
-    /// NFS4ERR_DENIED with the conflicting lock.
-    Denied(LockDenied),
-    /// Any other error.
-    Error(NfsStat),
-}
-
-impl XdrEncode for LockRes {
-    fn encode(&self, enc: &mut Encoder) {
-        match self {
-            Self::Ok(s) => {
-                NfsStat::OK.encode(enc);
-                s.encode(enc);
-            }
-            Self::Denied(d) => {
-                NfsStat::DENIED.encode(enc);
-                d.encode(enc);
-            }
-            Self::Error(s) => s.encode(enc),
-        }
+xdr_status_union! {
+    /// LOCK4res.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum LockRes {
+        /// NFS4_OK with lock_stateid.
+        Ok(Stateid),
+        /// NFS4ERR_DENIED with the conflicting lock.
+        Denied(LockDenied) = DENIED,
+        /// Any other error.
+        Error(NfsStat),
     }
 }
 
-impl XdrDecode for LockRes {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        Ok(match NfsStat::decode(dec)? {
-            NfsStat::OK => Self::Ok(dec.get()?),
-            NfsStat::DENIED => Self::Denied(dec.get()?),
-            s => Self::Error(s),
-        })
-    }
-}
-
-impl XdrEncode for LocktRes {
-    fn encode(&self, enc: &mut Encoder) {
-        match self {
-            Self::Ok => NfsStat::OK.encode(enc),
-            Self::Denied(d) => {
-                NfsStat::DENIED.encode(enc);
-                d.encode(enc);
-            }
-            Self::Error(s) => s.encode(enc),
-        }
-    }
-}
-
-impl XdrDecode for LocktRes {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        Ok(match NfsStat::decode(dec)? {
-            NfsStat::OK => Self::Ok,
-            NfsStat::DENIED => Self::Denied(dec.get()?),
-            s => Self::Error(s),
-        })
-    }
-}
-
-impl OpResult for LockRes {
-    fn from_error(status: NfsStat) -> Self {
-        if status == NfsStat::DENIED {
-            Self::Denied(LockDenied::default())
-        } else {
-            Self::Error(status)
-        }
-    }
-    fn status(&self) -> NfsStat {
-        match self {
-            Self::Ok(_) => NfsStat::OK,
-            Self::Denied(_) => NfsStat::DENIED,
-            Self::Error(s) => *s,
-        }
-    }
-}
-
-impl OpResult for LocktRes {
-    fn from_error(status: NfsStat) -> Self {
-        if status == NfsStat::DENIED {
-            Self::Denied(LockDenied::default())
-        } else {
-            Self::Error(status)
-        }
-    }
-    fn status(&self) -> NfsStat {
-        match self {
-            Self::Ok => NfsStat::OK,
-            Self::Denied(_) => NfsStat::DENIED,
-            Self::Error(s) => *s,
-        }
+xdr_status_union! {
+    /// LOCKT4res.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum LocktRes {
+        /// NFS4_OK: no conflict.
+        Ok,
+        /// NFS4ERR_DENIED with the conflicting lock.
+        Denied(LockDenied) = DENIED,
+        /// Any other error.
+        Error(NfsStat),
     }
 }
 
@@ -2459,57 +2301,16 @@ xdr_struct! {
     }
 }
 
-/// SETCLIENTID4res.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SetclientidRes {
-    /// NFS4_OK.
-    Ok(SetclientidResOk),
-    /// NFS4ERR_CLID_INUSE with the address in use.
-    ClidInUse(NetAddr),
-    /// Any other error.
-    Error(NfsStat),
-}
-
-impl XdrEncode for SetclientidRes {
-    fn encode(&self, enc: &mut Encoder) {
-        match self {
-            Self::Ok(ok) => {
-                NfsStat::OK.encode(enc);
-                ok.encode(enc);
-            }
-            Self::ClidInUse(a) => {
-                NfsStat::CLID_INUSE.encode(enc);
-                a.encode(enc);
-            }
-            Self::Error(s) => s.encode(enc),
-        }
-    }
-}
-
-impl XdrDecode for SetclientidRes {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        Ok(match NfsStat::decode(dec)? {
-            NfsStat::OK => Self::Ok(dec.get()?),
-            NfsStat::CLID_INUSE => Self::ClidInUse(dec.get()?),
-            s => Self::Error(s),
-        })
-    }
-}
-
-impl OpResult for SetclientidRes {
-    fn from_error(status: NfsStat) -> Self {
-        if status == NfsStat::CLID_INUSE {
-            Self::ClidInUse(NetAddr::default())
-        } else {
-            Self::Error(status)
-        }
-    }
-    fn status(&self) -> NfsStat {
-        match self {
-            Self::Ok(_) => NfsStat::OK,
-            Self::ClidInUse(_) => NfsStat::CLID_INUSE,
-            Self::Error(s) => *s,
-        }
+xdr_status_union! {
+    /// SETCLIENTID4res.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub enum SetclientidRes {
+        /// NFS4_OK.
+        Ok(SetclientidResOk),
+        /// NFS4ERR_CLID_INUSE with the address in use.
+        ClidInUse(NetAddr) = CLID_INUSE,
+        /// Any other error.
+        Error(NfsStat),
     }
 }
 
@@ -2647,57 +2448,16 @@ xdr_struct! {
     }
 }
 
-/// COPY4res.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CopyRes {
-    /// NFS4_OK.
-    Ok(CopyResOk),
-    /// NFS4ERR_OFFLOAD_NO_REQS with the requirements the server can meet.
-    OffloadNoReqs(CopyRequirements),
-    /// Any other error.
-    Error(NfsStat),
-}
-
-impl XdrEncode for CopyRes {
-    fn encode(&self, enc: &mut Encoder) {
-        match self {
-            Self::Ok(ok) => {
-                NfsStat::OK.encode(enc);
-                ok.encode(enc);
-            }
-            Self::OffloadNoReqs(r) => {
-                NfsStat::OFFLOAD_NO_REQS.encode(enc);
-                r.encode(enc);
-            }
-            Self::Error(s) => s.encode(enc),
-        }
-    }
-}
-
-impl XdrDecode for CopyRes {
-    fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-        Ok(match NfsStat::decode(dec)? {
-            NfsStat::OK => Self::Ok(dec.get()?),
-            NfsStat::OFFLOAD_NO_REQS => Self::OffloadNoReqs(dec.get()?),
-            s => Self::Error(s),
-        })
-    }
-}
-
-impl OpResult for CopyRes {
-    fn from_error(status: NfsStat) -> Self {
-        if status == NfsStat::OFFLOAD_NO_REQS {
-            Self::OffloadNoReqs(CopyRequirements::default())
-        } else {
-            Self::Error(status)
-        }
-    }
-    fn status(&self) -> NfsStat {
-        match self {
-            Self::Ok(_) => NfsStat::OK,
-            Self::OffloadNoReqs(_) => NfsStat::OFFLOAD_NO_REQS,
-            Self::Error(s) => *s,
-        }
+xdr_status_union! {
+    /// COPY4res.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum CopyRes {
+        /// NFS4_OK.
+        Ok(CopyResOk),
+        /// NFS4ERR_OFFLOAD_NO_REQS with the requirements the server can meet.
+        OffloadNoReqs(CopyRequirements) = OFFLOAD_NO_REQS,
+        /// Any other error.
+        Error(NfsStat),
     }
 }
 
@@ -2994,117 +2754,16 @@ xdr_struct! {
 // nfs_argop4 / nfs_resop4
 // ---------------------------------------------------------------------------------------------
 
-/// Declares [`NfsArgOp`] and [`NfsResOp`] from one table: variant, opnum, argument type (or
-/// nothing for void), result type.
-macro_rules! nfs_ops {
-    ($( $(#[$m:meta])* $variant:ident = $opnum:ident ( $($arg:ty)? ) -> $res:ty ; )*) => {
+op_table! {
+    args:
         /// nfs_argop4: one operation of a COMPOUND request.
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub enum NfsArgOp {
-            $( $(#[$m])* $variant $(($arg))?, )*
-            /// An operation number this crate does not know; decoding stopped here.
-            Illegal {
-                /// The number on the wire.
-                opnum: u32,
-            },
-        }
-
+        NfsArgOp,
+    results:
         /// nfs_resop4: the result of one operation.
-        #[derive(Debug, Clone, PartialEq, Eq)]
-        pub enum NfsResOp {
-            $( $(#[$m])* $variant($res), )*
-            /// OP_ILLEGAL with its status (NFS4ERR_OP_ILLEGAL).
-            Illegal(NfsStat),
-        }
-
-        impl NfsArgOp {
-            /// The operation number (OP_ILLEGAL's value for `Illegal` is the number received).
-            pub fn opnum(&self) -> u32 {
-                match self {
-                    $( nfs_ops!(@argpat $variant $($arg)?) => $opnum, )*
-                    Self::Illegal { opnum } => *opnum,
-                }
-            }
-        }
-
-        impl NfsResOp {
-            /// The operation number.
-            pub fn opnum(&self) -> u32 {
-                match self {
-                    $( Self::$variant(_) => $opnum, )*
-                    Self::Illegal(_) => OP_ILLEGAL,
-                }
-            }
-
-            /// The operation status.
-            pub fn status(&self) -> NfsStat {
-                match self {
-                    $( Self::$variant(r) => OpResult::status(r), )*
-                    Self::Illegal(s) => *s,
-                }
-            }
-
-            /// The failed result of `op` with `status` (not NFS4_OK); for an illegal op this is
-            /// OP_ILLEGAL with NFS4ERR_OP_ILLEGAL whatever `status` is.
-            pub fn error_for(op: &NfsArgOp, status: NfsStat) -> Self {
-                match op {
-                    $( nfs_ops!(@argpat $variant $($arg)?) => Self::$variant(OpResult::from_error(status)), )*
-                    NfsArgOp::Illegal { .. } => Self::Illegal(NfsStat::OP_ILLEGAL),
-                }
-            }
-        }
-
-        impl XdrEncode for NfsArgOp {
-            fn encode(&self, enc: &mut Encoder) {
-                enc.put_u32(self.opnum());
-                match self {
-                    $( nfs_ops!(@argpat $variant $($arg)? , a) => { nfs_ops!(@argput enc a $($arg)?) } )*
-                    Self::Illegal { .. } => {}
-                }
-            }
-        }
-
-        impl XdrDecode for NfsArgOp {
-            fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-                let opnum = dec.u32()?;
-                Ok(match opnum {
-                    $( $opnum => nfs_ops!(@argget dec $variant $($arg)?), )*
-                    opnum => Self::Illegal { opnum },
-                })
-            }
-        }
-
-        impl XdrEncode for NfsResOp {
-            fn encode(&self, enc: &mut Encoder) {
-                enc.put_u32(self.opnum());
-                match self {
-                    $( Self::$variant(r) => r.encode(enc), )*
-                    Self::Illegal(s) => s.encode(enc),
-                }
-            }
-        }
-
-        impl XdrDecode for NfsResOp {
-            fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
-                Ok(match dec.u32()? {
-                    $( $opnum => Self::$variant(dec.get()?), )*
-                    OP_ILLEGAL => Self::Illegal(dec.get()?),
-                    value => return Err(XdrError::BadEnum { what: "nfs_resop4", value }),
-                })
-            }
-        }
-    };
-    (@argpat $variant:ident $arg:ty) => { NfsArgOp::$variant(_) };
-    (@argpat $variant:ident) => { NfsArgOp::$variant };
-    (@argpat $variant:ident $arg:ty, $a:ident) => { NfsArgOp::$variant($a) };
-    (@argpat $variant:ident, $a:ident) => { NfsArgOp::$variant };
-    (@argput $enc:ident $a:ident $arg:ty) => { $a.encode($enc) };
-    (@argput $enc:ident $a:ident) => { () };
-    (@argget $dec:ident $variant:ident $arg:ty) => { NfsArgOp::$variant($dec.get()?) };
-    (@argget $dec:ident $variant:ident) => { NfsArgOp::$variant };
-}
-
-nfs_ops! {
+        NfsResOp,
+    illegal: OP_ILLEGAL,
+    result_what: "nfs_resop4",
+    ops: {
     /// ACCESS.
     Access = OP_ACCESS (AccessArgs) -> NfsRes<AccessResOk>;
     /// CLOSE (result: the closed open stateid).
@@ -3243,6 +2902,7 @@ nfs_ops! {
     WriteSame = OP_WRITE_SAME (WriteSameArgs) -> NfsRes<WriteResponse>;
     /// CLONE (4.2).
     Clone = OP_CLONE (CloneArgs) -> NfsStat;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -3318,20 +2978,7 @@ impl XdrDecode for CompoundArgs {
     fn decode(dec: &mut Decoder<'_>) -> XdrResult<Self> {
         let tag = dec.string("COMPOUND4args.tag", NFS4_MAX_TAG_BYTES)?;
         let minorversion = dec.u32()?;
-        let n = dec.length("COMPOUND4args.argarray", NFS4_MAX_COMPOUND_OPS)?;
-        let mut argarray = Vec::with_capacity(n.min(dec.remaining() / 4));
-        for _ in 0..n {
-            let op = NfsArgOp::decode(dec)?;
-            let stop = matches!(op, NfsArgOp::Illegal { .. });
-            argarray.push(op);
-            if stop {
-                // Skip the unparseable rest in whole XDR units; a record that is not a
-                // multiple of four bytes is malformed anyway and its tail stays unread.
-                let rest = dec.remaining();
-                dec.opaque_fixed(rest - rest % 4)?;
-                break;
-            }
-        }
+        let argarray = decode_op_list(dec, "COMPOUND4args.argarray", NFS4_MAX_COMPOUND_OPS)?;
         Ok(Self {
             tag,
             minorversion,
