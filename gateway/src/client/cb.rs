@@ -7,13 +7,12 @@
 use std::sync::Mutex;
 
 use pnfs_proto::cb::{
-    CbArgOp, CbCompoundArgs, CbCompoundRes, CbResOp, CbSequenceResOk,
-    DeviceNotification as PNotification, LayoutRecall as PRecall,
+    CbArgOp, CbCompoundArgs, CbCompoundRes, CbResOp, CbSequenceResOk, LayoutRecall as PRecall,
 };
 use pnfs_proto::nfs4::{FileHandle, NfsStat, SessionId, Stateid};
 use pnfs_proto::xdr::{from_bytes, to_bytes, XdrResult};
 
-use crate::mds_api::{CallbackSink, DeviceNotification, LayoutRecall, RecallTarget};
+use crate::mds_api::{CallbackSink, LayoutRecall, RecallTarget};
 
 /// Back-channel slot table: last sequence id and cached reply per slot.
 #[derive(Debug)]
@@ -151,27 +150,6 @@ fn to_recall(a: &pnfs_proto::cb::CbLayoutRecallArgs) -> LayoutRecall {
     }
 }
 
-fn to_notification(n: &PNotification) -> DeviceNotification {
-    match *n {
-        PNotification::Change {
-            layout_type,
-            device_id,
-            immediate,
-        } => DeviceNotification::Change {
-            layout_type,
-            device_id,
-            immediate,
-        },
-        PNotification::Delete {
-            layout_type,
-            device_id,
-        } => DeviceNotification::Delete {
-            layout_type,
-            device_id,
-        },
-    }
-}
-
 /// Processes one CB_COMPOUND and returns the encoded CB_COMPOUND4res plus follow-up work.
 pub fn handle_cb_compound(cb: &CbCompoundArgs, ctx: &CbContext<'_>) -> (Vec<u8>, Vec<FollowUp>) {
     let mut follow = Vec::new();
@@ -228,14 +206,11 @@ pub fn handle_cb_compound(cb: &CbCompoundArgs, ctx: &CbContext<'_>) -> (Vec<u8>,
                         .map_or(NfsStat::OK, |s| s.recallable_obj_avail(mask)),
                 )
             }
-            CbArgOp::NotifyDeviceid(a) => {
-                let n: Vec<DeviceNotification> = a.changes.iter().map(to_notification).collect();
-                CbResOp::NotifyDeviceid(
-                    ctx.sink
-                        .as_ref()
-                        .map_or(NfsStat::OK, |s| s.notify_deviceid(&n)),
-                )
-            }
+            CbArgOp::NotifyDeviceid(a) => CbResOp::NotifyDeviceid(
+                ctx.sink
+                    .as_ref()
+                    .map_or(NfsStat::OK, |s| s.notify_deviceid(&a.changes)),
+            ),
             CbArgOp::Recall(a) => {
                 // We never keep delegations; if the server granted one we return it.
                 follow.push(FollowUp::ReturnDelegation {
@@ -265,6 +240,7 @@ pub fn handle_cb_compound(cb: &CbCompoundArgs, ctx: &CbContext<'_>) -> (Vec<u8>,
 mod tests {
     use super::*;
     use crate::mds_api::BoxFuture;
+    use crate::mds_api::DeviceNotification;
     use pnfs_proto::cb::{CbLayoutRecallArgs, CbRecallArgs, CbRecallSlotArgs, CbSequenceArgs};
     use pnfs_proto::nfs4::{LayoutIoMode, LayoutType};
     use pnfs_proto::xdr::Decoder;

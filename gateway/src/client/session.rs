@@ -27,10 +27,10 @@ use super::error::ClientError;
 use super::slots::SlotTable;
 use super::transport::{IncomingCall, Transport, TransportLimits};
 use super::wire::{
-    self, attr, exchgid, seq4, ChannelAttrs, CompoundRes, Op, OpFailure, OpRes,
-    CREATE_SESSION4_FLAG_CONN_BACK_CHAN,
+    self, attr, exchgid, seq4, Attrs, CompoundRes, OpFailure, CREATE_SESSION4_FLAG_CONN_BACK_CHAN,
 };
 use crate::mds_api::{CallbackSink, LeaseStatus};
+use pnfs_proto::nfs4::ops::{self as p, ChannelAttrs, NfsArgOp, NfsResOp};
 
 /// The NFSv4 callback program number we register (any value in the transient range works).
 pub const DEFAULT_CB_PROGRAM: u32 = 0x4000_0000;
@@ -400,11 +400,17 @@ impl NfsClient {
         let res = client
             .inner
             .compound(
-                &|| Ok(vec![Op::PutRootFh, Op::GetAttr(vec![attr::LEASE_TIME])]),
+                &|| {
+                    Ok(vec![
+                        NfsArgOp::Putrootfh,
+                        wire::getattr(&[attr::LEASE_TIME]),
+                    ])
+                },
                 CallFlags::READ_ONLY,
             )
             .await?;
-        if let Some(OpRes::Attrs(a)) = res.get(1) {
+        if let Some(NfsResOp::Getattr(Ok(a))) = res.get(1) {
+            let a = Attrs::from_fattr4(&a.obj_attributes)?;
             if let Some(s) = a.lease_time_s.filter(|s| *s > 0) {
                 client
                     .inner
@@ -486,12 +492,18 @@ impl NfsClient {
         if let Some(t) = transport.filter(|t| !t.is_closed()) {
             if let Some(s) = session {
                 s.slots.close();
-                if let Err(e) = inner.plain_call(&t, vec![Op::DestroySession(s.id)]).await {
+                if let Err(e) = inner
+                    .plain_call(&t, vec![NfsArgOp::DestroySession(s.id)])
+                    .await
+                {
                     first_err.get_or_insert(e);
                 }
             }
             if let Some(c) = clientid {
-                match inner.plain_call(&t, vec![Op::DestroyClientId(c)]).await {
+                match inner
+                    .plain_call(&t, vec![NfsArgOp::DestroyClientid(c)])
+                    .await
+                {
                     Ok(_) => {}
                     Err(e) => {
                         first_err.get_or_insert(e);
@@ -538,8 +550,8 @@ impl Inner {
         let c = lock(&self.conn);
         let by_session = c.session.as_ref().map_or(u32::MAX, |s| {
             s.fore
-                .max_request_bytes
-                .min(s.fore.max_response_bytes)
+                .maxrequestsize
+                .min(s.fore.maxresponsesize)
                 .saturating_sub(COMPOUND_OVERHEAD_BYTES)
         });
         self.cfg.max_rw_bytes.min(by_session).max(512)
@@ -549,10 +561,10 @@ impl Inner {
     async fn plain_call(
         &self,
         t: &Transport,
-        ops: Vec<Op>,
-    ) -> Result<Result<Vec<OpRes>, OpFailure>, ClientError> {
-        let args = wire::encode_compound("", &ops);
-        let sent: Vec<u32> = ops.iter().map(Op::opnum).collect();
+        ops: Vec<NfsArgOp>,
+    ) -> Result<Result<Vec<NfsResOp>, OpFailure>, ClientError> {
+        let sent: Vec<u32> = ops.iter().map(NfsArgOp::opnum).collect();
+        let args = wire::encode_compound("", ops);
         let reply = t
             .call(NFS_PROGRAM, NFS_V4, NFSPROC4_COMPOUND, &self.cred, &args)
             .await?;
@@ -653,7 +665,10 @@ impl Inner {
                         self.install_transport(t);
                         return Ok(());
                     }
-                    Some(s) => match self.plain_call(&t, vec![Op::BindConnToSession(s.id)]).await {
+                    Some(s) => match self
+                        .plain_call(&t, vec![wire::bind_conn_to_session(s.id)])
+                        .await
+                    {
                         Ok(Ok(_)) => {
                             bump(&self.stats.binds);
                             tracing::info!("reconnected and bound the connection to the session");
@@ -795,7 +810,7 @@ impl Inner {
         } else {
             // Nothing to reclaim: tell the server so that it can end our part of the grace.
             match self
-                .plain_session_call(&t, &session, vec![Op::ReclaimComplete])
+                .plain_session_call(&t, &session, vec![NfsArgOp::ReclaimComplete(false)])
                 .await
             {
                 Ok(Ok(_)) => {}
@@ -812,20 +827,20 @@ impl Inner {
         &self,
         t: &Transport,
         session: &Arc<Session>,
-        ops: Vec<Op>,
-    ) -> Result<Result<Vec<OpRes>, OpFailure>, ClientError> {
+        ops: Vec<NfsArgOp>,
+    ) -> Result<Result<Vec<NfsResOp>, OpFailure>, ClientError> {
         let slot = session
             .slots
             .acquire()
             .await
             .ok_or_else(|| ClientError::Protocol("session closed".into()))?;
-        let mut all = vec![Op::Sequence {
-            session: session.id,
-            seqid: slot.seqid,
-            slot: slot.slot,
-            highest_slot: slot.highest_slotid,
-            cache_this: false,
-        }];
+        let mut all = vec![wire::sequence(
+            session.id,
+            slot.seqid,
+            slot.slot,
+            slot.highest_slotid,
+            false,
+        )];
         all.extend(ops);
         let sent_at = Instant::now();
         let r = self.plain_call(t, all).await?;
@@ -850,28 +865,22 @@ impl Inner {
     async fn exchange_id(&self, t: &Transport) -> Result<(ClientId, u32), ClientError> {
         let mut mach = self.cfg.request_mach_cred;
         loop {
-            let op = Op::ExchangeId {
-                verifier: self.verifier,
-                owner: self.cfg.owner_id.as_bytes().to_vec(),
-                flags: exchgid::USE_PNFS_MDS,
-                mach_cred: mach,
-            };
+            let op = wire::exchange_id(
+                self.verifier,
+                self.cfg.owner_id.as_bytes().to_vec(),
+                exchgid::USE_PNFS_MDS,
+                mach,
+            );
             match self.plain_call(t, vec![op]).await? {
                 Ok(res) => {
-                    let Some(OpRes::ExchangeId {
-                        clientid,
-                        seqid,
-                        flags,
-                        state_protect,
-                        ..
-                    }) = res.into_iter().next()
-                    else {
+                    let Some(NfsResOp::ExchangeId(Ok(e))) = res.into_iter().next() else {
                         return Err(ClientError::Protocol("EXCHANGE_ID without result".into()));
                     };
+                    let (clientid, seqid, flags) = (e.clientid, e.sequenceid, e.flags);
                     let mut c = lock(&self.conn);
                     c.clientid = Some(clientid);
                     c.create_seq = seqid;
-                    c.mach_cred = state_protect == wire::SP4_MACH_CRED;
+                    c.mach_cred = matches!(e.state_protect, p::StateProtectR::MachCred(_));
                     tracing::info!(clientid, flags, mach_cred = c.mach_cred, "EXCHANGE_ID done");
                     return Ok((clientid, seqid));
                 }
@@ -899,44 +908,41 @@ impl Inner {
     ) -> Result<Arc<Session>, ClientError> {
         let rw = self.cfg.max_rw_bytes;
         let fore = ChannelAttrs {
-            header_pad_bytes: 0,
-            max_request_bytes: rw.saturating_add(COMPOUND_OVERHEAD_BYTES * 8),
-            max_response_bytes: rw.saturating_add(COMPOUND_OVERHEAD_BYTES * 8),
-            max_response_cached_bytes: 64 * 1024,
-            max_operations: 16,
-            max_requests: self.cfg.fore_slots,
+            headerpadsize: 0,
+            maxrequestsize: rw.saturating_add(COMPOUND_OVERHEAD_BYTES * 8),
+            maxresponsesize: rw.saturating_add(COMPOUND_OVERHEAD_BYTES * 8),
+            maxresponsesize_cached: 64 * 1024,
+            maxoperations: 16,
+            maxrequests: self.cfg.fore_slots,
+            rdma_ird: None,
         };
         let back = ChannelAttrs {
-            header_pad_bytes: 0,
-            max_request_bytes: 16 * 1024,
-            max_response_bytes: 16 * 1024,
-            max_response_cached_bytes: 16 * 1024,
-            max_operations: 8,
-            max_requests: self.cfg.back_slots,
+            headerpadsize: 0,
+            maxrequestsize: 16 * 1024,
+            maxresponsesize: 16 * 1024,
+            maxresponsesize_cached: 16 * 1024,
+            maxoperations: 8,
+            maxrequests: self.cfg.back_slots,
+            rdma_ird: None,
         };
-        let op = Op::CreateSession {
+        let op = NfsArgOp::CreateSession(p::CreateSessionArgs {
             clientid,
-            seqid: seq,
+            sequence: seq,
             flags: CREATE_SESSION4_FLAG_CONN_BACK_CHAN,
-            fore,
-            back,
+            fore_chan_attrs: fore,
+            back_chan_attrs: back,
             cb_program: self.cfg.cb_program,
-            cb_sec: self.cred.clone(),
-        };
+            sec_parms: vec![p::CallbackSecParms::Sys(self.cred.clone())],
+        });
         match self.plain_call(t, vec![op]).await? {
             Ok(res) => {
-                let Some(OpRes::CreateSession {
-                    session,
-                    fore,
-                    back,
-                    flags,
-                    ..
-                }) = res.into_iter().next()
-                else {
+                let Some(NfsResOp::CreateSession(Ok(created))) = res.into_iter().next() else {
                     return Err(ClientError::Protocol(
                         "CREATE_SESSION without result".into(),
                     ));
                 };
+                let (session, flags) = (created.sessionid, created.flags);
+                let (fore, back) = (created.fore_chan_attrs, created.back_chan_attrs);
                 if flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN == 0 {
                     tracing::warn!("server did not bind the connection for callbacks");
                 }
@@ -946,8 +952,8 @@ impl Inner {
                 let s = Arc::new(Session {
                     id: session,
                     gen: c.session_gen,
-                    slots: SlotTable::new(fore.max_requests),
-                    cb_slots: Arc::new(CbSlotTable::new(back.max_requests)),
+                    slots: SlotTable::new(fore.maxrequests),
+                    cb_slots: Arc::new(CbSlotTable::new(back.maxrequests)),
                     fore,
                 });
                 if let Some(old) = c.session.replace(s.clone()) {
@@ -955,8 +961,8 @@ impl Inner {
                 }
                 bump(&self.stats.sessions);
                 tracing::info!(
-                    slots = fore.max_requests,
-                    back_slots = back.max_requests,
+                    slots = fore.maxrequests,
+                    back_slots = back.maxrequests,
                     "session created"
                 );
                 Ok(s)
@@ -1022,7 +1028,10 @@ impl Inner {
                     (c.transport.clone(), c.session.clone())
                 };
                 if let (Some(t), Some(s)) = (t, s) {
-                    match me.plain_call(&t, vec![Op::BindConnToSession(s.id)]).await {
+                    match me
+                        .plain_call(&t, vec![wire::bind_conn_to_session(s.id)])
+                        .await
+                    {
                         Ok(Ok(_)) => bump(&me.stats.binds),
                         other => {
                             tracing::warn!(?other, "rebinding failed: dropping the connection");
@@ -1083,20 +1092,24 @@ impl Inner {
                 let ids = chunk.to_vec();
                 match self
                     .compound(
-                        &move || Ok(vec![Op::TestStateid(ids.clone())]),
+                        &move || {
+                            Ok(vec![NfsArgOp::TestStateid(p::TestStateidArgs {
+                                stateids: ids.clone(),
+                            })])
+                        },
                         CallFlags::READ_ONLY,
                     )
                     .await
                 {
                     Ok(r) => {
-                        let Some(OpRes::TestStateid(v)) = r.into_iter().next() else {
+                        let Some(NfsResOp::TestStateid(Ok(t))) = r.into_iter().next() else {
                             tracing::error!("TEST_STATEID after revocation: no result");
                             break;
                         };
                         revoked.extend(
                             chunk
                                 .iter()
-                                .zip(v)
+                                .zip(t.status_codes)
                                 .filter(|(_, status)| !status.is_ok())
                                 .map(|(sid, _)| *sid),
                         );
@@ -1110,7 +1123,7 @@ impl Inner {
             for &sid in &revoked {
                 if let Err(e) = self
                     .compound(
-                        &move || Ok(vec![Op::FreeStateid(sid)]),
+                        &move || Ok(vec![NfsArgOp::FreeStateid(sid)]),
                         CallFlags::READ_ONLY,
                     )
                     .await
@@ -1164,9 +1177,9 @@ impl Inner {
     /// is called again for each new attempt so it can pick up stateids changed by recovery.
     pub(crate) async fn compound(
         self: &Arc<Self>,
-        build: &(dyn Fn() -> Result<Vec<Op>, ClientError> + Send + Sync),
+        build: &(dyn Fn() -> Result<Vec<NfsArgOp>, ClientError> + Send + Sync),
         flags: CallFlags,
-    ) -> Result<Vec<OpRes>, ClientError> {
+    ) -> Result<Vec<NfsResOp>, ClientError> {
         match self.compound_raw(build, flags).await? {
             Ok(r) => Ok(r),
             Err(f) => Err(ClientError::Nfs {
@@ -1179,9 +1192,9 @@ impl Inner {
     /// Like [`Inner::compound`] but returns an op failure as a value (for TOOSMALL's count).
     pub(crate) async fn compound_raw(
         self: &Arc<Self>,
-        build: &(dyn Fn() -> Result<Vec<Op>, ClientError> + Send + Sync),
+        build: &(dyn Fn() -> Result<Vec<NfsArgOp>, ClientError> + Send + Sync),
         flags: CallFlags,
-    ) -> Result<Result<Vec<OpRes>, OpFailure>, ClientError> {
+    ) -> Result<Result<Vec<NfsResOp>, OpFailure>, ClientError> {
         let deadline = self.stall_deadline();
         let started = Instant::now();
         let mut backoff = FIRST_BACKOFF_MS;
@@ -1204,18 +1217,18 @@ impl Inner {
             let open_gen_at_build = self.open_gen.load(Ordering::SeqCst);
             let ops = build()?;
             let sent: Vec<u32> = std::iter::once(wire::opnum::SEQUENCE)
-                .chain(ops.iter().map(Op::opnum))
+                .chain(ops.iter().map(NfsArgOp::opnum))
                 .collect();
             let mut all = Vec::with_capacity(ops.len() + 1);
-            all.push(Op::Sequence {
-                session: session.id,
-                seqid: slot.seqid,
-                slot: slot.slot,
-                highest_slot: slot.highest_slotid,
-                cache_this: flags.cache_this,
-            });
+            all.push(wire::sequence(
+                session.id,
+                slot.seqid,
+                slot.slot,
+                slot.highest_slotid,
+                flags.cache_this,
+            ));
             all.extend(ops);
-            let args = wire::encode_compound("", &all);
+            let args = wire::encode_compound("", all);
             // Same slot and seqid across reconnects: the server executes the request once and
             // answers a retry from its reply cache.
             let attempt = loop {
@@ -1255,7 +1268,7 @@ impl Inner {
                 let f = failure.unwrap_or(OpFailure {
                     opnum: wire::opnum::SEQUENCE,
                     status: NfsStat::SERVERFAULT,
-                    detail: 0,
+                    min_count: None,
                 });
                 last_err = format!("SEQUENCE: {}", f.status);
                 match f.status {
@@ -1284,37 +1297,27 @@ impl Inner {
                     NfsStat::RETRY_UNCACHED_REP | NfsStat::SEQ_FALSE_RETRY if flags.idempotent => {
                         slot.complete();
                     }
-                    status => {
+                    _ => {
                         slot.complete();
-                        return Ok(Err(OpFailure {
-                            opnum: f.opnum,
-                            status,
-                            detail: f.detail,
-                        }));
+                        return Ok(Err(f));
                     }
                 }
                 continue;
             }
             let mut results = results.into_iter();
-            if let Some(OpRes::Sequence {
-                highest_slot,
-                target_highest_slot,
-                status_flags,
-                ..
-            }) = results.next()
-            {
+            if let Some(NfsResOp::Sequence(Ok(seq))) = results.next() {
                 slot.complete();
                 session
                     .slots
-                    .update_limits(highest_slot, target_highest_slot);
+                    .update_limits(seq.highest_slotid, seq.target_highest_slotid);
                 self.note_renewal(sent_at);
-                if status_flags != 0 {
-                    self.handle_status_flags(status_flags);
+                if seq.status_flags != 0 {
+                    self.handle_status_flags(seq.status_flags);
                 }
             } else {
                 return Err(ClientError::Protocol("first result is not SEQUENCE".into()));
             }
-            let results: Vec<OpRes> = results.collect();
+            let results: Vec<NfsResOp> = results.collect();
             let Some(f) = failure else {
                 return Ok(Ok(results));
             };
@@ -1415,7 +1418,7 @@ impl Inner {
         }
         let r = self
             .compound(
-                &|| Ok(vec![Op::ReclaimComplete]),
+                &|| Ok(vec![NfsArgOp::ReclaimComplete(false)]),
                 CallFlags {
                     reclaim: true,
                     ..CallFlags::READ_ONLY
@@ -1443,18 +1446,18 @@ impl Inner {
         let (fh, access, owner) = (st.fh.clone(), st.access, st.owner.clone());
         let build = move || {
             Ok(vec![
-                Op::PutFh(fh.clone()),
-                Op::Open {
-                    access: access | wire::share::WANT_NO_DELEG,
-                    owner: owner.clone(),
+                NfsArgOp::Putfh(fh.clone()),
+                wire::open(
+                    access | wire::share::WANT_NO_DELEG,
+                    owner.clone(),
                     clientid,
-                    create: wire::OpenCreate::No,
-                    claim: if previous {
-                        wire::OpenClaim::Previous
+                    p::OpenFlag::NoCreate,
+                    if previous {
+                        p::OpenClaim::Previous(p::OpenDelegationType::None)
                     } else {
-                        wire::OpenClaim::Fh
+                        p::OpenClaim::Fh
                     },
-                },
+                ),
             ])
         };
         let flags = CallFlags {
@@ -1464,8 +1467,8 @@ impl Inner {
         };
         let res = self.compound(&build, flags).await?;
         match res.get(1) {
-            Some(OpRes::Open(o)) => {
-                if let Some(d) = o.delegation {
+            Some(NfsResOp::Open(Ok(o))) => {
+                if let Some(d) = wire::delegation_stateid(&o.delegation) {
                     self.return_delegation(st.fh.clone(), d);
                 }
                 Ok(o.stateid)
@@ -1478,7 +1481,12 @@ impl Inner {
     pub(crate) fn return_delegation(self: &Arc<Self>, fh: FileHandle, stateid: Stateid) {
         let me = self.clone();
         tokio::spawn(async move {
-            let build = move || Ok(vec![Op::PutFh(fh.clone()), Op::DelegReturn(stateid)]);
+            let build = move || {
+                Ok(vec![
+                    NfsArgOp::Putfh(fh.clone()),
+                    NfsArgOp::Delegreturn(stateid),
+                ])
+            };
             match me.compound(&build, CallFlags::STATEFUL).await {
                 Ok(_) => bump(&me.stats.delegations_returned),
                 Err(e) => tracing::warn!(error = %e, "DELEGRETURN failed"),
@@ -1497,7 +1505,7 @@ impl Inner {
             let sid = lock(&me.opens)
                 .get(&id)
                 .map_or(Stateid::default(), |o| o.stateid);
-            Ok(vec![Op::PutFh(fh.clone()), Op::Close(sid)])
+            Ok(vec![NfsArgOp::Putfh(fh.clone()), wire::close(sid)])
         };
         let r = self.compound(&build, CallFlags::STATEFUL).await;
         lock(&self.opens).remove(&id);
