@@ -501,7 +501,7 @@ pub struct LayoutRecall {
 pub const RCA4_TYPE_MASK_BLK_LAYOUT_BIT: u32 = 4;
 
 /// One CB_NOTIFY_DEVICEID entry: the protocol's own type.
-pub use pnfs_proto::cb::DeviceNotification;
+pub use pnfs_proto::nfs4::cb::DeviceNotification;
 
 /// A boxed future, for the one asynchronous callback.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

@@ -6,7 +6,7 @@
 // The generators cut random u64s down to bytes and small counts on purpose.
 #![allow(clippy::cast_possible_truncation)]
 
-use pnfs_proto::cb::*;
+use pnfs_proto::nfs4::cb::*;
 use pnfs_proto::nfs4::types::{
     DeviceId, FileHandle, LayoutIoMode, LayoutType, NfsStat, SessionId, Stateid,
 };

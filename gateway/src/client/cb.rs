@@ -1,4 +1,4 @@
-//! The backchannel (RFC 8881 §20): CB_COMPOUND (decoded by `pnfs_proto::cb`), CB_SEQUENCE
+//! The backchannel (RFC 8881 §20): CB_COMPOUND (decoded by `pnfs_proto::nfs4::cb`), CB_SEQUENCE
 //! checks against the back-channel slot table (with a reply cache per slot), and dispatch of
 //! CB_LAYOUTRECALL, CB_RECALL_ANY, CB_NOTIFY_DEVICEID and CB_RECALLABLE_OBJ_AVAIL to the pNFS
 //! layer's [`CallbackSink`]. This client never holds delegations: CB_RECALL is answered OK and
@@ -6,7 +6,7 @@
 
 use std::sync::Mutex;
 
-use pnfs_proto::cb::{
+use pnfs_proto::nfs4::cb::{
     CbArgOp, CbCompoundArgs, CbCompoundRes, CbResOp, CbSequenceResOk, LayoutRecall as PRecall,
 };
 use pnfs_proto::nfs4::{FileHandle, NfsStat, SessionId, Stateid};
@@ -129,7 +129,7 @@ impl std::fmt::Debug for CbContext<'_> {
     }
 }
 
-fn to_recall(a: &pnfs_proto::cb::CbLayoutRecallArgs) -> LayoutRecall {
+fn to_recall(a: &pnfs_proto::nfs4::cb::CbLayoutRecallArgs) -> LayoutRecall {
     LayoutRecall {
         layout_type: a.layout_type,
         iomode: a.iomode,
@@ -241,7 +241,9 @@ mod tests {
     use super::*;
     use crate::mds_api::BoxFuture;
     use crate::mds_api::DeviceNotification;
-    use pnfs_proto::cb::{CbLayoutRecallArgs, CbRecallArgs, CbRecallSlotArgs, CbSequenceArgs};
+    use pnfs_proto::nfs4::cb::{
+        CbLayoutRecallArgs, CbRecallArgs, CbRecallSlotArgs, CbSequenceArgs,
+    };
     use pnfs_proto::nfs4::{LayoutIoMode, LayoutType};
     use pnfs_proto::xdr::Decoder;
     use std::sync::Arc;

@@ -1591,7 +1591,7 @@ fn answer_callback(inner: &Arc<Inner>, call: &IncomingCall) -> (AcceptStat, Vec<
             };
             let session = lock(&inner.conn).session.clone();
             let Some(session) = session else {
-                let res = pnfs_proto::cb::CbCompoundRes {
+                let res = pnfs_proto::nfs4::cb::CbCompoundRes {
                     status: NfsStat::BADSESSION,
                     tag: cbc.tag.clone(),
                     results: vec![],

@@ -182,6 +182,8 @@ macro_rules! xdr_status_union {
         impl $crate::xdr::XdrEncode for $name {
             fn encode(&self, enc: &mut $crate::xdr::Encoder) {
                 use $crate::nfs4::types::NfsStat;
+                #[allow(unused_imports)]
+                use $crate::xdr::{XdrDecode as _, XdrEncode as _};
                 match self {
                     $crate::nfs4::macros::xdr_status_union!(@okpat ok $($okty)?) => {
                         NfsStat::OK.encode(enc);
@@ -199,6 +201,8 @@ macro_rules! xdr_status_union {
         impl $crate::xdr::XdrDecode for $name {
             fn decode(dec: &mut $crate::xdr::Decoder<'_>) -> $crate::xdr::XdrResult<Self> {
                 use $crate::nfs4::types::NfsStat;
+                #[allow(unused_imports)]
+                use $crate::xdr::{XdrDecode as _, XdrEncode as _};
                 Ok(match NfsStat::decode(dec)? {
                     NfsStat::OK => $crate::nfs4::macros::xdr_status_union!(@okget dec $($okty)?),
                     NfsStat::$estat => $crate::nfs4::macros::xdr_status_union!(@eget dec $evar $ebody),
