@@ -4,6 +4,7 @@
 //! layer's [`CallbackSink`]. This client never holds delegations: CB_RECALL is answered OK and
 //! the delegation returned, CB_GETATTR gets BADHANDLE. Pure except for the sink calls.
 
+use crate::sync::LockExt;
 use std::sync::Mutex;
 
 use pnfs_proto::nfs4::cb::{
@@ -49,10 +50,7 @@ impl CbSlotTable {
 
     /// RFC 8881 §2.10.6.1 for the back channel.
     pub fn check(&self, slot: u32, seqid: u32, highest: u32) -> CbSeqDecision {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = self.slots.lock_unpoisoned();
         let n = slots.len();
         let Some(s) = usize::try_from(slot).ok().and_then(|i| slots.get_mut(i)) else {
             return CbSeqDecision::Error(NfsStat::BADSLOT);
@@ -83,10 +81,7 @@ impl CbSlotTable {
 
     /// Stores the reply of the request in progress on `slot`.
     pub fn finish(&self, slot: u32, reply: &[u8]) {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = self.slots.lock_unpoisoned();
         if let Some(s) = usize::try_from(slot).ok().and_then(|i| slots.get_mut(i)) {
             s.in_progress = false;
             s.cached = Some(reply.to_vec());

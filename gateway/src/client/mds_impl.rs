@@ -1,6 +1,7 @@
 //! [`MetadataServer`] for [`NfsClient`]: the file operations of the pNFS layer, built on
 //! [`Inner::compound`](super::session) with its retries.
 
+use crate::sync::LockExt;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -81,8 +82,7 @@ fn split_path(path: &str) -> Result<Vec<String>, ClientError> {
 impl Inner {
     fn open_state(&self, id: OpenId) -> Result<OpenState, ClientError> {
         self.opens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .lock_unpoisoned()
             .get(&id.0)
             .cloned()
             .ok_or_else(|| {
@@ -92,8 +92,7 @@ impl Inner {
 
     fn current_stateid(&self, id: OpenId) -> Stateid {
         self.opens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .lock_unpoisoned()
             .get(&id.0)
             .map_or(Stateid::default(), |o| o.stateid)
     }
@@ -188,19 +187,16 @@ impl Inner {
         if let Some(d) = deleg {
             self.return_delegation(fh.clone(), d);
         }
-        self.opens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(
-                id,
-                OpenState {
-                    path: path.to_owned(),
-                    fh: fh.clone(),
-                    stateid,
-                    access,
-                    owner,
-                },
-            );
+        self.opens.lock_unpoisoned().insert(
+            id,
+            OpenState {
+                path: path.to_owned(),
+                fh: fh.clone(),
+                stateid,
+                access,
+                owner,
+            },
+        );
         let mut size = attrs.size_bytes.unwrap_or(0);
         if let (true, Some(want)) = (created, mode.create_size_bytes) {
             if want != size {
@@ -263,11 +259,7 @@ impl NfsClient {
 
 impl MetadataServer for NfsClient {
     fn set_callback_sink(&self, sink: Weak<dyn CallbackSink>) {
-        *self
-            .inner
-            .sink
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sink);
+        *self.inner.sink.lock_unpoisoned() = Some(sink);
     }
 
     fn open(&self, path: &str, mode: OpenMode) -> impl Future<Output = MdsResult<OpenFile>> + Send {

@@ -3,11 +3,12 @@
 //! server restart with reclaim), lease renewal, the backchannel task, and the file operations
 //! the pNFS layer uses (see [`crate::mds_api::MetadataServer`], implemented in `mds_impl`).
 
+use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use pnfs_proto::nfs4::{
@@ -315,10 +316,6 @@ pub struct NfsClient {
     pub(crate) inner: Arc<Inner>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 fn elapsed_ms(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
@@ -392,7 +389,7 @@ impl NfsClient {
             next_xid_seed: AtomicU64::new(u64::from(stamp)),
         });
         let cb_task = tokio::spawn(backchannel_loop(Arc::downgrade(&inner), cb_rx));
-        lock(&inner.tasks).push(cb_task);
+        inner.tasks.lock_unpoisoned().push(cb_task);
         let client = Self { inner };
         let deadline = Instant::now() + Duration::from_millis(client.inner.cfg.stall_limit_ms);
         client.inner.ensure_session(deadline).await?;
@@ -419,7 +416,7 @@ impl NfsClient {
             }
         }
         let renew = tokio::spawn(renew_loop(Arc::downgrade(&client.inner)));
-        lock(&client.inner.tasks).push(renew);
+        client.inner.tasks.lock_unpoisoned().push(renew);
         Ok(client)
     }
 
@@ -435,22 +432,29 @@ impl NfsClient {
 
     /// The current session id (for tests and logs).
     pub fn session_id(&self) -> Option<SessionId> {
-        lock(&self.inner.conn).session.as_ref().map(|s| s.id)
+        self.inner
+            .conn
+            .lock_unpoisoned()
+            .session
+            .as_ref()
+            .map(|s| s.id)
     }
 
     /// The current client ID.
     pub fn client_id(&self) -> Option<ClientId> {
-        lock(&self.inner.conn).clientid
+        self.inner.conn.lock_unpoisoned().clientid
     }
 
     /// Whether SP4_MACH_CRED state protection is in force.
     pub fn uses_mach_cred(&self) -> bool {
-        lock(&self.inner.conn).mach_cred
+        self.inner.conn.lock_unpoisoned().mach_cred
     }
 
     /// Fore-channel slots granted by the server.
     pub fn fore_slots(&self) -> usize {
-        lock(&self.inner.conn)
+        self.inner
+            .conn
+            .lock_unpoisoned()
             .session
             .as_ref()
             .map_or(0, |s| s.slots.max_slots())
@@ -459,7 +463,7 @@ impl NfsClient {
     /// Closes the current connection as if the network failed (fault injection for tests and
     /// the CLI's `demo`); the next request reconnects and binds the new connection.
     pub fn drop_connection(&self) {
-        let t = lock(&self.inner.conn).transport.clone();
+        let t = self.inner.conn.lock_unpoisoned().transport.clone();
         if let Some(t) = t {
             t.close("dropped on request");
         }
@@ -477,7 +481,7 @@ impl NfsClient {
     /// background tasks. Errors are reported, but the client is stopped either way.
     pub async fn shutdown(&self) -> Result<(), ClientError> {
         let inner = &self.inner;
-        let ids: Vec<u64> = lock(&inner.opens).keys().copied().collect();
+        let ids: Vec<u64> = inner.opens.lock_unpoisoned().keys().copied().collect();
         let mut first_err = None;
         for id in ids {
             if let Err(e) = inner.close_open(id).await {
@@ -486,7 +490,7 @@ impl NfsClient {
         }
         inner.shutdown.store(true, Ordering::SeqCst);
         let (transport, session, clientid) = {
-            let c = lock(&inner.conn);
+            let c = inner.conn.lock_unpoisoned();
             (c.transport.clone(), c.session.clone(), c.clientid)
         };
         if let Some(t) = transport.filter(|t| !t.is_closed()) {
@@ -512,7 +516,7 @@ impl NfsClient {
             }
             t.close("shutdown");
         }
-        for t in lock(&inner.tasks).drain(..) {
+        for t in inner.tasks.lock_unpoisoned().drain(..) {
             t.abort();
         }
         match first_err {
@@ -533,7 +537,7 @@ impl Inner {
     }
 
     fn sink(&self) -> Option<Arc<dyn CallbackSink>> {
-        lock(&self.sink).as_ref().and_then(Weak::upgrade)
+        self.sink.lock_unpoisoned().as_ref().and_then(Weak::upgrade)
     }
 
     fn stall_deadline(&self) -> Instant {
@@ -542,12 +546,12 @@ impl Inner {
 
     /// The current client ID.
     pub(crate) fn client_id_snapshot(&self) -> Option<ClientId> {
-        lock(&self.conn).clientid
+        self.conn.lock_unpoisoned().clientid
     }
 
     /// Max READ/WRITE payload for the current session.
     pub(crate) fn max_io_bytes(&self) -> u32 {
-        let c = lock(&self.conn);
+        let c = self.conn.lock_unpoisoned();
         let by_session = c.session.as_ref().map_or(u32::MAX, |s| {
             s.fore
                 .maxrequestsize
@@ -609,11 +613,11 @@ impl Inner {
         self: &Arc<Self>,
         deadline: Instant,
     ) -> Result<Arc<Session>, ClientError> {
-        if let Some(s) = lock(&self.conn).session.clone() {
+        if let Some(s) = self.conn.lock_unpoisoned().session.clone() {
             return Ok(s);
         }
         let _g = self.recovery.lock().await;
-        if let Some(s) = lock(&self.conn).session.clone() {
+        if let Some(s) = self.conn.lock_unpoisoned().session.clone() {
             return Ok(s);
         }
         self.establish_locked(deadline).await
@@ -625,14 +629,14 @@ impl Inner {
         deadline: Instant,
     ) -> Result<(Arc<Transport>, u64), ClientError> {
         {
-            let c = lock(&self.conn);
+            let c = self.conn.lock_unpoisoned();
             if let Some(t) = c.transport.as_ref().filter(|t| !t.is_closed()) {
                 return Ok((t.clone(), c.conn_gen));
             }
         }
         let _g = self.recovery.lock().await;
         self.reconnect_locked(deadline).await?;
-        let c = lock(&self.conn);
+        let c = self.conn.lock_unpoisoned();
         match c.transport.as_ref() {
             Some(t) => Ok((t.clone(), c.conn_gen)),
             None => Err(ClientError::ConnectionLost(
@@ -650,7 +654,7 @@ impl Inner {
                 return Err(ClientError::Shutdown);
             }
             let (live, session) = {
-                let c = lock(&self.conn);
+                let c = self.conn.lock_unpoisoned();
                 (
                     c.transport.as_ref().is_some_and(|t| !t.is_closed()),
                     c.session.clone(),
@@ -710,7 +714,7 @@ impl Inner {
     }
 
     fn install_transport(&self, t: Arc<Transport>) {
-        let mut c = lock(&self.conn);
+        let mut c = self.conn.lock_unpoisoned();
         if let Some(old) = c.transport.replace(t) {
             old.close("replaced");
         }
@@ -718,7 +722,7 @@ impl Inner {
     }
 
     fn drop_session_locked(&self) {
-        let mut c = lock(&self.conn);
+        let mut c = self.conn.lock_unpoisoned();
         if let Some(s) = c.session.take() {
             s.slots.close();
         }
@@ -766,15 +770,17 @@ impl Inner {
         deadline: Instant,
     ) -> Result<Arc<Session>, ClientError> {
         self.reconnect_locked(deadline).await?;
-        if let Some(s) = lock(&self.conn).session.clone() {
+        if let Some(s) = self.conn.lock_unpoisoned().session.clone() {
             return Ok(s);
         }
-        let t = lock(&self.conn)
+        let t = self
+            .conn
+            .lock_unpoisoned()
             .transport
             .clone()
             .ok_or_else(|| ClientError::ConnectionLost("no transport".into()))?;
         let (clientid, seq) = {
-            let c = lock(&self.conn);
+            let c = self.conn.lock_unpoisoned();
             (c.clientid, c.create_seq)
         };
         if let Some(cid) = clientid {
@@ -785,28 +791,28 @@ impl Inner {
                     ..
                 }) => {
                     tracing::info!("client ID is stale: the server lost our state (restart?)");
-                    lock(&self.conn).clientid = None;
+                    self.conn.lock_unpoisoned().clientid = None;
                 }
                 Err(e) => return Err(e),
             }
         }
-        let had_client = lock(&self.conn).client_epoch > 0;
+        let had_client = self.conn.lock_unpoisoned().client_epoch > 0;
         let (cid, seq) = self.exchange_id(&t).await?;
         let session = self.create_session(&t, cid, seq).await?;
         let epoch = {
-            let mut c = lock(&self.conn);
+            let mut c = self.conn.lock_unpoisoned();
             c.client_epoch += 1;
             c.client_epoch
         };
         self.lease_tx.send_modify(|l| l.client_epoch = epoch);
         bump(&self.stats.client_ids);
-        let have_opens = !lock(&self.opens).is_empty();
+        let have_opens = !self.opens.lock_unpoisoned().is_empty();
         if had_client && have_opens {
             // Reclaim runs outside the recovery lock: its compounds need the session.
             self.reclaiming.send_replace(true);
             let me = self.clone();
             let h = tokio::spawn(me.reclaim());
-            lock(&self.tasks).push(h);
+            self.tasks.lock_unpoisoned().push(h);
         } else {
             // Nothing to reclaim: tell the server so that it can end our part of the grace.
             match self
@@ -877,7 +883,7 @@ impl Inner {
                         return Err(ClientError::Protocol("EXCHANGE_ID without result".into()));
                     };
                     let (clientid, seqid, flags) = (e.clientid, e.sequenceid, e.flags);
-                    let mut c = lock(&self.conn);
+                    let mut c = self.conn.lock_unpoisoned();
                     c.clientid = Some(clientid);
                     c.create_seq = seqid;
                     c.mach_cred = matches!(e.state_protect, p::StateProtectR::MachCred(_));
@@ -946,7 +952,7 @@ impl Inner {
                 if flags & CREATE_SESSION4_FLAG_CONN_BACK_CHAN == 0 {
                     tracing::warn!("server did not bind the connection for callbacks");
                 }
-                let mut c = lock(&self.conn);
+                let mut c = self.conn.lock_unpoisoned();
                 c.create_seq = seq.wrapping_add(1);
                 c.session_gen += 1;
                 let s = Arc::new(Session {
@@ -987,7 +993,7 @@ impl Inner {
 
     /// The connection `conn_gen` failed: close it so the next user reconnects.
     fn connection_failed(&self, conn_gen: u64) {
-        let c = lock(&self.conn);
+        let c = self.conn.lock_unpoisoned();
         if c.conn_gen == conn_gen {
             if let Some(t) = &c.transport {
                 t.close("call failed");
@@ -1002,11 +1008,11 @@ impl Inner {
         deadline: Instant,
     ) -> Result<(), ClientError> {
         let _g = self.recovery.lock().await;
-        let current = lock(&self.conn).session.as_ref().map(|s| s.gen);
+        let current = self.conn.lock_unpoisoned().session.as_ref().map(|s| s.gen);
         if current == Some(gen) {
             self.drop_session_locked();
         }
-        if lock(&self.conn).session.is_none() {
+        if self.conn.lock_unpoisoned().session.is_none() {
             self.establish_locked(deadline).await?;
         }
         Ok(())
@@ -1024,7 +1030,7 @@ impl Inner {
             tokio::spawn(async move {
                 let _g = me.recovery.lock().await;
                 let (t, s) = {
-                    let c = lock(&me.conn);
+                    let c = me.conn.lock_unpoisoned();
                     (c.transport.clone(), c.session.clone())
                 };
                 if let (Some(t), Some(s)) = (t, s) {
@@ -1056,7 +1062,7 @@ impl Inner {
             );
             let me = self.clone();
             let h = tokio::spawn(me.recover_revoked(flags));
-            lock(&self.tasks).push(h);
+            self.tasks.lock_unpoisoned().push(h);
         }
     }
 
@@ -1075,7 +1081,9 @@ impl Inner {
                     | seq4::EXPIRED_SOME_STATE_REVOKED
                     | seq4::ADMIN_STATE_REVOKED)
                 == 0;
-            let opens: Vec<(u64, OpenState)> = lock(&self.opens)
+            let opens: Vec<(u64, OpenState)> = self
+                .opens
+                .lock_unpoisoned()
                 .iter()
                 .map(|(k, v)| (*k, v.clone()))
                 .collect();
@@ -1143,7 +1151,7 @@ impl Inner {
                     Ok(new) => {
                         reopened += 1;
                         bump(&self.stats.reopened_opens);
-                        if let Some(o) = lock(&self.opens).get_mut(id) {
+                        if let Some(o) = self.opens.lock_unpoisoned().get_mut(id) {
                             o.stateid = new;
                             self.open_gen.fetch_add(1, Ordering::SeqCst);
                         }
@@ -1233,7 +1241,8 @@ impl Inner {
             // answers a retry from its reply cache.
             let attempt = loop {
                 let (t, conn_gen) = self.ensure_transport(deadline).await?;
-                if lock(&self.conn).session.as_ref().map(|s| s.gen) != Some(session.gen) {
+                if self.conn.lock_unpoisoned().session.as_ref().map(|s| s.gen) != Some(session.gen)
+                {
                     break Attempt::SessionChanged;
                 }
                 let sent_at = Instant::now();
@@ -1368,16 +1377,16 @@ impl Inner {
     }
 
     async fn reclaim_inner(self: Arc<Self>) {
-        let ids: Vec<u64> = lock(&self.opens).keys().copied().collect();
+        let ids: Vec<u64> = self.opens.lock_unpoisoned().keys().copied().collect();
         let mut lost = false;
         for id in ids {
-            let Some(st) = lock(&self.opens).get(&id).cloned() else {
+            let Some(st) = self.opens.lock_unpoisoned().get(&id).cloned() else {
                 continue;
             };
             match self.reopen(&st, true).await {
                 Ok(sid) => {
                     bump(&self.stats.reclaimed_opens);
-                    if let Some(o) = lock(&self.opens).get_mut(&id) {
+                    if let Some(o) = self.opens.lock_unpoisoned().get_mut(&id) {
                         o.stateid = sid;
                         self.open_gen.fetch_add(1, Ordering::SeqCst);
                     }
@@ -1390,7 +1399,7 @@ impl Inner {
                     match self.reopen(&st, false).await {
                         Ok(sid) => {
                             bump(&self.stats.reopened_opens);
-                            if let Some(o) = lock(&self.opens).get_mut(&id) {
+                            if let Some(o) = self.opens.lock_unpoisoned().get_mut(&id) {
                                 o.stateid = sid;
                                 self.open_gen.fetch_add(1, Ordering::SeqCst);
                             }
@@ -1442,7 +1451,7 @@ impl Inner {
         st: &OpenState,
         previous: bool,
     ) -> Result<Stateid, ClientError> {
-        let clientid = lock(&self.conn).clientid.unwrap_or(0);
+        let clientid = self.conn.lock_unpoisoned().clientid.unwrap_or(0);
         let (fh, access, owner) = (st.fh.clone(), st.access, st.owner.clone());
         let build = move || {
             Ok(vec![
@@ -1496,19 +1505,21 @@ impl Inner {
 
     /// CLOSE of an open the client holds, forgetting it.
     pub(crate) async fn close_open(self: &Arc<Self>, id: u64) -> Result<(), ClientError> {
-        let Some(st) = lock(&self.opens).get(&id).cloned() else {
+        let Some(st) = self.opens.lock_unpoisoned().get(&id).cloned() else {
             return Err(ClientError::Invalid(format!("open {id} is not held")));
         };
         let me = self.clone();
         let fh = st.fh.clone();
         let build = move || {
-            let sid = lock(&me.opens)
+            let sid = me
+                .opens
+                .lock_unpoisoned()
                 .get(&id)
                 .map_or(Stateid::default(), |o| o.stateid);
             Ok(vec![NfsArgOp::Putfh(fh.clone()), wire::close(sid)])
         };
         let r = self.compound(&build, CallFlags::STATEFUL).await;
-        lock(&self.opens).remove(&id);
+        self.opens.lock_unpoisoned().remove(&id);
         match r {
             Ok(_) => Ok(()),
             // After a restart without grace the open may be gone already.
@@ -1589,7 +1600,7 @@ fn answer_callback(inner: &Arc<Inner>, call: &IncomingCall) -> (AcceptStat, Vec<
                     return (AcceptStat::GarbageArgs, vec![]);
                 }
             };
-            let session = lock(&inner.conn).session.clone();
+            let session = inner.conn.lock_unpoisoned().session.clone();
             let Some(session) = session else {
                 let res = pnfs_proto::nfs4::cb::CbCompoundRes {
                     status: NfsStat::BADSESSION,
