@@ -10,12 +10,12 @@
 //! - Results are `Result<ResOk, NfsStat>` ([`NfsRes`]) where the RFC's union carries a body only
 //!   on NFS4_OK; results that carry data on a specific error have their own enum
 //!   ([`LockRes`], [`LocktRes`], [`LayoutgetRes`], [`GetdeviceinfoRes`], [`CopyRes`],
-//!   [`SetclientidRes`]); status-only results are a bare [`NfsStat`].
+//!   [`SetclientidRes`]); status-only results are a bare [`NfsStat`](crate::nfs4::types::NfsStat).
 //! - Every result type implements [`OpResult`] (build from an error status, read the status),
 //!   and [`NfsResOp::error_for`] builds the error result for any argument op.
 //! - Layout bodies (`loc_body`, `da_addr_body`, `lou_body`, `lrf_body`) stay opaque bytes;
 //!   `crate::layout` parses them.
-//! - Attribute values stay packed in [`Fattr4`]; `crate::nfs4::attr::Fattr` types them.
+//! - Attribute values stay packed in [`Fattr4`](crate::nfs4::attr::Fattr4); `crate::nfs4::attr::Fattr` types them.
 //!
 //! Decoders accept what the XDR allows within the limits; protocol rules (a name longer than
 //! 255 bytes, minor version, which ops are allowed) are the server's and client's business.
