@@ -22,7 +22,7 @@ trap 'rc=$?; echo "setup: ERROR: step \"$STEP\" failed: \`$BASH_COMMAND\` exited
 BOOKWORM_PKGS=(
   libclang-dev libnbd-bin nbdkit fio nfs-ganesha nfs-ganesha-vfs xfsprogs e2fsprogs
   nfs-kernel-server nfs-common nbd-client busybox-static kmod cpio xz-utils iproute2 tshark
-  python3-libnbd prometheus curl
+  python3-libnbd prometheus curl openssl
 )
 # Packages that must come from bookworm-backports (installed together in one transaction).
 BACKPORTS_PKGS=(qemu-system-x86 qemu-utils linux-image-amd64)

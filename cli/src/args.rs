@@ -105,6 +105,82 @@ pub struct ExportArgs {
     /// Prometheus metrics listener.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// NBD over TLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// `--tls` of `export` and `demo`: whether the NBD listener offers or requires TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsArg {
+    /// Plain text only.
+    Off,
+    /// TLS offered; plain-text clients served too.
+    On,
+    /// TLS required: no export is reachable in plain text.
+    Require,
+}
+
+/// `--tls`, `--tls-dir`, `--tls-verify-peer` of `export` and `demo`.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// NBD over TLS (NBD_OPT_STARTTLS) on the listener.
+    #[arg(
+        long = "tls",
+        id = "tls",
+        value_enum,
+        value_name = "MODE",
+        requires = "tls_dir"
+    )]
+    pub mode: Option<TlsArg>,
+    /// The certificate directory, as qemu's tls-creds-x509: server-cert.pem, server-key.pem
+    /// and, for --tls-verify-peer, ca-cert.pem.
+    #[arg(long = "tls-dir", id = "tls_dir", value_name = "DIR", requires = "tls")]
+    pub dir: Option<PathBuf>,
+    /// Accept only clients with a certificate signed by DIR/ca-cert.pem.
+    #[arg(long = "tls-verify-peer", requires = "tls")]
+    pub verify_peer: bool,
+}
+
+impl TlsArgs {
+    /// The `[nbd]` configuration for one TCP listener at `addr` with these flags.
+    pub fn nbd_config(&self, addr: SocketAddr) -> Result<pnfs_config::NbdConfig, String> {
+        let mut nbd = pnfs_config::NbdConfig {
+            tcp: Vec::new(),
+            unix: Vec::new(),
+            max_connections: pnfs_config::NBD_MAX_CONNECTIONS_DEFAULT,
+            listeners: Vec::new(),
+        };
+        let mode = match self.mode {
+            None | Some(TlsArg::Off) => {
+                if self.verify_peer {
+                    return Err("--tls-verify-peer needs --tls on or --tls require".into());
+                }
+                nbd.tcp.push(addr);
+                return Ok(nbd);
+            }
+            Some(TlsArg::On) => pnfs_config::NbdTlsMode::On,
+            Some(TlsArg::Require) => pnfs_config::NbdTlsMode::Require,
+        };
+        let Some(dir) = &self.dir else {
+            return Err("--tls needs --tls-dir DIR".into());
+        };
+        // A relative directory is taken from the current directory, as qemu-nbd does.
+        let dir =
+            std::path::absolute(dir).map_err(|e| format!("--tls-dir {}: {e}", dir.display()))?;
+        pnfs_config::check_tls_dir(&dir, self.verify_peer)
+            .map_err(|e| format!("--tls-dir: {e}"))?;
+        nbd.listeners.push(pnfs_config::NbdListener {
+            address: pnfs_config::NbdAddress::Tcp(addr),
+            tls: Some(pnfs_config::NbdTls {
+                mode,
+                dir,
+                verify_peer: self.verify_peer,
+            }),
+            exports: None,
+        });
+        Ok(nbd)
+    }
 }
 
 /// `--metrics` of `export` and `demo`.
@@ -191,6 +267,9 @@ pub struct DemoArgs {
     /// Prometheus metrics listener.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// NBD over TLS.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[cfg(test)]
@@ -260,6 +339,52 @@ mod tests {
         // The allowance alone is a usage error.
         let e = Cli::try_parse_from(["pnfsgw", "demo", "--metrics-allow-remote"]).unwrap_err();
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn tls_flags_make_a_tls_listener_or_a_usage_error() {
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["pnfsgw", "demo"];
+            argv.extend_from_slice(extra);
+            Cli::try_parse_from(argv).map(|c| match c.command {
+                Command::Demo(d) => d.tls,
+                _ => panic!("not demo"),
+            })
+        };
+        let addr: SocketAddr = "127.0.0.1:10809".parse().unwrap();
+        let plain = parse(&[]).unwrap().nbd_config(addr).unwrap();
+        assert_eq!(plain.tcp, [addr]);
+        assert!(plain.listeners.is_empty());
+        // --tls without a directory, or a directory without --tls: usage errors.
+        assert_eq!(parse(&["--tls", "on"]).unwrap_err().exit_code(), 2);
+        assert_eq!(parse(&["--tls-dir", "/x"]).unwrap_err().exit_code(), 2);
+        assert_eq!(parse(&["--tls-verify-peer"]).unwrap_err().exit_code(), 2);
+        // A directory without the server's files is named.
+        let dir = std::env::temp_dir().join(format!("pnfsgw-args-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let d = dir.to_str().unwrap();
+        let e = parse(&["--tls", "require", "--tls-dir", d])
+            .unwrap()
+            .nbd_config(addr)
+            .unwrap_err();
+        assert!(e.contains("server-cert.pem"), "{e}");
+        for f in ["server-cert.pem", "server-key.pem"] {
+            std::fs::write(dir.join(f), "x").unwrap();
+        }
+        let e = parse(&["--tls", "require", "--tls-dir", d, "--tls-verify-peer"])
+            .unwrap()
+            .nbd_config(addr)
+            .unwrap_err();
+        assert!(e.contains("ca-cert.pem"), "{e}");
+        let c = parse(&["--tls", "require", "--tls-dir", d])
+            .unwrap()
+            .nbd_config(addr)
+            .unwrap();
+        assert!(c.tcp.is_empty());
+        let tls = c.listeners[0].tls.as_ref().unwrap();
+        assert_eq!(tls.mode, pnfs_config::NbdTlsMode::Require);
+        assert!(!tls.verify_peer);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

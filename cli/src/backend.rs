@@ -371,12 +371,19 @@ impl Device {
 /// Where the NBD server listens.
 #[derive(Debug, Clone)]
 pub struct NbdListeners {
-    /// TCP addresses.
-    pub tcp: Vec<SocketAddr>,
-    /// Unix socket paths.
-    pub unix: Vec<PathBuf>,
+    /// The listeners, with their TLS and export allow-lists.
+    pub listeners: Vec<pnfs_config::NbdListener>,
     /// Connection limit (for each listener).
     pub max_connections: u32,
+}
+
+/// One bound NBD listener.
+#[derive(Debug)]
+struct BoundListener {
+    name: String,
+    listener: pnfs_nbd::Listener,
+    tls: Option<pnfs_nbd::ServerTls>,
+    exports: Option<Vec<String>>,
 }
 
 /// One NBD export.
@@ -393,7 +400,7 @@ pub struct NbdExport {
 /// The NBD server with its listeners bound.
 #[derive(Debug)]
 pub struct NbdServer {
-    listeners: Vec<(String, pnfs_nbd::Listener)>,
+    listeners: Vec<BoundListener>,
     unix_paths: Vec<PathBuf>,
     config: pnfs_nbd::ServerConfig,
 }
@@ -454,23 +461,48 @@ pub fn nbd_counters(set: &pnfs_nbd::ExportSet, name: &str) -> BTreeMap<String, u
 }
 
 impl NbdServer {
-    /// Binds every listener (so address errors come before readiness). A stale Unix socket
-    /// file (nobody listening) is replaced; a live one is an error.
+    /// Loads every listener's TLS credentials and binds every listener (so certificate and
+    /// address errors come before readiness). A stale Unix socket file (nobody listening) is
+    /// replaced; a live one is an error.
     pub async fn bind(l: &NbdListeners) -> Result<Self, BackendError> {
         let mut listeners = Vec::new();
         let mut unix_paths = Vec::new();
-        for addr in &l.tcp {
-            let t = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| BackendError::Failed(format!("NBD listen on {addr}: {e}")))?;
-            listeners.push((addr.to_string(), t.into()));
-        }
-        for path in &l.unix {
-            let u = bind_unix(path).map_err(|e| {
-                BackendError::Failed(format!("NBD listen on {}: {e}", path.display()))
-            })?;
-            unix_paths.push(path.clone());
-            listeners.push((path.display().to_string(), u.into()));
+        for cfg in &l.listeners {
+            let tls = match &cfg.tls {
+                None => None,
+                Some(t) => {
+                    let mode = match t.mode {
+                        pnfs_config::NbdTlsMode::On => pnfs_nbd::TlsMode::On,
+                        pnfs_config::NbdTlsMode::Require => pnfs_nbd::TlsMode::Require,
+                    };
+                    Some(
+                        pnfs_nbd::ServerTls::from_dir(&t.dir, t.verify_peer, mode).map_err(
+                            |e| BackendError::Failed(format!("NBD TLS credentials: {e}")),
+                        )?,
+                    )
+                }
+            };
+            let (name, listener) = match &cfg.address {
+                pnfs_config::NbdAddress::Tcp(addr) => {
+                    let t = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| BackendError::Failed(format!("NBD listen on {addr}: {e}")))?;
+                    (addr.to_string(), t.into())
+                }
+                pnfs_config::NbdAddress::Unix(path) => {
+                    let u = bind_unix(path).map_err(|e| {
+                        BackendError::Failed(format!("NBD listen on {}: {e}", path.display()))
+                    })?;
+                    unix_paths.push(path.clone());
+                    (path.display().to_string(), u.into())
+                }
+            };
+            listeners.push(BoundListener {
+                name,
+                listener,
+                tls,
+                exports: cfg.exports.clone(),
+            });
         }
         let config = pnfs_nbd::ServerConfig {
             max_connections: usize::try_from(l.max_connections).unwrap_or(usize::MAX),
@@ -491,12 +523,34 @@ impl NbdServer {
         shutdown: watch::Receiver<bool>,
     ) -> Result<(), BackendError> {
         let mut tasks = tokio::task::JoinSet::new();
-        for (name, listener) in std::mem::take(&mut self.listeners) {
-            let exports = Arc::clone(&exports);
+        for bound in std::mem::take(&mut self.listeners) {
+            let BoundListener {
+                name,
+                listener,
+                tls,
+                exports: allowed,
+            } = bound;
+            let exports = match allowed {
+                None => Arc::clone(&exports),
+                // Only the allowed exports: a client cannot reach any other device here. A
+                // name missing from the set is a device that failed to start (reported as
+                // such); the listener serves the others.
+                Some(names) => {
+                    let present: Vec<String> = names
+                        .into_iter()
+                        .filter(|n| exports.lookup(n).is_some())
+                        .collect();
+                    Arc::new(
+                        exports
+                            .subset(&present)
+                            .map_err(|e| BackendError::Failed(format!("NBD on {name}: {e}")))?,
+                    )
+                }
+            };
             let mut stop = shutdown.clone();
             let config = self.config;
             tasks.spawn(async move {
-                let r = pnfs_nbd::serve_with_config(listener, exports, config, async move {
+                let r = pnfs_nbd::serve_with_tls(listener, exports, config, tls, async move {
                     crate::stopped(&mut stop).await;
                 })
                 .await;

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use pnfs_config::{
-    AuthSys, Config, ControlConfig, DeviceConfig, Frontend, HostPort, MdsConfig, NbdConfig,
-    UblkDefaults, VolumePattern, VolumeSearch,
+    AuthSys, Config, ControlConfig, DeviceConfig, Frontend, HostPort, MdsConfig, UblkDefaults,
+    VolumePattern, VolumeSearch,
 };
 
 use crate::args::DemoArgs;
@@ -73,6 +73,20 @@ fn prepare_state(dir: &Path, volume_size_bytes: u64) -> Result<(PathBuf, PathBuf
 
 /// The qemu command line that attaches the export as a virtio disk.
 pub fn qemu_command(uri: &str) -> String {
+    // qemu takes no nbds:// URI: over TLS the disk is a blockdev with a tls-creds object.
+    if let Some((host, port, export)) = uri
+        .strip_prefix("nbds://")
+        .and_then(|r| r.split_once('/'))
+        .and_then(|(hp, e)| hp.rsplit_once(':').map(|(h, p)| (h, p, e)))
+    {
+        return format!(
+            "qemu-system-x86_64 -machine q35,accel=kvm:tcg -m 2G \
+             --object tls-creds-x509,id=tls0,dir=CLIENT-CERT-DIR,endpoint=client \
+             -blockdev driver=nbd,server.type=inet,server.host={host},server.port={port},\
+             export={export},tls-creds=tls0,node-name=d0 \
+             -device virtio-blk-pci,drive=d0 -cdrom INSTALLER.iso"
+        );
+    }
     format!(
         "qemu-system-x86_64 -machine q35,accel=kvm:tcg -m 2G \
          -drive file={uri},format=raw,if=virtio,cache=none -cdrom INSTALLER.iso"
@@ -113,6 +127,13 @@ pub fn main(a: DemoArgs) -> u8 {
     };
     let metrics = match a.metrics.config() {
         Ok(m) => m,
+        Err(e) => {
+            eprintln!("pnfsgw demo: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let nbd = match a.tls.nbd_config(a.listen) {
+        Ok(n) => n,
         Err(e) => {
             eprintln!("pnfsgw demo: {e}");
             return EXIT_USAGE;
@@ -190,11 +211,7 @@ pub fn main(a: DemoArgs) -> u8 {
                 }],
                 designators: Vec::new(),
             },
-            nbd: NbdConfig {
-                tcp: vec![a.listen],
-                unix: Vec::new(),
-                max_connections: pnfs_config::NBD_MAX_CONNECTIONS_DEFAULT,
-            },
+            nbd,
             ublk: UblkDefaults {
                 queues: pnfs_config::UBLK_QUEUES_DEFAULT,
                 depth: pnfs_config::UBLK_DEPTH_DEFAULT,
@@ -247,11 +264,16 @@ fn print_instructions(
         out,
         "{READY_LINE}: {uri}\n\
          \n  NBD export  {uri}   (file {DEMO_PATH}, {}, on the embedded MDS at {mds})\
-         \n  inspect     nbdinfo {uri}\
+         \n  inspect     nbdinfo {}\
          \n  VM disk     {}\
          \n  stats       pnfsgw stats --control {}{}\
          \n  stop        Ctrl-C or SIGTERM (layouts are committed and returned, then the session ends)\n",
         format_size(size_bytes),
+        if uri.starts_with("nbds://") {
+            format!("'{uri}?tls-certificates=CLIENT-CERT-DIR'")
+        } else {
+            uri.clone()
+        },
         qemu_command(uri),
         control.display(),
         metrics.map_or_else(String::new, |m| format!(
@@ -260,4 +282,22 @@ fn print_instructions(
         ))
     );
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::qemu_command;
+
+    #[test]
+    fn the_qemu_command_over_tls_is_a_blockdev_with_tls_creds() {
+        let c = qemu_command("nbds://127.0.0.1:10809/demo");
+        assert!(!c.contains("nbds://"), "{c}");
+        assert!(
+            c.contains("tls-creds-x509,id=tls0,dir=CLIENT-CERT-DIR,endpoint=client")
+                && c.contains("server.host=127.0.0.1,server.port=10809,export=demo,tls-creds=tls0"),
+            "{c}"
+        );
+        assert!(qemu_command("nbd://127.0.0.1:10809/demo")
+            .contains("-drive file=nbd://127.0.0.1:10809/demo,"));
+    }
 }

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pnfs_config::{
-    Config, ControlConfig, DataPath, DeviceConfig, Frontend, MdsConfig, NbdConfig, UblkDefaults,
+    Config, ControlConfig, DataPath, DeviceConfig, Frontend, MdsConfig, UblkDefaults,
     VolumePattern, VolumeSearch,
 };
 use tokio::sync::watch;
@@ -359,11 +359,7 @@ fn export_config(a: &args::ExportArgs) -> Result<(Config, Vec<DeviceSpec>), Stri
             entries,
             designators: Vec::new(),
         },
-        nbd: NbdConfig {
-            tcp: vec![a.nbd],
-            unix: Vec::new(),
-            max_connections: pnfs_config::NBD_MAX_CONNECTIONS_DEFAULT,
-        },
+        nbd: a.tls.nbd_config(a.nbd)?,
         ublk,
         control: ControlConfig { socket: control },
         metrics: a.metrics.config()?,

@@ -63,6 +63,27 @@ pub fn nbd_uri(addr: &std::net::SocketAddr, export: &str) -> String {
     format!("nbd://{addr}/{export}")
 }
 
+/// The URI of `export` on `listener`, if the listener serves it: `nbds://` when TLS is
+/// required (libnbd's scheme for TLS), `nbd+unix://` on a Unix socket.
+pub fn listener_uri(listener: &pnfs_config::NbdListener, export: &str) -> Option<String> {
+    if let Some(allowed) = &listener.exports {
+        if !allowed.iter().any(|a| a == export) {
+            return None;
+        }
+    }
+    let tls_required = listener
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.mode == pnfs_config::NbdTlsMode::Require);
+    Some(match &listener.address {
+        pnfs_config::NbdAddress::Tcp(addr) if tls_required => format!("nbds://{addr}/{export}"),
+        pnfs_config::NbdAddress::Tcp(addr) => nbd_uri(addr, export),
+        pnfs_config::NbdAddress::Unix(path) => {
+            format!("nbd+unix:///{export}?socket={}", path.display())
+        }
+    })
+}
+
 /// Runs the service until `shutdown` turns true (or a fatal error).
 pub async fn run(
     config: Config,
@@ -131,11 +152,12 @@ fn initial_status(config: &Config) -> impl Fn(&DeviceSpec) -> DeviceStatus + '_ 
         let d = &spec.config;
         let mut frontends = Vec::new();
         if d.has(Frontend::Nbd) {
-            let location = match (config.nbd.tcp.first(), config.nbd.unix.first()) {
-                (Some(addr), _) => nbd_uri(addr, &d.export),
-                (None, Some(path)) => format!("nbd+unix:///{}?socket={}", d.export, path.display()),
-                (None, None) => String::new(),
-            };
+            let location = config
+                .nbd
+                .all_listeners()
+                .iter()
+                .find_map(|l| listener_uri(l, &d.export))
+                .unwrap_or_default();
             frontends.push(FrontendStatus {
                 kind: "nbd".into(),
                 location,
@@ -279,18 +301,20 @@ async fn serve(
     let mut nbd_set: Option<Arc<pnfs_nbd::ExportSet>> = None;
     if !nbd_exports.is_empty() && !early_stop {
         let listeners = NbdListeners {
-            tcp: config.nbd.tcp.clone(),
-            unix: config.nbd.unix.clone(),
+            listeners: config.nbd.all_listeners(),
             max_connections: config.nbd.max_connections,
         };
         match NbdServer::bind(&listeners).await {
             Ok(server) => {
                 for (i, e) in &nbd_exports {
                     frontend_state(board, *i, "nbd", State::Up, None);
-                    for addr in &config.nbd.tcp {
-                        ready
-                            .nbd_uris
-                            .push((specs[*i].config.name.clone(), nbd_uri(addr, &e.name)));
+                    for l in &listeners.listeners {
+                        if !matches!(l.address, pnfs_config::NbdAddress::Tcp(_)) {
+                            continue;
+                        }
+                        if let Some(uri) = listener_uri(l, &e.name) {
+                            ready.nbd_uris.push((specs[*i].config.name.clone(), uri));
+                        }
                     }
                 }
                 let exports: Vec<NbdExport> = nbd_exports.into_iter().map(|(_, e)| e).collect();

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A validated configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,6 +245,107 @@ pub struct NbdConfig {
     pub unix: Vec<PathBuf>,
     /// Connections served at once over all listeners.
     pub max_connections: u32,
+    /// `[[nbd.listener]]` tables: listeners with TLS or an export allow-list.
+    pub listeners: Vec<NbdListener>,
+}
+
+impl NbdConfig {
+    /// Every listener: the plain `tcp` and `unix` ones (no TLS, every export) first, then
+    /// the `[[nbd.listener]]` ones.
+    pub fn all_listeners(&self) -> Vec<NbdListener> {
+        let plain = |address| NbdListener {
+            address,
+            tls: None,
+            exports: None,
+        };
+        self.tcp
+            .iter()
+            .map(|a| plain(NbdAddress::Tcp(*a)))
+            .chain(self.unix.iter().map(|p| plain(NbdAddress::Unix(p.clone()))))
+            .chain(self.listeners.iter().cloned())
+            .collect()
+    }
+
+    /// True when there is no listener at all.
+    pub fn is_empty(&self) -> bool {
+        self.tcp.is_empty() && self.unix.is_empty() && self.listeners.is_empty()
+    }
+}
+
+/// Where an NBD listener listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NbdAddress {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// An absolute Unix socket path.
+    Unix(PathBuf),
+}
+
+/// Whether an NBD listener offers TLS or insists on it (`tls = "on" | "require"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NbdTlsMode {
+    /// Offered; plain-text clients are served too.
+    On,
+    /// Required: no export is reachable in plain text.
+    Require,
+}
+
+impl fmt::Display for NbdTlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NbdTlsMode::On => "on",
+            NbdTlsMode::Require => "require",
+        })
+    }
+}
+
+/// The TLS of one NBD listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NbdTls {
+    /// On or required.
+    pub mode: NbdTlsMode,
+    /// The credentials directory (`ca-cert.pem`, `server-cert.pem`, `server-key.pem`, as
+    /// qemu's `tls-creds-x509`); the files were there when the configuration was checked.
+    pub dir: PathBuf,
+    /// Clients must present a certificate signed by `ca-cert.pem`.
+    pub verify_peer: bool,
+}
+
+/// The certificate files a TLS directory must hold (`ca-cert.pem` only with
+/// `verify_peer`).
+pub const TLS_SERVER_FILES: [&str; 2] = ["server-cert.pem", "server-key.pem"];
+/// The CA file of a TLS directory.
+pub const TLS_CA_FILE: &str = "ca-cert.pem";
+
+/// Checks that a TLS credentials directory holds the server's files (and the CA with
+/// `verify_peer`); the error names the first missing file.
+pub fn check_tls_dir(dir: &Path, verify_peer: bool) -> Result<(), String> {
+    let needed = TLS_SERVER_FILES
+        .iter()
+        .chain(verify_peer.then_some(&TLS_CA_FILE));
+    for file in needed {
+        let f = dir.join(file);
+        if !f.is_file() {
+            let why = if *file == TLS_CA_FILE {
+                " (tls_verify_peer checks client certificates against it)"
+            } else {
+                ""
+            };
+            return Err(format!("missing certificate file {}{why}", f.display()));
+        }
+    }
+    Ok(())
+}
+
+/// One NBD listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NbdListener {
+    /// Where it listens.
+    pub address: NbdAddress,
+    /// TLS (TCP only); `None`: plain text.
+    pub tls: Option<NbdTls>,
+    /// The export names it serves (each one a device's); `None`: every NBD export.
+    pub exports: Option<Vec<String>>,
 }
 
 /// `[ublk]`.

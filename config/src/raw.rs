@@ -89,6 +89,26 @@ pub(crate) struct RawNbd {
     pub unix: Vec<Spanned<String>>,
     #[serde(default)]
     pub max_connections: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub listener: Vec<Spanned<RawNbdListener>>,
+}
+
+/// `[[nbd.listener]]`: one listener with its own TLS and export allow-list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNbdListener {
+    #[serde(default)]
+    pub tcp: Option<Spanned<String>>,
+    #[serde(default)]
+    pub unix: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tls: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tls_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    pub tls_verify_peer: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub exports: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// `[ublk]`: defaults for every device with the `ublk` frontend.

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+mod listener;
+
 use crate::error::{ConfigError, ConfigErrorKind};
 use crate::model::{
     check_metrics_listen, AuthSys, Config, ControlConfig, DataPath, DeviceConfig, Frontend,
@@ -183,6 +185,7 @@ impl Checker<'_> {
             }
             devices.push(dev);
         }
+        self.check_listener_exports(raw.nbd.as_ref(), &exports)?;
         Ok(Config {
             mds,
             volumes,
@@ -360,21 +363,14 @@ impl Checker<'_> {
                 tcp: Vec::new(),
                 unix: Vec::new(),
                 max_connections: NBD_MAX_CONNECTIONS_DEFAULT,
+                listeners: Vec::new(),
             });
         };
         self.count_limit(&n.tcp, "tcp", NBD_LISTENERS_MAX)?;
         self.count_limit(&n.unix, "unix", NBD_LISTENERS_MAX)?;
         let mut tcp = Vec::with_capacity(n.tcp.len());
         for a in &n.tcp {
-            let addr: SocketAddr = a.get_ref().parse().map_err(|_| {
-                self.err(a.span(), format!("{:?} is not an IP address and port (e.g. \"127.0.0.1:10809\" or \"[::1]:10809\")", a.get_ref()))
-            })?;
-            if addr.port() == 0 {
-                return Err(self.err(
-                    a.span(),
-                    "NBD listen port 0 is not allowed: clients could not find it".into(),
-                ));
-            }
+            let addr = self.tcp_address(a)?;
             if tcp.contains(&addr) {
                 return Err(self.err(a.span(), format!("duplicate NBD listen address {addr}")));
             }
@@ -391,9 +387,11 @@ impl Checker<'_> {
             }
             unix.push(p);
         }
+        let listeners = self.nbd_listeners(n, &tcp, &unix)?;
         Ok(NbdConfig {
             tcp,
             unix,
+            listeners,
             max_connections: self.ranged_u32(
                 n.max_connections.as_ref(),
                 "max_connections",
@@ -472,11 +470,11 @@ impl Checker<'_> {
             }
         };
         let frontends_span = raw.frontends.as_ref().map_or(d.span(), Spanned::span);
-        if frontends.contains(&Frontend::Nbd) && nbd.tcp.is_empty() && nbd.unix.is_empty() {
+        if frontends.contains(&Frontend::Nbd) && nbd.is_empty() {
             return Err(self.err(
                 frontends_span,
                 format!(
-                    "device {name:?} uses the nbd frontend but [nbd] has no tcp or unix listener"
+                    "device {name:?} uses the nbd frontend but [nbd] has no tcp, unix or [[nbd.listener]] listener"
                 ),
             ));
         }

@@ -98,6 +98,9 @@ counters! {
     /// Files whose layout the server revoked (found by TEST_STATEID after
     /// SEQ4_STATUS_RECALLABLE_STATE_REVOKED; dropped without LAYOUTRETURN).
     layouts_revoked,
+    /// Times a COMMIT's verifier differed from the one uncommitted MDS writes were answered
+    /// with (an MDS restart): each time they were all sent again.
+    mds_rewrites,
 }
 
 impl Stats {

@@ -9,8 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pnfs_gateway::client::{ClientConfig, NfsClient};
+use pnfs_gateway::disk::Disk;
 use pnfs_gateway::mds_api::{MetadataServer, OpenMode};
-use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
+use pnfs_gateway::pnfs::testing::workload::{run_workload, Model, WorkloadConfig};
 use pnfs_gateway::pnfs::volume::{FileVolume, TraceKind, TraceVolume, VolumeIo};
 use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::Stats;
@@ -200,4 +201,58 @@ async fn sigstop_past_the_fence_point_issues_no_direct_write() {
     eprintln!("rounds={rounds}\n  {snap}");
     assert!(snap.fencing_events > 0, "never fenced: {snap}");
     assert_eq!(snap.request_errors, 0);
+}
+
+/// The MDS data path (no volumes: every request goes through MDS READ/WRITE) sends WRITE
+/// UNSTABLE4 and COMMITs at the flush. The MDS is SIGKILLed between the writes and the flush,
+/// so it loses the writes' block maps; the COMMIT after the restart returns another verifier
+/// and the gateway must send every write it had not committed again before the flush
+/// succeeds. The server's view after the flush holds all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mds_path_resends_uncommitted_writes_after_an_mds_restart() {
+    const WRITE_BYTES: usize = 4096;
+    const WRITES: u64 = 64;
+    let mut mds = MdsProcess::start("unstable", mds_options());
+    let nfs = Arc::new(
+        NfsClient::connect(&mds.addr(), client_config("unstable"))
+            .await
+            .expect("connect"),
+    );
+    create(&nfs, "disk.img").await;
+    let stats = Arc::new(Stats::default());
+    let gw = PnfsClient::new(
+        Arc::clone(&nfs),
+        Vec::new(),
+        PnfsConfig::default(),
+        Arc::clone(&stats),
+    );
+    let disk = gw.open_disk("disk.img", false).await.expect("open disk");
+    // The file was created FILE_BYTES long: zeros everywhere not written.
+    let file_len = usize::try_from(FILE_BYTES).expect("size");
+    let mut model = Model {
+        data: vec![0; file_len],
+        defined: vec![true; file_len],
+    };
+    // Every other 4 KiB block of the first half: fresh space, so each write allocates.
+    for i in 0..WRITES {
+        let off = i * 2 * WRITE_BYTES as u64;
+        let data = vec![u8::try_from(i % 251).expect("byte") + 1; WRITE_BYTES];
+        let at = usize::try_from(off).expect("offset");
+        model.data[at..at + WRITE_BYTES].copy_from_slice(&data);
+        disk.write(off, bytes::Bytes::from(data), false)
+            .await
+            .expect("write");
+    }
+    assert_eq!(stats.snapshot().mds_rewrites, 0);
+    mds.kill9();
+    mds.spawn();
+    disk.flush().await.expect("flush after the restart");
+    assert_eq!(
+        stats.snapshot().mds_rewrites,
+        1,
+        "the writes were sent again once"
+    );
+    disk.close().await.expect("close disk");
+    check_server_view(&nfs, "disk.img", &model, "after the restart and flush").await;
+    assert_eq!(gw.stats().snapshot().request_errors, 0);
 }

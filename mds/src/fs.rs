@@ -25,6 +25,9 @@ use redb::{Database, ReadableTable, TableDefinition};
 use crate::volume::LogicalVolume;
 use crate::MdsError;
 
+mod data;
+pub use data::Durability;
+
 /// State granularity of extent maps.
 pub const SECTOR_BYTES: u64 = 4096;
 /// The root directory's inode id.
@@ -359,6 +362,11 @@ pub struct Fs {
     /// stateid (CLOSE, RFC 8881 §18.2, must still work), as on POSIX. Any left at a restart are
     /// freed when the store is loaded.
     orphans: BTreeSet<u64>,
+    /// Files whose map or size an UNSTABLE write changed in memory only (see
+    /// [`data`]): written to the store by the next [`Fs::commit`].
+    unstable: BTreeSet<u64>,
+    /// Data was written to the volume since its last sync.
+    volume_dirty: bool,
 }
 
 fn sfault<E: std::fmt::Display>(e: E) -> NfsStat {
@@ -392,6 +400,8 @@ impl Fs {
             cut_gen: 0,
             cuts: HashMap::new(),
             orphans: BTreeSet::new(),
+            unstable: BTreeSet::new(),
+            volume_dirty: false,
         };
         fs.load().map_err(|e| MdsError::Store(e.to_string()))?;
         // Files removed while open before the restart: nobody has them open any more.
@@ -535,10 +545,20 @@ impl Fs {
         }
     }
 
-    /// Writes the records in `tx` in one redb transaction.
-    pub fn commit(&mut self, tx: Tx) -> Result<(), NfsStat> {
+    /// Writes the records in `tx` in one redb transaction, with the files changed by UNSTABLE
+    /// writes since the last one (their data synced first: a map in the store never points
+    /// at data that is not on the volume).
+    pub fn commit(&mut self, mut tx: Tx) -> Result<(), NfsStat> {
         if self.broken {
             return Err(NfsStat::SERVERFAULT);
+        }
+        if !self.unstable.is_empty() {
+            if let Err(e) = self.sync_volume() {
+                // The caller's change is already in memory: as with a failed transaction.
+                self.broken = true;
+                return Err(e);
+            }
+            tx.inodes.extend(std::mem::take(&mut self.unstable));
         }
         let r = (|| -> Result<(), Box<dyn std::error::Error>> {
             let w = self.db.begin_write()?;
@@ -1125,137 +1145,6 @@ impl Fs {
         Ok(out)
     }
 
-    /// Reads file data through the extent map (READ through the MDS).
-    pub fn read(&self, id: u64, off: u64, count: u32) -> Result<(Vec<u8>, bool), NfsStat> {
-        let ino = self.get(id)?;
-        match ino.kind {
-            Kind::File => {}
-            Kind::Dir => return Err(NfsStat::ISDIR),
-            Kind::Symlink(_) | Kind::Special { .. } => return Err(NfsStat::INVAL),
-        }
-        if off >= ino.size {
-            return Ok((Vec::new(), true));
-        }
-        let end = ino.size.min(off + u64::from(count));
-        let mut buf = vec![0u8; usize::try_from(end - off).map_err(|_| NfsStat::INVAL)?];
-        for e in &ino.extents {
-            if e.state != ExtState::Written || e.end() <= off || e.file_off >= end {
-                continue;
-            }
-            let a = e.file_off.max(off);
-            let b = e.end().min(end);
-            let dst = &mut buf
-                [usize::try_from(a - off).unwrap_or(0)..usize::try_from(b - off).unwrap_or(0)];
-            self.vol
-                .read(e.vol_off + (a - e.file_off), dst)
-                .map_err(|err| {
-                    tracing::error!("volume read: {err}");
-                    NfsStat::IO
-                })?;
-        }
-        Ok((buf, end >= ino.size))
-    }
-
-    /// True when writing this range through the MDS changes the extent map (allocation or
-    /// INVALID → written), which makes cached layouts stale.
-    pub fn write_changes_map(&self, id: u64, off: u64, len: u64) -> bool {
-        let Ok(ino) = self.get(id) else { return false };
-        let a = off / SECTOR_BYTES * SECTOR_BYTES;
-        let b = round_up(off + len, SECTOR_BYTES);
-        let mut covered = a;
-        for e in &ino.extents {
-            if e.end() <= a || e.file_off >= b {
-                continue;
-            }
-            if e.file_off > covered || e.state != ExtState::Written {
-                return true;
-            }
-            covered = e.end();
-        }
-        covered < b || ino.cow.iter().any(|e| e.file_off < b && e.end() > a)
-    }
-
-    /// Writes file data through the MDS: allocates holes, zero-fills partial sectors of
-    /// unwritten space, writes and syncs the volume, then commits the map.
-    pub fn write(&mut self, id: u64, off: u64, data: &[u8]) -> Result<(), NfsStat> {
-        if self.broken {
-            return Err(NfsStat::SERVERFAULT);
-        }
-        let ino = self.get(id)?;
-        match ino.kind {
-            Kind::File => {}
-            Kind::Dir => return Err(NfsStat::ISDIR),
-            Kind::Symlink(_) | Kind::Special { .. } => return Err(NfsStat::INVAL),
-        }
-        let end = off.checked_add(data.len() as u64).ok_or(NfsStat::FBIG)?;
-        if end > MAX_FILE_BYTES {
-            return Err(NfsStat::FBIG);
-        }
-        if data.is_empty() {
-            return Ok(());
-        }
-        let mut tx = Tx::default();
-        // Shared blocks in the range are copied first (copy on write).
-        self.unshare(id, off, data.len() as u64, &mut tx)?;
-        self.ensure_allocated(id, off, data.len() as u64)?;
-        let a = off / SECTOR_BYTES * SECTOR_BYTES;
-        let b = round_up(end, SECTOR_BYTES);
-        // Assemble the whole sectors: existing data for written ones, zeros for the rest.
-        let mut buf = vec![0u8; usize::try_from(b - a).map_err(|_| NfsStat::INVAL)?];
-        let ino = self.get(id)?;
-        for e in &ino.extents {
-            if e.end() <= a || e.file_off >= b {
-                continue;
-            }
-            let x = e.file_off.max(a);
-            let y = e.end().min(b);
-            if e.state == ExtState::Written && (x < off || y > end) {
-                // Only the partial head/tail sectors need the old contents.
-                for (s, t) in [(x, off.min(y)), (end.max(x), y)] {
-                    if s < t {
-                        let dst = &mut buf[usize::try_from(s - a).unwrap_or(0)
-                            ..usize::try_from(t - a).unwrap_or(0)];
-                        self.vol
-                            .read(e.vol_off + (s - e.file_off), dst)
-                            .map_err(|err| {
-                                tracing::error!("volume read: {err}");
-                                NfsStat::IO
-                            })?;
-                    }
-                }
-            }
-        }
-        let d0 = usize::try_from(off - a).unwrap_or(0);
-        buf[d0..d0 + data.len()].copy_from_slice(data);
-        for e in &ino.extents {
-            if e.end() <= a || e.file_off >= b {
-                continue;
-            }
-            let x = e.file_off.max(a);
-            let y = e.end().min(b);
-            let src =
-                &buf[usize::try_from(x - a).unwrap_or(0)..usize::try_from(y - a).unwrap_or(0)];
-            self.vol
-                .write(e.vol_off + (x - e.file_off), src)
-                .map_err(|err| {
-                    tracing::error!("volume write: {err}");
-                    NfsStat::IO
-                })?;
-        }
-        self.vol.sync().map_err(|err| {
-            tracing::error!("volume sync: {err}");
-            NfsStat::IO
-        })?;
-        let ino = self.inodes.get_mut(&id).ok_or(NfsStat::STALE)?;
-        set_state(&mut ino.extents, a, b, ExtState::Written);
-        if end > ino.size {
-            ino.size = end;
-        }
-        ino.touch_data();
-        tx.inodes.insert(id);
-        self.commit(tx)
-    }
-
     /// Allocates blocks for every hole in [off, off+len) (rounded to blocks); new extents are
     /// INVALID. Does not commit.
     fn ensure_allocated(&mut self, id: u64, off: u64, len: u64) -> Result<(), NfsStat> {
@@ -1397,6 +1286,9 @@ impl Fs {
         if end > MAX_FILE_BYTES {
             return Err(NfsStat::FBIG);
         }
+        // A layout client reads the volume itself, maybe from another host: data written
+        // UNSTABLE through the MDS must have left this host's page cache first.
+        self.sync_volume()?;
         if rw {
             if self.broken {
                 return Err(NfsStat::SERVERFAULT);
@@ -1847,11 +1739,11 @@ fn holes(exts: &[Extent], a: u64, b: u64) -> Vec<(u64, u64)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::volume::{LabelAt, SimpleVolume, Topology};
 
-    fn mkfs(dir: &Path, bs: u64) -> Fs {
+    pub(super) fn mkfs(dir: &Path, bs: u64) -> Fs {
         let p = dir.join("vol");
         if !p.exists() {
             std::fs::File::create(&p)
@@ -1913,8 +1805,8 @@ mod tests {
         let (f, _, _) = fs
             .create(ROOT_ID, "a", Kind::File, 0, 0, &SetAttrs::default())
             .unwrap();
-        fs.write(f, 100, b"hello").unwrap();
-        fs.write(f, 70000, b"world").unwrap();
+        fs.write(f, 100, b"hello", Durability::Stable).unwrap();
+        fs.write(f, 70000, b"world", Durability::Stable).unwrap();
         let (data, eof) = fs.read(f, 0, 100_000).unwrap();
         assert!(eof);
         assert_eq!(data.len(), 70005);
@@ -2000,7 +1892,7 @@ mod tests {
         let (b, _, _) = fs
             .create(ROOT_ID, "b", Kind::File, 0, 0, &SetAttrs::default())
             .unwrap();
-        fs.write(a, 0, &[7u8; 8192]).unwrap();
+        fs.write(a, 0, &[7u8; 8192], Durability::Stable).unwrap();
         fs.clone_file(a, b).unwrap();
         fs.check().unwrap();
         let w = fs.layout(b, 0, 8192, true).unwrap();
@@ -2012,7 +1904,7 @@ mod tests {
         assert_eq!(fs.read(b, 0, 1).unwrap().0, vec![9]);
         assert_eq!(fs.read(a, 0, 1).unwrap().0, vec![7]);
         fs.check().unwrap();
-        fs.write(a, 0, &[1]).unwrap();
+        fs.write(a, 0, &[1], Durability::Stable).unwrap();
         fs.remove(ROOT_ID, "a").unwrap();
         fs.remove(ROOT_ID, "b").unwrap();
         assert_eq!(fs.free_bytes(), (16 << 20) - 4096);
@@ -2125,7 +2017,7 @@ mod tests {
         let (f, _, _) = fs
             .create(ROOT_ID, "a", Kind::File, 0, 0, &SetAttrs::default())
             .unwrap();
-        fs.write(f, 0, &[1u8; 5000]).unwrap();
+        fs.write(f, 0, &[1u8; 5000], Durability::Stable).unwrap();
         let p = fs.layout(f, 4096, 4 * mib, false).unwrap();
         assert_eq!(p.len(), 2, "{p:?}");
         assert_eq!(

@@ -24,9 +24,13 @@
 //!   layout, or a truncation recalls layouts (CB_LAYOUTRECALL) and answers
 //!   NFS4ERR_RECALLCONFLICT / NFS4ERR_DELAY until they are returned; after the recall timeout
 //!   the layout is revoked (forgotten — plain block volumes cannot be fenced).
-//! - **No delegations** are ever granted. Byte-range locks are advisory and POSIX-like
-//!   (LOCK / LOCKT / LOCKU with lock stateids, DENIED with the holder); they go with their
-//!   open's CLOSE and the client's lease. Permissions are not enforced (trusted AUTH_SYS
+//! - **Read delegations** (never write ones) on read-only opens of files nobody writes, to
+//!   clients with a back channel (`nfs::deleg`); another client's conflicting OPEN, SETATTR,
+//!   RENAME, REMOVE or LINK recalls them (CB_RECALL) and gets NFS4ERR_DELAY until DELEGRETURN;
+//!   one not returned a lease after its recall is revoked. Byte-range locks are advisory and
+//!   POSIX-like (LOCK / LOCKT / LOCKU with lock stateids, DENIED with the holder; blocking
+//!   requests are polled, no CB_NOTIFY_LOCK); they go with their open's CLOSE and the client's
+//!   lease. Permissions are not enforced (trusted AUTH_SYS
 //!   clients).
 //! - **Client records** follow the EXCHANGE_ID case table of RFC 8881 §18.35.5, with the
 //!   AUTH_SYS machine name and uid as the principal: a known owner with a new verifier gets
@@ -52,7 +56,9 @@
 //! (default `DIR/admin.sock`, created once the server is ready) takes one command per line:
 //! `recall /path` → `ok N` (CB_LAYOUTRECALL to every holder of a layout on that file),
 //! `layouts /path` → `ok N` (how many clients hold a layout on that file),
-//! `clone /src /dst` → `ok`, `stats` → `recalls_sent=N revoked=M unacknowledged=K expired_clients=E`.
+//! `delegations /path` → `ok N` (how many clients hold a delegation of that file),
+//! `clone /src /dst` → `ok`, `stats` → `recalls_sent=N revoked=M unacknowledged=K expired_clients=E
+//! delegation_recalls=D delegation_revocations=R`.
 //! In-process:
 //! [`Config::from_args`] + [`Config::open`] + [`run`], and [`Mds::recall_layouts`].
 

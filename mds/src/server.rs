@@ -89,6 +89,19 @@ impl Mds {
         (st.recalls_sent, st.revoked)
     }
 
+    /// Delegations held on the file at `path`.
+    pub fn delegations_on(&self, path: &str) -> Result<usize, crate::MdsError> {
+        self.lock()
+            .delegations_on(path)
+            .map_err(|e| crate::MdsError::Admin(format!("{path}: {e}")))
+    }
+
+    /// (CB_RECALLs of delegations sent, delegations revoked a lease after their recall).
+    pub fn delegation_stats(&self) -> (u64, u64) {
+        let st = self.lock();
+        (st.delegation_recalls_sent, st.delegations_revoked)
+    }
+
     /// Clients whose lease expired (their state was dropped; they need a new client ID).
     pub fn expired_clients(&self) -> u64 {
         self.lock().expired_clients
@@ -117,7 +130,8 @@ impl Mds {
         };
         let Some((sess, Some(back), prog, sys, seq_lock)) = found else {
             tracing::warn!(
-                "client {:#x} has no back channel; its layout will be revoked at the timeout",
+                "client {:#x} has no back channel; its layout or delegation will be revoked at \
+                 the timeout",
                 r.clientid
             );
             return;
@@ -145,7 +159,7 @@ impl Mds {
                 CallBody::new(prog, rpc::NFS_CB_VERSION, rpc::CB_COMPOUND, cred),
             )
             .encode(&mut enc);
-            enc.put_opaque_fixed(&nfs::callback::layoutrecall_args(&sess, *seq, &r));
+            enc.put_opaque_fixed(&nfs::callback::recall_args(&sess, *seq, &r));
             if rpc::finish_record(&mut enc, mark).is_err() {
                 return;
             }
@@ -155,7 +169,14 @@ impl Mds {
                 tracing::warn!("recall: back channel closed");
                 return;
             }
-            self.lock().recalls_sent += 1;
+            {
+                let mut st = self.lock();
+                if r.delegation {
+                    st.delegation_recalls_sent += 1;
+                } else {
+                    st.recalls_sent += 1;
+                }
+            }
             let reply = match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(b)) => b,
                 _ => {
@@ -174,13 +195,18 @@ impl Mds {
                 Err(e) => Err(e.to_string()),
             };
             tracing::info!(
-                "CB_LAYOUTRECALL to client {:#x} (layout seqid {}): {result:?}",
+                "{} to client {:#x} (stateid seqid {}): {result:?}",
+                if r.delegation {
+                    "CB_RECALL"
+                } else {
+                    "CB_LAYOUTRECALL"
+                },
                 r.clientid,
                 r.stateid.seqid
             );
             match result {
                 Ok(o) if o.recall.is_some_and(NfsStat::is_ok) => return,
-                Ok(o) if o.recall == Some(NfsStat::NOMATCHING_LAYOUT) => {
+                Ok(o) if !r.delegation && o.recall == Some(NfsStat::NOMATCHING_LAYOUT) => {
                     self.lock().recall_answered_nomatch(&r.stateid.other);
                     return;
                 }
@@ -402,8 +428,10 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
 }
 
 /// Serves admin commands on a Unix socket, one per line:
-/// `recall PATH` → `ok N`, `layouts PATH` → `ok N`, `clone SRC DST` → `ok`,
-/// `stats` → `recalls_sent=N revoked=M unacknowledged=K expired_clients=E`.
+/// `recall PATH` → `ok N`, `layouts PATH` → `ok N`, `delegations PATH` → `ok N`,
+/// `clone SRC DST` → `ok`,
+/// `stats` → `recalls_sent=N revoked=M unacknowledged=K expired_clients=E
+/// delegation_recalls=D delegation_revocations=R`.
 pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
     loop {
         let Ok((sock, _)) = listener.accept().await else {
@@ -428,6 +456,10 @@ pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
                         Ok(n) => format!("ok {n}"),
                         Err(e) => format!("err {e}"),
                     },
+                    ["delegations", path] => match mds.delegations_on(path) {
+                        Ok(n) => format!("ok {n}"),
+                        Err(e) => format!("err {e}"),
+                    },
                     ["clone", s, d] => match mds.clone_file(s, d) {
                         Ok(()) => "ok".to_owned(),
                         Err(e) => format!("err {e}"),
@@ -436,8 +468,10 @@ pub async fn serve_admin(listener: UnixListener, mds: Arc<Mds>) {
                         let (s, r) = mds.recall_stats();
                         let u = mds.revoked_unacknowledged();
                         let e = mds.expired_clients();
+                        let (ds, dr) = mds.delegation_stats();
                         format!(
-                            "recalls_sent={s} revoked={r} unacknowledged={u} expired_clients={e}"
+                            "recalls_sent={s} revoked={r} unacknowledged={u} expired_clients={e} \
+                             delegation_recalls={ds} delegation_revocations={dr}"
                         )
                     }
                     _ => "err unknown command".to_owned(),

@@ -2,216 +2,14 @@
 //! table, that a request that fails to decode changes nothing, and lease expiry. Requests
 //! are built and replies read with `pnfs_proto`'s COMPOUND types.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use pnfs_proto::nfs4::attr::{Bitmap4, Fattr, Fattr4, FATTR4_MODE, FATTR4_TYPE};
 use pnfs_proto::nfs4::*;
-use pnfs_proto::rpc::{self, CallBody, OpaqueAuth, RpcMsg};
-use pnfs_proto::xdr::{from_bytes, to_bytes, Decoder, Encoder, XdrEncode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use pnfs_proto::xdr::{from_bytes, to_bytes};
 
-struct Server {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    dir: std::path::PathBuf,
-}
-
-async fn start(dir: Option<std::path::PathBuf>) -> Server {
-    start_with(dir, &[]).await
-}
-
-/// Starts a server on a fresh (or the given) store with extra command-line flags.
-async fn start_with(dir: Option<std::path::PathBuf>, flags: &[&str]) -> Server {
-    let dir = dir.unwrap_or_else(|| {
-        let d = std::env::temp_dir().join(format!(
-            "pnfs-mds-wire-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::File::create(d.join("vol"))
-            .unwrap()
-            .set_len(64 << 20)
-            .unwrap();
-        d
-    });
-    let state = dir.join("state");
-    let vol = dir.join("vol");
-    let mut argv = vec![
-        "pnfs-mds",
-        "--state",
-        state.to_str().unwrap(),
-        "--volume",
-        vol.to_str().unwrap(),
-    ];
-    argv.extend_from_slice(flags);
-    let args = <pnfs_mds::MdsArgs as clap::Parser>::parse_from(argv);
-    let mds = pnfs_mds::Config::from_args(&args).unwrap().open().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(pnfs_mds::run(listener, Arc::clone(&mds), async move {
-        let _ = rx.await;
-    }));
-    Server {
-        addr,
-        stop: Some(tx),
-        task,
-        dir,
-    }
-}
-
-impl Server {
-    async fn stop(mut self) -> std::path::PathBuf {
-        let _ = self.stop.take().unwrap().send(());
-        let _ = self.task.await;
-        self.dir
-    }
-}
-
-struct Client {
-    s: TcpStream,
-    xid: u32,
-    /// The credential of every call.
-    cred: OpaqueAuth,
-}
-
-impl Client {
-    async fn connect(addr: std::net::SocketAddr) -> Self {
-        Self::connect_as(addr, OpaqueAuth::None).await
-    }
-
-    /// A connection whose calls carry `cred`.
-    async fn connect_as(addr: std::net::SocketAddr, cred: OpaqueAuth) -> Self {
-        Self {
-            s: TcpStream::connect(addr).await.unwrap(),
-            xid: 1,
-            cred,
-        }
-    }
-
-    async fn send_raw(&mut self, bytes: &[u8]) {
-        self.s.write_all(bytes).await.unwrap();
-    }
-
-    /// Sends one NFS call with `args` and returns the reply body after the RPC header, or the
-    /// accept_stat when it is not SUCCESS.
-    async fn call(&mut self, proc_num: u32, args: &[u8]) -> Result<Vec<u8>, u32> {
-        self.xid += 1;
-        let mut enc = Encoder::new();
-        let mark = rpc::begin_record(&mut enc);
-        RpcMsg::call(
-            self.xid,
-            CallBody::new(rpc::NFS_PROGRAM, 4, proc_num, self.cred.clone()),
-        )
-        .encode(&mut enc);
-        enc.put_opaque_fixed(args);
-        rpc::finish_record(&mut enc, mark).unwrap();
-        self.s.write_all(enc.as_slice()).await.unwrap();
-        let rec = self.read_record().await.expect("a reply");
-        let mut d = Decoder::new(&rec);
-        assert_eq!(d.u32().unwrap(), self.xid);
-        assert_eq!(d.u32().unwrap(), 1); // REPLY
-        assert_eq!(d.u32().unwrap(), 0); // MSG_ACCEPTED
-        d.u32().unwrap();
-        d.opaque("verf", 400).unwrap();
-        match d.u32().unwrap() {
-            0 => Ok(d.rest().to_vec()),
-            s => Err(s),
-        }
-    }
-
-    async fn read_record(&mut self) -> Option<Vec<u8>> {
-        let mut mark = [0u8; 4];
-        tokio::time::timeout(Duration::from_secs(10), self.s.read_exact(&mut mark))
-            .await
-            .ok()?
-            .ok()?;
-        let len = (u32::from_be_bytes(mark) & 0x7fff_ffff) as usize;
-        let mut b = vec![0u8; len];
-        self.s.read_exact(&mut b).await.ok()?;
-        Some(b)
-    }
-
-    /// Sends a COMPOUND and decodes the reply.
-    async fn compound(&mut self, ops: Vec<NfsArgOp>) -> CompoundRes {
-        let r = self
-            .call(1, &to_bytes(&CompoundArgs::new("", ops)))
-            .await
-            .expect("accepted");
-        from_bytes(&r).expect("a COMPOUND4res")
-    }
-}
-
-fn seq(sess: SessionId, sequenceid: u32, slotid: u32) -> NfsArgOp {
-    NfsArgOp::Sequence(SequenceArgs {
-        sessionid: sess,
-        sequenceid,
-        slotid,
-        highest_slotid: slotid,
-        cachethis: false,
-    })
-}
-
-fn lookup(name: &str) -> NfsArgOp {
-    NfsArgOp::Lookup(LookupArgs {
-        objname: name.into(),
-    })
-}
-
-fn mkdir(name: &str, attrs: Fattr4) -> NfsArgOp {
-    NfsArgOp::Create(CreateArgs {
-        objtype: CreateType::Dir,
-        objname: name.into(),
-        createattrs: attrs,
-    })
-}
-
-/// EXCHANGE_ID + CREATE_SESSION (no back channel); returns the client and session ids.
-async fn session(c: &mut Client, owner: &[u8]) -> (ClientId, SessionId) {
-    let r = c
-        .compound(vec![NfsArgOp::ExchangeId(ExchangeIdArgs {
-            clientowner: ClientOwner {
-                verifier: Verifier([1; 8]),
-                ownerid: owner.to_vec(),
-            },
-            ..ExchangeIdArgs::default()
-        })])
-        .await;
-    let Some(NfsResOp::ExchangeId(Ok(x))) = r.resarray.first() else {
-        panic!("EXCHANGE_ID: {r:?}");
-    };
-    assert_ne!(x.flags & EXCHGID4_FLAG_USE_PNFS_MDS, 0, "USE_PNFS_MDS");
-    let chan = ChannelAttrs {
-        headerpadsize: 0,
-        maxrequestsize: 1 << 20,
-        maxresponsesize: 1 << 20,
-        maxresponsesize_cached: 4096,
-        maxoperations: 16,
-        maxrequests: 4,
-        rdma_ird: None,
-    };
-    let clientid = x.clientid;
-    let r = c
-        .compound(vec![NfsArgOp::CreateSession(CreateSessionArgs {
-            clientid,
-            sequence: x.sequenceid,
-            flags: 0,
-            fore_chan_attrs: chan,
-            back_chan_attrs: chan,
-            cb_program: 0x4000_0000,
-            sec_parms: vec![CallbackSecParms::None],
-        })])
-        .await;
-    let Some(NfsResOp::CreateSession(Ok(s))) = r.resarray.first() else {
-        panic!("CREATE_SESSION: {r:?}");
-    };
-    assert_eq!(s.fore_chan_attrs.maxrequests, 4);
-    (clientid, s.sessionid)
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn oversized_record_closes_only_that_connection_and_garbage_gets_garbage_args() {
@@ -409,15 +207,6 @@ fn layout_stateid(r: &CompoundRes) -> Stateid {
     }
 }
 
-/// SEQUENCE alone; returns its status flags.
-async fn sequence_flags(c: &mut Client, sess: SessionId, seqid: u32) -> u32 {
-    let r = c.compound(vec![seq(sess, seqid, 0)]).await;
-    match r.resarray.first() {
-        Some(NfsResOp::Sequence(Ok(s))) => s.status_flags,
-        _ => panic!("SEQUENCE: {r:?}"),
-    }
-}
-
 /// A layout revoked at the recall timeout is reported to its holder (RFC 8881 §18.46.3):
 /// SEQUENCE carries RECALLABLE_STATE_REVOKED, TEST_STATEID says DELEG_REVOKED, and the flag
 /// stays until every revoked layout is acknowledged: by FREE_STATEID, or (what Linux does,
@@ -593,111 +382,6 @@ async fn getdeviceinfo_grants_the_asked_change_and_delete_notifications() {
 // ---------------------------------------------------------------------------------------------
 // RFC 8881 rules, one exact COMPOUND and status each
 // ---------------------------------------------------------------------------------------------
-
-/// An AUTH_SYS credential of `machine` and `uid` (the MDS's principal for client records).
-fn auth_sys(machine: &str, uid: u32) -> OpaqueAuth {
-    OpaqueAuth::Sys(rpc::AuthSys {
-        stamp: 1,
-        machine_name: machine.into(),
-        uid,
-        gid: uid,
-        gids: vec![],
-    })
-}
-
-/// EXCHANGE_ID alone with `args`; its result.
-async fn exchange_id_with(
-    c: &mut Client,
-    args: ExchangeIdArgs,
-) -> Result<ExchangeIdResOk, NfsStat> {
-    let r = c.compound(vec![NfsArgOp::ExchangeId(args)]).await;
-    match r.resarray.first() {
-        Some(NfsResOp::ExchangeId(x)) => x.clone(),
-        _ => panic!("EXCHANGE_ID: {r:?}"),
-    }
-}
-
-/// EXCHANGE_ID of `owner` with a verifier of eight `verifier` bytes and `flags`.
-async fn exchange_id(
-    c: &mut Client,
-    owner: &[u8],
-    verifier: u8,
-    flags: u32,
-) -> Result<ExchangeIdResOk, NfsStat> {
-    exchange_id_with(
-        c,
-        ExchangeIdArgs {
-            clientowner: ClientOwner {
-                verifier: Verifier([verifier; 8]),
-                ownerid: owner.to_vec(),
-            },
-            flags,
-            ..ExchangeIdArgs::default()
-        },
-    )
-    .await
-}
-
-/// The channel attributes the tests ask for unless they test them.
-const CHAN: ChannelAttrs = ChannelAttrs {
-    headerpadsize: 0,
-    maxrequestsize: 1 << 20,
-    maxresponsesize: 1 << 20,
-    maxresponsesize_cached: 4096,
-    maxoperations: 16,
-    maxrequests: 4,
-    rdma_ird: None,
-};
-
-/// CREATE_SESSION alone for `clientid` with `sequence`; the session id.
-async fn create_session(
-    c: &mut Client,
-    clientid: ClientId,
-    sequence: u32,
-) -> Result<SessionId, NfsStat> {
-    create_session_with(c, clientid, sequence, 0, CHAN).await
-}
-
-/// CREATE_SESSION alone with `flags` and fore channel attributes `fore`.
-async fn create_session_with(
-    c: &mut Client,
-    clientid: ClientId,
-    sequence: u32,
-    flags: u32,
-    fore: ChannelAttrs,
-) -> Result<SessionId, NfsStat> {
-    let r = c
-        .compound(vec![NfsArgOp::CreateSession(CreateSessionArgs {
-            clientid,
-            sequence,
-            flags,
-            fore_chan_attrs: fore,
-            back_chan_attrs: CHAN,
-            cb_program: 0x4000_0000,
-            sec_parms: vec![CallbackSecParms::None],
-        })])
-        .await;
-    match r.resarray.first() {
-        Some(NfsResOp::CreateSession(x)) => x.as_ref().map(|s| s.sessionid).map_err(|e| *e),
-        _ => panic!("CREATE_SESSION: {r:?}"),
-    }
-}
-
-/// EXCHANGE_ID + CREATE_SESSION of `owner` with `verifier`; the client and session ids.
-async fn confirmed(c: &mut Client, owner: &[u8], verifier: u8) -> (ClientId, SessionId) {
-    let x = exchange_id(c, owner, verifier, 0)
-        .await
-        .expect("EXCHANGE_ID");
-    let s = create_session(c, x.clientid, x.sequenceid)
-        .await
-        .expect("CREATE_SESSION");
-    (x.clientid, s)
-}
-
-/// The status of SEQUENCE alone on `sess`.
-async fn sequence_status(c: &mut Client, sess: SessionId, seqid: u32) -> NfsStat {
-    c.compound(vec![seq(sess, seqid, 0)]).await.status
-}
 
 /// RFC 8881 §18.35.3: eia_flags bits not defined for the arguments (CONFIRMED_R is a result
 /// flag) are INVAL; SP4_MACH_CRED, which needs RPCSEC_GSS, cannot be honoured over AUTH_SYS and
@@ -993,21 +677,6 @@ async fn layoutcommit_with_an_empty_block_layoutupdate_is_ok() {
     srv.stop().await;
 }
 
-/// OPEN (CLAIM_NULL, UNCHECKED create) of `name` in the current directory by `clientid`.
-fn open_create(clientid: ClientId, name: &str) -> NfsArgOp {
-    NfsArgOp::Open(OpenArgs {
-        seqid: 0,
-        share_access: OPEN4_SHARE_ACCESS_BOTH,
-        share_deny: OPEN4_SHARE_DENY_NONE,
-        owner: StateOwner {
-            clientid,
-            owner: b"owner".to_vec(),
-        },
-        openhow: OpenFlag::Create(CreateHow::Unchecked(Fattr4::default())),
-        claim: OpenClaim::Null(name.into()),
-    })
-}
-
 fn rename(old: &str, new: &str) -> NfsArgOp {
     NfsArgOp::Rename(RenameArgs {
         oldname: old.into(),
@@ -1280,22 +949,6 @@ async fn client_that_did_not_reclaim_is_forgotten_after_grace() {
         .await;
     assert_eq!(r.status, NfsStat::OK, "no grace once A is forgotten: {r:?}");
     srv.stop().await;
-}
-
-/// OPEN of `name` (created if absent) by open-owner `owner` of `clientid` with `access` and
-/// `deny`.
-fn open_share(clientid: ClientId, owner: &[u8], name: &str, access: u32, deny: u32) -> NfsArgOp {
-    NfsArgOp::Open(OpenArgs {
-        seqid: 0,
-        share_access: access,
-        share_deny: deny,
-        owner: StateOwner {
-            clientid,
-            owner: owner.to_vec(),
-        },
-        openhow: OpenFlag::Create(CreateHow::Unchecked(Fattr4::default())),
-        claim: OpenClaim::Null(name.into()),
-    })
 }
 
 /// RFC 8881 §9.7, §18.16.3: an OPEN whose access another open-owner denies, or whose deny
@@ -1661,73 +1314,6 @@ async fn special_files_are_created_stored_renamed_and_removed() {
     srv.stop().await;
 }
 
-/// SEQUENCE, PUTROOTFH, LOOKUP `name` (none if empty), then `op`; the result of `op`.
-async fn on_file(
-    c: &mut Client,
-    sess: SessionId,
-    seqid: &mut u32,
-    name: &str,
-    op: NfsArgOp,
-) -> NfsResOp {
-    *seqid += 1;
-    let mut ops = vec![seq(sess, *seqid, 0), NfsArgOp::Putrootfh];
-    if !name.is_empty() {
-        ops.push(lookup(name));
-    }
-    ops.push(op);
-    let n = ops.len();
-    let r = c.compound(ops).await;
-    assert_eq!(r.resarray.len(), n, "{r:?}");
-    r.resarray.into_iter().last().unwrap()
-}
-
-fn lock_new(t: LockType, offset: u64, length: u64, open: Stateid, owner: StateOwner) -> NfsArgOp {
-    NfsArgOp::Lock(LockArgs {
-        locktype: t,
-        reclaim: false,
-        offset,
-        length,
-        locker: Locker::New(OpenToLockOwner {
-            open_seqid: 0,
-            open_stateid: open,
-            lock_seqid: 0,
-            lock_owner: owner,
-        }),
-    })
-}
-
-fn lock_more(t: LockType, offset: u64, length: u64, lock: Stateid) -> NfsArgOp {
-    NfsArgOp::Lock(LockArgs {
-        locktype: t,
-        reclaim: false,
-        offset,
-        length,
-        locker: Locker::Exist(ExistLockOwner {
-            lock_stateid: lock,
-            lock_seqid: 0,
-        }),
-    })
-}
-
-fn locku(offset: u64, length: u64, lock: Stateid) -> NfsArgOp {
-    NfsArgOp::Locku(LockuArgs {
-        locktype: LockType::Read,
-        seqid: 0,
-        lock_stateid: lock,
-        offset,
-        length,
-    })
-}
-
-fn lockt(t: LockType, offset: u64, length: u64, owner: StateOwner) -> NfsArgOp {
-    NfsArgOp::Lockt(LocktArgs {
-        locktype: t,
-        offset,
-        length,
-        owner,
-    })
-}
-
 /// RFC 8881 §18.10–§18.12, §9: LOCK from an open (new lock-owner) and from a lock stateid,
 /// conflicts DENIED with the holder's range, type and owner, LOCKT likewise, read locks
 /// shared, a downgrade by a new LOCK, LOCKU, OLD_STATEID for a superseded lock stateid,
@@ -1979,5 +1565,142 @@ async fn stateids_of_an_earlier_boot_are_bad_not_stale() {
         }
         _ => panic!("TEST_STATEID: {r:?}"),
     }
+    srv.stop().await;
+}
+
+fn write_op(offset: u64, stable: StableHow, data: &[u8]) -> NfsArgOp {
+    NfsArgOp::Write(WriteArgs {
+        stateid: Stateid::CURRENT,
+        offset,
+        stable,
+        data: data.to_vec(),
+    })
+}
+
+/// The WRITE result at `i` of `r`: (committed, verifier).
+fn write_res(r: &CompoundRes, i: usize) -> (StableHow, Verifier) {
+    match r.resarray.get(i) {
+        Some(NfsResOp::Write(Ok(w))) => {
+            assert_eq!(w.count as usize, 4096, "WRITE count: {r:?}");
+            (w.committed, w.writeverf)
+        }
+        _ => panic!("WRITE at {i}: {r:?}"),
+    }
+}
+
+fn commit_verf(r: &CompoundRes, i: usize) -> Verifier {
+    match r.resarray.get(i) {
+        Some(NfsResOp::Commit(Ok(c))) => c.writeverf,
+        _ => panic!("COMMIT at {i}: {r:?}"),
+    }
+}
+
+/// RFC 8881 §18.32.3 / §18.3: an UNSTABLE4 WRITE is answered UNSTABLE4 (nothing synced for
+/// it), FILE_SYNC4 and DATA_SYNC4 FILE_SYNC4; all carry the same verifier, which COMMIT
+/// returns too; READ sees unstable data at once. What COMMIT made durable survives a restart,
+/// and the verifier after the restart differs, so a client that had not committed knows it
+/// must send its writes again.
+#[tokio::test]
+async fn unstable_writes_commit_and_the_verifier_changes_at_restart() {
+    let srv = start(None).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (cid, sess) = session(&mut c, b"wire-unstable").await;
+    let r = c
+        .compound(vec![
+            seq(sess, 1, 0),
+            NfsArgOp::Putrootfh,
+            open_create(cid, "f"),
+            write_op(0, StableHow::Unstable, &[1; 4096]),
+            write_op(4096, StableHow::FileSync, &[2; 4096]),
+            write_op(8192, StableHow::DataSync, &[3; 4096]),
+            write_op(12288, StableHow::Unstable, &[4; 4096]),
+            NfsArgOp::Read(ReadArgs {
+                stateid: Stateid::CURRENT,
+                offset: 0,
+                count: 16384,
+            }),
+            NfsArgOp::Commit(CommitArgs {
+                offset: 0,
+                count: 0,
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "{r:?}");
+    let (u1, verf) = write_res(&r, 3);
+    assert_eq!(u1, StableHow::Unstable, "UNSTABLE4 WRITE");
+    for (i, want) in [
+        (4, StableHow::FileSync),
+        (5, StableHow::FileSync),
+        (6, StableHow::Unstable),
+    ] {
+        assert_eq!(write_res(&r, i), (want, verf), "WRITE {i}");
+    }
+    match r.resarray.get(7) {
+        Some(NfsResOp::Read(Ok(rd))) => {
+            let want: Vec<u8> = [1u8, 2, 3, 4].iter().flat_map(|&b| [b; 4096]).collect();
+            assert!(rd.data == want, "READ before COMMIT sees every write");
+        }
+        _ => panic!("READ: {r:?}"),
+    }
+    assert_eq!(
+        commit_verf(&r, 8),
+        verf,
+        "COMMIT returns the write verifier"
+    );
+    // A COMMIT of a directory is ISDIR (RFC 8881 §18.3.4 via §15.1).
+    let r = c
+        .compound(vec![
+            seq(sess, 2, 0),
+            NfsArgOp::Putrootfh,
+            NfsArgOp::Commit(CommitArgs {
+                offset: 0,
+                count: 0,
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::ISDIR, "{r:?}");
+
+    let srv = start(Some(srv.stop().await)).await;
+    let mut c = Client::connect(srv.addr).await;
+    let (_, sess) = session(&mut c, b"wire-unstable").await;
+    let r = c
+        .compound(vec![seq(sess, 1, 0), NfsArgOp::ReclaimComplete(false)])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "{r:?}");
+    let r = c
+        .compound(vec![
+            seq(sess, 2, 0),
+            NfsArgOp::Putrootfh,
+            lookup("f"),
+            NfsArgOp::Read(ReadArgs {
+                stateid: Stateid::ANONYMOUS,
+                offset: 0,
+                count: 16384,
+            }),
+            NfsArgOp::Commit(CommitArgs {
+                offset: 0,
+                count: 0,
+            }),
+        ])
+        .await;
+    assert_eq!(r.status, NfsStat::OK, "{r:?}");
+    match r.resarray.get(3) {
+        Some(NfsResOp::Read(Ok(rd))) => {
+            assert_eq!(rd.data.len(), 16384, "the committed size");
+            assert!(
+                rd.data
+                    .chunks(4096)
+                    .zip(1u8..)
+                    .all(|(s, b)| s.iter().all(|&x| x == b)),
+                "committed data after the restart"
+            );
+        }
+        _ => panic!("READ: {r:?}"),
+    }
+    assert_ne!(
+        commit_verf(&r, 4),
+        verf,
+        "the verifier changes at a restart"
+    );
     srv.stop().await;
 }

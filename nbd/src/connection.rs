@@ -1,32 +1,32 @@
 //! One connection: the handshake, then the transmission phase, all in the connection's task:
 //! a reader, the requests in flight (polled by a [`RequestSet`], not a task each) and a
 //! writer that sends whole replies in completion order (replies that complete together go
-//! out in one write).
+//! out in one vectored write, the data from the buffers it was read into).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
-use crate::codec::consts::NBD_EINVAL;
+use crate::codec::consts::{NBD_EINVAL, NBD_EIO};
 use crate::codec::{
     decode_client_flags, decode_option, decode_request_header, encode_greeting, Command, Decode,
     Request,
 };
 use crate::error::{NbdError, NbdResult};
 use crate::export::ExportSet;
-use crate::negotiate::{handle_option, Action, NegotiationState};
-use crate::request_set::RequestSet;
+use crate::negotiate::{handle_option, Action, NegotiationState, TlsState};
+use crate::request_set::{CatchPanic, RequestSet};
 use crate::server::{NbdStream, ServerConfig, ShutdownSignal};
 use crate::session::{error_reply, execute, Refusal, Session, WireReply};
+use crate::tls::{ServerTls, TlsMode};
+use tokio_rustls::server::TlsStream;
 
 /// Initial capacity of a connection's read buffer.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
-/// Capacity of the writer's buffer (small replies are batched into one write).
-const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 /// The unit of the in-flight data budget (a semaphore permit per KiB).
 const BYTE_BUDGET_UNIT_BYTES: usize = 1024;
 
@@ -76,17 +76,19 @@ async fn read_frame<R: AsyncRead + Unpin, T>(
     }
 }
 
-/// Serves one connection to the end.
+/// Serves one connection to the end. With `tls`, the listener offers (or requires)
+/// `NBD_OPT_STARTTLS`, and after it the connection runs over TLS.
 pub(crate) async fn serve_connection<S: NbdStream>(
-    mut stream: S,
+    stream: S,
     exports: Arc<ExportSet>,
     config: ServerConfig,
+    tls: Option<ServerTls>,
     mut shutdown: ShutdownSignal,
 ) -> NbdResult<()> {
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     let limit = Duration::from_millis(config.handshake_timeout_ms);
     let negotiated = tokio::select! {
-        r = tokio::time::timeout(limit, handshake(&mut stream, &mut buf, &exports, &config)) => match r {
+        r = tokio::time::timeout(limit, negotiate(stream, &mut buf, &exports, &config, tls.as_ref())) => match r {
             Ok(r) => r?,
             Err(_) => return Err(NbdError::Timeout(format!(
                 "handshake not finished within {} ms", config.handshake_timeout_ms
@@ -97,9 +99,24 @@ pub(crate) async fn serve_connection<S: NbdStream>(
             return Ok(());
         }
     };
-    let Some(mut session) = negotiated else {
-        return Ok(());
-    };
+    match negotiated {
+        Negotiated::Closed => Ok(()),
+        Negotiated::Plain(stream, session) => {
+            start_transmission(stream, buf, session, config, shutdown).await
+        }
+        Negotiated::Tls(stream, session) => {
+            start_transmission(*stream, buf, session, config, shutdown).await
+        }
+    }
+}
+
+async fn start_transmission<S: NbdStream>(
+    stream: S,
+    buf: BytesMut,
+    mut session: Session,
+    config: ServerConfig,
+    shutdown: ShutdownSignal,
+) -> NbdResult<()> {
     session.max_block_status_descriptors = config.max_block_status_descriptors;
     debug!(
         export = session.export.name(),
@@ -110,38 +127,126 @@ pub(crate) async fn serve_connection<S: NbdStream>(
     transmission(stream, buf, Arc::new(session), config, shutdown).await
 }
 
-async fn handshake<S: NbdStream>(
-    stream: &mut S,
+/// How the handshake ended.
+enum Negotiated<S: NbdStream> {
+    /// The client left (ABORT or EOF).
+    Closed,
+    /// Transmission in plain text.
+    Plain(S, Session),
+    /// Transmission over TLS.
+    Tls(Box<TlsStream<S>>, Session),
+}
+
+/// How one run of the option loop ended.
+enum OptionsEnd {
+    Closed,
+    Session(Session),
+    StartTls,
+}
+
+/// The whole handshake: greeting, client flags, options; on STARTTLS the TLS handshake and
+/// the options again over TLS.
+async fn negotiate<S: NbdStream>(
+    mut stream: S,
     buf: &mut BytesMut,
     exports: &ExportSet,
     config: &ServerConfig,
-) -> NbdResult<Option<Session>> {
+    tls: Option<&ServerTls>,
+) -> NbdResult<Negotiated<S>> {
     let mut out = BytesMut::new();
     encode_greeting(&mut out);
     stream.write_all(&out).await?;
     stream.flush().await?;
-    let Some(flags) = read_frame(stream, buf, decode_client_flags).await? else {
-        return Ok(None);
+    let Some(flags) = read_frame(&mut stream, buf, decode_client_flags).await? else {
+        return Ok(Negotiated::Closed);
     };
     let mut state = NegotiationState {
         no_zeroes: flags.no_zeroes,
+        tls: match tls.map(ServerTls::mode) {
+            None => TlsState::Unavailable,
+            Some(TlsMode::On) => TlsState::Offered { required: false },
+            Some(TlsMode::Require) => TlsState::Offered { required: true },
+        },
         ..NegotiationState::default()
     };
-    for _ in 0..config.max_options_per_handshake {
+    let mut options_left = config.max_options_per_handshake;
+    match options(
+        &mut stream,
+        buf,
+        &mut state,
+        &mut options_left,
+        exports,
+        config,
+    )
+    .await?
+    {
+        OptionsEnd::Closed => return Ok(Negotiated::Closed),
+        OptionsEnd::Session(session) => return Ok(Negotiated::Plain(stream, session)),
+        OptionsEnd::StartTls => {}
+    }
+    let Some(tls) = tls else {
+        return Err(NbdError::protocol(
+            "STARTTLS accepted without TLS credentials",
+        ));
+    };
+    if !buf.is_empty() {
+        // Bytes sent before the TLS handshake would be taken as if they came over TLS.
+        return Err(NbdError::protocol(format!(
+            "{} bytes arrived after NBD_OPT_STARTTLS before the TLS handshake",
+            buf.len()
+        )));
+    }
+    let mut stream = tls.accept(stream, config.tls_handshake_timeout_ms).await?;
+    state.tls_started();
+    debug!(
+        version = ?stream.get_ref().1.protocol_version(),
+        client_certificate = stream.get_ref().1.peer_certificates().is_some(),
+        "TLS established"
+    );
+    match options(
+        &mut stream,
+        buf,
+        &mut state,
+        &mut options_left,
+        exports,
+        config,
+    )
+    .await?
+    {
+        OptionsEnd::Closed => Ok(Negotiated::Closed),
+        OptionsEnd::Session(session) => Ok(Negotiated::Tls(Box::new(stream), session)),
+        OptionsEnd::StartTls => Err(NbdError::protocol("STARTTLS accepted twice")),
+    }
+}
+
+/// Reads and answers options until transmission, STARTTLS or the end, at most
+/// `options_left` of them in the whole handshake.
+async fn options<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    state: &mut NegotiationState,
+    options_left: &mut u32,
+    exports: &ExportSet,
+    config: &ServerConfig,
+) -> NbdResult<OptionsEnd> {
+    let mut out = BytesMut::new();
+    while *options_left > 0 {
+        *options_left -= 1;
         let Some(raw) = read_frame(stream, buf, |b| decode_option(b, &config.limits)).await? else {
-            return Ok(None);
+            return Ok(OptionsEnd::Closed);
         };
         out.clear();
-        let action = handle_option(&mut state, exports, &config.limits, &raw, &mut out);
+        let action = handle_option(state, exports, &config.limits, &raw, &mut out);
         if !out.is_empty() {
             stream.write_all(&out).await?;
             stream.flush().await?;
         }
         match action {
             Action::Continue => {}
-            Action::Close => return Ok(None),
+            Action::Close => return Ok(OptionsEnd::Closed),
             Action::HardClose(reason) => return Err(NbdError::Protocol(reason)),
-            Action::Transmission(session) => return Ok(Some(*session)),
+            Action::Transmission(session) => return Ok(OptionsEnd::Session(*session)),
+            Action::StartTls => return Ok(OptionsEnd::StartTls),
         }
     }
     Err(NbdError::protocol(format!(
@@ -157,54 +262,52 @@ struct Outgoing {
     _bytes: Option<OwnedSemaphorePermit>,
 }
 
-/// Replies with at least this much data go out as one vectored write (header and data
-/// together) instead of through the buffer.
-const VECTORED_REPLY_MIN_BYTES: usize = 64 * 1024;
+/// Most replies gathered into one vectored write (each has at most a few parts, so the
+/// slices stay far below the kernel's `IOV_MAX` of 1024).
+const WRITE_BATCH_MAX_REPLIES: usize = 64;
 
-/// Writes `head` then `data` with vectored writes (one packet train, no separate tiny header
-/// write).
-async fn write_two<W: AsyncWrite + Unpin>(w: &mut W, head: &[u8], data: &[u8]) -> NbdResult<()> {
-    let (mut head_done, mut data_done) = (0usize, 0usize);
-    while head_done < head.len() || data_done < data.len() {
-        let slices = [
-            std::io::IoSlice::new(&head[head_done..]),
-            std::io::IoSlice::new(&data[data_done..]),
-        ];
-        let n = w.write_vectored(&slices).await?;
+/// Writes every part of every reply in `batch` with vectored writes: the reply headers and
+/// the read data go to the socket straight from where they are (the data from the volume's
+/// I/O buffer), with no copy into a staging buffer, and replies that completed together
+/// share one system call.
+async fn write_batch<W: AsyncWrite + Unpin>(w: &mut W, batch: &[Outgoing]) -> NbdResult<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> = batch
+        .iter()
+        .flat_map(|m| m.reply.parts.iter())
+        .filter(|p| !p.is_empty())
+        .map(|p| std::io::IoSlice::new(p))
+        .collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = w.write_vectored(rest).await?;
         if n == 0 {
             return Err(NbdError::Io(std::io::ErrorKind::WriteZero.into()));
         }
-        let from_head = n.min(head.len() - head_done);
-        head_done += from_head;
-        data_done += n - from_head;
+        std::io::IoSlice::advance_slices(&mut rest, n);
     }
     Ok(())
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
-    w: W,
+    mut w: W,
     mut rx: mpsc::Receiver<Outgoing>,
 ) -> NbdResult<()> {
-    let mut w = BufWriter::with_capacity(WRITE_BUFFER_BYTES, w);
+    let mut batch: Vec<Outgoing> = Vec::with_capacity(WRITE_BATCH_MAX_REPLIES);
     while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        // Write everything already queued, then flush once.
-        while let Some(msg) = next {
-            match msg.reply.parts.as_slice() {
-                [head, data] if data.len() >= VECTORED_REPLY_MIN_BYTES => {
-                    w.flush().await?;
-                    write_two(w.get_mut(), head, data).await?;
-                }
-                parts => {
-                    for part in parts {
-                        w.write_all(part).await?;
-                    }
-                }
+        // Everything already queued goes out together (bounded).
+        batch.push(first);
+        while batch.len() < WRITE_BATCH_MAX_REPLIES {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
             }
-            drop(msg);
-            next = rx.try_recv().ok();
         }
+        write_batch(&mut w, &batch).await?;
+        // A no-op on TCP and Unix sockets; over TLS it sends the records that the TLS layer
+        // still holds when the socket was full (a reply must not wait for the next one).
         w.flush().await?;
+        // Dropping the replies returns their budget (request slot, bytes).
+        batch.clear();
     }
     w.shutdown().await?;
     Ok(())
@@ -329,6 +432,24 @@ async fn send_reply(tx: &mpsc::Sender<Outgoing>, out: Outgoing) {
     }
 }
 
+/// The reply to a request whose execution panicked: EIO for that request (logged and
+/// counted as an error); the connection and its other requests go on.
+fn panicked_reply(session: &Session, req: &Request, panic: &str) -> WireReply {
+    let stats = session.export.stats();
+    stats.error();
+    warn!(
+        command = req.command.name(),
+        offset = req.offset_bytes,
+        length = req.length_bytes,
+        "request panicked: {panic}"
+    );
+    let refusal = Refusal {
+        error: NBD_EIO,
+        message: format!("internal error in {}: {panic}", req.command.name()),
+    };
+    error_reply(session, req, &refusal)
+}
+
 /// One step of the connection's reader.
 enum Event<R> {
     Done(Outgoing),
@@ -426,8 +547,12 @@ async fn read_and_run<R: AsyncRead + Unpin>(
         }
         let session = session.clone();
         running.push(Box::pin(async move {
+            let reply = match CatchPanic::new(execute(&session, req, payload)).await {
+                Ok(reply) => reply,
+                Err(panic) => panicked_reply(&session, &req, &panic),
+            };
             Outgoing {
-                reply: execute(&session, req, payload).await,
+                reply,
                 _request_slot: slot,
                 _bytes: bytes,
             }

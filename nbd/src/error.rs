@@ -44,6 +44,10 @@ pub enum NbdError {
     /// A bounded wait ran out.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// TLS: certificates that cannot be loaded, or a TLS handshake with a peer that failed
+    /// (bad or untrusted client certificate, protocol error, timeout).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl NbdError {

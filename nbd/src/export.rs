@@ -383,6 +383,26 @@ impl ExportSet {
         Ok(())
     }
 
+    /// The exports named in `allowed` (sharing their disks and counters with this set), for
+    /// a listener that may reach only those; the default export is kept only if allowed.
+    /// A name not in this set is an error.
+    pub fn subset(&self, allowed: &[String]) -> NbdResult<ExportSet> {
+        let mut out = ExportSet::new();
+        for name in allowed {
+            let Some(e) = self.exports.get(name) else {
+                return Err(NbdError::Config(format!(
+                    "export {name:?} is not in the set"
+                )));
+            };
+            out.exports.insert(name.clone(), Arc::clone(e));
+        }
+        out.default_name = self
+            .default_name
+            .clone()
+            .filter(|d| out.exports.contains_key(d));
+        Ok(out)
+    }
+
     /// Finds an export by the name a client sent ("" = the default export, if configured).
     pub fn lookup(&self, name: &str) -> Option<&Arc<Export>> {
         if name.is_empty() {

@@ -10,7 +10,9 @@
 //! fixed newstyle handshake with `NBD_FLAG_NO_ZEROES`; `NBD_OPT_EXPORT_NAME`, `ABORT`,
 //! `LIST`, `INFO`, `GO` (with `NBD_INFO_EXPORT`, `NAME`, `DESCRIPTION`, `BLOCK_SIZE`),
 //! `STRUCTURED_REPLY`, `LIST_META_CONTEXT` and `SET_META_CONTEXT` (`base:allocation`);
-//! every other option, `STARTTLS` included, gets `NBD_REP_ERR_UNSUP` (no TLS). Commands
+//! `STARTTLS` on TCP listeners given a [`ServerTls`] ([`tls`]: X.509 with rustls, "on" or
+//! "require" mode, optional client-certificate verification); every other option gets
+//! `NBD_REP_ERR_UNSUP`. Commands
 //! `READ`, `WRITE` (FUA), `DISC`, `FLUSH`, `TRIM`, `CACHE`, `WRITE_ZEROES` (`NO_HOLE`,
 //! `FAST_ZERO` when the export opts in), `BLOCK_STATUS` (`REQ_ONE`); many requests in flight
 //! per connection, replies out of order; `NBD_FLAG_CAN_MULTI_CONN` only when the disk says
@@ -35,11 +37,14 @@ pub mod server;
 mod session;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 pub use error::{nbd_error_from_disk, nbd_error_from_errno, NbdError, NbdResult};
 pub use export::{BlockSizes, DynDisk, Export, ExportSet, ExportStats, StatsSnapshot};
 pub use negotiate::BASE_ALLOCATION_CONTEXT_ID;
 pub use server::{
-    serve, serve_stream, serve_with_config, Listener, NbdStream, ServerConfig, ShutdownSignal,
+    serve, serve_stream, serve_with_config, serve_with_tls, Listener, NbdStream, ServerConfig,
+    ShutdownSignal,
 };
 pub use session::{descriptors_from_extents, status_flags, Session};
+pub use tls::{ServerTls, TlsMode};

@@ -16,9 +16,27 @@ use crate::session::Session;
 /// The id this server gives `base:allocation` in `NBD_OPT_SET_META_CONTEXT` replies.
 pub const BASE_ALLOCATION_CONTEXT_ID: u32 = 1;
 
+/// Where the connection stands with TLS.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TlsState {
+    /// The listener has no TLS: STARTTLS is unsupported.
+    #[default]
+    Unavailable,
+    /// TLS is offered, not yet started; `required`: nothing but STARTTLS and ABORT is
+    /// answered until it is.
+    Offered {
+        /// The listener is in "require" mode.
+        required: bool,
+    },
+    /// The connection runs over TLS.
+    Active,
+}
+
 /// What the handshake has agreed so far.
 #[derive(Debug, Default)]
 pub(crate) struct NegotiationState {
+    /// TLS on this connection.
+    pub tls: TlsState,
     /// The client set `NBD_FLAG_C_NO_ZEROES`.
     pub no_zeroes: bool,
     /// `NBD_OPT_STRUCTURED_REPLY` was acknowledged.
@@ -26,6 +44,17 @@ pub(crate) struct NegotiationState {
     /// Contexts selected by the last `NBD_OPT_SET_META_CONTEXT`, for the canonical export
     /// name they were selected on.
     pub meta: Option<(String, bool)>,
+}
+
+impl NegotiationState {
+    /// The TLS handshake succeeded: from here on the connection is encrypted, and whatever
+    /// was negotiated in plain text is forgotten (an attacker could have injected it; cf.
+    /// CVE-2021-3716), so the client negotiates again.
+    pub fn tls_started(&mut self) {
+        self.tls = TlsState::Active;
+        self.structured = false;
+        self.meta = None;
+    }
 }
 
 /// What the connection does after sending the replies.
@@ -39,6 +68,8 @@ pub(crate) enum Action {
     HardClose(String),
     /// Enter transmission on this session.
     Transmission(Box<Session>),
+    /// STARTTLS was acknowledged: run the TLS handshake, then read options over TLS.
+    StartTls,
 }
 
 fn error_reply(option: u32, reply_type: u32, message: impl Into<String>, out: &mut BytesMut) {
@@ -87,6 +118,25 @@ pub(crate) fn handle_option(
     out: &mut BytesMut,
 ) -> Action {
     let code = raw.code;
+    if state.tls == (TlsState::Offered { required: true })
+        && code != OPT_STARTTLS
+        && code != OPT_ABORT
+    {
+        if code == OPT_EXPORT_NAME {
+            // No error reply exists for EXPORT_NAME: the protocol says to close.
+            return Action::HardClose(
+                "NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS on a listener that requires TLS"
+                    .into(),
+            );
+        }
+        error_reply(
+            code,
+            REP_ERR_TLS_REQD,
+            "this server requires TLS: send NBD_OPT_STARTTLS first",
+            out,
+        );
+        return Action::Continue;
+    }
     let option = match ClientOption::parse(code, &raw.data, limits) {
         Ok(o) => o,
         Err(e) if code == OPT_EXPORT_NAME => {
@@ -136,15 +186,25 @@ pub(crate) fn handle_option(
             encode_option_reply(code, &OptionReply::Ack, out);
             Action::Continue
         }
-        ClientOption::StartTls => {
-            error_reply(
-                code,
-                REP_ERR_UNSUP,
-                "TLS is not supported by this server",
-                out,
-            );
-            Action::Continue
-        }
+        ClientOption::StartTls => match state.tls {
+            TlsState::Unavailable => {
+                error_reply(
+                    code,
+                    REP_ERR_UNSUP,
+                    "TLS is not enabled on this listener",
+                    out,
+                );
+                Action::Continue
+            }
+            TlsState::Active => {
+                error_reply(code, REP_ERR_INVALID, "TLS is already active", out);
+                Action::Continue
+            }
+            TlsState::Offered { .. } => {
+                encode_option_reply(code, &OptionReply::Ack, out);
+                Action::StartTls
+            }
+        },
         ClientOption::Info(g) => {
             info_or_go(state, exports, limits, code, &g, out);
             Action::Continue
@@ -338,6 +398,163 @@ fn set_meta(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::{decode_option_reply, Decode};
+
+    /// Decodes every option reply in `out`: (option, reply type or 1 for ACK-like replies).
+    fn replies(out: &BytesMut) -> Vec<(u32, OptionReply)> {
+        let limits = CodecLimits::default();
+        let mut rest = &out[..];
+        let mut v = Vec::new();
+        while !rest.is_empty() {
+            match decode_option_reply(rest, &limits).expect("reply decodes") {
+                Decode::Done {
+                    value,
+                    consumed_bytes,
+                } => {
+                    v.push(value);
+                    rest = &rest[consumed_bytes..];
+                }
+                Decode::NeedMore { .. } => panic!("truncated reply"),
+            }
+        }
+        v
+    }
+
+    #[cfg(feature = "testing")]
+    fn exports() -> ExportSet {
+        let mut set = ExportSet::new();
+        let disk = std::sync::Arc::new(crate::testing::MemDisk::new(1024 * 1024));
+        set.add(Export::new("d", disk)).expect("add");
+        set
+    }
+
+    /// GO/INFO data asking for export "d" with no information requests.
+    const GO_D: [u8; 7] = [0, 0, 0, 1, b'd', 0, 0];
+
+    fn run(
+        state: &mut NegotiationState,
+        set: &ExportSet,
+        code: u32,
+        data: &[u8],
+    ) -> (Action, Vec<(u32, OptionReply)>) {
+        let mut out = BytesMut::new();
+        let raw = RawOption {
+            code,
+            data: data.to_vec(),
+        };
+        let a = handle_option(state, set, &CodecLimits::default(), &raw, &mut out);
+        if matches!(a, Action::Transmission(_)) && code == OPT_EXPORT_NAME {
+            // The EXPORT_NAME reply is not an option reply.
+            return (a, Vec::new());
+        }
+        (a, replies(&out))
+    }
+
+    fn error_type(r: &[(u32, OptionReply)]) -> Option<u32> {
+        match r {
+            [(_, OptionReply::Error { reply_type, .. })] => Some(*reply_type),
+            _ => None,
+        }
+    }
+
+    #[cfg(feature = "testing")]
+    #[test]
+    fn require_refuses_every_option_but_starttls_and_abort_before_tls() {
+        let set = exports();
+        let required = || NegotiationState {
+            tls: TlsState::Offered { required: true },
+            ..NegotiationState::default()
+        };
+        let meta = [0, 0, 0, 1, b'd', 0, 0, 0, 0];
+        let refused: [(u32, &[u8]); 8] = [
+            (OPT_LIST, &[]),
+            (OPT_INFO, &GO_D),
+            (OPT_GO, &GO_D),
+            (OPT_STRUCTURED_REPLY, &[]),
+            (OPT_LIST_META_CONTEXT, &meta),
+            (OPT_SET_META_CONTEXT, &meta),
+            (0x4242, &[]),
+            // Malformed data is not even looked at.
+            (OPT_GO, &[1, 2, 3]),
+        ];
+        for (code, data) in refused {
+            let mut state = required();
+            let (a, r) = run(&mut state, &set, code, data);
+            assert!(matches!(a, Action::Continue), "{code}: {a:?}");
+            assert_eq!(error_type(&r), Some(REP_ERR_TLS_REQD), "{code}: {r:?}");
+            assert_eq!(r[0].0, code);
+            assert!(!state.structured && state.meta.is_none());
+        }
+        // EXPORT_NAME cannot be refused: the connection closes.
+        let (a, r) = run(&mut required(), &set, OPT_EXPORT_NAME, b"d");
+        assert!(matches!(a, Action::HardClose(_)), "{a:?}");
+        assert!(r.is_empty());
+        // ABORT is answered.
+        let (a, r) = run(&mut required(), &set, OPT_ABORT, &[]);
+        assert!(matches!(a, Action::Close));
+        assert!(matches!(r.as_slice(), [(OPT_ABORT, OptionReply::Ack)]));
+        // STARTTLS is acknowledged; with data it is invalid.
+        let (a, r) = run(&mut required(), &set, OPT_STARTTLS, &[]);
+        assert!(matches!(a, Action::StartTls));
+        assert!(matches!(r.as_slice(), [(OPT_STARTTLS, OptionReply::Ack)]));
+        let (a, r) = run(&mut required(), &set, OPT_STARTTLS, &[0]);
+        assert!(matches!(a, Action::Continue));
+        assert_eq!(error_type(&r), Some(REP_ERR_INVALID));
+    }
+
+    #[cfg(feature = "testing")]
+    #[test]
+    fn after_tls_everything_is_served_and_plain_text_state_is_forgotten() {
+        let set = exports();
+        let mut state = NegotiationState {
+            tls: TlsState::Offered { required: false },
+            ..NegotiationState::default()
+        };
+        // Selective mode: plain text works.
+        let (_, r) = run(&mut state, &set, OPT_STRUCTURED_REPLY, &[]);
+        assert!(matches!(r.as_slice(), [(_, OptionReply::Ack)]));
+        let (_, r) = run(
+            &mut state,
+            &set,
+            OPT_SET_META_CONTEXT,
+            &[0, 0, 0, 1, b'd', 0, 0, 0, 0],
+        );
+        assert!(matches!(r.last(), Some((_, OptionReply::Ack))), "{r:?}");
+        assert!(state.structured && state.meta.is_some());
+        let (a, _) = run(&mut state, &set, OPT_STARTTLS, &[]);
+        assert!(matches!(a, Action::StartTls));
+        state.tls_started();
+        assert!(!state.structured && state.meta.is_none());
+        // A second STARTTLS is invalid.
+        let (a, r) = run(&mut state, &set, OPT_STARTTLS, &[]);
+        assert!(matches!(a, Action::Continue));
+        assert_eq!(error_type(&r), Some(REP_ERR_INVALID));
+        // GO works over TLS.
+        let (a, _) = run(&mut state, &set, OPT_GO, &GO_D);
+        assert!(matches!(a, Action::Transmission(_)), "{a:?}");
+    }
+
+    #[cfg(feature = "testing")]
+    #[test]
+    fn starttls_is_unsupported_without_tls_and_required_mode_serves_after_it() {
+        let set = exports();
+        let mut plain = NegotiationState::default();
+        let (a, r) = run(&mut plain, &set, OPT_STARTTLS, &[]);
+        assert!(matches!(a, Action::Continue));
+        assert_eq!(error_type(&r), Some(REP_ERR_UNSUP));
+        let mut state = NegotiationState {
+            tls: TlsState::Offered { required: true },
+            ..NegotiationState::default()
+        };
+        state.tls_started();
+        let (_, r) = run(&mut state, &set, OPT_LIST, &[]);
+        assert!(
+            matches!(r.last(), Some((OPT_LIST, OptionReply::Ack))),
+            "{r:?}"
+        );
+        let (a, _) = run(&mut state, &set, OPT_EXPORT_NAME, b"d");
+        assert!(matches!(a, Action::Transmission(_)), "{a:?}");
+    }
 
     #[test]
     fn queries() {

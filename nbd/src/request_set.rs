@@ -6,7 +6,9 @@
 //! records which request to poll and wakes the connection's task, so a completion costs one
 //! poll of the request it completes (not of every request in flight).
 
+use std::any::Any;
 use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
@@ -145,6 +147,51 @@ impl<T> RequestSet<T> {
     }
 }
 
+/// Runs a future and turns a panic inside it into `Err(message)`, so that a bug met by one
+/// request fails that request (the connection answers it with an error) instead of unwinding
+/// through the connection's task and ending every request on it. The future is dropped after
+/// a panic and never polled again.
+pub(crate) struct CatchPanic<F> {
+    fut: Option<Pin<Box<F>>>,
+}
+
+impl<F: Future> CatchPanic<F> {
+    pub(crate) fn new(fut: F) -> Self {
+        Self {
+            fut: Some(Box::pin(fut)),
+        }
+    }
+}
+
+/// The text of a panic payload (`panic!` with a message gives `&str` or `String`).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+impl<F: Future> Future for CatchPanic<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(fut) = self.fut.as_mut() else {
+            return Poll::Ready(Err("polled after a panic".to_string()));
+        };
+        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => {
+                self.fut = None;
+                Poll::Ready(Err(panic_message(payload.as_ref())))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +223,19 @@ mod tests {
         set.push(Box::pin(async { 7 }));
         assert_eq!(set.next().await, Some(7));
         assert_eq!(set.slots.len(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_panic_becomes_an_error_of_that_future_only() {
+        let r = CatchPanic::new(async {
+            if std::hint::black_box(true) {
+                panic!("boom in one request");
+            }
+            1u32
+        })
+        .await;
+        assert_eq!(r, Err("boom in one request".to_string()));
+        assert_eq!(CatchPanic::new(async { 2u32 }).await, Ok(2));
     }
 
     #[tokio::test]

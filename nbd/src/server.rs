@@ -37,6 +37,7 @@ use crate::codec::CodecLimits;
 use crate::connection;
 use crate::error::{NbdError, NbdResult};
 use crate::export::ExportSet;
+use crate::tls::ServerTls;
 
 /// Tunables of the server. Every limit on what a peer can make us hold is here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +53,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Options in one handshake before the connection is closed.
     pub max_options_per_handshake: u32,
-    /// Time a client has to finish the handshake.
+    /// Time a client has to finish the handshake (TLS included).
     pub handshake_timeout_ms: u64,
+    /// Time the TLS handshake after `NBD_OPT_STARTTLS` may take.
+    pub tls_handshake_timeout_ms: u64,
     /// Time in-flight requests get to finish at DISC, EOF or shutdown.
     pub drain_timeout_ms: u64,
     /// Most descriptors in one block status reply.
@@ -70,6 +73,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 256;
 pub const DEFAULT_MAX_OPTIONS_PER_HANDSHAKE: u32 = 256;
 /// Default handshake time limit.
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 30_000;
+/// Default TLS handshake time limit.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Default drain time limit.
 pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = 30_000;
 /// Default most block status descriptors per reply.
@@ -84,6 +89,7 @@ impl Default for ServerConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_options_per_handshake: DEFAULT_MAX_OPTIONS_PER_HANDSHAKE,
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+            tls_handshake_timeout_ms: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
             drain_timeout_ms: DEFAULT_DRAIN_TIMEOUT_MS,
             max_block_status_descriptors: DEFAULT_MAX_BLOCK_STATUS_DESCRIPTORS,
         }
@@ -209,13 +215,35 @@ pub async fn serve_with_config(
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> NbdResult<()> {
+    serve_with_tls(listener, exports, config, None, shutdown).await
+}
+
+/// Like [`serve_with_config`], offering or requiring TLS (`NBD_OPT_STARTTLS`) when `tls` is
+/// given. TLS is refused on a Unix socket: qemu and libnbd use it only over TCP, and a
+/// socket file's permissions already guard it.
+pub async fn serve_with_tls(
+    listener: impl Into<Listener>,
+    exports: Arc<ExportSet>,
+    config: ServerConfig,
+    tls: Option<ServerTls>,
+    shutdown: impl Future<Output = ()>,
+) -> NbdResult<()> {
     config.check()?;
     let listener = listener.into();
+    if tls.is_some() && matches!(listener, Listener::Unix(_)) {
+        return Err(NbdError::Config(
+            "TLS is only offered on TCP listeners, not on a Unix socket".into(),
+        ));
+    }
     let (stop_tx, stop_rx) = ShutdownSignal::new();
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let mut conns = JoinSet::new();
     tokio::pin!(shutdown);
-    info!(exports = exports.len(), "NBD server listening");
+    info!(
+        exports = exports.len(),
+        tls = ?tls.as_ref().map(ServerTls::mode),
+        "NBD server listening"
+    );
     loop {
         tokio::select! {
             () = &mut shutdown => break,
@@ -230,19 +258,23 @@ pub async fn serve_with_config(
                     let span = tracing::info_span!("nbd_conn", id, %peer);
                     let exports = exports.clone();
                     let stop = stop_rx.clone();
+                    let tls = tls.clone();
                     conns.spawn(async move {
                         let r = match conn {
                             Accepted::Tcp(s) => {
                                 if let Err(e) = s.set_nodelay(true) {
                                     debug!("TCP_NODELAY: {e}");
                                 }
-                                connection::serve_connection(s, exports, config, stop).await
+                                connection::serve_connection(s, exports, config, tls, stop).await
                             }
-                            Accepted::Unix(s) => connection::serve_connection(s, exports, config, stop).await,
+                            Accepted::Unix(s) => connection::serve_connection(s, exports, config, None, stop).await,
                         };
                         match r {
                             Ok(()) => debug!("connection closed"),
-                            Err(e) => info!("connection closed: {e}"),
+                            // A refused certificate or a failed TLS handshake is worth a
+                            // warning: someone tried and failed to get in.
+                            Err(e @ NbdError::Tls(_)) => warn!(%peer, "connection closed: {e}"),
+                            Err(e) => info!(%peer, "connection closed: {e}"),
                         }
                         drop(slot);
                     }.instrument(span));
@@ -325,5 +357,5 @@ pub async fn serve_stream<S: NbdStream>(
     shutdown: ShutdownSignal,
 ) -> NbdResult<()> {
     config.check()?;
-    connection::serve_connection(stream, exports, config, shutdown).await
+    connection::serve_connection(stream, exports, config, None, shutdown).await
 }

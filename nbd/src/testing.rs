@@ -62,6 +62,8 @@ pub struct MemDisk {
     flushes: AtomicU64,
     gate: Semaphore,
     gate_waiters: AtomicUsize,
+    /// The next call of this kind panics (outside the state lock, which stays usable).
+    panic_on: Mutex<Option<FaultOp>>,
 }
 
 impl MemDisk {
@@ -86,6 +88,7 @@ impl MemDisk {
             flushes: AtomicU64::new(0),
             gate: Semaphore::new(0),
             gate_waiters: AtomicUsize::new(0),
+            panic_on: Mutex::new(None),
         }
     }
 
@@ -98,6 +101,26 @@ impl MemDisk {
     pub fn fail_next(&self, op: FaultOp, kind: DiskErrorKind) {
         if let Ok(mut s) = self.state.lock() {
             s.faults.insert(op, kind);
+        }
+    }
+
+    /// The next call of `op` panics (a bug inside the disk, for the frontend's isolation).
+    pub fn panic_next(&self, op: FaultOp) {
+        *self.panic_on.lock().unwrap_or_else(|p| p.into_inner()) = Some(op);
+    }
+
+    fn maybe_panic(&self, op: FaultOp) {
+        let hit = {
+            let mut p = self.panic_on.lock().unwrap_or_else(|p| p.into_inner());
+            if *p == Some(op) {
+                *p = None;
+                true
+            } else {
+                false
+            }
+        };
+        if hit {
+            panic!("injected panic on {op:?}");
         }
     }
 
@@ -257,6 +280,7 @@ impl Disk for MemDisk {
     }
 
     async fn read(&self, offset_bytes: u64, length_bytes: u32) -> DiskResult<Bytes> {
+        self.maybe_panic(FaultOp::Read);
         let gated = {
             let mut s = self.lock()?;
             self.check(&mut s, FaultOp::Read, offset_bytes, u64::from(length_bytes))?;
@@ -288,6 +312,7 @@ impl Disk for MemDisk {
     }
 
     async fn write(&self, offset_bytes: u64, data: Bytes, _fua: bool) -> DiskResult<()> {
+        self.maybe_panic(FaultOp::Write);
         let mut s = self.lock()?;
         let len = data.len() as u64;
         self.check(&mut s, FaultOp::Write, offset_bytes, len)?;

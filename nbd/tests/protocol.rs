@@ -308,6 +308,32 @@ async fn bad_requests_get_errors_and_the_connection_keeps_working() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_inside_one_request_fails_only_that_request() {
+    let disk = Arc::new(MemDisk::new(MIB));
+    let srv = start("d", Arc::clone(&disk)).await;
+    let mut c = RawClient::connect(srv.addr.unwrap()).await;
+    c.go("d").await;
+    c.request(req(Command::Write, 1, 0, 512), &[7; 512]).await;
+    assert_eq!(c.simple_reply().await.unwrap().error, 0);
+    // A bug inside the disk: the request gets EIO, the connection stays.
+    disk.panic_next(FaultOp::Read);
+    c.request(req(Command::Read, 2, 0, 512), &[]).await;
+    let r = c
+        .simple_reply()
+        .await
+        .expect("an error reply, not a closed connection");
+    assert_eq!((r.cookie, r.error), (2, NBD_EIO));
+    disk.panic_next(FaultOp::Write);
+    c.request(req(Command::Write, 3, 0, 512), &[8; 512]).await;
+    let r = c.simple_reply().await.expect("an error reply");
+    assert_eq!((r.cookie, r.error), (3, NBD_EIO));
+    c.request(req(Command::Read, 4, 0, 512), &[]).await;
+    assert_eq!(c.simple_reply().await.unwrap().error, 0);
+    assert_eq!(c.raw_bytes(512).await, vec![7u8; 512]);
+    srv.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_payload_over_the_hard_limit_gets_einval_then_close() {
     let srv = start("d", Arc::new(MemDisk::new(64 * MIB))).await;
     let mut c = RawClient::connect(srv.addr.unwrap()).await;

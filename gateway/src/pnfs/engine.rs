@@ -12,7 +12,7 @@ use super::extent_cache::{Piece, PieceState, StorageRef};
 use super::fence::{wait_unfenced, FenceDecision};
 use super::layout::{commit, ensure_device, ensure_layout, maybe_evict, LayoutOutcome};
 use super::{align_down, align_up, overlaps, FileCtx, PnfsError, Shared};
-use crate::mds_api::{MetadataServer, StableHow};
+use crate::mds_api::MetadataServer;
 use crate::stats::Stats;
 
 /// In-flight registration of a direct I/O; unregisters (and wakes drains) on drop.
@@ -267,43 +267,15 @@ pub(super) async fn mds_read<M: MetadataServer>(
     Ok(())
 }
 
-/// Writes through the MDS (chunked, FILE_SYNC, short writes continued).
+/// Writes through the MDS (chunked, UNSTABLE4, short writes continued); durable at the
+/// file's next flush or close ([`super::mds_unstable`]).
 pub(super) async fn mds_write_all<M: MetadataServer>(
     sh: &Arc<Shared<M>>,
     f: &Arc<FileCtx>,
     offset: u64,
     data: Bytes,
 ) -> Result<(), PnfsError> {
-    let chunk = usize::try_from(sh.cfg.mds_io_chunk_bytes.max(4096)).unwrap_or(1 << 20);
-    let mut at = 0usize;
-    let mut zero_rounds = 0u32;
-    let mut need_commit = false;
-    while at < data.len() {
-        let n = (data.len() - at).min(chunk);
-        let r = sh
-            .mds
-            .write(
-                &f.open,
-                offset + at as u64,
-                data.slice(at..at + n),
-                StableHow::FileSync,
-            )
-            .await?;
-        let done = usize::try_from(r.count_bytes).unwrap_or(0).min(n);
-        if done == 0 {
-            zero_rounds += 1;
-            if zero_rounds > 3 {
-                return Err(PnfsError::Volume("MDS WRITE makes no progress".into()));
-            }
-        }
-        need_commit |= r.committed != StableHow::FileSync;
-        Stats::add(&sh.stats.mds_write_bytes, done as u64);
-        at += done;
-    }
-    if need_commit {
-        sh.mds.commit(&f.open, offset, data.len() as u64).await?;
-    }
-    Ok(())
+    super::mds_unstable::write_all(sh, f, offset, data).await
 }
 
 /// A write through the MDS while we may hold layouts for the range: commit our pending

@@ -160,7 +160,9 @@ impl<M: MetadataServer> PnfsDisk<M> {
 
     async fn flush_inner(&self) -> Result<(), PnfsError> {
         sync_volumes(&self.sh, &self.f).await?;
-        commit(&self.sh, &self.f, false).await
+        commit(&self.sh, &self.f, false).await?;
+        // Last: the layout commit may have rewritten data through the MDS.
+        super::mds_unstable::commit(&self.sh, &self.f).await
     }
 }
 

@@ -727,8 +727,11 @@ pub(super) async fn close_file<M: MetadataServer>(
             .unwrap_or_else(|p| p.into_inner())
             .retain(|x| !Arc::ptr_eq(x, f));
     }
+    // MDS writes answered UNSTABLE4 must be durable before the file is closed.
+    let m = super::mds_unstable::commit(sh, f).await;
     let c = sh.mds.close(&f.open).await;
     r?;
+    m?;
     c?;
     Ok(())
 }

@@ -24,6 +24,7 @@ pub mod extent_cache;
 pub mod fence;
 pub mod file_disk;
 mod layout;
+mod mds_unstable;
 mod range_lock;
 mod recall;
 pub mod scsi;
@@ -121,6 +122,9 @@ pub struct PnfsConfig {
     pub prefer_direct_io: bool,
     /// Which layout type to use when the file system offers both block and SCSI layouts.
     pub layout_preference: LayoutPreference,
+    /// Memory bound: bytes of MDS writes answered UNSTABLE4 kept (over all files) until a
+    /// COMMIT makes them durable; past it the writing file is committed at once.
+    pub mds_unstable_max_bytes: u64,
 }
 
 /// The layout type wanted when a file system offers both (one offered alone is used).
@@ -162,6 +166,7 @@ impl Default for PnfsConfig {
             max_plan_rounds: 16,
             prefer_direct_io: true,
             layout_preference: LayoutPreference::Block,
+            mds_unstable_max_bytes: 64 << 20,
         }
     }
 }
@@ -210,6 +215,10 @@ struct FileCtx {
     /// stall everyone for minutes (see `tests/pnfs_nfsd.rs`, the recall test).
     mds_write_lock: tokio::sync::Mutex<()>,
     write_locks: RangeLocks,
+    /// MDS writes answered UNSTABLE4, kept until COMMIT ([`mds_unstable`]).
+    mds_kept: Mutex<mds_unstable::KeptWrites>,
+    /// MDS writes hold it shared, their COMMIT exclusive.
+    mds_commit_gate: tokio::sync::RwLock<()>,
 }
 
 impl FileCtx {
@@ -233,6 +242,8 @@ struct Shared<M: MetadataServer> {
     stats: Arc<Stats>,
     files: Mutex<Vec<Arc<FileCtx>>>,
     lease_rx: watch::Receiver<LeaseStatus>,
+    /// Bytes in every file's [`FileCtx::mds_kept`].
+    mds_kept_bytes: std::sync::atomic::AtomicU64,
     #[cfg(any(test, feature = "testing"))]
     hooks: testing::Hooks,
 }
@@ -309,6 +320,7 @@ impl<M: MetadataServer> PnfsClient<M> {
             stats,
             files: Mutex::new(Vec::new()),
             lease_rx,
+            mds_kept_bytes: std::sync::atomic::AtomicU64::new(0),
             #[cfg(any(test, feature = "testing"))]
             hooks: testing::Hooks::default(),
         });
@@ -397,6 +409,8 @@ impl<M: MetadataServer> PnfsClient<M> {
             layoutget_lock: tokio::sync::Mutex::new(()),
             commit_lock: tokio::sync::Mutex::new(()),
             mds_write_lock: tokio::sync::Mutex::new(()),
+            mds_kept: Mutex::new(mds_unstable::KeptWrites::default()),
+            mds_commit_gate: tokio::sync::RwLock::new(()),
             write_locks: RangeLocks::default(),
         });
         self.shared.files.lock_unpoisoned().push(Arc::clone(&ctx));

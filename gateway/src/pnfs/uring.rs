@@ -11,6 +11,9 @@
 //! the ring is marked dead, operations still waiting fail with an error (the engine then
 //! uses the MDS), and the volume uses its blocking-pool path from then on.
 //!
+//! Submissions are batched: an operation pushes its entry and the ring's task submits all
+//! pushed entries in one `io_uring_enter` when it runs (after the pushing task yields).
+//!
 //! Unlike `spawn_blocking`, an operation in the ring does not hold back tokio's paused-clock
 //! auto-advance: tests that pause time should not do volume I/O on `O_DIRECT` volumes.
 
@@ -20,7 +23,7 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -34,6 +37,8 @@ use super::aligned::AlignedBuf;
 const RING_ENTRIES: u32 = 256;
 /// Operations in flight on one ring at most (the completion queue holds twice the entries).
 const RING_MAX_IN_FLIGHT: usize = 256;
+/// Attempts of one `io_uring_enter` submit before the ring is given up.
+const SUBMIT_ATTEMPTS: u32 = 3;
 /// Resubmissions of one short read or write before giving up with EIO.
 const MAX_SHORT_RETRIES: u32 = 16;
 
@@ -86,6 +91,12 @@ struct Shared {
     budget: Arc<Semaphore>,
     /// Signalled when the volume drops its ring: the reaper task ends.
     closing: Notify,
+    /// Entries pushed to the submission queue and not yet submitted to the kernel.
+    unsubmitted: AtomicBool,
+    /// Wakes the reaper task to submit what was pushed (see [`RingHandle::one`]).
+    kick: Notify,
+    /// `io_uring_enter` calls that submitted entries (for tests of the batching).
+    submit_calls: AtomicU64,
 }
 
 impl Shared {
@@ -95,6 +106,35 @@ impl Shared {
 
     fn ring(&self) -> MutexGuard<'_, IoUring> {
         self.ring.lock_unpoisoned()
+    }
+
+    /// Submits every entry pushed since the last submit in one `io_uring_enter` (the
+    /// requests a frontend decoded from one socket read go to the kernel together: one
+    /// system call and one block-layer plug for all of them). Retries a failing submit a
+    /// few times, then marks the ring dead (waiting operations fail and fall back).
+    fn submit_pending(&self) {
+        if !self.unsubmitted.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let mut ok = false;
+        {
+            let mut ring = self.ring();
+            if ring.submission().is_empty() {
+                // A second kick for entries an earlier submit already took.
+                return;
+            }
+            for _ in 0..SUBMIT_ATTEMPTS {
+                if ring.submit().is_ok() {
+                    self.submit_calls.fetch_add(1, Ordering::Relaxed);
+                    ok = true;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            tracing::warn!("volume io_uring: submit keeps failing; using the blocking pool");
+            self.kill();
+        }
     }
 
     /// Moves every posted completion into its slot and wakes the waiters.
@@ -187,22 +227,26 @@ impl Drop for ReaperGuard {
     }
 }
 
+/// The ring's task: submits what operations pushed (woken by `kick`) and moves completions
+/// to their slots (woken by the ring fd's readiness).
 async fn reaper(shared: Arc<Shared>, fd: AsyncFd<RingFd>) {
     let _guard = ReaperGuard(Arc::clone(&shared));
     loop {
         let readable = tokio::select! {
             biased;
             () = shared.closing.notified() => return,
-            r = fd.readable() => r,
+            () = shared.kick.notified() => None,
+            r = fd.readable() => Some(r),
         };
-        let mut ready = match readable {
-            Ok(r) => r,
-            Err(e) => {
+        match readable {
+            None => {}
+            Some(Ok(mut ready)) => ready.clear_ready(),
+            Some(Err(e)) => {
                 tracing::warn!(error = %e, "volume io_uring: readiness failed; using the blocking pool");
                 return;
             }
-        };
-        ready.clear_ready();
+        }
+        shared.submit_pending();
         shared.reap();
     }
 }
@@ -250,6 +294,9 @@ impl VolumeRing {
             alive: AtomicBool::new(true),
             budget: Arc::new(Semaphore::new(RING_MAX_IN_FLIGHT)),
             closing: Notify::new(),
+            unsubmitted: AtomicBool::new(false),
+            kick: Notify::new(),
+            submit_calls: AtomicU64::new(0),
         });
         let fd = {
             let _enter = handle.enter();
@@ -277,6 +324,11 @@ impl VolumeRing {
     /// False once the runtime that reaps this ring is gone.
     pub(super) fn is_alive(&self) -> bool {
         self.handle.shared.alive.load(Ordering::SeqCst)
+    }
+
+    /// `io_uring_enter` calls that submitted entries so far.
+    pub(super) fn submit_calls(&self) -> u64 {
+        self.handle.shared.submit_calls.load(Ordering::Relaxed)
     }
 
     /// A handle for one operation's future.
@@ -329,7 +381,7 @@ impl RingHandle {
             idx,
             done: false,
         };
-        let submitted = {
+        let pushed = {
             let mut ring = self.shared.ring();
             let entry = sqe.user_data(user_data);
             // SAFETY: the SQE points into the slot's buffer and names the slot's file; both
@@ -338,36 +390,25 @@ impl RingHandle {
             let mut pushed = unsafe { ring.submission().push(&entry) }.is_ok();
             if !pushed {
                 // The queue is full of entries not yet submitted: submit them, try again.
-                let _ = ring.submit();
+                if ring.submit().is_ok() {
+                    self.shared.submit_calls.fetch_add(1, Ordering::Relaxed);
+                }
                 // SAFETY: as above.
                 pushed = unsafe { ring.submission().push(&entry) }.is_ok();
             }
-            if pushed {
-                // Once pushed the entry belongs to the kernel side even if this submit
-                // fails: a later submit sends it, so the slot must stay until completion.
-                let mut ok = false;
-                for _ in 0..3 {
-                    if ring.submit().is_ok() {
-                        ok = true;
-                        break;
-                    }
-                }
-                Some(ok)
-            } else {
-                None
-            }
+            pushed
         };
-        match submitted {
-            None => {
-                // Never pushed: nothing is in the kernel, the slot can go with its buffer.
-                drop(op.forget());
-                return Err(io::Error::other("volume io_uring: submission queue full"));
-            }
-            Some(false) => {
-                tracing::warn!("volume io_uring: submit keeps failing; using the blocking pool");
-                self.shared.kill();
-            }
-            Some(true) => {}
+        if !pushed {
+            // Never pushed: nothing is in the kernel, the slot can go with its buffer.
+            drop(op.forget());
+            return Err(io::Error::other("volume io_uring: submission queue full"));
+        }
+        // Once pushed the entry belongs to the kernel side: the slot stays until its
+        // completion. The submit itself is left to the ring's task, which runs once the
+        // caller's task yields, so that every operation pushed until then goes in one
+        // `io_uring_enter` (a first push wakes it; later ones find it woken already).
+        if !self.shared.unsubmitted.swap(true, Ordering::AcqRel) {
+            self.shared.kick.notify_one();
         }
         op.await
     }

@@ -2,8 +2,8 @@
 //! reading of their replies, on `pnfs_proto::nfs4::cb`.
 
 use pnfs_proto::nfs4::cb::{
-    CbArgOp, CbCompoundArgs, CbCompoundRes, CbLayoutRecallArgs, CbResOp, CbSequenceArgs,
-    LayoutRecall, LayoutRecallFile,
+    CbArgOp, CbCompoundArgs, CbCompoundRes, CbLayoutRecallArgs, CbRecallArgs, CbResOp,
+    CbSequenceArgs, LayoutRecall, LayoutRecallFile,
 };
 use pnfs_proto::nfs4::{FileHandle, LayoutIoMode, LayoutType, NfsStat, SessionId, Stateid};
 use pnfs_proto::xdr::{from_bytes, to_bytes, XdrResult};
@@ -11,15 +11,55 @@ use pnfs_proto::xdr::{from_bytes, to_bytes, XdrResult};
 /// The back-channel slot every callback uses (the server sends one at a time per session).
 const CB_SLOT: u32 = 0;
 
-/// A CB_LAYOUTRECALL the server should send after releasing the state lock.
+/// A CB_LAYOUTRECALL or CB_RECALL the server should send after releasing the state lock.
 #[derive(Debug, Clone)]
 pub struct Recall {
     /// The holder.
     pub clientid: u64,
     /// The file.
     pub fh: Vec<u8>,
-    /// The layout stateid, its seqid already bumped for the recall.
+    /// The layout stateid (its seqid already bumped for the recall) or delegation stateid.
     pub stateid: Stateid,
+    /// A delegation (CB_RECALL), not a layout (CB_LAYOUTRECALL).
+    pub delegation: bool,
+}
+
+/// The CB_COMPOUND4args of recall `r`: [`layoutrecall_args`] or [`deleg_recall_args`].
+pub(crate) fn recall_args(sess: &[u8; 16], cb_seq: u32, r: &Recall) -> Vec<u8> {
+    if r.delegation {
+        deleg_recall_args(sess, cb_seq, r)
+    } else {
+        layoutrecall_args(sess, cb_seq, r)
+    }
+}
+
+/// CB_SEQUENCE on slot 0 of `sess`.
+fn cb_sequence(sess: &[u8; 16], cb_seq: u32) -> CbArgOp {
+    CbArgOp::Sequence(CbSequenceArgs {
+        sessionid: SessionId(*sess),
+        sequenceid: cb_seq,
+        slotid: CB_SLOT,
+        highest_slotid: CB_SLOT,
+        cachethis: false,
+        referring_call_lists: Vec::new(),
+    })
+}
+
+/// The CB_COMPOUND4args of a CB_RECALL of delegation `r` (RFC 8881 §20.2; no truncation).
+pub(crate) fn deleg_recall_args(sess: &[u8; 16], cb_seq: u32, r: &Recall) -> Vec<u8> {
+    to_bytes(&CbCompoundArgs {
+        tag: String::new(),
+        minorversion: 1,
+        callback_ident: 0,
+        ops: vec![
+            cb_sequence(sess, cb_seq),
+            CbArgOp::Recall(CbRecallArgs {
+                stateid: r.stateid,
+                truncate: false,
+                fh: FileHandle(r.fh.clone()),
+            }),
+        ],
+    })
 }
 
 /// The CB_COMPOUND4args of a whole-file recall of `r` (any iomode), sent on slot 0 of
@@ -30,14 +70,7 @@ pub(crate) fn layoutrecall_args(sess: &[u8; 16], cb_seq: u32, r: &Recall) -> Vec
         minorversion: 1,
         callback_ident: 0,
         ops: vec![
-            CbArgOp::Sequence(CbSequenceArgs {
-                sessionid: SessionId(*sess),
-                sequenceid: cb_seq,
-                slotid: CB_SLOT,
-                highest_slotid: CB_SLOT,
-                cachethis: false,
-                referring_call_lists: Vec::new(),
-            }),
+            cb_sequence(sess, cb_seq),
             CbArgOp::LayoutRecall(CbLayoutRecallArgs {
                 layout_type: LayoutType::BlockVolume,
                 iomode: LayoutIoMode::Any,
@@ -53,13 +86,13 @@ pub(crate) fn layoutrecall_args(sess: &[u8; 16], cb_seq: u32, r: &Recall) -> Vec
     })
 }
 
-/// What a CB_COMPOUND reply says: the compound status, and the CB_LAYOUTRECALL status if the
-/// client got that far.
+/// What a CB_COMPOUND reply says: the compound status, and the CB_LAYOUTRECALL or CB_RECALL
+/// status if the client got that far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CbOutcome {
     /// COMPOUND status (that of the first failing op).
     pub status: NfsStat,
-    /// Status of CB_LAYOUTRECALL, when it ran.
+    /// Status of CB_LAYOUTRECALL or CB_RECALL, when it ran.
     pub recall: Option<NfsStat>,
 }
 
@@ -67,7 +100,7 @@ pub(crate) struct CbOutcome {
 pub(crate) fn read_reply(body: &[u8]) -> XdrResult<CbOutcome> {
     let res: CbCompoundRes = from_bytes(body)?;
     let recall = res.results.iter().find_map(|r| match r {
-        CbResOp::LayoutRecall(s) => Some(*s),
+        CbResOp::LayoutRecall(s) | CbResOp::Recall(s) => Some(*s),
         _ => None,
     });
     Ok(CbOutcome {
@@ -89,6 +122,7 @@ mod tests {
                 seqid: 3,
                 other: [9; 12],
             },
+            delegation: false,
         }
     }
 

@@ -2,24 +2,28 @@
 
 use pnfs_proto::nfs4::attr::{Bitmap4, FATTR4_SIZE};
 use pnfs_proto::nfs4::{
-    CloneArgs, CommitResOk, CreateHow, NfsRes, NfsStat, OpenArgs, OpenClaim, OpenDelegation,
-    OpenDowngradeArgs, OpenFlag, OpenResOk, ReadArgs, ReadResOk, StableHow, Stateid, Verifier,
-    WriteArgs, WriteResOk, OPEN4_RESULT_LOCKTYPE_POSIX, OPEN4_SHARE_ACCESS_BOTH,
-    OPEN4_SHARE_DENY_BOTH,
+    CloneArgs, CommitResOk, CreateHow, NfsRes, NfsStat, OpenArgs, OpenClaim, OpenDowngradeArgs,
+    OpenFlag, OpenResOk, ReadArgs, ReadResOk, StableHow, Stateid, Verifier, WriteArgs, WriteResOk,
+    OPEN4_RESULT_LOCKTYPE_POSIX, OPEN4_SHARE_ACCESS_BOTH, OPEN4_SHARE_DENY_BOTH,
 };
 
 use super::attrs::InAttrs;
 use super::namespace::cinfo;
-use super::{Ctx, State, StateEntry, MAX_IO_BYTES};
-use crate::fs::{Kind, SetAttrs};
+use super::{deleg, Ctx, State, StateEntry, MAX_IO_BYTES};
+use crate::fs::{Durability, Kind, SetAttrs};
 
 impl State {
     pub(crate) fn open(&mut self, ctx: &mut Ctx, a: OpenArgs, attrs: InAttrs) -> NfsRes<OpenResOk> {
         let cid = ctx.clientid()?;
         let access = a.share_access & OPEN4_SHARE_ACCESS_BOTH;
+        let want = deleg::want_of(a.share_access)?;
         if access == 0 || a.share_deny & !OPEN4_SHARE_DENY_BOTH != 0 {
             return Err(NfsStat::INVAL);
         }
+        // Only CLAIM_NULL and CLAIM_FH get a delegation; the CLAIM_DELEG_CUR* opens are done
+        // under one and do not recall it.
+        let mut grantable = false;
+        let mut under_delegation = false;
         let deny = a.share_deny;
         let mut cinfo_v = (0u64, 0u64);
         let mut attrset = Bitmap4::new();
@@ -38,6 +42,7 @@ impl State {
                     });
                 }
                 cinfo_v = (dino.change, dino.change);
+                grantable = true;
                 match a.openhow {
                     OpenFlag::NoCreate => self.fs.lookup(dir, &name)?,
                     OpenFlag::Create(how) => {
@@ -52,6 +57,9 @@ impl State {
                                 }
                                 // Before any truncation: a denied OPEN changes nothing.
                                 self.check_share(id, cid, &a.owner.owner, access, deny)?;
+                                if self.break_delegations(id, cid, access, deny) > 0 {
+                                    return Err(NfsStat::DELAY);
+                                }
                                 if let Some(0) = attrs.set.size {
                                     if self.fs.get(id)?.size > 0 {
                                         if self.recall_file(id, None, 0, u64::MAX, true) > 0 {
@@ -93,6 +101,7 @@ impl State {
                 if self.in_grace() {
                     return Err(NfsStat::GRACE);
                 }
+                grantable = true;
                 ctx.cfh()?
             }
             OpenClaim::Previous(_) => {
@@ -105,11 +114,27 @@ impl State {
                 }
                 ctx.cfh()?
             }
-            // No delegations are ever granted, so there is nothing to claim by them.
-            OpenClaim::DelegateCur(_)
-            | OpenClaim::DelegatePrev(_)
-            | OpenClaim::DelegCurFh(_)
-            | OpenClaim::DelegPrevFh => return Err(NfsStat::NOTSUPP),
+            // §18.16.3: an open the client did locally under its delegation, claimed while it
+            // returns the delegation (so no recall and no grace check).
+            OpenClaim::DelegateCur(c) => {
+                let dir = ctx.cfh()?;
+                if !self.fs.get(dir)?.is_dir() {
+                    return Err(NfsStat::NOTDIR);
+                }
+                let id = self.fs.lookup(dir, &c.file)?;
+                self.check_delegation(cid, id, &c.delegate_stateid)?;
+                under_delegation = true;
+                id
+            }
+            OpenClaim::DelegCurFh(sid) => {
+                let id = ctx.cfh()?;
+                self.check_delegation(cid, id, &sid)?;
+                under_delegation = true;
+                id
+            }
+            // Delegations do not survive a restart of either side here: a client that
+            // restarted has no delegation to claim by (its state went with its old client ID).
+            OpenClaim::DelegatePrev(_) | OpenClaim::DelegPrevFh => return Err(NfsStat::NOTSUPP),
         };
         match &self.fs.get(file)?.kind {
             Kind::File => {}
@@ -119,6 +144,9 @@ impl State {
             Kind::Special { .. } => return Err(NfsStat::WRONG_TYPE),
         }
         self.check_share(file, cid, &a.owner.owner, access, deny)?;
+        if !under_delegation && self.break_delegations(file, cid, access, deny) > 0 {
+            return Err(NfsStat::DELAY);
+        }
         let owner = a.owner.owner;
         // One open stateid per (client, owner, file); a second OPEN upgrades it.
         let found = self.states.iter_mut().find_map(|(k, s)| match s {
@@ -160,13 +188,13 @@ impl State {
         };
         ctx.cfh = Some(file);
         ctx.csid = Some(stateid);
+        let delegation = self.offer_delegation(cid, file, access, want, grantable);
         Ok(OpenResOk {
             stateid,
             cinfo: cinfo(cinfo_v.0, cinfo_v.1),
             rflags: OPEN4_RESULT_LOCKTYPE_POSIX,
             attrset,
-            // This server never hands out delegations.
-            delegation: OpenDelegation::None,
+            delegation,
         })
     }
 
@@ -195,7 +223,7 @@ impl State {
                     && !(*clientid == cid && o.as_slice() == owner)
                     && (access & d != 0 || deny & acc != 0)
             }
-            StateEntry::Layout { .. } | StateEntry::Lock { .. } => false,
+            StateEntry::Layout { .. } | StateEntry::Lock { .. } | StateEntry::Deleg { .. } => false,
         });
         if conflict {
             Err(NfsStat::SHARE_DENIED)
@@ -295,7 +323,13 @@ impl State {
             return Err(NfsStat::DELAY);
         }
         let stale = self.fs.write_changes_map(id, off, u64::from(count));
-        self.fs.write(id, off, &a.data)?;
+        // RFC 8881 §18.32.3: only FILE_SYNC4 / DATA_SYNC4 need the data (and for FILE_SYNC4
+        // the metadata) durable before the reply; UNSTABLE4 waits for COMMIT.
+        let wanted = match a.stable {
+            StableHow::Unstable => Durability::Unstable,
+            StableHow::DataSync | StableHow::FileSync => Durability::Stable,
+        };
+        let done = self.fs.write(id, off, &a.data, wanted)?;
         if stale {
             // The writer's own cached layout no longer matches the map (its page cache has
             // the data): recall it without holding up this WRITE.
@@ -303,14 +337,26 @@ impl State {
         }
         Ok(WriteResOk {
             count,
-            // Data and metadata are on disk before the reply.
-            committed: StableHow::FileSync,
+            committed: match done {
+                Durability::Unstable => StableHow::Unstable,
+                // Data and metadata are on disk before the reply.
+                Durability::Stable => StableHow::FileSync,
+            },
             writeverf: Verifier(self.write_verf),
         })
     }
 
-    pub(crate) fn commit(&self, ctx: &Ctx) -> NfsRes<CommitResOk> {
-        ctx.cfh()?;
+    /// COMMIT, RFC 8881 §18.3: every UNSTABLE write is made durable (the whole volume is
+    /// synced at once, so the range does not matter), then the verifier is returned; it is the
+    /// boot epoch, so a client whose unstable writes were lost in a restart sees it change.
+    pub(crate) fn commit(&mut self, ctx: &Ctx) -> NfsRes<CommitResOk> {
+        let id = ctx.cfh()?;
+        match self.fs.get(id)?.kind {
+            Kind::File => {}
+            Kind::Dir => return Err(NfsStat::ISDIR),
+            Kind::Symlink(_) | Kind::Special { .. } => return Err(NfsStat::INVAL),
+        }
+        self.fs.flush()?;
         Ok(CommitResOk {
             writeverf: Verifier(self.write_verf),
         })

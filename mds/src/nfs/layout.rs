@@ -144,8 +144,11 @@ impl State {
         let layout_other = match self.states.get(&sid.other) {
             // Linux sends the lock stateid when the process holds a lock (§18.43.3 allows
             // open, lock and delegation stateids).
+            // Linux sends the delegation stateid when it holds a delegation.
             Some(
-                StateEntry::Open { clientid, file, .. } | StateEntry::Lock { clientid, file, .. },
+                StateEntry::Open { clientid, file, .. }
+                | StateEntry::Lock { clientid, file, .. }
+                | StateEntry::Deleg { clientid, file, .. },
             ) if *clientid == cid && *file == id => None,
             Some(StateEntry::Layout {
                 clientid,
@@ -165,7 +168,7 @@ impl State {
             // A LAYOUTGET on an open stateid starts the client's layout of the file over:
             // it has dropped any revoked layout of it (Linux never FREE_STATEIDs one).
             self.revoked_layouts
-                .retain(|_, r| !(r.clientid == cid && r.file == id));
+                .retain(|_, r| r.deleg || !(r.clientid == cid && r.file == id));
         }
         // No layout is granted to a client whose layout of this file is being recalled,
         // whichever stateid the request carries (nfsd: fi_lo_recalls). Otherwise a segment
@@ -397,7 +400,8 @@ impl State {
                 self.states.retain(
                     |_, s| !matches!(s, StateEntry::Layout { clientid, .. } if *clientid == cid),
                 );
-                self.revoked_layouts.retain(|_, r| r.clientid != cid);
+                self.revoked_layouts
+                    .retain(|_, r| r.deleg || r.clientid != cid);
                 return Ok(LayoutreturnResOk { stateid: None });
             }
         };
@@ -408,7 +412,7 @@ impl State {
         if self
             .revoked_layouts
             .get(&other)
-            .is_some_and(|r| r.clientid == cid)
+            .is_some_and(|r| r.clientid == cid && !r.deleg)
         {
             self.revoked_layouts.remove(&other);
             return Ok(LayoutreturnResOk { stateid: None });
@@ -508,6 +512,7 @@ impl State {
                         seqid: *seqid,
                         other: *k,
                     },
+                    delegation: false,
                 });
             }
         }

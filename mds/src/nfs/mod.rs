@@ -16,10 +16,13 @@
 //!   readdir, setattr.
 //! - `io`: OPEN, CLOSE, OPEN_DOWNGRADE, READ, WRITE, COMMIT, CLONE.
 //! - `layout`: devices, LAYOUTGET / LAYOUTCOMMIT / LAYOUTRETURN, recalls.
+//! - `lock`: LOCK, LOCKT, LOCKU.
+//! - `deleg`: read delegations: grant on OPEN, CB_RECALL, DELEGRETURN, revocation.
 //! - `callback`: the CB_COMPOUNDs the server sends and their replies.
 
 pub(crate) mod attrs;
 pub(crate) mod callback;
+pub(crate) mod deleg;
 pub(crate) mod io;
 pub(crate) mod layout;
 pub(crate) mod lock;
@@ -164,6 +167,14 @@ pub(crate) enum StateEntry {
         /// Held ranges as (offset, end exclusive, write), disjoint.
         ranges: Vec<(u64, u64, bool)>,
     },
+    /// A read delegation of a file (RFC 8881 §10.4, `deleg`).
+    Deleg {
+        clientid: u64,
+        file: u64,
+        seqid: u32,
+        /// When CB_RECALL was queued.
+        recalled: Option<Instant>,
+    },
 }
 
 impl StateEntry {
@@ -171,13 +182,17 @@ impl StateEntry {
         match self {
             Self::Open { clientid, .. }
             | Self::Layout { clientid, .. }
-            | Self::Lock { clientid, .. } => *clientid,
+            | Self::Lock { clientid, .. }
+            | Self::Deleg { clientid, .. } => *clientid,
         }
     }
 
     fn file(&self) -> u64 {
         match self {
-            Self::Open { file, .. } | Self::Layout { file, .. } | Self::Lock { file, .. } => *file,
+            Self::Open { file, .. }
+            | Self::Layout { file, .. }
+            | Self::Lock { file, .. }
+            | Self::Deleg { file, .. } => *file,
         }
     }
 }
@@ -200,6 +215,10 @@ pub(crate) struct RevokedLayout {
     pub reported: Option<Instant>,
     /// Revocation order (for forgetting the oldest first).
     pub serial: u64,
+    /// A delegation (revoked a lease after its CB_RECALL, `deleg`), not a layout: only
+    /// FREE_STATEID, DELEGRETURN's DELEG_REVOKED answer aside, or a lease after the report
+    /// ends it.
+    pub deleg: bool,
 }
 
 /// All server state.
@@ -230,6 +249,10 @@ pub struct State {
     pub(crate) revoked_layouts: HashMap<[u8; 12], RevokedLayout>,
     /// Count of clients whose lease expired (their state was dropped).
     pub expired_clients: u64,
+    /// Count of CB_RECALLs (delegation recalls) sent.
+    pub delegation_recalls_sent: u64,
+    /// Count of delegations revoked a lease after their recall.
+    pub delegations_revoked: u64,
 }
 
 impl State {
@@ -262,6 +285,8 @@ impl State {
             revoked: 0,
             revoked_layouts: HashMap::new(),
             expired_clients: 0,
+            delegation_recalls_sent: 0,
+            delegations_revoked: 0,
         })
     }
 
@@ -465,6 +490,10 @@ impl State {
         // RFC 8881 §18.46.3 / §15.1.3.4: once SEQUENCE has named the session, a reply longer
         // than its ca_maxresponsesize fails the operation that made it so with REP_TOO_BIG.
         let mut reply_limit: Option<usize> = None;
+        // RFC 8881 §2.10.6.4 / §18.46.3 / §15.1.3.5: with sa_cachethis set, a reply longer than
+        // the session's ca_maxresponsesize_cached fails the operation that made it so with
+        // REP_TOO_BIG_TO_CACHE (the shortened reply is what the slot caches).
+        let mut cache_limit: Option<usize> = None;
         let mut reply_bytes = RPC_REPLY_HEADER_BYTES + 12 + tag.len().div_ceil(4) * 4;
         for (i, (op, op_attrs)) in args.argarray.into_iter().zip(attrs).enumerate() {
             let is_seq = matches!(op, NfsArgOp::Sequence(_));
@@ -495,7 +524,11 @@ impl State {
                     Ok(session::SeqResult::Replay(bytes)) => return bytes,
                     Ok(session::SeqResult::New(ok)) => {
                         slot_to_cache = Some((a.sessionid.0, a.slotid));
-                        reply_limit = self.sessions.get(&a.sessionid.0).map(|s| s.max_reply_bytes);
+                        let sess = self.sessions.get(&a.sessionid.0);
+                        reply_limit = sess.map(|s| s.max_reply_bytes);
+                        cache_limit = sess
+                            .filter(|_| a.cachethis)
+                            .map(|s| s.max_cached_reply_bytes);
                         NfsResOp::Sequence(Ok(ok))
                     }
                     Err(e) => NfsResOp::Sequence(Err(e)),
@@ -506,6 +539,8 @@ impl State {
             if let (Some(limit), Some(shadow)) = (reply_limit, &shadow) {
                 if reply_bytes > limit {
                     res = NfsResOp::error_for(shadow, NfsStat::REP_TOO_BIG);
+                } else if cache_limit.is_some_and(|c| reply_bytes > c) {
+                    res = NfsResOp::error_for(shadow, NfsStat::REP_TOO_BIG_TO_CACHE);
                 }
             }
             let failed = !res.status().is_ok();
@@ -592,6 +627,7 @@ impl State {
             A::BindConnToSession(a) => R::BindConnToSession(self.bind_conn(ctx, &a)),
             A::DestroyClientid(c) => R::DestroyClientid(st(self.destroy_clientid(c))),
             A::ReclaimComplete(_) => R::ReclaimComplete(st(self.reclaim_complete(ctx))),
+            A::Delegreturn(s) => R::Delegreturn(st(self.delegreturn(ctx, &s))),
             A::TestStateid(a) => R::TestStateid(Ok(self.test_stateids(&a.stateids))),
             A::FreeStateid(s) => R::FreeStateid(st(self.free_stateid(&s))),
             // pNFS.

@@ -200,6 +200,7 @@ impl State {
         let d = ctx.cfh()?;
         self.refuse_in_grace(None)?;
         let id = self.fs.lookup(d, name)?;
+        self.delegations_in_the_way(id, ctx)?;
         let states = &self.states;
         let (b, a, freed) = self.fs.remove_keeping(d, name, &|f| is_open(states, f))?;
         if freed.is_some() {
@@ -213,6 +214,12 @@ impl State {
         let dd = ctx.cfh()?;
         self.refuse_in_grace(None)?;
         let victim = self.fs.lookup(dd, new).ok();
+        if let Ok(src) = self.fs.lookup(sd, old) {
+            self.delegations_in_the_way(src, ctx)?;
+        }
+        if let Some(v) = victim {
+            self.delegations_in_the_way(v, ctx)?;
+        }
         let states = &self.states;
         let (sb, sa, db, da, freed) = self
             .fs
@@ -229,6 +236,7 @@ impl State {
     pub(crate) fn link(&mut self, ctx: &Ctx, name: &str) -> NfsRes<CinfoResOk> {
         let src = ctx.sfh()?;
         let d = ctx.cfh()?;
+        self.delegations_in_the_way(src, ctx)?;
         let (b, a) = self.fs.link(src, d, name)?;
         Ok(CinfoResOk { cinfo: cinfo(b, a) })
     }
@@ -290,6 +298,7 @@ impl State {
         if attrs.unsupported {
             return Err(NfsStat::ATTRNOTSUPP);
         }
+        self.delegations_in_the_way(id, ctx)?;
         if let Some(size) = attrs.set.size {
             self.refuse_in_grace(Some(&ctx.sid(sid)?))?;
             let cur = self.fs.get(id)?.size;

@@ -67,6 +67,9 @@ pub(crate) struct Session {
     /// ca_maxoperations, enforced on every request (RFC 8881 §18.36.3, §2.10.6.4).
     max_request_bytes: usize,
     pub max_reply_bytes: usize,
+    /// The fore channel's ca_maxresponsesize_cached: the largest reply of a request with
+    /// sa_cachethis set (RFC 8881 §18.36.3, §2.10.6.4).
+    pub max_cached_reply_bytes: usize,
     max_ops: usize,
 }
 
@@ -154,7 +157,8 @@ impl State {
         if let Some(c) = self.clients.get_mut(&cid) {
             c.renewed = Instant::now();
         }
-        // Every reply is cached, whatever sa_cachethis says.
+        // Every reply is cached, whatever sa_cachethis says; with sa_cachethis set it must
+        // also fit ca_maxresponsesize_cached (`State::compound` checks).
         Ok(SeqResult::New(SequenceResOk {
             sessionid: a.sessionid,
             sequenceid: a.sequenceid,
@@ -428,6 +432,7 @@ impl State {
                 cb_seq: std::sync::Arc::new(tokio::sync::Mutex::new(0)),
                 max_request_bytes: bytes(res.fore_chan_attrs.maxrequestsize),
                 max_reply_bytes: bytes(res.fore_chan_attrs.maxresponsesize),
+                max_cached_reply_bytes: bytes(res.fore_chan_attrs.maxresponsesize_cached),
                 max_ops: bytes(res.fore_chan_attrs.maxoperations),
             },
         );
@@ -525,7 +530,8 @@ impl State {
                 self.states.remove(&sid.other);
                 Ok(())
             }
-            Some(StateEntry::Open { .. }) => Err(NfsStat::LOCKS_HELD),
+            // §18.38.3: an open, or a delegation not revoked, is not freed by FREE_STATEID.
+            Some(StateEntry::Open { .. } | StateEntry::Deleg { .. }) => Err(NfsStat::LOCKS_HELD),
             // §18.38.3: a lock stateid still holding locks stays.
             Some(StateEntry::Lock { ranges, .. }) => {
                 if !ranges.is_empty() {
@@ -578,10 +584,11 @@ impl State {
         for k in late {
             tracing::warn!("layout {k:02x?}: recall timed out, revoked");
             if let Some(StateEntry::Layout { clientid, file, .. }) = self.states.remove(&k) {
-                self.remember_revoked(k, clientid, file);
+                self.remember_revoked(k, clientid, file, false);
             }
             self.revoked += 1;
         }
+        self.revoke_late_delegations(now);
         // A revoked layout the client was told about a whole lease ago is forgotten (see
         // RevokedLayout for why not only FREE_STATEID ends it).
         self.revoked_layouts.retain(|_, r| {
@@ -592,8 +599,14 @@ impl State {
 
     /// Keeps a revoked layout stateid for its client to learn of, at most
     /// [`MAX_REVOKED_LAYOUTS_PER_CLIENT`] per client (the oldest is forgotten first).
-    fn remember_revoked(&mut self, other: [u8; 12], clientid: u64, file: u64) {
-        let serial = self.revoked;
+    pub(crate) fn remember_revoked(
+        &mut self,
+        other: [u8; 12],
+        clientid: u64,
+        file: u64,
+        deleg: bool,
+    ) {
+        let serial = self.revoked + self.delegations_revoked;
         let mine: Vec<([u8; 12], u64)> = self
             .revoked_layouts
             .iter()
@@ -612,6 +625,7 @@ impl State {
                 file,
                 reported: None,
                 serial,
+                deleg,
             },
         );
     }

@@ -9,6 +9,9 @@ PORT=20490
 NFS_OP_DEADLINE_S=120
 # 32 MiB through the block layout (cp, cmp, sync: about 10 s under TCG).
 NFS_BULK_DEADLINE_S=300
+# locks.py: two blocked F_SETLKW waiters, each checked blocked for 4 s, then granted at the
+# Linux client's next LOCK poll (its interval doubles up to 30 s).
+LOCK_TEST_DEADLINE_S=300
 trap 'cp $MDS_DIR/mds.log $OUT/ 2>/dev/null || true' EXIT
 # The log first: a busy MDS may not answer its admin socket within the dump's time limit.
 HANG_DUMP_EXTRA="tail -n 60 $MDS_DIR/mds.log; [ ! -S $MDS_DIR/state/admin.sock ] || timeout 10 bash -c 'mds_admin stats'"
@@ -108,7 +111,7 @@ check_special_files() {
 op "special files after remount" check_special_files
 
 step "byte-range locks between two processes"
-guarded "$NFS_OP_DEADLINE_S" "lock test" python3 "$PNFS_MDS_GUEST_DIR/locks.py" $M/d1/locked
+guarded "$LOCK_TEST_DEADLINE_S" "lock test" python3 "$PNFS_MDS_GUEST_DIR/locks.py" $M/d1/locked
 echo "LOCK $(nfs_op_count LOCK $M) LOCKU $(nfs_op_count LOCKU $M)"
 assert_gt "$(nfs_op_count LOCK $M)" 0 "LOCK calls"
 

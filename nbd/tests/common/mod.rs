@@ -56,6 +56,21 @@ impl Running {
         }
     }
 
+    /// A server started elsewhere (e.g. with TLS) with its stop sender and task.
+    pub fn from_parts(
+        addr: Option<SocketAddr>,
+        socket: Option<PathBuf>,
+        stop: oneshot::Sender<()>,
+        task: JoinHandle<NbdResult<()>>,
+    ) -> Self {
+        Self {
+            addr,
+            socket,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
     /// Fires shutdown and waits for `serve` to return.
     pub async fn stop(mut self) -> NbdResult<()> {
         if let Some(s) = self.stop.take() {

@@ -61,6 +61,7 @@ pub mod guest;
 pub mod initramfs;
 pub mod kernel;
 pub mod peers;
+pub mod pki;
 mod tools;
 pub mod util;
 
@@ -68,4 +69,5 @@ pub use error::{GuestReport, Result, TestbedError};
 pub use guest::{GuestOutcome, GuestRunner, GuestScript, StepTiming};
 pub use kernel::{find_guest_kernel, GuestKernel};
 pub use peers::{free_port, Ganesha, Nbdkit};
+pub use pki::TestPki;
 pub use tools::{ci_strict, find_tool, require, require_tool, skip};

@@ -23,6 +23,7 @@ const TOOL_PACKAGES: &[(&str, &str)] = &[
     ("rpcinfo", "rpcbind"),
     ("promtool", "prometheus"),
     ("curl", "curl"),
+    ("openssl", "openssl"),
 ];
 
 /// True when the environment variable `CI` is set (and not empty, `0` or `false`): then a

@@ -35,6 +35,7 @@ const EXPECTED_PACKAGES: &[&str] = &[
     "python3-libnbd",
     "prometheus",
     "curl",
+    "openssl",
     "qemu-system-x86",
     "qemu-utils",
     "linux-image-amd64",
