@@ -9,8 +9,9 @@
 //! is listed as `NAME (ublk)`. If no device starts, the service fails at once
 //! ([`crate::EXIT_FAILURE`]).
 
+use pnfs_gateway::sync::LockExt;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use pnfs_config::{Config, Frontend};
 use tokio::sync::watch;
@@ -21,11 +22,6 @@ use crate::metrics::MetricsListener;
 use crate::notify::notify;
 use crate::owner_lock::OwnerLock;
 use crate::status::{Board, DeviceStatus, FrontendStatus, Snapshot, State};
-
-/// Locks a mutex whose data stays usable after a panic elsewhere.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// How the service ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,7 +351,7 @@ async fn serve(
                     ready
                         .ublk_paths
                         .push((spec.config.name.clone(), u.path.clone()));
-                    lock(&ublk_devices).push((*i, u));
+                    ublk_devices.lock_unpoisoned().push((*i, u));
                 }
                 Err(e) => {
                     let name = &spec.config.name;
@@ -395,7 +391,7 @@ async fn serve(
                     }
                 }
             }
-            for (i, u) in lock(&ublk).iter() {
+            for (i, u) in ublk.lock_unpoisoned().iter() {
                 let (counters, problem) = u.counters();
                 if let Some(d) = snap.devices.get_mut(*i) {
                     d.counters.extend(counters);
@@ -461,7 +457,7 @@ async fn serve(
             }
         }
     }
-    let ublk_list = std::mem::take(&mut *lock(&ublk_devices));
+    let ublk_list = std::mem::take(&mut *ublk_devices.lock_unpoisoned());
     for (i, u) in ublk_list {
         let name = &specs[i].config.name;
         let path = u.path.clone();

@@ -1,8 +1,9 @@
 //! What `pnfsgw stats` shows: the state of every device and frontend, and the gateway's
 //! counters. The service updates a [`Board`]; the control socket serves [`Snapshot`]s of it.
 
+use pnfs_gateway::sync::LockExt;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -120,7 +121,7 @@ impl Board {
 
     fn with<R>(&self, f: impl FnOnce(&mut Inner) -> R) -> R {
         // A panic while holding the lock leaves plain data; keep serving it.
-        let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut g = self.inner.lock_unpoisoned();
         f(&mut g)
     }
 

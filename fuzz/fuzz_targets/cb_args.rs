@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pnfs_proto::cb::{CbCompoundArgs, CbCompoundRes, CbResOp};
+use pnfs_proto::nfs4::cb::{CbCompoundArgs, CbCompoundRes, CbResOp};
 use pnfs_proto::nfs4::NfsStat;
 use pnfs_proto::xdr::{from_bytes, to_bytes};
 

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pnfs_proto::cb::CbCompoundRes;
+use pnfs_proto::nfs4::cb::CbCompoundRes;
 use pnfs_proto::xdr::{from_bytes, to_bytes};
 
 fuzz_target!(|data: &[u8]| {

@@ -13,3 +13,4 @@ pub mod disk;
 pub mod mds_api;
 pub mod pnfs;
 pub mod stats;
+pub mod sync;

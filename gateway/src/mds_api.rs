@@ -244,7 +244,12 @@ pub struct LayoutCommitResult {
     pub new_size_bytes: Option<u64>,
 }
 
-/// What a LAYOUTRETURN returns.
+/// What a LAYOUTRETURN returns: proto's `Layoutreturn` (layoutreturn4) in the vocabulary of
+/// this boundary, kept on purpose. Every type the pNFS layer hands to [`MetadataServer`] names
+/// its units (`offset_bytes`) and carries bodies as [`Bytes`] shared with the layout cache
+/// without a copy, and the FILE target has no file handle of its own (the [`OpenFile`] names
+/// the file). The client turns it into `Layoutreturn` in one place
+/// (`client/mds_impl.rs`, `layout_return`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LayoutReturnTarget {
     /// LAYOUTRETURN4_FILE for the open's file.
@@ -300,16 +305,8 @@ pub struct DeviceInfo {
     pub notifications: u32,
 }
 
-/// stable_how4 for MDS WRITE.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum StableHow {
-    /// UNSTABLE4.
-    Unstable,
-    /// DATA_SYNC4.
-    DataSync,
-    /// FILE_SYNC4.
-    FileSync,
-}
+/// stable_how4 for MDS WRITE: the protocol's own type.
+pub use pnfs_proto::nfs4::StableHow;
 
 /// A successful MDS READ.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -503,26 +500,8 @@ pub struct LayoutRecall {
 /// honours it for both block and SCSI layouts.
 pub const RCA4_TYPE_MASK_BLK_LAYOUT_BIT: u32 = 4;
 
-/// One CB_NOTIFY_DEVICEID entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeviceNotification {
-    /// NOTIFY_DEVICEID4_CHANGE.
-    Change {
-        /// The layout type.
-        layout_type: LayoutType,
-        /// The device.
-        device_id: DeviceId,
-        /// ndc_immediate.
-        immediate: bool,
-    },
-    /// NOTIFY_DEVICEID4_DELETE.
-    Delete {
-        /// The layout type.
-        layout_type: LayoutType,
-        /// The device.
-        device_id: DeviceId,
-    },
-}
+/// One CB_NOTIFY_DEVICEID entry: the protocol's own type.
+pub use pnfs_proto::nfs4::cb::DeviceNotification;
 
 /// A boxed future, for the one asynchronous callback.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

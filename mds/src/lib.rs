@@ -65,6 +65,7 @@
 pub mod fs;
 pub mod nfs;
 pub mod server;
+pub mod sync;
 pub mod volume;
 
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! The TCP server: one task per connection, RPC framing, the back channel on the client's own
 //! connection, the periodic lease/recall/grace work, and the admin socket.
 
+use crate::sync::LockExt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,7 +43,7 @@ impl Mds {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock would be a bug; keep serving with the state as is.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock_unpoisoned()
     }
 
     /// Recalls every layout of the file at `path` (an admin/test hook). Returns the number
@@ -163,10 +164,7 @@ impl Mds {
                 return;
             }
             let (tx, rx) = tokio::sync::oneshot::channel();
-            back.pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(xid, tx);
+            back.pending.lock_unpoisoned().insert(xid, tx);
             if back.tx.send(enc.into_inner()).is_err() {
                 tracing::warn!("recall: back channel closed");
                 return;
@@ -182,10 +180,7 @@ impl Mds {
             let reply = match tokio::time::timeout(timeout, rx).await {
                 Ok(Ok(b)) => b,
                 _ => {
-                    back.pending
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&xid);
+                    back.pending.lock_unpoisoned().remove(&xid);
                     tracing::warn!("recall: no answer from client {:#x}", r.clientid);
                     return;
                 }
@@ -341,11 +336,7 @@ fn handle_record(mds: &Arc<Mds>, conn: &ConnHandle, rec: Vec<u8>) {
     // Replies to our callbacks come back on the same connection.
     if rec.len() >= 8 && rec[4..8] == [0, 0, 0, 1] {
         if let Some(xid) = rpc::peek_xid(&rec) {
-            let waiter = conn
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&xid);
+            let waiter = conn.pending.lock_unpoisoned().remove(&xid);
             match waiter {
                 Some(w) => {
                     let _ = w.send(rec);

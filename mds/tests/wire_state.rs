@@ -236,7 +236,7 @@ async fn session_with_back_channel(c: &mut Client, owner: &[u8]) -> (ClientId, S
 /// Reads the next call the server sent on `c`'s connection: a CB_COMPOUND of CB_SEQUENCE +
 /// CB_RECALL, answered with CB_RECALL `status`. Returns the recalled stateid and file handle.
 async fn answer_cb_recall(c: &mut Client, status: NfsStat) -> (Stateid, Vec<u8>) {
-    use pnfs_proto::cb::{CbArgOp, CbCompoundArgs, CbCompoundRes, CbResOp, CbSequenceResOk};
+    use pnfs_proto::nfs4::cb::{CbArgOp, CbCompoundArgs, CbCompoundRes, CbResOp, CbSequenceResOk};
     use pnfs_proto::rpc::{self, AcceptStat, MsgBody, ReplyBody, RpcMsg};
     use pnfs_proto::xdr::{from_bytes, to_bytes, Encoder, XdrEncode};
     let rec = c.read_record().await.expect("a callback from the server");

@@ -4,7 +4,6 @@
 //! This crate does no I/O. Decoders take byte slices and enforce limits; encoders append to
 //! buffers. Everything that comes from the network is validated here once.
 
-pub mod cb;
 pub mod layout;
 pub mod nfs4;
 pub mod rpc;

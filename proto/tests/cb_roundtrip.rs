@@ -6,7 +6,7 @@
 // The generators cut random u64s down to bytes and small counts on purpose.
 #![allow(clippy::cast_possible_truncation)]
 
-use pnfs_proto::cb::*;
+use pnfs_proto::nfs4::cb::*;
 use pnfs_proto::nfs4::types::{
     DeviceId, FileHandle, LayoutIoMode, LayoutType, NfsStat, SessionId, Stateid,
 };
@@ -401,9 +401,9 @@ fn random_arg_op(rng: &mut Rng, opnum: u32) -> CbArgOp {
                 CbArgOp::RecallableObjAvail(a)
             }
         }
-        OP_CB_RECALL_SLOT => CbArgOp::RecallSlot {
+        OP_CB_RECALL_SLOT => CbArgOp::RecallSlot(CbRecallSlotArgs {
             target_highest_slotid: rng.u32(),
-        },
+        }),
         OP_CB_SEQUENCE => CbArgOp::Sequence(CbSequenceArgs {
             sessionid: SessionId(rng.array()),
             sequenceid: rng.u32(),

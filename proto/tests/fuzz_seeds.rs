@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pnfs_proto::cb::{CbCompoundArgs, CbCompoundRes};
+use pnfs_proto::nfs4::cb::{CbCompoundArgs, CbCompoundRes};
 use pnfs_proto::nfs4::{CompoundArgs, CompoundRes};
 use pnfs_proto::xdr::{from_bytes, to_bytes, XdrDecode, XdrEncode};
 

@@ -18,7 +18,7 @@ use pnfs_proto::layout::{
 use pnfs_proto::nfs4::types::DeviceId;
 use pnfs_proto::xdr::{from_bytes, to_bytes, XdrError};
 
-/// Small deterministic generator (splitmix64) so the tests need no extra dependency.
+/// The shared seeded generator (rand's StdRng, seed printed).
 mod common;
 use common::Rng;
 

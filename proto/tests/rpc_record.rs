@@ -233,16 +233,11 @@ fn auth_limits_are_enforced() {
 
 #[test]
 fn random_bytes_never_panic_the_reader_or_header_decoder() {
-    // Deterministic xorshift, seed logged.
+    // Seeded StdRng, seed logged.
     let seed = 0x5eed_1234_u64;
     println!("seed {seed:#x}");
-    let mut s = seed;
-    let mut next = || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut next = || rand::RngCore::next_u64(&mut rng);
     for _ in 0..2000 {
         let len = usize::try_from(next() % 64).unwrap();
         let bytes: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();

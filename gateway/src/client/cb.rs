@@ -1,19 +1,19 @@
-//! The backchannel (RFC 8881 §20): CB_COMPOUND (decoded by `pnfs_proto::cb`), CB_SEQUENCE
+//! The backchannel (RFC 8881 §20): CB_COMPOUND (decoded by `pnfs_proto::nfs4::cb`), CB_SEQUENCE
 //! checks against the back-channel slot table (with a reply cache per slot), and dispatch of
 //! CB_LAYOUTRECALL, CB_RECALL_ANY, CB_NOTIFY_DEVICEID and CB_RECALLABLE_OBJ_AVAIL to the pNFS
 //! layer's [`CallbackSink`]. This client never holds delegations: CB_RECALL is answered OK and
 //! the delegation returned, CB_GETATTR gets BADHANDLE. Pure except for the sink calls.
 
+use crate::sync::LockExt;
 use std::sync::Mutex;
 
-use pnfs_proto::cb::{
-    CbArgOp, CbCompoundArgs, CbCompoundRes, CbResOp, CbSequenceResOk,
-    DeviceNotification as PNotification, LayoutRecall as PRecall,
+use pnfs_proto::nfs4::cb::{
+    CbArgOp, CbCompoundArgs, CbCompoundRes, CbResOp, CbSequenceResOk, LayoutRecall as PRecall,
 };
 use pnfs_proto::nfs4::{FileHandle, NfsStat, SessionId, Stateid};
 use pnfs_proto::xdr::{from_bytes, to_bytes, XdrResult};
 
-use crate::mds_api::{CallbackSink, DeviceNotification, LayoutRecall, RecallTarget};
+use crate::mds_api::{CallbackSink, LayoutRecall, RecallTarget};
 
 /// Back-channel slot table: last sequence id and cached reply per slot.
 #[derive(Debug)]
@@ -50,10 +50,7 @@ impl CbSlotTable {
 
     /// RFC 8881 §2.10.6.1 for the back channel.
     pub fn check(&self, slot: u32, seqid: u32, highest: u32) -> CbSeqDecision {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = self.slots.lock_unpoisoned();
         let n = slots.len();
         let Some(s) = usize::try_from(slot).ok().and_then(|i| slots.get_mut(i)) else {
             return CbSeqDecision::Error(NfsStat::BADSLOT);
@@ -84,10 +81,7 @@ impl CbSlotTable {
 
     /// Stores the reply of the request in progress on `slot`.
     pub fn finish(&self, slot: u32, reply: &[u8]) {
-        let mut slots = self
-            .slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slots = self.slots.lock_unpoisoned();
         if let Some(s) = usize::try_from(slot).ok().and_then(|i| slots.get_mut(i)) {
             s.in_progress = false;
             s.cached = Some(reply.to_vec());
@@ -130,7 +124,7 @@ impl std::fmt::Debug for CbContext<'_> {
     }
 }
 
-fn to_recall(a: &pnfs_proto::cb::CbLayoutRecallArgs) -> LayoutRecall {
+fn to_recall(a: &pnfs_proto::nfs4::cb::CbLayoutRecallArgs) -> LayoutRecall {
     LayoutRecall {
         layout_type: a.layout_type,
         iomode: a.iomode,
@@ -147,27 +141,6 @@ fn to_recall(a: &pnfs_proto::cb::CbLayoutRecallArgs) -> LayoutRecall {
                 minor: f.minor,
             },
             PRecall::All => RecallTarget::All,
-        },
-    }
-}
-
-fn to_notification(n: &PNotification) -> DeviceNotification {
-    match *n {
-        PNotification::Change {
-            layout_type,
-            device_id,
-            immediate,
-        } => DeviceNotification::Change {
-            layout_type,
-            device_id,
-            immediate,
-        },
-        PNotification::Delete {
-            layout_type,
-            device_id,
-        } => DeviceNotification::Delete {
-            layout_type,
-            device_id,
         },
     }
 }
@@ -228,14 +201,11 @@ pub fn handle_cb_compound(cb: &CbCompoundArgs, ctx: &CbContext<'_>) -> (Vec<u8>,
                         .map_or(NfsStat::OK, |s| s.recallable_obj_avail(mask)),
                 )
             }
-            CbArgOp::NotifyDeviceid(a) => {
-                let n: Vec<DeviceNotification> = a.changes.iter().map(to_notification).collect();
-                CbResOp::NotifyDeviceid(
-                    ctx.sink
-                        .as_ref()
-                        .map_or(NfsStat::OK, |s| s.notify_deviceid(&n)),
-                )
-            }
+            CbArgOp::NotifyDeviceid(a) => CbResOp::NotifyDeviceid(
+                ctx.sink
+                    .as_ref()
+                    .map_or(NfsStat::OK, |s| s.notify_deviceid(&a.changes)),
+            ),
             CbArgOp::Recall(a) => {
                 // We never keep delegations; if the server granted one we return it.
                 follow.push(FollowUp::ReturnDelegation {
@@ -265,7 +235,10 @@ pub fn handle_cb_compound(cb: &CbCompoundArgs, ctx: &CbContext<'_>) -> (Vec<u8>,
 mod tests {
     use super::*;
     use crate::mds_api::BoxFuture;
-    use pnfs_proto::cb::{CbLayoutRecallArgs, CbRecallArgs, CbSequenceArgs};
+    use crate::mds_api::DeviceNotification;
+    use pnfs_proto::nfs4::cb::{
+        CbLayoutRecallArgs, CbRecallArgs, CbRecallSlotArgs, CbSequenceArgs,
+    };
     use pnfs_proto::nfs4::{LayoutIoMode, LayoutType};
     use pnfs_proto::xdr::Decoder;
     use std::sync::Arc;
@@ -385,9 +358,9 @@ mod tests {
             tag: String::new(),
             minorversion: 1,
             callback_ident: 0,
-            ops: vec![CbArgOp::RecallSlot {
+            ops: vec![CbArgOp::RecallSlot(CbRecallSlotArgs {
                 target_highest_slotid: 0,
-            }],
+            })],
         });
         let cb = decode_cb_compound(&no_seq).unwrap();
         assert_eq!(

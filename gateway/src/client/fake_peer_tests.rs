@@ -7,9 +7,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use pnfs_proto::nfs4::ops::{
-    BindConnToSessionResOk, ChannelAttrs as PChannelAttrs, CommitResOk, CompoundArgs, CompoundRes,
-    CreateSessionResOk, ExchangeIdResOk, GetattrResOk, NfsArgOp, NfsResOp, SequenceResOk,
-    ServerOwner, StateProtectR,
+    BindConnToSessionResOk, ChannelAttrs as PChannelAttrs, CommitArgs, CommitResOk, CompoundArgs,
+    CompoundRes, CreateSessionResOk, ExchangeIdResOk, GetattrResOk, NfsArgOp, NfsResOp,
+    SequenceResOk, ServerOwner, StateProtectR,
 };
 use pnfs_proto::nfs4::ops::{GetfhResOk, OpenResOk, TestStateidResOk};
 use pnfs_proto::nfs4::{FileHandle, NfsStat, SessionId, Stateid, Verifier};
@@ -18,7 +18,6 @@ use pnfs_proto::xdr::{from_bytes, to_bytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::session::{BoxStream, CallFlags, ClientConfig, Connector, NfsClient};
-use super::wire::Op;
 
 const SLOTS: usize = 4;
 
@@ -297,11 +296,11 @@ async fn client(peer: &Arc<Mutex<Peer>>) -> NfsClient {
 async fn commit(c: &NfsClient) -> Result<(), super::ClientError> {
     let build = || {
         Ok(vec![
-            Op::PutFh(FileHandle(vec![1])),
-            Op::Commit {
-                offset_bytes: 0,
-                count_bytes: 0,
-            },
+            NfsArgOp::Putfh(FileHandle(vec![1])),
+            NfsArgOp::Commit(CommitArgs {
+                offset: 0,
+                count: 0,
+            }),
         ])
     };
     c.inner.compound(&build, CallFlags::IO).await.map(|_| ())

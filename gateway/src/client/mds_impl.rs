@@ -1,22 +1,25 @@
 //! [`MetadataServer`] for [`NfsClient`]: the file operations of the pNFS layer, built on
 //! [`Inner::compound`](super::session) with its retries.
 
+use crate::sync::LockExt;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use pnfs_proto::nfs4::{DeviceId, FileHandle, LayoutType, NfsStat, Stateid, Verifier};
+use pnfs_proto::nfs4::ops as p;
+use pnfs_proto::nfs4::ops::{NfsArgOp, NfsResOp};
+use pnfs_proto::nfs4::{Bitmap4, DeviceId, FileHandle, LayoutType, NfsStat, Stateid, Verifier};
 use tokio::sync::watch;
 
 use super::error::ClientError;
 use super::session::{CallFlags, Inner, NfsClient, OpenState};
-use super::wire::{self, attr, share, Op, OpRes, OpenClaim, OpenCreate, ReturnTarget};
+use super::wire::{self, attr, share, Attrs};
 use crate::mds_api::{
     CallbackSink, DeviceInfo, LayoutCommitArgs, LayoutCommitResult, LayoutGetArgs, LayoutGetResult,
-    LayoutReturnArgs, LayoutReturnResult, LayoutReturnTarget, LeaseStatus, MdsError, MdsErrorKind,
-    MdsResult, MetadataServer, OpenFile, OpenId, OpenMode, ReadResult, StableHow, StateidArg,
-    WriteResult,
+    LayoutReturnArgs, LayoutReturnResult, LayoutReturnTarget, LayoutSegment, LeaseStatus, MdsError,
+    MdsErrorKind, MdsResult, MetadataServer, OpenFile, OpenId, OpenMode, ReadResult, StableHow,
+    StateidArg, WriteResult,
 };
 
 /// Most path components in an open path.
@@ -79,8 +82,7 @@ fn split_path(path: &str) -> Result<Vec<String>, ClientError> {
 impl Inner {
     fn open_state(&self, id: OpenId) -> Result<OpenState, ClientError> {
         self.opens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .lock_unpoisoned()
             .get(&id.0)
             .cloned()
             .ok_or_else(|| {
@@ -90,8 +92,7 @@ impl Inner {
 
     fn current_stateid(&self, id: OpenId) -> Stateid {
         self.opens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .lock_unpoisoned()
             .get(&id.0)
             .map_or(Stateid::default(), |o| o.stateid)
     }
@@ -118,28 +119,28 @@ impl Inner {
         let owner = format!("pnfs-gateway open {id}").into_bytes();
         let mut create = mode
             .create_size_bytes
-            .map(|_| OpenCreate::Guarded { mode: CREATE_MODE });
+            .map(|_| wire::create_guarded(CREATE_MODE));
         let (stateid, deleg, fh, attrs, created) = loop {
             let clientid = self
                 .conn_clientid()
                 .ok_or_else(|| ClientError::Protocol("no client ID".into()))?;
             let (comps, owner) = (comps.clone(), owner.clone());
-            let cr = create.unwrap_or(OpenCreate::No);
+            let cr = create.clone().unwrap_or(p::OpenFlag::NoCreate);
             let build = move || {
                 let (last, dirs) = comps
                     .split_last()
                     .map_or((String::new(), &[][..]), |(l, d)| (l.clone(), d));
-                let mut ops = vec![Op::PutRootFh];
-                ops.extend(dirs.iter().map(|c| Op::Lookup(c.clone())));
-                ops.push(Op::Open {
-                    access: access | share::WANT_NO_DELEG,
-                    owner: owner.clone(),
+                let mut ops = vec![NfsArgOp::Putrootfh];
+                ops.extend(dirs.iter().map(|c| wire::lookup(c)));
+                ops.push(wire::open(
+                    access | share::WANT_NO_DELEG,
+                    owner.clone(),
                     clientid,
-                    create: cr,
-                    claim: OpenClaim::Null(last),
-                });
-                ops.push(Op::GetFh);
-                ops.push(Op::GetAttr(OPEN_ATTRS.to_vec()));
+                    cr.clone(),
+                    p::OpenClaim::Null(last),
+                ));
+                ops.push(NfsArgOp::Getfh);
+                ops.push(wire::getattr(&OPEN_ATTRS));
                 Ok(ops)
             };
             match self
@@ -154,20 +155,25 @@ impl Inner {
             {
                 Ok(res) => {
                     let n = res.len();
-                    let (Some(OpRes::Open(o)), Some(OpRes::Fh(fh)), Some(OpRes::Attrs(a))) = (
+                    let (
+                        Some(NfsResOp::Open(Ok(o))),
+                        Some(NfsResOp::Getfh(Ok(fh))),
+                        Some(NfsResOp::Getattr(Ok(a))),
+                    ) = (
                         res.get(n.wrapping_sub(3)),
                         res.get(n.wrapping_sub(2)),
                         res.get(n.wrapping_sub(1)),
-                    ) else {
+                    )
+                    else {
                         return Err(ClientError::Protocol(
                             "OPEN compound results out of shape".into(),
                         ));
                     };
                     break (
                         o.stateid,
-                        o.delegation,
-                        fh.clone(),
-                        a.clone(),
+                        wire::delegation_stateid(&o.delegation),
+                        fh.object.clone(),
+                        Attrs::from_fattr4(&a.obj_attributes)?,
                         create.is_some(),
                     );
                 }
@@ -181,19 +187,16 @@ impl Inner {
         if let Some(d) = deleg {
             self.return_delegation(fh.clone(), d);
         }
-        self.opens
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(
-                id,
-                OpenState {
-                    path: path.to_owned(),
-                    fh: fh.clone(),
-                    stateid,
-                    access,
-                    owner,
-                },
-            );
+        self.opens.lock_unpoisoned().insert(
+            id,
+            OpenState {
+                path: path.to_owned(),
+                fh: fh.clone(),
+                stateid,
+                access,
+                owner,
+            },
+        );
         let mut size = attrs.size_bytes.unwrap_or(0);
         if let (true, Some(want)) = (created, mode.create_size_bytes) {
             if want != size {
@@ -224,11 +227,8 @@ impl Inner {
         let me = self.clone();
         let build = move || {
             Ok(vec![
-                Op::PutFh(fh.clone()),
-                Op::SetSize {
-                    stateid: me.current_stateid(id),
-                    size_bytes,
-                },
+                NfsArgOp::Putfh(fh.clone()),
+                wire::set_size(me.current_stateid(id), size_bytes),
             ])
         };
         self.compound(
@@ -259,11 +259,7 @@ impl NfsClient {
 
 impl MetadataServer for NfsClient {
     fn set_callback_sink(&self, sink: Weak<dyn CallbackSink>) {
-        *self
-            .inner
-            .sink
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sink);
+        *self.inner.sink.lock_unpoisoned() = Some(sink);
     }
 
     fn open(&self, path: &str, mode: OpenMode) -> impl Future<Output = MdsResult<OpenFile>> + Send {
@@ -282,10 +278,15 @@ impl MetadataServer for NfsClient {
     fn get_size(&self, open: &OpenFile) -> impl Future<Output = MdsResult<u64>> + Send {
         let fh = fh_of(open);
         self.run("GETATTR", async move {
-            let build = move || Ok(vec![Op::PutFh(fh.clone()), Op::GetAttr(vec![attr::SIZE])]);
+            let build = move || {
+                Ok(vec![
+                    NfsArgOp::Putfh(fh.clone()),
+                    wire::getattr(&[attr::SIZE]),
+                ])
+            };
             let res = self.inner.compound(&build, CallFlags::READ_ONLY).await?;
             match res.get(1) {
-                Some(OpRes::Attrs(a)) => a
+                Some(NfsResOp::Getattr(Ok(a))) => Attrs::from_fattr4(&a.obj_attributes)?
                     .size_bytes
                     .ok_or_else(|| ClientError::Protocol("no size in GETATTR".into())),
                 _ => Err(ClientError::Protocol("GETATTR without result".into())),
@@ -314,17 +315,17 @@ impl MetadataServer for NfsClient {
             let me = self.inner.clone();
             let build = move || {
                 Ok(vec![
-                    Op::PutFh(fh.clone()),
-                    Op::LayoutGet {
-                        signal: args.signal_layout_avail,
+                    NfsArgOp::Putfh(fh.clone()),
+                    NfsArgOp::Layoutget(p::LayoutgetArgs {
+                        signal_layout_avail: args.signal_layout_avail,
                         layout_type: args.layout_type,
                         iomode: args.iomode,
-                        offset_bytes: args.offset_bytes,
-                        length_bytes: args.length_bytes,
-                        min_length_bytes: args.min_length_bytes,
+                        offset: args.offset_bytes,
+                        length: args.length_bytes,
+                        minlength: args.min_length_bytes,
                         stateid: me.resolve(id, args.stateid),
-                        max_count: args.max_reply_bytes,
-                    },
+                        maxcount: args.max_reply_bytes,
+                    }),
                 ])
             };
             let flags = CallFlags {
@@ -332,14 +333,20 @@ impl MetadataServer for NfsClient {
                 ..CallFlags::STATEFUL
             };
             match self.inner.compound(&build, flags).await?.into_iter().nth(1) {
-                Some(OpRes::LayoutGet {
-                    return_on_close,
-                    stateid,
-                    segments,
-                }) => Ok(LayoutGetResult {
-                    return_on_close,
-                    stateid,
-                    segments,
+                Some(NfsResOp::Layoutget(p::LayoutgetRes::Ok(l))) => Ok(LayoutGetResult {
+                    return_on_close: l.return_on_close,
+                    stateid: l.stateid,
+                    segments: l
+                        .layouts
+                        .into_iter()
+                        .map(|s| LayoutSegment {
+                            offset_bytes: s.offset,
+                            length_bytes: s.length,
+                            iomode: s.iomode,
+                            layout_type: s.content.loc_type,
+                            body: Bytes::from(s.content.loc_body),
+                        })
+                        .collect(),
                 }),
                 _ => Err(ClientError::Protocol("LAYOUTGET without result".into())),
             }
@@ -357,17 +364,19 @@ impl MetadataServer for NfsClient {
             let reclaim = args.reclaim;
             let build = move || {
                 Ok(vec![
-                    Op::PutFh(fh.clone()),
-                    Op::LayoutCommit {
-                        offset_bytes: args.offset_bytes,
-                        length_bytes: args.length_bytes,
+                    NfsArgOp::Putfh(fh.clone()),
+                    NfsArgOp::Layoutcommit(p::LayoutcommitArgs {
+                        offset: args.offset_bytes,
+                        length: args.length_bytes,
                         reclaim: args.reclaim,
                         stateid: me.resolve(id, args.stateid),
                         last_write_offset: args.last_write_offset_bytes,
                         time_modify: args.time_modify,
-                        layout_type: args.layout_type,
-                        body: args.update_body.clone(),
-                    },
+                        layoutupdate: p::LayoutUpdate {
+                            lou_type: args.layout_type,
+                            lou_body: args.update_body.to_vec(),
+                        },
+                    }),
                 ])
             };
             let flags = CallFlags {
@@ -376,9 +385,9 @@ impl MetadataServer for NfsClient {
                 ..CallFlags::STATEFUL
             };
             match self.inner.compound(&build, flags).await?.into_iter().nth(1) {
-                Some(OpRes::LayoutCommit { new_size_bytes }) => {
-                    Ok(LayoutCommitResult { new_size_bytes })
-                }
+                Some(NfsResOp::Layoutcommit(Ok(c))) => Ok(LayoutCommitResult {
+                    new_size_bytes: c.newsize,
+                }),
                 _ => Err(ClientError::Protocol("LAYOUTCOMMIT without result".into())),
             }
         })
@@ -391,30 +400,30 @@ impl MetadataServer for NfsClient {
     ) -> impl Future<Output = MdsResult<LayoutReturnResult>> + Send {
         let fh = fh_of(open);
         self.run("LAYOUTRETURN", async move {
-            let target = match &args.target {
+            let layoutreturn = match &args.target {
                 LayoutReturnTarget::File {
                     offset_bytes,
                     length_bytes,
                     stateid,
                     body,
-                } => ReturnTarget::File {
-                    offset_bytes: *offset_bytes,
-                    length_bytes: *length_bytes,
+                } => p::Layoutreturn::File(p::LayoutreturnFile {
+                    offset: *offset_bytes,
+                    length: *length_bytes,
                     stateid: *stateid,
-                    body: body.clone(),
-                },
-                LayoutReturnTarget::Fsid => ReturnTarget::Fsid,
-                LayoutReturnTarget::All => ReturnTarget::All,
+                    body: body.to_vec(),
+                }),
+                LayoutReturnTarget::Fsid => p::Layoutreturn::Fsid,
+                LayoutReturnTarget::All => p::Layoutreturn::All,
             };
             let build = move || {
                 Ok(vec![
-                    Op::PutFh(fh.clone()),
-                    Op::LayoutReturn {
+                    NfsArgOp::Putfh(fh.clone()),
+                    NfsArgOp::Layoutreturn(p::LayoutreturnArgs {
                         reclaim: args.reclaim,
                         layout_type: args.layout_type,
                         iomode: args.iomode,
-                        target: target.clone(),
-                    },
+                        layoutreturn: layoutreturn.clone(),
+                    }),
                 ])
             };
             let flags = CallFlags {
@@ -422,7 +431,9 @@ impl MetadataServer for NfsClient {
                 ..CallFlags::STATEFUL
             };
             match self.inner.compound(&build, flags).await?.into_iter().nth(1) {
-                Some(OpRes::LayoutReturn { stateid }) => Ok(LayoutReturnResult { stateid }),
+                Some(NfsResOp::Layoutreturn(Ok(r))) => {
+                    Ok(LayoutReturnResult { stateid: r.stateid })
+                }
                 _ => Err(ClientError::Protocol("LAYOUTRETURN without result".into())),
             }
         })
@@ -440,12 +451,12 @@ impl MetadataServer for NfsClient {
             for _ in 0..2 {
                 let mc = max_count;
                 let build = move || {
-                    Ok(vec![Op::GetDeviceInfo {
+                    Ok(vec![NfsArgOp::Getdeviceinfo(p::GetdeviceinfoArgs {
                         device_id,
                         layout_type,
-                        max_count: mc,
-                        notify: notify_mask,
-                    }])
+                        maxcount: mc,
+                        notify_types: Bitmap4(vec![notify_mask]),
+                    })])
                 };
                 match self
                     .inner
@@ -453,15 +464,11 @@ impl MetadataServer for NfsClient {
                     .await?
                 {
                     Ok(res) => match res.into_iter().next() {
-                        Some(OpRes::DeviceInfo {
-                            layout_type,
-                            body,
-                            notify,
-                        }) => {
+                        Some(NfsResOp::Getdeviceinfo(p::GetdeviceinfoRes::Ok(d))) => {
                             return Ok(DeviceInfo {
-                                layout_type,
-                                addr_body: body,
-                                notifications: notify,
+                                layout_type: d.device_addr.layout_type,
+                                addr_body: Bytes::from(d.device_addr.addr_body),
+                                notifications: d.notification.0.first().copied().unwrap_or(0),
                             })
                         }
                         _ => {
@@ -470,12 +477,12 @@ impl MetadataServer for NfsClient {
                             ))
                         }
                     },
-                    Err(f)
-                        if f.status == NfsStat::TOOSMALL
-                            && f.detail > max_count
-                            && f.detail <= limit =>
-                    {
-                        max_count = f.detail;
+                    Err(wire::OpFailure {
+                        status: NfsStat::TOOSMALL,
+                        min_count: Some(min),
+                        ..
+                    }) if min > max_count && min <= limit => {
+                        max_count = min;
                     }
                     Err(f) => {
                         return Err(ClientError::Nfs {
@@ -504,12 +511,12 @@ impl MetadataServer for NfsClient {
             let me = self.inner.clone();
             let build = move || {
                 Ok(vec![
-                    Op::PutFh(fh.clone()),
-                    Op::Read {
+                    NfsArgOp::Putfh(fh.clone()),
+                    NfsArgOp::Read(p::ReadArgs {
                         stateid: me.current_stateid(id),
-                        offset_bytes,
-                        count_bytes,
-                    },
+                        offset: offset_bytes,
+                        count: count_bytes,
+                    }),
                 ])
             };
             match self
@@ -519,14 +526,17 @@ impl MetadataServer for NfsClient {
                 .into_iter()
                 .nth(1)
             {
-                Some(OpRes::Read { eof, data })
-                    if data.len() <= usize::try_from(count_bytes).unwrap_or(usize::MAX) =>
+                Some(NfsResOp::Read(Ok(r)))
+                    if r.data.len() <= usize::try_from(count_bytes).unwrap_or(usize::MAX) =>
                 {
-                    Ok(ReadResult { data, eof })
+                    Ok(ReadResult {
+                        data: Bytes::from(r.data),
+                        eof: r.eof,
+                    })
                 }
-                Some(OpRes::Read { data, .. }) => Err(ClientError::Protocol(format!(
+                Some(NfsResOp::Read(Ok(r))) => Err(ClientError::Protocol(format!(
                     "READ returned {} bytes for {count_bytes}",
-                    data.len()
+                    r.data.len()
                 ))),
                 _ => Err(ClientError::Protocol("READ without result".into())),
             }
@@ -544,21 +554,16 @@ impl MetadataServer for NfsClient {
         self.run("WRITE", async move {
             let max = usize::try_from(self.inner.max_io_bytes()).unwrap_or(usize::MAX);
             let data = data.slice(..data.len().min(max));
-            let stable_wire = match stable {
-                StableHow::Unstable => 0,
-                StableHow::DataSync => 1,
-                StableHow::FileSync => 2,
-            };
             let me = self.inner.clone();
             let build = move || {
                 Ok(vec![
-                    Op::PutFh(fh.clone()),
-                    Op::Write {
+                    NfsArgOp::Putfh(fh.clone()),
+                    NfsArgOp::Write(p::WriteArgs {
                         stateid: me.current_stateid(id),
-                        offset_bytes,
-                        stable: stable_wire,
-                        data: data.clone(),
-                    },
+                        offset: offset_bytes,
+                        stable,
+                        data: data.to_vec(),
+                    }),
                 ])
             };
             match self
@@ -568,18 +573,10 @@ impl MetadataServer for NfsClient {
                 .into_iter()
                 .nth(1)
             {
-                Some(OpRes::Write {
-                    count_bytes,
-                    committed,
-                    verifier,
-                }) => Ok(WriteResult {
-                    count_bytes,
-                    committed: match committed {
-                        0 => StableHow::Unstable,
-                        1 => StableHow::DataSync,
-                        _ => StableHow::FileSync,
-                    },
-                    verifier,
+                Some(NfsResOp::Write(Ok(w))) => Ok(WriteResult {
+                    count_bytes: w.count,
+                    committed: w.committed,
+                    verifier: w.writeverf,
                 }),
                 _ => Err(ClientError::Protocol("WRITE without result".into())),
             }
@@ -598,11 +595,11 @@ impl MetadataServer for NfsClient {
             let count_bytes = u32::try_from(length_bytes).unwrap_or(0);
             let build = move || {
                 Ok(vec![
-                    Op::PutFh(fh.clone()),
-                    Op::Commit {
-                        offset_bytes,
-                        count_bytes,
-                    },
+                    NfsArgOp::Putfh(fh.clone()),
+                    NfsArgOp::Commit(p::CommitArgs {
+                        offset: offset_bytes,
+                        count: count_bytes,
+                    }),
                 ])
             };
             match self
@@ -612,7 +609,7 @@ impl MetadataServer for NfsClient {
                 .into_iter()
                 .nth(1)
             {
-                Some(OpRes::Commit(v)) => Ok(v),
+                Some(NfsResOp::Commit(Ok(c))) => Ok(c.writeverf),
                 _ => Err(ClientError::Protocol("COMMIT without result".into())),
             }
         })

@@ -3,7 +3,8 @@
 //! `target_highest_slotid` to shrink or grow the usable range. Callers wait for a free slot
 //! without polling.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use crate::sync::LockExt;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
@@ -60,7 +61,7 @@ impl SlotTable {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock_unpoisoned()
     }
 
     /// Number of slots the server granted.

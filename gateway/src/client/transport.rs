@@ -5,6 +5,7 @@
 //! The stream is generic, so unit tests run over `tokio::io::duplex` and fault layers can sit
 //! between the client and a real server.
 
+use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,9 +99,7 @@ struct Pending {
 /// Data for a reply: the whole record and the offset of the results in it.
 fn fail_all(pending: &Mutex<Pending>, why: &str) {
     let calls = {
-        let mut p = pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut p = pending.lock_unpoisoned();
         if p.closed.is_none() {
             p.closed = Some(why.to_owned());
         }
@@ -168,11 +167,7 @@ impl Transport {
 
     /// True once the connection has failed or was closed.
     pub fn is_closed(&self) -> bool {
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .closed
-            .is_some()
+        self.pending.lock_unpoisoned().closed.is_some()
     }
 
     /// Closes the connection: every outstanding call fails with ConnectionLost.
@@ -199,10 +194,7 @@ impl Transport {
         let xid = self.next_xid.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
-            let mut p = self
-                .pending
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut p = self.pending.lock_unpoisoned();
             if let Some(why) = &p.closed {
                 return Err(ClientError::ConnectionLost(why.clone()));
             }
@@ -227,11 +219,7 @@ impl Transport {
     }
 
     fn forget(&self, xid: u32) {
-        self.pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .calls
-            .remove(&xid);
+        self.pending.lock_unpoisoned().calls.remove(&xid);
     }
 }
 
@@ -323,11 +311,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
         };
         match rpc::parse_message(&record) {
             Ok(Message::Reply { xid, body }) => {
-                let tx = pending
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .calls
-                    .remove(&xid);
+                let tx = pending.lock_unpoisoned().calls.remove(&xid);
                 let Some(tx) = tx else {
                     tracing::debug!(xid, "reply for an unknown or timed-out call dropped");
                     continue;

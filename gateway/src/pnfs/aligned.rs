@@ -8,6 +8,7 @@
 //! Recycled buffers hold old bytes (always initialised memory, never uninitialised): every
 //! user overwrites the whole visible length before handing the data on.
 
+use crate::sync::LockExt;
 use std::alloc::{self, Layout};
 use std::io;
 use std::ptr::NonNull;
@@ -86,7 +87,7 @@ impl AlignedBuf {
         let pooled_cap = len.max(POOL_MIN_BYTES).checked_next_power_of_two();
         if let Some(class) = pooled_cap.and_then(class_of) {
             let cap = POOL_MIN_BYTES << class;
-            let idle = POOL[class].lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let idle = POOL[class].lock_unpoisoned().pop();
             if let Some(raw) = idle {
                 return Ok(Self {
                     ptr: raw.ptr,
@@ -152,7 +153,7 @@ impl AsRef<[u8]> for AlignedBuf {
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         if let Some(class) = class_of(self.cap) {
-            let mut idle = POOL[class].lock().unwrap_or_else(|p| p.into_inner());
+            let mut idle = POOL[class].lock_unpoisoned();
             if idle.len() < class_limit(class) {
                 idle.push(RawBuf { ptr: self.ptr });
                 return;

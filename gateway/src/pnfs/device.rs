@@ -4,6 +4,7 @@
 //! I/O); a cache per device ID that CB_NOTIFY_DEVICEID invalidates, which also remembers the
 //! PR registrations so shutdown can remove them.
 
+use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -300,32 +301,22 @@ pub struct DeviceCache {
 impl DeviceCache {
     /// The cached device, if any.
     pub fn get(&self, id: &DeviceId) -> Option<Arc<ResolvedDevice>> {
-        self.devices
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        self.devices.lock_unpoisoned().get(id).cloned()
     }
 
     /// Caches a resolved device.
     pub fn insert(&self, dev: Arc<ResolvedDevice>) {
-        self.devices
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(dev.device_id, dev);
+        self.devices.lock_unpoisoned().insert(dev.device_id, dev);
     }
 
     /// Forgets a device (CB_NOTIFY_DEVICEID change/delete).
     pub fn invalidate(&self, id: &DeviceId) {
-        self.devices
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
+        self.devices.lock_unpoisoned().remove(id);
     }
 
     /// Records that layouts of type `layout_type` name device `id`.
     pub fn note_layout_type(&self, id: DeviceId, layout_type: LayoutType) {
-        let mut m = self.layout_types.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self.layout_types.lock_unpoisoned();
         // Bounded by the devices the server names; a server naming more than this many is
         // broken, and forgetting only makes a later GETDEVICEINFO ask for a block device.
         if m.len() >= DEVICE_CACHE_MAX_TYPES && !m.contains_key(&id) {
@@ -337,8 +328,7 @@ impl DeviceCache {
     /// The layout type device `id` was seen with (BLOCK_VOLUME if never seen).
     pub fn layout_type_of(&self, id: &DeviceId) -> LayoutType {
         self.layout_types
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_unpoisoned()
             .get(id)
             .copied()
             .unwrap_or(LayoutType::BlockVolume)
@@ -347,8 +337,7 @@ impl DeviceCache {
     /// True when `key` is registered on `volume` by this client.
     pub fn is_registered(&self, volume: &Arc<dyn VolumeIo>, key: u64) -> bool {
         self.registrations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_unpoisoned()
             .iter()
             .any(|r| Arc::ptr_eq(&r.volume, volume) && r.key == key)
     }
@@ -356,7 +345,7 @@ impl DeviceCache {
     /// Records a registration (replacing another key on the same volume: REGISTER AND
     /// IGNORE EXISTING KEY replaced it on the device too).
     pub fn record_registration(&self, volume: &Arc<dyn VolumeIo>, key: u64) {
-        let mut regs = self.registrations.lock().unwrap_or_else(|p| p.into_inner());
+        let mut regs = self.registrations.lock_unpoisoned();
         regs.retain(|r| !Arc::ptr_eq(&r.volume, volume));
         regs.push(PrRegistration {
             volume: Arc::clone(volume),
@@ -366,18 +355,14 @@ impl DeviceCache {
 
     /// The registrations this client holds.
     pub fn registrations(&self) -> Vec<PrRegistration> {
-        self.registrations
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.registrations.lock_unpoisoned().clone()
     }
 
     /// Removes every registration from its device (REGISTER with the old key and new key 0,
     /// RFC 8154: the client unregisters when it stops using the device). Returns the errors,
     /// one line per volume; the registrations are forgotten either way.
     pub async fn unregister_all(&self) -> Result<(), PnfsError> {
-        let regs: Vec<PrRegistration> =
-            std::mem::take(&mut *self.registrations.lock().unwrap_or_else(|p| p.into_inner()));
+        let regs: Vec<PrRegistration> = std::mem::take(&mut *self.registrations.lock_unpoisoned());
         let mut errors = Vec::new();
         for r in regs {
             match r.volume.pr_register(r.key, 0, false).await {
@@ -402,12 +387,7 @@ impl DeviceCache {
 
     /// Every cached device.
     pub fn all(&self) -> Vec<Arc<ResolvedDevice>> {
-        self.devices
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.devices.lock_unpoisoned().values().cloned().collect()
     }
 }
 

@@ -36,6 +36,7 @@ pub mod testing;
 mod uring;
 pub mod volume;
 
+use crate::sync::LockExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -246,7 +247,7 @@ struct FileCtx {
 
 impl FileCtx {
     fn lock(&self) -> std::sync::MutexGuard<'_, FileState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock_unpoisoned()
     }
 }
 
@@ -292,7 +293,7 @@ impl<M: MetadataServer> Shared<M> {
     }
 
     fn files(&self) -> Vec<Arc<FileCtx>> {
-        self.files.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.files.lock_unpoisoned().clone()
     }
 
     /// The file a recall of `fh` is for: the open one, else one still closing. A closing file
@@ -437,11 +438,7 @@ impl<M: MetadataServer> PnfsClient<M> {
             mds_commit_gate: tokio::sync::RwLock::new(()),
             write_locks: RangeLocks::default(),
         });
-        self.shared
-            .files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Arc::clone(&ctx));
+        self.shared.files.lock_unpoisoned().push(Arc::clone(&ctx));
         Ok(PnfsDisk::new(Arc::clone(&self.shared), ctx))
     }
 

@@ -1,6 +1,7 @@
 //! Byte-range write locks: writes whose server-block-expanded ranges overlap run one at a
 //! time, so read-modify-write of a block never loses a concurrent write to the same block.
 
+use crate::sync::LockExt;
 use std::sync::Mutex;
 
 use tokio::sync::Notify;
@@ -33,7 +34,7 @@ impl RangeLocks {
             tokio::pin!(notified);
             notified.as_mut().enable();
             {
-                let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+                let mut g = self.inner.lock_unpoisoned();
                 if !g.held.iter().any(|&(_, s, e)| start < e && s < end) {
                     let id = g.next_id;
                     g.next_id += 1;
@@ -48,7 +49,7 @@ impl RangeLocks {
 
 impl Drop for RangeGuard<'_> {
     fn drop(&mut self) {
-        let mut g = self.locks.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = self.locks.inner.lock_unpoisoned();
         g.held.retain(|&(id, _, _)| id != self.id);
         drop(g);
         self.locks.released.notify_waiters();

@@ -17,6 +17,7 @@
 //! Unlike `spawn_blocking`, an operation in the ring does not hold back tokio's paused-clock
 //! auto-advance: tests that pause time should not do volume I/O on `O_DIRECT` volumes.
 
+use crate::sync::LockExt;
 use std::fs::File;
 use std::future::Future;
 use std::io;
@@ -100,11 +101,11 @@ struct Shared {
 
 impl Shared {
     fn slots(&self) -> MutexGuard<'_, Slots> {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+        self.slots.lock_unpoisoned()
     }
 
     fn ring(&self) -> MutexGuard<'_, IoUring> {
-        self.ring.lock().unwrap_or_else(|p| p.into_inner())
+        self.ring.lock_unpoisoned()
     }
 
     /// Submits every entry pushed since the last submit in one `io_uring_enter` (the

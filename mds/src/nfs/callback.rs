@@ -1,7 +1,7 @@
 //! The callbacks this server sends (CB_COMPOUND with CB_SEQUENCE + CB_LAYOUTRECALL) and the
-//! reading of their replies, on `pnfs_proto::cb`.
+//! reading of their replies, on `pnfs_proto::nfs4::cb`.
 
-use pnfs_proto::cb::{
+use pnfs_proto::nfs4::cb::{
     CbArgOp, CbCompoundArgs, CbCompoundRes, CbLayoutRecallArgs, CbRecallArgs, CbResOp,
     CbSequenceArgs, LayoutRecall, LayoutRecallFile,
 };
@@ -112,7 +112,7 @@ pub(crate) fn read_reply(body: &[u8]) -> XdrResult<CbOutcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pnfs_proto::cb::CbSequenceResOk;
+    use pnfs_proto::nfs4::cb::CbSequenceResOk;
 
     fn recall() -> Recall {
         Recall {

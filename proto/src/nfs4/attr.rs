@@ -14,7 +14,7 @@
 //! fh_expire_type / aclsupport / time_how4 constants are below.
 
 use crate::nfs4::macros::{xdr_get, xdr_put, xdr_struct, xdr_union};
-use crate::nfs4::ops::NfsAce;
+use crate::nfs4::types::NfsAce;
 use crate::nfs4::types::{LayoutType, NfsStat, NfsTime, NFS4_OPAQUE_LIMIT_BYTES};
 use crate::nfs4::FileHandle;
 use crate::xdr::{Decoder, Encoder, XdrDecode, XdrEncode, XdrError, XdrResult};
@@ -547,7 +547,7 @@ fattr_table! {
     38 FATTR4_QUOTA_AVAIL_HARD quota_avail_hard: u64;
     39 FATTR4_QUOTA_AVAIL_SOFT quota_avail_soft: u64;
     40 FATTR4_QUOTA_USED quota_used: u64;
-    41 FATTR4_RAWDEV rawdev: crate::nfs4::ops::SpecData;
+    41 FATTR4_RAWDEV rawdev: crate::nfs4::types::SpecData;
     42 FATTR4_SPACE_AVAIL space_avail: u64;
     43 FATTR4_SPACE_FREE space_free: u64;
     44 FATTR4_SPACE_TOTAL space_total: u64;

@@ -1,5 +1,6 @@
 //! Basic NFSv4.1 types shared by the fore channel, the callback program and the layouts.
 
+use crate::nfs4::macros::xdr_struct;
 use crate::xdr::{Decoder, Encoder, XdrDecode, XdrEncode, XdrError, XdrResult};
 
 /// NFS4_FHSIZE: the largest file handle.
@@ -667,5 +668,31 @@ mod tests {
         assert!(from_bytes::<FileHandle>(&to_bytes(&fh)).is_err());
         let fh = FileHandle(vec![1; NFS4_FHSIZE_BYTES]);
         assert_eq!(from_bytes::<FileHandle>(&to_bytes(&fh)), Ok(fh));
+    }
+}
+
+xdr_struct! {
+    /// specdata4: device numbers of NF4BLK / NF4CHR.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+    pub struct SpecData {
+        /// Major device number.
+        pub specdata1: u32,
+        /// Minor device number.
+        pub specdata2: u32,
+    }
+}
+
+xdr_struct! {
+    /// nfsace4.
+    #[derive(Debug, Clone, PartialEq, Eq, Default)]
+    pub struct NfsAce {
+        /// acetype4.
+        pub ace_type: u32,
+        /// aceflag4.
+        pub flag: u32,
+        /// acemask4.
+        pub access_mask: u32,
+        /// who (utf8str_mixed).
+        pub who: String => string(NFS4_OPAQUE_LIMIT_BYTES),
     }
 }

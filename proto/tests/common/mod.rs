@@ -1,9 +1,12 @@
 //! Shared helpers for proto's integration tests.
 #![allow(dead_code, clippy::cast_possible_truncation)]
 
-/// A small seeded generator (splitmix64). The seed comes from `PNFS_TEST_SEED` or the clock
-/// and is printed, so any failure can be replayed.
-pub struct Rng(u64);
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
+
+/// A seeded generator (rand's `StdRng`) with the few draws the tests use. The seed comes from
+/// `PNFS_TEST_SEED` or the clock and is printed, so any failure can be replayed.
+pub struct Rng(StdRng);
 
 impl Rng {
     /// Seeds from `PNFS_TEST_SEED`, else the clock; prints the seed under the test's name.
@@ -18,15 +21,11 @@ impl Rng {
                     .unwrap_or(1)
             });
         println!("{test}: seed {seed} (PNFS_TEST_SEED={seed} to repeat)");
-        Self(seed)
+        Self(StdRng::seed_from_u64(seed))
     }
     /// The next 64 random bits.
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {

@@ -10,6 +10,7 @@
 //! no renewals), recalls on demand, and a LAYOUTCOMMIT or LAYOUTRETURN held on arrival until
 //! the test releases it (to act while that call is on the wire, deterministically).
 
+use crate::sync::LockExt;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
@@ -190,7 +191,7 @@ type HoldSlot = Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>;
 fn arm_hold(slot: &HoldSlot) -> HeldCall {
     let (arrived_tx, arrived_rx) = oneshot::channel();
     let (release_tx, release_rx) = oneshot::channel();
-    *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((arrived_tx, release_rx));
+    *slot.lock_unpoisoned() = Some((arrived_tx, release_rx));
     HeldCall {
         arrived: Some(arrived_rx),
         release: Some(release_tx),
@@ -199,7 +200,7 @@ fn arm_hold(slot: &HoldSlot) -> HeldCall {
 
 /// In a call: if `slot` is armed, signals the arrival and waits for the release.
 async fn pass_hold(slot: &HoldSlot) {
-    let hold = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let hold = slot.lock_unpoisoned().take();
     if let Some((arrived, release)) = hold {
         // The test may have stopped waiting: then nobody needs the signal.
         let _ = arrived.send(());
@@ -408,7 +409,7 @@ impl FakeMds {
     }
 
     fn st(&self) -> std::sync::MutexGuard<'_, FState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock_unpoisoned()
     }
 
     /// Creates a file of `size_bytes` (no blocks allocated).
@@ -547,7 +548,7 @@ impl FakeMds {
                 },
             )
         };
-        let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let sink = self.sink.lock_unpoisoned().clone();
         let Some(sink) = sink.and_then(|w| w.upgrade()) else {
             return NfsStat::NOMATCHING_LAYOUT;
         };
@@ -579,8 +580,7 @@ impl FakeMds {
     /// CB_LAYOUTRECALL directly).
     pub fn sink(&self) -> Option<Arc<dyn CallbackSink>> {
         self.sink
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .lock_unpoisoned()
             .clone()
             .and_then(|w| w.upgrade())
     }
@@ -722,7 +722,7 @@ fn push_extent(v: &mut Vec<Extent>, e: Extent) {
 
 impl MetadataServer for FakeMds {
     fn set_callback_sink(&self, sink: Weak<dyn CallbackSink>) {
-        *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+        *self.sink.lock_unpoisoned() = Some(sink);
     }
 
     fn open(
@@ -788,12 +788,7 @@ impl MetadataServer for FakeMds {
     async fn layout_get(&self, open: &OpenFile, args: LayoutGetArgs) -> MdsResult<LayoutGetResult> {
         self.gate().await;
         self.counters.layoutgets.fetch_add(1, Ordering::SeqCst);
-        if let Some(s) = self
-            .layoutget_errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
-        {
+        if let Some(s) = self.layoutget_errors.lock_unpoisoned().pop_front() {
             return Err(err("LAYOUTGET", s));
         }
         if !self.cfg.layouts {
@@ -936,12 +931,7 @@ impl MetadataServer for FakeMds {
     ) -> MdsResult<LayoutCommitResult> {
         self.gate().await;
         pass_hold(&self.commit_hold).await;
-        if let Some(s) = self
-            .layoutcommit_errors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
-        {
+        if let Some(s) = self.layoutcommit_errors.lock_unpoisoned().pop_front() {
             return Err(err("LAYOUTCOMMIT", s));
         }
         let b = self.cfg.block_bytes;

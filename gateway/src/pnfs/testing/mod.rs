@@ -8,6 +8,7 @@ pub mod fake_mds;
 pub mod scsi_volume;
 pub mod workload;
 
+use crate::sync::LockExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -32,18 +33,11 @@ impl Hooks {
     /// Runs `hook` the next time a LAYOUTGET reply has arrived and is not applied yet (its
     /// layout stateid and extents not yet in the file's state).
     pub fn on_next_layoutget_reply(&self, hook: impl FnOnce() + Send + 'static) {
-        *self
-            .layoutget_reply
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
+        *self.layoutget_reply.lock_unpoisoned() = Some(Box::new(hook));
     }
 
     pub(crate) fn layoutget_reply(&self) {
-        let hook = self
-            .layoutget_reply
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let hook = self.layoutget_reply.lock_unpoisoned().take();
         if let Some(h) = hook {
             h();
         }

@@ -4,6 +4,7 @@
 //! CONFLICT) while its path holds no key. For host tests of the SCSI layout logic with the
 //! MDS test double; the guest test runs the same code against LIO and Linux nfsd.
 
+use crate::sync::LockExt;
 use std::io;
 use std::sync::{Arc, Mutex};
 
@@ -59,7 +60,7 @@ impl ReservedScsiVolume {
     }
 
     fn st(&self) -> std::sync::MutexGuard<'_, PrState> {
-        self.pr.lock().unwrap_or_else(|p| p.into_inner())
+        self.pr.lock_unpoisoned()
     }
 
     /// The key this path holds now (0: none).
