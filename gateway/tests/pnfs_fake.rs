@@ -753,3 +753,70 @@ async fn write_during_a_bulk_layoutreturn_waits_for_it() {
         "data rewritten through the MDS: a commit was refused"
     );
 }
+
+/// A file that leaves the MDS path (here: a LAYOUTUNAVAILABLE back-off that ends; in service
+/// also the contention back-off) must not keep an UNSTABLE MDS write of bytes it then writes
+/// directly: if the write verifier changes before the next commit (an MDS restart), the
+/// gateway sends its kept writes again, and that older write would land over the newer
+/// direct data of the same bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_write_is_not_overwritten_by_an_older_unstable_mds_write_sent_again() {
+    const BACKOFF: Duration = Duration::from_millis(200);
+    let cfg = PnfsConfig {
+        unavailable_backoff: BACKOFF,
+        ..PnfsConfig::default()
+    };
+    let b = bed_with(
+        "kept-order",
+        FakeTopology::Simple,
+        1,
+        4096,
+        true,
+        plain,
+        cfg,
+    )
+    .await;
+    b.fake
+        .unstable_writes
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    b.fake
+        .layoutget_errors
+        .lock()
+        .expect("lock")
+        .push_back(NfsStat::LAYOUTUNAVAILABLE);
+    let disk = b.client.open_disk("/f", false).await.expect("open");
+    disk.write(0, Bytes::from(vec![1u8; 8192]), false)
+        .await
+        .expect("write through the MDS");
+    let snap = b.client.stats().snapshot();
+    assert_eq!(
+        snap.mds_write_bytes, 8192,
+        "the first write goes through the MDS: {snap}"
+    );
+    // The back-off is a configured period: once it is over, the same bytes are written
+    // directly.
+    tokio::time::sleep(BACKOFF + Duration::from_millis(50)).await;
+    disk.write(0, Bytes::from(vec![2u8; 8192]), false)
+        .await
+        .expect("direct write");
+    let snap = b.client.stats().snapshot();
+    assert!(
+        snap.direct_write_bytes >= 8192,
+        "the second write is direct: {snap}"
+    );
+    // The MDS restarts (a new write verifier) before the flush.
+    b.fake
+        .write_verifier
+        .store(2, std::sync::atomic::Ordering::SeqCst);
+    disk.flush().await.expect("flush");
+    let got = disk.read(0, 8192).await.expect("read");
+    let stale = got.iter().filter(|&&b| b != 2).count();
+    assert_eq!(
+        stale,
+        0,
+        "the newer direct write survives the flush after the verifier change: {stale} of \
+         8192 bytes differ (first bytes {:?})",
+        &got[..8]
+    );
+    assert_eq!(b.client.stats().snapshot().request_errors, 0);
+}

@@ -168,6 +168,11 @@ pub struct FakeMds {
     pub layoutget_errors: Mutex<VecDeque<NfsStat>>,
     /// Statuses the next LAYOUTCOMMITs fail with (front first), before any state is checked.
     pub layoutcommit_errors: Mutex<VecDeque<NfsStat>>,
+    /// Answer MDS WRITEs UNSTABLE4 (the data is written at once all the same) and COMMIT with
+    /// [`FakeMds::write_verifier`], so tests can change the verifier as a restart would.
+    pub unstable_writes: AtomicBool,
+    /// The write verifier of WRITE and COMMIT replies while `unstable_writes` is on.
+    pub write_verifier: AtomicU64,
     /// The next LAYOUTCOMMIT to arrive is held here (see [`FakeMds::hold_next_layoutcommit`]).
     commit_hold: HoldSlot,
     /// The next LAYOUTRETURN to arrive is held here (see [`FakeMds::hold_next_layoutreturn`]).
@@ -402,10 +407,23 @@ impl FakeMds {
             resumed: Notify::new(),
             layoutget_errors: Mutex::new(VecDeque::new()),
             layoutcommit_errors: Mutex::new(VecDeque::new()),
+            unstable_writes: AtomicBool::new(false),
+            write_verifier: AtomicU64::new(1),
             commit_hold: Mutex::new(None),
             return_hold: Mutex::new(None),
             counters: FakeCounters::default(),
         }))
+    }
+
+    /// How a WRITE is answered: FILE_SYNC4 with a fixed verifier, or UNSTABLE4 with
+    /// [`FakeMds::write_verifier`].
+    fn write_reply_state(&self) -> (StableHow, Verifier) {
+        if self.unstable_writes.load(Ordering::SeqCst) {
+            let v = self.write_verifier.load(Ordering::SeqCst);
+            (StableHow::Unstable, Verifier(v.to_be_bytes()))
+        } else {
+            (StableHow::FileSync, Verifier([1; 8]))
+        }
     }
 
     fn st(&self) -> std::sync::MutexGuard<'_, FState> {
@@ -1164,10 +1182,11 @@ impl MetadataServer for FakeMds {
         self.counters
             .write_bytes
             .fetch_add(data.len() as u64, Ordering::SeqCst);
+        let (committed, verifier) = self.write_reply_state();
         Ok(WriteResult {
             count_bytes: u32::try_from(data.len()).unwrap_or(u32::MAX),
-            committed: StableHow::FileSync,
-            verifier: Verifier([1; 8]),
+            committed,
+            verifier,
         })
     }
 
@@ -1178,7 +1197,7 @@ impl MetadataServer for FakeMds {
         _length_bytes: u64,
     ) -> MdsResult<Verifier> {
         self.gate().await;
-        Ok(Verifier([1; 8]))
+        Ok(self.write_reply_state().1)
     }
 
     async fn deallocate(
