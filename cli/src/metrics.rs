@@ -445,6 +445,14 @@ const GATEWAY: &[Mapping] = &[
         &[],
     ),
     m(
+        "pnfs.mds_rewrites",
+        "pnfsgw_mds_rewrites",
+        C,
+        "Times the uncommitted UNSTABLE writes of a file were sent to the MDS again because its \
+         write verifier changed (an MDS restart).",
+        &[],
+    ),
+    m(
         "pnfs.rmw_blocks",
         "pnfsgw_rmw_blocks",
         C,
