@@ -455,18 +455,29 @@ async fn read_delegation_is_granted_only_without_writers_and_with_a_back_channel
     srv.stop().await;
 }
 
-/// RFC 8881 §10.4.1, §20.2, §18.6: an OPEN for writing by another client (with its own back
-/// channel) recalls the read delegation (CB_RECALL of that stateid and file) and is answered
-/// DELAY until the holder returns it; meanwhile the holder can still make its local opens
-/// real with CLAIM_DELEG_CUR_FH; after DELEGRETURN the OPEN succeeds, and the delegation is
-/// gone (a second DELEGRETURN is BAD_STATEID).
-#[tokio::test]
-async fn conflicting_open_recalls_the_delegation_and_waits_for_delegreturn() {
-    let srv = start(None).await;
+/// Two clients with back channels, each session's next slot sequence id, and the read
+/// delegation client A holds on file "f" (with its file handle), once client B's OPEN for
+/// reading and writing (`rw`) has been answered DELAY.
+struct Conflict {
+    a: Client,
+    b: Client,
+    cid_a: ClientId,
+    cid_b: ClientId,
+    sa: SessionId,
+    sb: SessionId,
+    qa: u32,
+    qb: u32,
+    d: Stateid,
+    fh: Vec<u8>,
+    rw: u32,
+}
+
+/// Sets up [`Conflict`]: `tag` names the client owners (`TAG-a`, `TAG-b`).
+async fn conflicting_open(srv: &Server, tag: &str) -> Conflict {
     let mut a = Client::connect(srv.addr).await;
     let mut b = Client::connect(srv.addr).await;
-    let (cid_a, sa) = session_with_back_channel(&mut a, b"wire-recall-a").await;
-    let (cid_b, sb) = session_with_back_channel(&mut b, b"wire-recall-b").await;
+    let (cid_a, sa) = session_with_back_channel(&mut a, format!("{tag}-a").as_bytes()).await;
+    let (cid_b, sb) = session_with_back_channel(&mut b, format!("{tag}-b").as_bytes()).await;
     let (mut qa, mut qb) = (0, 0);
     create_closed(&mut a, sa, &mut qa, cid_a, "f").await;
     let (o, fh) = open_want(
@@ -484,6 +495,42 @@ async fn conflicting_open_recalls_the_delegation_and_waits_for_delegreturn() {
     let rw = OPEN4_SHARE_ACCESS_BOTH;
     let (o, _) = open_want(&mut b, sb, &mut qb, cid_b, b"b", "f", rw).await;
     assert_eq!(o.err(), Some(NfsStat::DELAY), "a conflicting open waits");
+    Conflict {
+        a,
+        b,
+        cid_a,
+        cid_b,
+        sa,
+        sb,
+        qa,
+        qb,
+        d,
+        fh,
+        rw,
+    }
+}
+
+/// RFC 8881 §10.4.1, §20.2, §18.6: an OPEN for writing by another client (with its own back
+/// channel) recalls the read delegation (CB_RECALL of that stateid and file) and is answered
+/// DELAY until the holder returns it; meanwhile the holder can still make its local opens
+/// real with CLAIM_DELEG_CUR_FH; after DELEGRETURN the OPEN succeeds, and the delegation is
+/// gone (a second DELEGRETURN is BAD_STATEID).
+#[tokio::test]
+async fn conflicting_open_recalls_the_delegation_and_waits_for_delegreturn() {
+    let srv = start(None).await;
+    let Conflict {
+        mut a,
+        mut b,
+        cid_a,
+        cid_b,
+        sa,
+        sb,
+        mut qa,
+        mut qb,
+        d,
+        fh,
+        rw,
+    } = conflicting_open(&srv, "wire-recall").await;
     let (recalled, recalled_fh) = answer_cb_recall(&mut a, NfsStat::OK).await;
     assert_eq!((recalled, recalled_fh), (d, fh.clone()), "CB_RECALL");
     let (o, _) = open_want(&mut b, sb, &mut qb, cid_b, b"b", "f", rw).await;
@@ -543,27 +590,19 @@ async fn unreturned_delegation_is_revoked_a_lease_after_its_recall() {
         &["--lease-seconds", &lease, "--recall-timeout-seconds", "600"],
     )
     .await;
-    let mut a = Client::connect(srv.addr).await;
-    let mut b = Client::connect(srv.addr).await;
-    let (cid_a, sa) = session_with_back_channel(&mut a, b"wire-revoke-deleg-a").await;
-    let (cid_b, sb) = session_with_back_channel(&mut b, b"wire-revoke-deleg-b").await;
-    let (mut qa, mut qb) = (0, 0);
-    create_closed(&mut a, sa, &mut qa, cid_a, "f").await;
-    let (o, fh) = open_want(
-        &mut a,
+    let Conflict {
+        mut a,
+        mut b,
+        cid_b,
         sa,
-        &mut qa,
-        cid_a,
-        b"a",
-        "f",
-        OPEN4_SHARE_ACCESS_READ,
-    )
-    .await;
-    let d = read_delegation(&delegation_of(&o));
-    let fh = fh.expect("GETFH");
-    let rw = OPEN4_SHARE_ACCESS_BOTH;
-    let (o, _) = open_want(&mut b, sb, &mut qb, cid_b, b"b", "f", rw).await;
-    assert_eq!(o.err(), Some(NfsStat::DELAY), "a conflicting open waits");
+        sb,
+        mut qa,
+        mut qb,
+        d,
+        fh,
+        rw,
+        ..
+    } = conflicting_open(&srv, "wire-revoke-deleg").await;
     let recalled_at = std::time::Instant::now();
     // A acknowledges the recall but never returns the delegation; it keeps its lease.
     answer_cb_recall(&mut a, NfsStat::OK).await;
