@@ -383,9 +383,12 @@ pub(super) async fn write<M: MetadataServer>(
             // Back from the MDS path (a back-off ended, a layout came): our uncommitted MDS
             // writes of these bytes are made durable first, or a verifier change at the
             // next commit would send them again over this write. Once: the range's write
-            // lock keeps new MDS writes of these bytes out.
+            // lock keeps new MDS writes of these bytes out (and orders the earlier ones before
+            // the load of the total, so the lock-free check first costs the hot path nothing).
             Plan::Direct(_, g)
-                if !committed_kept && super::mds_unstable::kept_overlaps(f, bs, be) =>
+                if !committed_kept
+                    && sh.mds_kept_bytes.load(std::sync::atomic::Ordering::Relaxed) > 0
+                    && super::mds_unstable::kept_overlaps(f, bs, be) =>
             {
                 drop(g);
                 super::mds_unstable::commit(sh, f).await?;
