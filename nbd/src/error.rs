@@ -1,7 +1,7 @@
 //! The one error type of this crate, and the one mapping from a disk errno to an NBD error
 //! value on the wire.
 
-use pnfs_gateway::disk::{libc_errno, DiskError};
+use pnfs_disk::{libc_errno, DiskError};
 use thiserror::Error;
 
 use crate::codec::consts::{
@@ -84,7 +84,7 @@ pub fn nbd_error_from_disk(err: &DiskError) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pnfs_gateway::disk::DiskErrorKind;
+    use pnfs_disk::DiskErrorKind;
 
     #[test]
     fn every_disk_error_kind_maps_to_a_defined_nbd_value() {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pnfs_gateway::disk::{Disk, DiskInfo, DiskResult, StatusExtent};
+use pnfs_disk::{Disk, DiskInfo, DiskResult, StatusExtent};
 
 use crate::codec::consts::*;
 use crate::codec::DEFAULT_MAX_WRITE_PAYLOAD_BYTES;

@@ -2,7 +2,7 @@
 //!
 //! - [`codec`]: the wire format (handshake, options, requests, replies) as pure parsers and
 //!   encoders with limits on everything the peer controls.
-//! - [`export`]: an [`Export`] is a named [`pnfs_gateway::disk::Disk`] with its NBD settings
+//! - [`export`]: an [`Export`] is a named [`pnfs_disk::Disk`] with its NBD settings
 //!   and counters; an [`ExportSet`] is what a server offers.
 //! - [`server`]: [`serve`] on a TCP or Unix listener until a shutdown future completes.
 //!
@@ -20,7 +20,7 @@
 //!
 //! Error handling at the boundary: every request is checked once (command, flags,
 //! alignment to the minimum block size, maximum block size, then
-//! [`pnfs_gateway::disk::validate_request`]) and refused with an NBD error reply while the
+//! [`pnfs_disk::validate_request`]) and refused with an NBD error reply while the
 //! connection keeps working; disk errors are mapped once by [`nbd_error_from_disk`]. A
 //! `NBD_CMD_WRITE` whose payload exceeds [`codec::CodecLimits::max_write_payload_bytes`]
 //! (32 MiB by default) is answered with EINVAL and then the connection is closed, because its

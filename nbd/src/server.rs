@@ -1,7 +1,7 @@
 //! The tokio NBD server: accepts TCP or Unix-socket connections and serves an [`ExportSet`].
 //!
 //! ```no_run
-//! # async fn example(disk: std::sync::Arc<impl pnfs_gateway::disk::Disk>) -> pnfs_nbd::NbdResult<()> {
+//! # async fn example(disk: std::sync::Arc<impl pnfs_disk::Disk>) -> pnfs_nbd::NbdResult<()> {
 //! use std::sync::Arc;
 //! use pnfs_nbd::{serve, Export, ExportSet};
 //! let mut exports = ExportSet::new();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use pnfs_gateway::disk::{validate_request, DiskInfo, ExtentStatus, RequestKind, StatusExtent};
+use pnfs_disk::{validate_request, DiskInfo, ExtentStatus, RequestKind, StatusExtent};
 use tracing::{debug, warn};
 
 use crate::codec::consts::*;
@@ -204,7 +204,7 @@ pub(crate) async fn execute(session: &Session, req: Request, payload: Bytes) -> 
     }
 }
 
-fn disk_err(e: pnfs_gateway::disk::DiskError) -> Refusal {
+fn disk_err(e: pnfs_disk::DiskError) -> Refusal {
     refuse(nbd_error_from_disk(&e), e.to_string())
 }
 

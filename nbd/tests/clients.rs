@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use pnfs_gateway::disk::{Disk, DiskInfo, ExtentStatus, DISK_MAX_IO_BYTES};
+use pnfs_disk::{Disk, DiskInfo, ExtentStatus, DISK_MAX_IO_BYTES};
 use pnfs_nbd::testing::MemDisk;
 use pnfs_nbd::{Export, ExportSet, ServerConfig};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, BytesMut};
 use common::*;
-use pnfs_gateway::disk::{DiskErrorKind, DiskInfo, DISK_MAX_IO_BYTES};
+use pnfs_disk::{DiskErrorKind, DiskInfo, DISK_MAX_IO_BYTES};
 use pnfs_nbd::codec::consts::*;
 use pnfs_nbd::codec::{
     decode_export_name_reply, BlockDescriptor, ChunkPayload, ClientOption, Command, GoRequest,
@@ -552,7 +552,7 @@ impl ReadOnly<'_> {
 }
 
 async fn disk_read(disk: &MemDisk, offset: u64, len: u32) -> Vec<u8> {
-    pnfs_gateway::disk::Disk::read(disk, offset, len)
+    pnfs_disk::Disk::read(disk, offset, len)
         .await
         .unwrap()
         .to_vec()

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use libublk::ctrl::{UblkCtrl, UblkCtrlBuilder};
 use libublk::io::UblkDev;
 use libublk::UblkFlags;
-use pnfs_gateway::disk::Disk;
+use pnfs_disk::Disk;
 use tokio::runtime::Handle;
 
 use crate::error::{describe_libublk, UBLK_CONTROL_PATH};
@@ -355,7 +355,7 @@ impl Control {
     fn run<D: Disk>(
         self,
         disk: Arc<D>,
-        info: pnfs_gateway::disk::DiskInfo,
+        info: pnfs_disk::DiskInfo,
         handle: Handle,
         counters: Arc<Counters>,
         started: mpsc::SyncSender<Started>,

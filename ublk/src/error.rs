@@ -8,7 +8,7 @@ pub const UBLK_CONTROL_PATH: &str = "/dev/ublk-control";
 /// Everything that can go wrong creating, running or stopping a ublk device.
 ///
 /// Request-level errors never show up here: they are completed to the kernel with `-errno`
-/// (from [`pnfs_gateway::disk::DiskError::errno`]) and counted in
+/// (from [`pnfs_disk::DiskError::errno`]) and counted in
 /// [`crate::UblkStats::errors`].
 #[derive(Debug, Error)]
 pub enum UblkError {

@@ -1,6 +1,6 @@
 //! From a [`DiskInfo`] and [`UblkParams`] to what the kernel is told (pure, no I/O).
 
-use pnfs_gateway::disk::DiskInfo;
+use pnfs_disk::DiskInfo;
 
 use crate::UblkError;
 

@@ -2,7 +2,7 @@
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # fn demo<D: pnfs_gateway::disk::Disk>(disk: Arc<D>, rt: &tokio::runtime::Runtime)
+//! # fn demo<D: pnfs_disk::Disk>(disk: Arc<D>, rt: &tokio::runtime::Runtime)
 //! # -> Result<(), pnfs_ublk::UblkError> {
 //! use pnfs_ublk::{UblkDevice, UblkParams};
 //! let dev = UblkDevice::start(disk, UblkParams::default(), rt.handle().clone())?;

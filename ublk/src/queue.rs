@@ -32,7 +32,7 @@ use libublk::uring_async::{
     ublk_reap_io_events_with_update_queue, ublk_submit_sqe_async, ublk_wake_task,
 };
 use libublk::{BufDesc, UblkUringData};
-use pnfs_gateway::disk::{Disk, DiskError, DiskErrorKind, DiskInfo};
+use pnfs_disk::{Disk, DiskError, DiskErrorKind, DiskInfo};
 use tokio::runtime::Handle;
 
 use crate::error::describe_libublk;

@@ -2,7 +2,7 @@
 //! execution against a [`Disk`].
 
 use bytes::Bytes;
-use pnfs_gateway::disk::{
+use pnfs_disk::{
     libc_errno, validate_request, Disk, DiskError, DiskErrorKind, DiskInfo, RequestKind,
 };
 

@@ -207,7 +207,7 @@ fn serve_ramdisk_for_guest() {
 }
 
 /// Serves `disk` on a new ublk device until SIGTERM, then prints the stats and stops it.
-fn serve_until_sigterm<D: pnfs_gateway::disk::Disk>(disk: Arc<D>, params: UblkParams) {
+fn serve_until_sigterm<D: pnfs_disk::Disk>(disk: Arc<D>, params: UblkParams) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

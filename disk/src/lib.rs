@@ -3,6 +3,9 @@
 //! Requests are validated once, at [`validate_request`], before any backend code runs; errors
 //! are one type, [`DiskError`], mapped to an errno once, by [`DiskError::errno`].
 
+#[cfg(feature = "testing")]
+pub mod ram;
+
 use std::future::Future;
 
 use bytes::Bytes;
