@@ -1,9 +1,17 @@
-//! Lifecycle of one ublk device: create, start, stats, stop and delete.
+//! Lifecycle of one ublk device: create (or recover), start, stats, stop and delete, or hand
+//! over to the next process.
 //!
 //! A control thread owns the libublk control object (its control io_uring is thread-local),
 //! spawns one thread per queue, starts the device, then waits for a stop request or a queue
 //! that exits on its own; it then stops the device (`STOP_DEV`: the kernel drains in-flight
 //! requests and aborts the fetches), joins the queues and deletes the device.
+//!
+//! With user recovery ([`UblkParams::recovery`]) a device can instead be handed over
+//! ([`UblkDevice::detach`]): the gate stops letting requests into the Disk, the running ones
+//! finish, and the device is left to the kernel; when this process exits the kernel quiesces
+//! it and re-queues every request this process did not answer. The next process recovers it
+//! (`START_USER_RECOVERY`, new queues, `END_USER_RECOVERY`: [`UblkDevice::start_kept`], which
+//! also applies the keep-or-delete rule of `recovery.rs` to devices left behind).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -19,8 +27,10 @@ use pnfs_disk::Disk;
 use tokio::runtime::Handle;
 
 use crate::error::{describe_libublk, UBLK_CONTROL_PATH};
+use crate::gate::Gate;
 use crate::geometry::{Geometry, UblkParams};
 use crate::queue::{run_queue, Counters, QueueCtx};
+use crate::recovery::{self, Decision, Registry, RECOVERY_FLAGS};
 use crate::UblkError;
 
 /// How long [`UblkDevice::start`] waits for the kernel to bring the device up (generous:
@@ -40,6 +50,8 @@ pub enum DeviceState {
     Stopping,
     /// Deleted cleanly.
     Stopped,
+    /// Handed over: left to the kernel for the next process to recover.
+    Detached,
     /// Stopped because something failed (the reason).
     Failed(String),
 }
@@ -51,6 +63,7 @@ impl std::fmt::Display for DeviceState {
             DeviceState::Running => f.write_str("running"),
             DeviceState::Stopping => f.write_str("stopping"),
             DeviceState::Stopped => f.write_str("stopped"),
+            DeviceState::Detached => f.write_str("handed over"),
             DeviceState::Failed(why) => write!(f, "failed: {why}"),
         }
     }
@@ -106,6 +119,7 @@ pub struct UblkStatus {
 
 enum Ctl {
     Stop,
+    Detach,
     QueueExited {
         qid: u16,
         result: Result<(), String>,
@@ -123,12 +137,26 @@ pub struct UblkDevice {
     counters: Arc<Counters>,
     ctl: Option<mpsc::Sender<Ctl>>,
     control: Option<JoinHandle<Result<(), UblkError>>>,
+    /// Recovered from an earlier process (not added by this one).
+    recovered: bool,
+    /// Made with user recovery (can be handed over).
+    recovery: bool,
+    /// Where the device is recorded (devices started by [`UblkDevice::start_kept`]).
+    registry: Option<Registry>,
+}
+
+/// Add a new device, or recover the one with this id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Add,
+    Recover(u32),
 }
 
 impl std::fmt::Debug for Ctl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Ctl::Stop => f.write_str("Stop"),
+            Ctl::Detach => f.write_str("Detach"),
             Ctl::QueueExited { qid, result } => write!(f, "QueueExited({qid}, {result:?})"),
         }
     }
@@ -159,13 +187,91 @@ impl UblkDevice {
         params: UblkParams,
         handle: Handle,
     ) -> Result<UblkDevice, UblkError> {
+        Self::start_mode(disk, params, handle, Mode::Add)
+    }
+
+    /// Like [`UblkDevice::start`], for a device that may outlive this process: the device
+    /// `registry` records for `params.name` (left by an earlier process of the same owner)
+    /// is recovered when the rule allows it (see `recovery.rs`: same shape, made with
+    /// recovery, `params.recovery` on), else deleted and a new one added; the device is
+    /// recorded in `registry` until it is deleted. Blocking, like `start`; waits at most
+    /// [`recovery::QUIESCE_WAIT_MS`] for a device whose old process is still exiting.
+    pub fn start_kept<D: Disk>(
+        disk: Arc<D>,
+        params: UblkParams,
+        handle: Handle,
+        registry: &Registry,
+    ) -> Result<UblkDevice, UblkError> {
+        if !Path::new(UBLK_CONTROL_PATH).exists() {
+            return Err(UblkError::ControlMissing);
+        }
+        let geometry = Geometry::new(&disk.info(), &params, page_bytes())?;
+        let name = params.name.clone();
+        if let Some(id) = registry.find(&name)? {
+            match recovery::settle(id, &geometry, params.recovery)? {
+                None => registry.remove(id)?,
+                Some(Decision::Recover) => {
+                    let started = Self::start_mode(
+                        Arc::clone(&disk),
+                        params.clone(),
+                        handle.clone(),
+                        Mode::Recover(id),
+                    );
+                    match started {
+                        Ok(mut dev) => {
+                            dev.registry = Some(registry.clone());
+                            return Ok(dev);
+                        }
+                        Err(e) => {
+                            tracing::error!(
+                                "ublk: recovering device {id} ({name}) failed: {e}; deleting it \
+                                 and adding a new one"
+                            );
+                            recovery::delete_leftover(id)?;
+                            registry.remove(id)?;
+                        }
+                    }
+                }
+                Some(other) => {
+                    let why = match other {
+                        Decision::Delete(why) => why,
+                        _ => "the kernel did not quiesce it".to_string(),
+                    };
+                    tracing::warn!(
+                        "ublk: device {id} ({name}) left by an earlier run is not recovered: \
+                         {why}; deleting it and adding a new one"
+                    );
+                    recovery::delete_leftover(id)?;
+                    registry.remove(id)?;
+                }
+            }
+        }
+        let mut dev = Self::start_mode(disk, params, handle, Mode::Add)?;
+        if let Err(e) = registry.write(dev.dev_id, &name) {
+            if let Err(stop) = dev.stop_inner() {
+                tracing::error!("ublk: deleting {} again: {stop}", dev.path.display());
+            }
+            return Err(e);
+        }
+        dev.registry = Some(registry.clone());
+        Ok(dev)
+    }
+
+    fn start_mode<D: Disk>(
+        disk: Arc<D>,
+        params: UblkParams,
+        handle: Handle,
+        mode: Mode,
+    ) -> Result<UblkDevice, UblkError> {
         if !Path::new(UBLK_CONTROL_PATH).exists() {
             return Err(UblkError::ControlMissing);
         }
         let info = disk.info();
         let geometry = Geometry::new(&info, &params, page_bytes())?;
+        let recovery = params.recovery;
         let state = Arc::new(Mutex::new(DeviceState::Starting));
         let counters = Arc::new(Counters::default());
+        let gate = Arc::new(Gate::default());
         let (ctl_tx, ctl_rx) = mpsc::channel();
         let (started_tx, started_rx) = mpsc::sync_channel(1);
         // Thread names may not hold NULs; keep them short and plain.
@@ -177,11 +283,12 @@ impl UblkDevice {
             .collect();
         let thread_name = format!("ublk-ctl-{label}");
         let control = {
-            let (geometry, state, counters, ctl_tx) = (
+            let (geometry, state, counters, ctl_tx, gate) = (
                 geometry.clone(),
                 Arc::clone(&state),
                 Arc::clone(&counters),
                 ctl_tx.clone(),
+                Arc::clone(&gate),
             );
             std::thread::Builder::new()
                 .name(thread_name.clone())
@@ -192,6 +299,8 @@ impl UblkDevice {
                         state,
                         ctl_tx,
                         ctl_rx,
+                        gate,
+                        mode,
                     };
                     control.run(disk, info, handle, counters, started_tx)
                 })
@@ -210,6 +319,9 @@ impl UblkDevice {
                 counters,
                 ctl: Some(ctl_tx),
                 control: Some(control),
+                recovered: matches!(mode, Mode::Recover(_)),
+                recovery,
+                registry: None,
             }),
             Ok(Err(e)) => {
                 // The control thread has already cleaned up and returns.
@@ -259,6 +371,11 @@ impl UblkDevice {
     /// The block device path, `/dev/ublkb<N>`.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// True when this process recovered the device from an earlier one.
+    pub fn recovered(&self) -> bool {
+        self.recovered
     }
 
     /// Current state (a queue failing stops the device: `Failed`).
@@ -314,13 +431,49 @@ impl UblkDevice {
             })?
     }
 
+    /// Hands the device over to the next process instead of deleting it (needs
+    /// [`UblkParams::recovery`]): no new request reaches the Disk, the running ones finish
+    /// (at most [`STOP_TIMEOUT_SECS`]), and every request not answered by then is left to
+    /// the kernel, which issues it again to the process that recovers the device. Once this
+    /// returns, the caller commits and closes the Disk, then exits: the kernel quiesces the
+    /// device when the process is gone. `/dev/ublkbN` stays, and its I/O waits.
+    pub fn detach(mut self) -> Result<(), UblkError> {
+        if !self.recovery {
+            return Err(UblkError::InvalidConfig(format!(
+                "{} was made without user recovery: it cannot be handed over",
+                self.path.display()
+            )));
+        }
+        self.end(Ctl::Detach)
+    }
+
+    /// [`UblkDevice::detach`] on tokio's blocking pool.
+    pub async fn detach_async(self) -> Result<(), UblkError> {
+        tokio::task::spawn_blocking(move || self.detach())
+            .await
+            .map_err(|e| UblkError::Thread {
+                name: "ublk detach".into(),
+                detail: e.to_string(),
+            })?
+    }
+
     fn stop_inner(&mut self) -> Result<(), UblkError> {
+        let result = self.end(Ctl::Stop);
+        if result.is_ok() {
+            if let Some(r) = &self.registry {
+                r.remove(self.dev_id)?;
+            }
+        }
+        result
+    }
+
+    fn end(&mut self, how: Ctl) -> Result<(), UblkError> {
         let Some(control) = self.control.take() else {
             return Ok(());
         };
         if let Some(tx) = self.ctl.take() {
             // Fails only if the control thread already ended (a queue failed).
-            let _ = tx.send(Ctl::Stop);
+            let _ = tx.send(how);
         }
         match control.join() {
             Ok(result) => result,
@@ -347,6 +500,27 @@ struct Control {
     state: Arc<Mutex<DeviceState>>,
     ctl_tx: mpsc::Sender<Ctl>,
     ctl_rx: mpsc::Receiver<Ctl>,
+    gate: Arc<Gate>,
+    mode: Mode,
+}
+
+/// `START_USER_RECOVERY` for device `id`, retried while the kernel answers EBUSY (the old
+/// process's `/dev/ublkcN` not yet released), at most [`recovery::QUIESCE_WAIT_MS`].
+fn start_user_recovery(id: i32) -> Result<(), UblkError> {
+    let ctrl = UblkCtrl::new_simple(id).map_err(|e| UblkError::kernel("opening the device", &e))?;
+    let deadline = Instant::now() + Duration::from_millis(recovery::QUIESCE_WAIT_MS);
+    loop {
+        match ctrl.start_user_recover() {
+            Ok(_) => return Ok(()),
+            Err(libublk::UblkError::OtherError(code))
+                if code == -libc::EBUSY && Instant::now() < deadline =>
+            {
+                // The driver has no notification for the release; poll it, bounded.
+                std::thread::sleep(Duration::from_millis(recovery::QUIESCE_POLL_MS));
+            }
+            Err(e) => return Err(UblkError::kernel("START_USER_RECOVERY", &e)),
+        }
+    }
 }
 
 type Started = Result<(u32, PathBuf), UblkError>;
@@ -366,17 +540,40 @@ impl Control {
                 .map_err(|_| UblkError::InvalidConfig(format!("device id {id} is too large"))),
             None => Ok(-1),
         };
-        let ctrl = dev_id.and_then(|id| {
-            UblkCtrlBuilder::default()
-                .name(&self.params.name)
-                .id(id)
-                .nr_queues(g.nr_queues)
-                .depth(g.queue_depth)
-                .io_buf_bytes(g.max_io_bytes)
-                .dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV)
-                .build()
-                .map_err(|e| UblkError::kernel("adding the device", &e))
-        });
+        let ctrl_flags = if self.params.recovery {
+            RECOVERY_FLAGS
+        } else {
+            0
+        };
+        let ctrl = match self.mode {
+            Mode::Add => dev_id.and_then(|id| {
+                UblkCtrlBuilder::default()
+                    .name(&self.params.name)
+                    .id(id)
+                    .nr_queues(g.nr_queues)
+                    .depth(g.queue_depth)
+                    .io_buf_bytes(g.max_io_bytes)
+                    .ctrl_flags(ctrl_flags)
+                    .dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV)
+                    .build()
+                    .map_err(|e| UblkError::kernel("adding the device", &e))
+            }),
+            Mode::Recover(id) => i32::try_from(id)
+                .map_err(|_| UblkError::InvalidConfig(format!("device id {id} is too large")))
+                .and_then(|id| start_user_recovery(id).map(|()| id))
+                .and_then(|id| {
+                    UblkCtrlBuilder::default()
+                        .name(&self.params.name)
+                        .id(id)
+                        .nr_queues(g.nr_queues)
+                        .depth(g.queue_depth)
+                        .io_buf_bytes(g.max_io_bytes)
+                        .ctrl_flags(ctrl_flags)
+                        .dev_flags(UblkFlags::UBLK_DEV_F_RECOVER_DEV)
+                        .build()
+                        .map_err(|e| UblkError::kernel("opening the device to recover", &e))
+                }),
+        };
         let ctrl = match ctrl {
             Ok(c) => c,
             Err(e) => {
@@ -394,6 +591,7 @@ impl Control {
             counters,
             buf_bytes: g.max_io_bytes,
             dev_id: id,
+            gate: Arc::clone(&self.gate),
         });
         let mut queues = Vec::new();
         let outcome = self.bring_up(&ctrl, &ctx, &mut queues);
@@ -401,11 +599,21 @@ impl Control {
             Ok(dev) => {
                 set_state(&self.state, DeviceState::Running);
                 tracing::info!(
-                    "ublk: {} up (id {id}, {} queues x depth {}, {} bytes)",
+                    "ublk: {} {} (id {id}, {} queues x depth {}, {} bytes{})",
                     path.display(),
+                    if self.mode == Mode::Add {
+                        "up"
+                    } else {
+                        "recovered: the requests that waited are served now"
+                    },
                     g.nr_queues,
                     g.queue_depth,
-                    g.size_bytes
+                    g.size_bytes,
+                    if self.params.recovery {
+                        ", survives a restart"
+                    } else {
+                        ""
+                    }
                 );
                 let _ = started.send(Ok((id, path.clone())));
                 Some(dev)
@@ -419,9 +627,10 @@ impl Control {
         };
         let mut reason = None;
         let mut exited = 0usize;
-        if dev.is_some() {
+        if let Some(d) = &dev {
             match self.ctl_rx.recv() {
                 Ok(Ctl::Stop) | Err(_) => {}
+                Ok(Ctl::Detach) => return self.detach(&ctrl, d, &path, queues),
                 Ok(Ctl::QueueExited { qid, result }) => {
                     exited += 1;
                     reason = Some(format!("queue {qid} exited on its own: {result:?}"));
@@ -444,7 +653,7 @@ impl Control {
                         reason.get_or_insert_with(|| format!("queue {qid}: {e}"));
                     }
                 }
-                Ok(Ctl::Stop) => {}
+                Ok(Ctl::Stop | Ctl::Detach) => {}
                 Err(_) => {
                     let why = format!(
                         "{} of {} queues did not stop within {STOP_TIMEOUT_SECS} s",
@@ -487,6 +696,38 @@ impl Control {
                 Err(UblkError::Failed(why))
             }
         }
+    }
+
+    /// The hand-over: close the gate, wait for the running requests, and leave the device
+    /// (and the queue threads, blocked in the kernel until the process exits) as they are.
+    fn detach(
+        &self,
+        ctrl: &UblkCtrl,
+        _dev: &Arc<UblkDev>,
+        path: &Path,
+        queues: Vec<JoinHandle<()>>,
+    ) -> Result<(), UblkError> {
+        let limit = Duration::from_secs(STOP_TIMEOUT_SECS);
+        let running = self.gate.close_and_drain(limit);
+        // Dropping the control must not delete the device any more.
+        ctrl.disown();
+        // The queue threads end with the process; the kernel then aborts their fetches.
+        drop(queues);
+        set_state(&self.state, DeviceState::Detached);
+        if running > 0 {
+            // They will not be answered (the gate holds them once they finish), so the next
+            // process runs them again; but they may still touch the Disk while it closes.
+            let why = format!(
+                "{running} request(s) still running {STOP_TIMEOUT_SECS} s into the hand-over"
+            );
+            tracing::error!("ublk: {}: {why}", path.display());
+            return Err(UblkError::Failed(why));
+        }
+        tracing::info!(
+            "ublk: {} handed over: it stays, and its requests wait for the next process",
+            path.display()
+        );
+        Ok(())
     }
 
     /// Creates the device object, the queue threads, and sends START_DEV.

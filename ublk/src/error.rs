@@ -46,6 +46,10 @@ pub enum UblkError {
     /// The device stopped on its own (a queue failed); the reason is in the message.
     #[error("ublk: device failed: {0}")]
     Failed(String),
+    /// The records of devices left for recovery could not be read or written, or a device
+    /// left behind could not be dealt with.
+    #[error("ublk: device records: {0}")]
+    Record(String),
 }
 
 impl UblkError {

@@ -38,6 +38,11 @@ pub struct UblkParams {
     /// runs the queue thread on another CPU. Measured in the 2-CPU test guest, 4 KiB random
     /// reads with 2 queues: 5.4k IOPS pinned, 26k unpinned (1 queue: 19k either way).
     pub pin_queue_threads: bool,
+    /// Make the device survive its process (ublk user recovery with re-issue,
+    /// `UBLK_F_USER_RECOVERY | UBLK_F_USER_RECOVERY_REISSUE`): when the process dies or hands
+    /// the device over, `/dev/ublkbN` stays and its requests wait for the next process, which
+    /// recovers it (see [`crate::UblkDevice::start_kept`]). Off by default.
+    pub recovery: bool,
 }
 
 impl Default for UblkParams {
@@ -50,6 +55,7 @@ impl Default for UblkParams {
             dev_id: None,
             name: "pnfs".to_string(),
             pin_queue_threads: false,
+            recovery: false,
         }
     }
 }

@@ -20,7 +20,11 @@
 //! - `queue`: one thread and one io_uring per queue, a local executor with a task per tag;
 //!   requests run on the gateway's tokio runtime and come back through a oneshot channel
 //!   plus an eventfd polled by the queue's io_uring (no busy waiting; see that module).
-//! - `device`: [`UblkDevice`] — control thread, start, stats, stop and delete.
+//! - `device`: [`UblkDevice`] — control thread, start (or recover), stats, stop and delete,
+//!   or hand over to the next process (`detach`).
+//! - [`recovery`]: devices that outlive their process — the records of whose device is
+//!   whose, and the rule that recovers or deletes a device left behind.
+//! - `gate`: holds requests unanswered once a device is being handed over.
 //!
 //! Request mapping: READ → `Disk::read`, WRITE → `Disk::write` (FUA passed through),
 //! FLUSH → `Disk::flush` (awaited before completion: durable + LAYOUTCOMMIT done),
@@ -29,8 +33,10 @@
 
 mod device;
 mod error;
+mod gate;
 pub mod geometry;
 mod queue;
+pub mod recovery;
 pub mod request;
 
 pub use device::{
@@ -38,3 +44,4 @@ pub use device::{
 };
 pub use error::{UblkError, UBLK_CONTROL_PATH};
 pub use geometry::UblkParams;
+pub use recovery::{Registry, RECORD_DIR_DEFAULT};

@@ -65,6 +65,8 @@ pub(crate) struct QueueCtx<D> {
     pub counters: Arc<Counters>,
     pub buf_bytes: u32,
     pub dev_id: u32,
+    /// Closed when the device is handed over to the next process (user recovery).
+    pub gate: Arc<crate::gate::Gate>,
 }
 
 /// The eventfd the tokio side writes to wake one queue thread.
@@ -255,7 +257,17 @@ async fn handle_request<D: Disk>(
             return failure_result(&e);
         }
     };
-    match on_runtime(execute(&*ctx.disk, &request, buf), &ctx.handle, kicker).await {
+    if !ctx.gate.enter() {
+        // Handed over: never answered here; the kernel issues it again to the next process.
+        return std::future::pending().await;
+    }
+    let result = on_runtime(execute(&*ctx.disk, &request, buf), &ctx.handle, kicker).await;
+    if !ctx.gate.leave() {
+        // Finished after the hand-over began: unanswered too, so that no answer leaves this
+        // process after its final commit (the next process runs the request again).
+        return std::future::pending().await;
+    }
+    match result {
         Ok(n) => {
             match request {
                 Request::Read { length_bytes, .. } => {
