@@ -93,6 +93,11 @@ pub struct ExportArgs {
     /// Also create a /dev/ublkbN device and print its path.
     #[arg(long)]
     pub ublk: bool,
+    /// Keep the ublk device across a restart: when this gateway exits or dies, /dev/ublkbN
+    /// stays and its I/O waits; the next `export` of the same file (same --control) re-attaches
+    /// to it. Without it, a device left by an earlier run is deleted at start.
+    #[arg(long, requires = "ublk")]
+    pub ublk_recovery: bool,
     /// Data path.
     #[arg(long, value_enum, default_value = "pnfs")]
     pub data_path: DataPathArg,

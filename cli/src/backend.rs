@@ -100,6 +100,13 @@ fn pnfs_config(config: &Config) -> PnfsConfig {
         },
         ..PnfsConfig::default()
     };
+    // A ublk device that survives a restart answers a write only once it is committed: the
+    // next process cannot know which blocks the dead one wrote, so a write that a later
+    // flush (served by the next process) should make durable would otherwise be lost with
+    // the dead process's uncommitted extents. Rewrites of committed space cost nothing.
+    if config.devices.iter().any(|d| d.ublk_recovery) {
+        c.commit_threshold_pieces = 0;
+    }
     c.fence.safety_margin = Duration::from_millis(config.mds.lease_margin_ms);
     c.fence.max_io = Duration::from_millis(config.mds.max_io_ms);
     // The cache bound is global in the pNFS layer: the sum of the per-device limits.
@@ -613,32 +620,57 @@ fn bind_unix(path: &std::path::Path) -> std::io::Result<tokio::net::UnixListener
 pub struct UblkDevice {
     /// Its block device path, /dev/ublkbN.
     pub path: String,
+    /// It survives the gateway: [`UblkDevice::end`] hands it over instead of deleting it.
+    pub recovery: bool,
     dev: pnfs_ublk::UblkDevice,
 }
 
-/// Creates a /dev/ublkbN for `device` with the device's queues and depth. Without the
-/// kernel's ublk driver the error names it (`/dev/ublk-control not found: ... ublk_drv`).
+/// Creates a /dev/ublkbN for `device` with the device's queues, depth and recovery setting,
+/// or recovers the one an earlier run of this instance left (recorded in `registry`; the
+/// rule is in pnfs_ublk's `recovery` module). Without the kernel's ublk driver the error
+/// names it (`/dev/ublk-control not found: ... ublk_drv`).
 pub async fn start_ublk(
     spec: &DeviceSpec,
     device: Arc<Device>,
+    registry: pnfs_ublk::Registry,
 ) -> Result<UblkDevice, BackendError> {
     let params = pnfs_ublk::UblkParams {
         nr_queues: spec.config.queues,
         queue_depth: spec.config.depth,
         name: spec.config.name.clone(),
+        recovery: spec.config.ublk_recovery,
         ..pnfs_ublk::UblkParams::default()
     };
-    let dev = pnfs_ublk::UblkDevice::start_async(
-        Arc::clone(&device.pnfs_disk),
-        params,
-        tokio::runtime::Handle::current(),
-    )
+    let disk = Arc::clone(&device.pnfs_disk);
+    let handle = tokio::runtime::Handle::current();
+    let dev = tokio::task::spawn_blocking(move || {
+        pnfs_ublk::UblkDevice::start_kept(disk, params, handle, &registry)
+    })
     .await
+    .map_err(|e| BackendError::Failed(format!("ublk start: {e}")))?
     .map_err(|e| BackendError::Failed(e.to_string()))?;
     Ok(UblkDevice {
         path: dev.path().display().to_string(),
+        recovery: spec.config.ublk_recovery,
         dev,
     })
+}
+
+/// Deletes the ublk devices an earlier run of this instance left that no configured device
+/// recovers (see pnfs_ublk's `recovery` module); blocking.
+pub fn sweep_ublk(
+    config: &Config,
+    registry: &pnfs_ublk::Registry,
+) -> Result<Vec<u32>, BackendError> {
+    let keep: Vec<String> = config
+        .devices
+        .iter()
+        .filter(|d| d.ublk_recovery)
+        .map(|d| d.name.clone())
+        .collect();
+    registry
+        .sweep(&keep)
+        .map_err(|e| BackendError::Failed(e.to_string()))
 }
 
 impl UblkDevice {
@@ -668,12 +700,21 @@ impl UblkDevice {
         (m, problem)
     }
 
-    /// Stops the queues (in-flight requests complete) and deletes the device.
-    pub async fn stop(self) -> Result<(), BackendError> {
-        self.dev
-            .stop_async()
-            .await
-            .map_err(|e| BackendError::Failed(e.to_string()))
+    /// True when this run recovered the device from an earlier one.
+    pub fn recovered(&self) -> bool {
+        self.dev.recovered()
+    }
+
+    /// Ends this run's service of the device: with recovery, hands it over (no new request
+    /// reaches the disk, the running ones finish, the rest wait in the kernel for the next
+    /// run); without, stops the queues (in-flight requests complete) and deletes it.
+    pub async fn end(self) -> Result<(), BackendError> {
+        let r = if self.recovery {
+            self.dev.detach_async().await
+        } else {
+            self.dev.stop_async().await
+        };
+        r.map_err(|e| BackendError::Failed(e.to_string()))
     }
 }
 

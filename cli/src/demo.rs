@@ -183,6 +183,7 @@ pub fn main(a: DemoArgs) -> u8 {
             block_size: Some(block_size),
             queues: pnfs_config::UBLK_QUEUES_DEFAULT,
             depth: pnfs_config::UBLK_DEPTH_DEFAULT,
+            ublk_recovery: false,
             max_cached_extents: pnfs_config::MAX_CACHED_EXTENTS_DEFAULT,
             data_path: crate::data_path(a.data_path),
         };
@@ -215,6 +216,7 @@ pub fn main(a: DemoArgs) -> u8 {
             ublk: UblkDefaults {
                 queues: pnfs_config::UBLK_QUEUES_DEFAULT,
                 depth: pnfs_config::UBLK_DEPTH_DEFAULT,
+                recovery: false,
             },
             control: ControlConfig {
                 socket: control.clone(),

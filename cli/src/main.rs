@@ -322,6 +322,7 @@ fn export_config(a: &args::ExportArgs) -> Result<(Config, Vec<DeviceSpec>), Stri
     let ublk = UblkDefaults {
         queues: pnfs_config::UBLK_QUEUES_DEFAULT,
         depth: pnfs_config::UBLK_DEPTH_DEFAULT,
+        recovery: a.ublk_recovery,
     };
     let mut frontends = vec![Frontend::Nbd];
     if a.ublk {
@@ -336,6 +337,7 @@ fn export_config(a: &args::ExportArgs) -> Result<(Config, Vec<DeviceSpec>), Stri
         block_size: None,
         queues: ublk.queues,
         depth: ublk.depth,
+        ublk_recovery: a.ublk && a.ublk_recovery,
         max_cached_extents: pnfs_config::MAX_CACHED_EXTENTS_DEFAULT,
         data_path: data_path(a.data_path),
     };

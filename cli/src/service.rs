@@ -8,6 +8,12 @@
 //! frontend that cannot start (no ublk driver): the device's NBD export still serves, and it
 //! is listed as `NAME (ublk)`. If no device starts, the service fails at once
 //! ([`crate::EXIT_FAILURE`]).
+//!
+//! ublk devices with `recovery` survive the process: a stop hands them over instead of
+//! deleting them, and a start first deletes the devices an earlier run of this instance left
+//! that it will not recover, then recovers the others as it starts their frontends (the rule
+//! and the records: pnfs_ublk's `recovery` module; records under
+//! [`pnfs_ublk::RECORD_DIR_DEFAULT`], per client owner — one live process at most holds it).
 
 use pnfs_gateway::sync::LockExt;
 use std::collections::BTreeMap;
@@ -131,7 +137,11 @@ pub async fn run(
     };
     let control_task = tokio::spawn(control.serve(board.clone(), control_stop_rx));
 
-    let outcome = serve(&config, &specs, &board, shutdown, on_ready).await;
+    let registry = pnfs_ublk::Registry::new(
+        pnfs_ublk::RECORD_DIR_DEFAULT,
+        config.mds.client_owner.clone(),
+    );
+    let outcome = serve(&config, &specs, &board, &registry, shutdown, on_ready).await;
 
     board.set_refresh(None);
     // Closing the control socket is last, so `pnfsgw stats` shows the stop progress.
@@ -200,9 +210,21 @@ async fn serve(
     config: &Config,
     specs: &[DeviceSpec],
     board: &Board,
+    registry: &pnfs_ublk::Registry,
     mut shutdown: watch::Receiver<bool>,
     on_ready: Option<OnReady>,
 ) -> Outcome {
+    // ublk devices an earlier run left and this one will not recover wait for nothing: delete
+    // them first (their I/O fails now instead of hanging).
+    {
+        let (config, registry) = (config.clone(), registry.clone());
+        match tokio::task::spawn_blocking(move || backend::sweep_ublk(&config, &registry)).await {
+            Ok(Ok(ids)) if ids.is_empty() => {}
+            Ok(Ok(ids)) => tracing::info!("deleted ublk device(s) {ids:?} left by an earlier run"),
+            Ok(Err(e)) => tracing::error!("ublk devices left by an earlier run: {e}"),
+            Err(e) => tracing::error!("ublk devices left by an earlier run: {e}"),
+        }
+    }
     let gateway = tokio::select! {
         g = Gateway::connect(config) => match g {
             Ok(g) => Arc::new(g),
@@ -344,9 +366,14 @@ async fn serve(
             if !spec.config.has(Frontend::Ublk) {
                 continue;
             }
-            match backend::start_ublk(spec, Arc::clone(dev)).await {
+            match backend::start_ublk(spec, Arc::clone(dev), registry.clone()).await {
                 Ok(u) => {
-                    tracing::info!(device = %spec.config.name, "device {}: {}", spec.config.name, u.path);
+                    let how = if u.recovered() {
+                        " (recovered from the earlier run)"
+                    } else {
+                        ""
+                    };
+                    tracing::info!(device = %spec.config.name, "device {}: {}{how}", spec.config.name, u.path);
                     frontend_state(board, *i, "ublk", State::Up, Some(u.path.clone()));
                     ready
                         .ublk_paths
@@ -461,12 +488,20 @@ async fn serve(
     for (i, u) in ublk_list {
         let name = &specs[i].config.name;
         let path = u.path.clone();
-        match u.stop().await {
+        let (done, doing) = if u.recovery {
+            (
+                "handed over to the next run (it stays; its I/O waits)",
+                "handing over",
+            )
+        } else {
+            ("deleted", "deleting")
+        };
+        match u.end().await {
             Ok(()) => {
-                tracing::info!(device = %name, "device {name}: {path} deleted");
+                tracing::info!(device = %name, "device {name}: {path} {done}");
                 frontend_state(board, i, "ublk", State::Stopped, None);
             }
-            Err(e) => errors.push(format!("device {name}: deleting {path}: {e}")),
+            Err(e) => errors.push(format!("device {name}: {doing} {path}: {e}")),
         }
     }
     let mut not_closed: Vec<String> = Vec::new();

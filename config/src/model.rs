@@ -355,6 +355,9 @@ pub struct UblkDefaults {
     pub queues: u16,
     /// Requests in flight per queue.
     pub depth: u16,
+    /// Devices survive a restart of the gateway (ublk user recovery); the default of
+    /// [`DeviceConfig::ublk_recovery`].
+    pub recovery: bool,
 }
 
 /// `[control]`.
@@ -444,6 +447,9 @@ pub struct DeviceConfig {
     pub queues: u16,
     /// ublk depth for this device.
     pub depth: u16,
+    /// The ublk device survives a restart of the gateway: kept (its I/O waits) when the
+    /// gateway exits or dies, recovered by the next start (ublk user recovery).
+    pub ublk_recovery: bool,
     /// Limit on cached layout extents for this file.
     pub max_cached_extents: u32,
     /// Data path.

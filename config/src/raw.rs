@@ -119,6 +119,8 @@ pub(crate) struct RawUblk {
     pub queues: Option<Spanned<u64>>,
     #[serde(default)]
     pub depth: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub recovery: Option<Spanned<bool>>,
 }
 
 /// `[control]`: the control socket `pnfsgw stats` talks to.
@@ -156,6 +158,8 @@ pub(crate) struct RawDevice {
     pub queues: Option<Spanned<u64>>,
     #[serde(default)]
     pub depth: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub recovery: Option<Spanned<bool>>,
     #[serde(default)]
     pub max_cached_extents: Option<Spanned<u64>>,
     #[serde(default)]

@@ -113,6 +113,11 @@ impl Checker<'_> {
                 UBLK_DEPTH_MAX,
                 UBLK_DEPTH_DEFAULT,
             )?,
+            recovery: raw
+                .ublk
+                .as_ref()
+                .and_then(|u| u.recovery.as_ref())
+                .is_some_and(|r| *r.get_ref()),
         };
         let control = ControlConfig {
             socket: match raw.control.as_ref().and_then(|c| c.socket.as_ref()) {
@@ -515,14 +520,15 @@ impl Checker<'_> {
                 Some(u32::try_from(v).unwrap_or(u32::MAX))
             }
         };
-        for (key, v) in [
-            ("queues", raw.queues.as_ref()),
-            ("depth", raw.depth.as_ref()),
+        for (key, span) in [
+            ("queues", raw.queues.as_ref().map(Spanned::span)),
+            ("depth", raw.depth.as_ref().map(Spanned::span)),
+            ("recovery", raw.recovery.as_ref().map(Spanned::span)),
         ] {
-            if let Some(v) = v {
+            if let Some(span) = span {
                 if !frontends.contains(&Frontend::Ublk) {
                     return Err(self.err(
-                        v.span(),
+                        span,
                         format!("{key} is set but device {name:?} has no ublk frontend"),
                     ));
                 }
@@ -541,6 +547,11 @@ impl Checker<'_> {
                 }
             },
         };
+        let ublk_recovery = frontends.contains(&Frontend::Ublk)
+            && raw
+                .recovery
+                .as_ref()
+                .map_or(ublk.recovery, |r| *r.get_ref());
         Ok(DeviceConfig {
             name: name.clone(),
             path: raw.path.get_ref().clone(),
@@ -556,6 +567,7 @@ impl Checker<'_> {
                 ublk.queues,
             )?,
             depth: self.ranged_u16(raw.depth.as_ref(), "depth", 1, UBLK_DEPTH_MAX, ublk.depth)?,
+            ublk_recovery,
             max_cached_extents: self.ranged_u32(
                 raw.max_cached_extents.as_ref(),
                 "max_cached_extents",

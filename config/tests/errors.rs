@@ -171,6 +171,39 @@ fn queue_settings_without_ublk() {
 }
 
 #[test]
+fn ublk_recovery_defaults_off_follows_the_ublk_table_and_needs_a_ublk_frontend() {
+    let dev = |extra: &str| {
+        format!("[[device]]\nname = \"d\"\npath = \"/f\"\nfrontends = [\"ublk\"]\n{extra}")
+    };
+    let off = parse(&format!("{GOOD_HEAD}{}", dev(""))).unwrap();
+    assert!(!off.ublk.recovery && !off.devices[0].ublk_recovery);
+    let on = parse(&format!("{GOOD_HEAD}[ublk]\nrecovery = true\n{}", dev(""))).unwrap();
+    assert!(on.ublk.recovery && on.devices[0].ublk_recovery);
+    let device_off = parse(&format!(
+        "{GOOD_HEAD}[ublk]\nrecovery = true\n{}",
+        dev("recovery = false\n")
+    ))
+    .unwrap();
+    assert!(!device_off.devices[0].ublk_recovery);
+    // An NBD-only device never gets it from [ublk].
+    let nbd_only = parse(&format!(
+        "{GOOD_HEAD}[ublk]\nrecovery = true\n[[device]]\nname = \"d\"\npath = \"/f\"\n"
+    ))
+    .unwrap();
+    assert!(!nbd_only.devices[0].ublk_recovery);
+    let text = format!("{GOOD_HEAD}[[device]]\nname = \"d\"\npath = \"/f\"\nrecovery = true\n");
+    assert_eq!(
+        err(&text, ConfigErrorKind::Invalid),
+        "/etc/pnfsgw/gw.toml:8:12: recovery is set but device \"d\" has no ublk frontend"
+    );
+    let text = format!("{GOOD_HEAD}[ublk]\nrecovery = \"yes\"\n");
+    starts(
+        &err(&text, ConfigErrorKind::Syntax),
+        "/etc/pnfsgw/gw.toml:6:12: ",
+    );
+}
+
+#[test]
 fn duplicate_device_name() {
     let text = format!(
         "{GOOD_HEAD}[[device]]\nname = \"d\"\npath = \"/f\"\n[[device]]\nname = \"d\"\npath = \"/g\"\n"
@@ -354,6 +387,7 @@ fn the_example_config_is_accepted() {
     assert_eq!(c.devices.len(), 2);
     assert_eq!(c.devices[1].frontends, vec![Frontend::Nbd, Frontend::Ublk]);
     assert_eq!((c.devices[1].queues, c.devices[1].depth), (2, 64));
+    assert!(!c.ublk.recovery && c.devices[1].ublk_recovery);
     assert_eq!(c.nbd.unix[0], Path::new("/run/pnfsgw/nbd.sock"));
 }
 
