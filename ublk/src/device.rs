@@ -444,6 +444,9 @@ impl UblkDevice {
                 self.path.display()
             )));
         }
+        // The record stays: the next process finds the device by it (and Drop must not
+        // remove it once this returns).
+        self.registry = None;
         self.end(Ctl::Detach)
     }
 
