@@ -399,10 +399,14 @@ mod tests {
         Geometry::new(&info, &UblkParams::default(), 4096).unwrap()
     }
 
+    fn state(s: u32) -> u16 {
+        u16::try_from(s).unwrap()
+    }
+
     fn quiesced(g: &Geometry) -> KernelDevice {
         let p = g.kernel_params().unwrap().basic;
         KernelDevice {
-            state: sys::UBLK_S_DEV_QUIESCED as u16,
+            state: state(sys::UBLK_S_DEV_QUIESCED),
             flags: RECOVERY_FLAGS,
             pid: 0,
             nr_queues: g.nr_queues,
@@ -453,13 +457,13 @@ mod tests {
     fn a_live_or_still_served_device_is_waited_for_and_a_dead_one_deleted() {
         let g = geometry();
         let live = KernelDevice {
-            state: sys::UBLK_S_DEV_LIVE as u16,
+            state: state(sys::UBLK_S_DEV_LIVE),
             ..quiesced(&g)
         };
         assert_eq!(decide(&live, &g, true, false), Decision::Wait);
         assert_eq!(decide(&quiesced(&g), &g, true, true), Decision::Wait);
         let dead = KernelDevice {
-            state: sys::UBLK_S_DEV_DEAD as u16,
+            state: state(sys::UBLK_S_DEV_DEAD),
             ..quiesced(&g)
         };
         assert!(matches!(

@@ -188,6 +188,7 @@ fn serve_ramdisk_for_guest() {
         dev_id: None,
         name: "guest-test".into(),
         pin_queue_threads: std::env::var_os("UBLK_PIN").is_some(),
+        recovery: false,
     };
     // The benchmark's flat RAM disk of UBLK_BENCH_FLAT bytes; else the test's sparse one
     // with its failing range.
