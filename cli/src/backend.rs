@@ -793,3 +793,37 @@ pub fn mds_main(args: pnfs_mds::MdsArgs) -> Result<(), BackendError> {
     rt.block_on(pnfs_mds::main_with(args))
         .map_err(|e| BackendError::Failed(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(device_extra: &str) -> Config {
+        let text = format!(
+            "[mds]\naddresses = [\"127.0.0.1:2049\"]\n[nbd]\ntcp = [\"127.0.0.1:10809\"]\n\
+             [[device]]\nname = \"a\"\npath = \"/a\"\nfrontends = [\"ublk\"]\n{device_extra}\
+             [[device]]\nname = \"b\"\npath = \"/b\"\n"
+        );
+        let host = pnfs_config::HostIdentity {
+            machine_name: "h".into(),
+            machine_id: "0123456789abcdef".into(),
+        };
+        pnfs_config::parse_str(std::path::Path::new("/t.toml"), &text, &host)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A device that survives restarts must not answer a write before it is committed: the
+    /// next process could not commit what a dead one wrote (README, "ublk devices that
+    /// survive a restart").
+    #[test]
+    fn writes_commit_before_the_answer_only_while_a_device_survives_restarts() {
+        let plain = pnfs_config(&config(""));
+        assert_eq!(
+            plain.commit_threshold_pieces,
+            PnfsConfig::default().commit_threshold_pieces
+        );
+        assert!(plain.commit_threshold_pieces > 0);
+        let kept = pnfs_config(&config("recovery = true\n"));
+        assert_eq!(kept.commit_threshold_pieces, 0);
+    }
+}

@@ -80,7 +80,8 @@ start_gw() {
 }
 
 journal_lines() { wc -l <"$T/journal"; }
-journal_at_least() { [ "$(journal_lines)" -ge "$1" ]; }
+# True once N records are journalled, or once the workload has ended (an I/O error ends it).
+journal_at_least() { [ "$(journal_lines)" -ge "$1" ] || ! kill -0 "$WPID" 2>/dev/null; }
 # wait_progress N: the workload has journalled N more records than now (its I/O flows).
 wait_progress() {
 	local want=$(($(journal_lines) + $1))
