@@ -1,4 +1,4 @@
-//! The hand-over gate of one device: lets requests into the [`Disk`](pnfs_gateway::disk::Disk)
+//! The hand-over gate of one device: lets requests into the [`Disk`](pnfs_disk::Disk)
 //! until the device is handed over to the next gateway process (user recovery), then holds
 //! every new request unanswered and tells the control thread when the last running one has
 //! finished.

@@ -385,7 +385,7 @@ pub fn delete_leftover(dev_id: u32) -> Result<(), UblkError> {
 mod tests {
     use super::*;
     use crate::geometry::UblkParams;
-    use pnfs_gateway::disk::DiskInfo;
+    use pnfs_disk::DiskInfo;
 
     fn geometry() -> Geometry {
         let info = DiskInfo {
