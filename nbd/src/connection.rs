@@ -14,7 +14,7 @@ use tracing::{debug, warn};
 use crate::codec::consts::{NBD_EINVAL, NBD_EIO};
 use crate::codec::{
     decode_client_flags, decode_option, decode_request_header, encode_greeting, Command, Decode,
-    Request,
+    HeaderStyle, Request,
 };
 use crate::error::{NbdError, NbdResult};
 use crate::export::ExportSet;
@@ -121,6 +121,7 @@ async fn start_transmission<S: NbdStream>(
     debug!(
         export = session.export.name(),
         structured = session.structured,
+        extended_headers = session.header_style == HeaderStyle::Extended,
         block_status = session.base_allocation_id.is_some(),
         "transmission"
     );
@@ -322,11 +323,11 @@ enum Incoming {
         slot: Option<OwnedSemaphorePermit>,
         bytes: Option<OwnedSemaphorePermit>,
     },
-    /// A write whose payload exceeds the limit (not read): answer, then close.
+    /// A request whose payload exceeds the limit (not read): answer, then close.
     TooLarge {
         req: Request,
         slot: Option<OwnedSemaphorePermit>,
-        payload_bytes: u32,
+        payload_bytes: u64,
     },
     /// The peer closed the connection between requests.
     Eof,
@@ -339,6 +340,8 @@ struct Budget {
     byte_slots: Arc<Semaphore>,
     byte_units_max: u32,
     max_write_payload_bytes: u32,
+    /// The request headers the connection negotiated.
+    style: HeaderStyle,
 }
 
 /// Takes a request slot, reads one request header, takes its data budget and reads its write
@@ -361,7 +364,7 @@ async fn read_one<R: AsyncRead + Unpin>(
 ) -> NbdResult<Incoming> {
     // The semaphores are never closed, so acquiring only fails if they were.
     let slot = budget.request_slots.clone().acquire_owned().await.ok();
-    let Some(req) = read_frame(rd, buf, decode_request_header).await? else {
+    let Some(req) = read_frame(rd, buf, |b| decode_request_header(b, budget.style)).await? else {
         return Ok(Incoming::Eof);
     };
     if req.command == Command::Disc {
@@ -372,17 +375,22 @@ async fn read_one<R: AsyncRead + Unpin>(
             bytes: None,
         });
     }
-    let payload_bytes = req.payload_bytes();
-    if payload_bytes > budget.max_write_payload_bytes {
-        return Ok(Incoming::TooLarge {
-            req,
-            slot,
-            payload_bytes,
-        });
-    }
+    let payload_bytes = req.payload_bytes(budget.style);
+    let payload_len = match usize::try_from(payload_bytes) {
+        Ok(n) if payload_bytes <= u64::from(budget.max_write_payload_bytes) => n,
+        _ => {
+            return Ok(Incoming::TooLarge {
+                req,
+                slot,
+                payload_bytes,
+            })
+        }
+    };
+    // Bytes this request holds in memory: its read data or its payload (both bounded: a read
+    // longer than the maximum block is refused, the payload was checked above).
     let data_len = match req.command {
-        Command::Read | Command::Write => req.length_bytes as usize,
-        _ => 0,
+        Command::Read => usize::try_from(req.length_bytes).unwrap_or(usize::MAX),
+        _ => payload_len,
     };
     let units = u32::try_from(data_len.div_ceil(BYTE_BUDGET_UNIT_BYTES))
         .unwrap_or(u32::MAX)
@@ -397,8 +405,8 @@ async fn read_one<R: AsyncRead + Unpin>(
     } else {
         None
     };
-    let payload = if payload_bytes > 0 {
-        let need = payload_bytes as usize;
+    let payload = if payload_len > 0 {
+        let need = payload_len;
         if !fill(rd, buf, need).await? {
             return Err(NbdError::protocol(
                 "peer closed the connection before the write payload",
@@ -476,6 +484,7 @@ async fn read_and_run<R: AsyncRead + Unpin>(
         byte_slots: Arc::new(Semaphore::new(budget_units)),
         byte_units_max: u32::try_from(budget_units).unwrap_or(u32::MAX),
         max_write_payload_bytes: config.limits.max_write_payload_bytes,
+        style: session.header_style,
     };
     let mut running: RequestSet<Outgoing> = RequestSet::new();
     let reading = next_request(rd, buf, budget.clone());
@@ -520,7 +529,7 @@ async fn read_and_run<R: AsyncRead + Unpin>(
                 let refusal = Refusal {
                     error: NBD_EINVAL,
                     message: format!(
-                        "write payload of {payload_bytes} bytes exceeds the limit of {} bytes; closing the connection",
+                        "payload of {payload_bytes} bytes exceeds the limit of {} bytes; closing the connection",
                         config.limits.max_write_payload_bytes
                     ),
                 };
@@ -535,7 +544,7 @@ async fn read_and_run<R: AsyncRead + Unpin>(
                 .await;
                 break Err(NbdError::TooLarge {
                     what: "write payload",
-                    value_bytes: u64::from(payload_bytes),
+                    value_bytes: payload_bytes,
                     limit_bytes: u64::from(config.limits.max_write_payload_bytes),
                 });
             }

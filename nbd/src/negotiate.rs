@@ -7,8 +7,8 @@ use tracing::debug;
 
 use crate::codec::consts::*;
 use crate::codec::{
-    encode_export_name_reply, encode_option_reply, ClientOption, CodecLimits, GoRequest, InfoReply,
-    MetaContextRequest, OptionReply, RawOption,
+    encode_export_name_reply, encode_option_reply, ClientOption, CodecLimits, GoRequest,
+    HeaderStyle, InfoReply, MetaContextRequest, OptionReply, RawOption,
 };
 use crate::export::{BlockSizes, Export, ExportSet};
 use crate::session::Session;
@@ -41,6 +41,9 @@ pub(crate) struct NegotiationState {
     pub no_zeroes: bool,
     /// `NBD_OPT_STRUCTURED_REPLY` was acknowledged.
     pub structured: bool,
+    /// `NBD_OPT_EXTENDED_HEADERS` was acknowledged (implies structured replies and takes
+    /// precedence over them).
+    pub extended: bool,
     /// Contexts selected by the last `NBD_OPT_SET_META_CONTEXT`, for the canonical export
     /// name they were selected on.
     pub meta: Option<(String, bool)>,
@@ -53,6 +56,7 @@ impl NegotiationState {
     pub fn tls_started(&mut self) {
         self.tls = TlsState::Active;
         self.structured = false;
+        self.extended = false;
         self.meta = None;
     }
 }
@@ -95,16 +99,22 @@ fn session_for(
 ) -> Result<Session, String> {
     let info = export.effective_info();
     let sizes = BlockSizes::from_disk(&info, max_payload_bytes).map_err(|e| e.to_string())?;
-    let flags = export.transmission_flags(&info, state.structured);
+    // Extended headers imply structured replies (chunks, never a simple read reply).
+    let structured = state.structured || state.extended;
+    let flags = export.transmission_flags(&info, structured);
     let base_allocation = matches!(&state.meta, Some((n, true)) if n == export.name());
     Ok(Session {
         export: export.clone(),
         info,
         sizes,
         transmission_flags: flags,
-        structured: state.structured,
-        base_allocation_id: (base_allocation && state.structured)
-            .then_some(BASE_ALLOCATION_CONTEXT_ID),
+        structured,
+        header_style: if state.extended {
+            HeaderStyle::Extended
+        } else {
+            HeaderStyle::Compact
+        },
+        base_allocation_id: (base_allocation && structured).then_some(BASE_ALLOCATION_CONTEXT_ID),
         max_block_status_descriptors: crate::server::DEFAULT_MAX_BLOCK_STATUS_DESCRIPTORS,
     })
 }
@@ -149,6 +159,11 @@ pub(crate) fn handle_option(
     };
     debug!(option = option_name(code), "option");
     match option {
+        ClientOption::ExportName(_) if state.extended => {
+            // The protocol forbids it after extended headers (the reply cannot say which
+            // headers follow); no error reply exists for EXPORT_NAME.
+            Action::HardClose("NBD_OPT_EXPORT_NAME after NBD_OPT_EXTENDED_HEADERS".into())
+        }
         ClientOption::ExportName(name) => {
             let Some(export) = exports.lookup(&name) else {
                 return Action::HardClose(format!(
@@ -213,8 +228,24 @@ pub(crate) fn handle_option(
             Some(session) => Action::Transmission(Box::new(session)),
             None => Action::Continue,
         },
+        ClientOption::StructuredReply if state.extended => {
+            error_reply(
+                code,
+                REP_ERR_EXT_HEADER_REQD,
+                "extended headers are already negotiated and take precedence over structured replies",
+                out,
+            );
+            Action::Continue
+        }
         ClientOption::StructuredReply => {
             state.structured = true;
+            encode_option_reply(code, &OptionReply::Ack, out);
+            Action::Continue
+        }
+        ClientOption::ExtendedHeaders => {
+            // Also after STRUCTURED_REPLY (extended headers take precedence), and again
+            // (acknowledged again: nothing changes).
+            state.extended = true;
             encode_option_reply(code, &OptionReply::Ack, out);
             Action::Continue
         }
@@ -353,11 +384,11 @@ fn set_meta(
 ) {
     // The previous selection is replaced even if this option fails.
     state.meta = None;
-    if !state.structured {
+    if !state.structured && !state.extended {
         error_reply(
             code,
             REP_ERR_INVALID,
-            "negotiate NBD_OPT_STRUCTURED_REPLY before NBD_OPT_SET_META_CONTEXT",
+            "negotiate NBD_OPT_STRUCTURED_REPLY or NBD_OPT_EXTENDED_HEADERS before NBD_OPT_SET_META_CONTEXT",
             out,
         );
         return;
@@ -554,6 +585,102 @@ mod tests {
         );
         let (a, _) = run(&mut state, &set, OPT_EXPORT_NAME, b"d");
         assert!(matches!(a, Action::Transmission(_)), "{a:?}");
+    }
+
+    #[cfg(feature = "testing")]
+    #[test]
+    fn extended_headers_imply_structured_replies_and_rule_out_export_name() {
+        let set = exports();
+        let meta = [0, 0, 0, 1, b'd', 0, 0, 0, 1, 0, 0, 0, 15]
+            .iter()
+            .copied()
+            .chain(CONTEXT_BASE_ALLOCATION.bytes())
+            .collect::<Vec<u8>>();
+        // Alone: acknowledged; SET_META_CONTEXT works without STRUCTURED_REPLY; GO gives an
+        // extended, structured session with base:allocation and the DF flag.
+        let mut state = NegotiationState::default();
+        let (a, r) = run(&mut state, &set, OPT_EXTENDED_HEADERS, &[]);
+        assert!(matches!(a, Action::Continue));
+        assert!(matches!(
+            r.as_slice(),
+            [(OPT_EXTENDED_HEADERS, OptionReply::Ack)]
+        ));
+        let (_, r) = run(&mut state, &set, OPT_SET_META_CONTEXT, &meta);
+        assert!(matches!(r.last(), Some((_, OptionReply::Ack))), "{r:?}");
+        assert!(
+            matches!(r.first(), Some((_, OptionReply::MetaContext { .. }))),
+            "{r:?}"
+        );
+        // STRUCTURED_REPLY afterwards: EXT_HEADER_REQD, and the state stays extended.
+        let (a, r) = run(&mut state, &set, OPT_STRUCTURED_REPLY, &[]);
+        assert!(matches!(a, Action::Continue));
+        assert_eq!(error_type(&r), Some(REP_ERR_EXT_HEADER_REQD));
+        // Asking again is acknowledged again.
+        let (_, r) = run(&mut state, &set, OPT_EXTENDED_HEADERS, &[]);
+        assert!(matches!(r.as_slice(), [(_, OptionReply::Ack)]));
+        let (a, _) = run(&mut state, &set, OPT_GO, &GO_D);
+        let Action::Transmission(session) = a else {
+            panic!("{a:?}")
+        };
+        assert_eq!(session.header_style, HeaderStyle::Extended);
+        assert!(session.structured);
+        assert_eq!(session.base_allocation_id, Some(BASE_ALLOCATION_CONTEXT_ID));
+        assert_ne!(session.transmission_flags & TFLAG_SEND_DF, 0);
+        // After STRUCTURED_REPLY it takes precedence.
+        let mut state = NegotiationState::default();
+        run(&mut state, &set, OPT_STRUCTURED_REPLY, &[]);
+        let (_, r) = run(&mut state, &set, OPT_EXTENDED_HEADERS, &[]);
+        assert!(matches!(r.as_slice(), [(_, OptionReply::Ack)]));
+        let (a, _) = run(&mut state, &set, OPT_GO, &GO_D);
+        assert!(
+            matches!(&a, Action::Transmission(s) if s.header_style == HeaderStyle::Extended),
+            "{a:?}"
+        );
+        // With data: INVALID, and nothing negotiated.
+        let mut state = NegotiationState::default();
+        let (_, r) = run(&mut state, &set, OPT_EXTENDED_HEADERS, &[0]);
+        assert_eq!(error_type(&r), Some(REP_ERR_INVALID));
+        assert!(!state.extended);
+        let (a, _) = run(&mut state, &set, OPT_GO, &GO_D);
+        assert!(
+            matches!(&a, Action::Transmission(s) if s.header_style == HeaderStyle::Compact),
+            "{a:?}"
+        );
+        // EXPORT_NAME after it: the connection closes (no reply can say which headers follow).
+        let mut state = NegotiationState::default();
+        run(&mut state, &set, OPT_EXTENDED_HEADERS, &[]);
+        let (a, r) = run(&mut state, &set, OPT_EXPORT_NAME, b"d");
+        assert!(matches!(a, Action::HardClose(_)), "{a:?}");
+        assert!(r.is_empty());
+    }
+
+    #[cfg(feature = "testing")]
+    #[test]
+    fn starttls_forgets_extended_headers_and_require_mode_refuses_them_before_tls() {
+        let set = exports();
+        let mut state = NegotiationState {
+            tls: TlsState::Offered { required: true },
+            ..NegotiationState::default()
+        };
+        let (_, r) = run(&mut state, &set, OPT_EXTENDED_HEADERS, &[]);
+        assert_eq!(error_type(&r), Some(REP_ERR_TLS_REQD));
+        assert!(!state.extended);
+        let mut state = NegotiationState {
+            tls: TlsState::Offered { required: false },
+            ..NegotiationState::default()
+        };
+        run(&mut state, &set, OPT_EXTENDED_HEADERS, &[]);
+        assert!(state.extended);
+        let (a, _) = run(&mut state, &set, OPT_STARTTLS, &[]);
+        assert!(matches!(a, Action::StartTls));
+        state.tls_started();
+        assert!(!state.extended && !state.structured);
+        // Renegotiated over TLS, or not: each gives its own style.
+        let (a, _) = run(&mut state, &set, OPT_GO, &GO_D);
+        assert!(
+            matches!(&a, Action::Transmission(s) if s.header_style == HeaderStyle::Compact && !s.structured),
+            "{a:?}"
+        );
     }
 
     #[test]

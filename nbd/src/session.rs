@@ -9,7 +9,7 @@ use tracing::{debug, warn};
 
 use crate::codec::consts::*;
 use crate::codec::{encode_chunk, encode_simple_reply, BlockDescriptor, Chunk, ChunkPayload};
-use crate::codec::{Command, Request};
+use crate::codec::{encode_extended_chunk, BlockDescriptorExt, Command, HeaderStyle, Request};
 use crate::error::nbd_error_from_disk;
 use crate::export::{BlockSizes, Export};
 
@@ -25,8 +25,10 @@ pub struct Session {
     pub sizes: BlockSizes,
     /// Advertised transmission flags.
     pub transmission_flags: u16,
-    /// Structured replies negotiated.
+    /// Structured replies negotiated (also true with extended headers).
     pub structured: bool,
+    /// The request and reply headers: extended after `NBD_OPT_EXTENDED_HEADERS`.
+    pub header_style: HeaderStyle,
     /// The `base:allocation` context id, if selected for this export.
     pub base_allocation_id: Option<u32>,
     /// Most descriptors in one block status reply.
@@ -51,6 +53,9 @@ fn refuse(error: u32, message: impl Into<String>) -> Refusal {
 fn allowed_flags(cmd: Command, session: &Session, fast_zero: bool) -> u16 {
     let mut allowed = CMD_FLAG_FUA;
     match cmd {
+        Command::Write if session.header_style == HeaderStyle::Extended => {
+            allowed |= CMD_FLAG_PAYLOAD_LEN;
+        }
         Command::Read if session.structured => allowed |= CMD_FLAG_DF,
         Command::WriteZeroes => {
             allowed |= CMD_FLAG_NO_HOLE;
@@ -94,7 +99,7 @@ pub(crate) fn check_request(req: &Request, session: &Session) -> Result<(), Refu
         }
     }
     let min = u64::from(session.sizes.minimum_bytes);
-    if req.offset_bytes % min != 0 || u64::from(req.length_bytes) % min != 0 {
+    if req.offset_bytes % min != 0 || req.length_bytes % min != 0 {
         return Err(refuse(
             NBD_EINVAL,
             format!(
@@ -103,9 +108,14 @@ pub(crate) fn check_request(req: &Request, session: &Session) -> Result<(), Refu
             ),
         ));
     }
-    if matches!(req.command, Command::Read | Command::Write | Command::Cache)
-        && req.length_bytes > session.sizes.maximum_bytes
-    {
+    // With extended headers CACHE has a 64-bit effect length like TRIM and WRITE_ZEROES; a
+    // read or write is always bounded by the maximum payload.
+    let bounded = match req.command {
+        Command::Read | Command::Write => true,
+        Command::Cache => session.header_style == HeaderStyle::Compact,
+        _ => false,
+    };
+    if bounded && req.length_bytes > u64::from(session.sizes.maximum_bytes) {
         return Err(refuse(
             NBD_EINVAL,
             format!(
@@ -114,13 +124,8 @@ pub(crate) fn check_request(req: &Request, session: &Session) -> Result<(), Refu
             ),
         ));
     }
-    validate_request(
-        &session.info,
-        kind,
-        req.offset_bytes,
-        u64::from(req.length_bytes),
-    )
-    .map_err(|e| refuse(nbd_error_from_disk(&e), e.to_string()))
+    validate_request(&session.info, kind, req.offset_bytes, req.length_bytes)
+        .map_err(|e| refuse(nbd_error_from_disk(&e), e.to_string()))
 }
 
 fn check_flags(req: &Request, session: &Session) -> Result<(), Refusal> {
@@ -153,9 +158,18 @@ impl WireReply {
         Self { parts }
     }
 
-    fn chunk(chunk: &Chunk) -> Self {
+    /// One final chunk answering `req`, with the header the session negotiated.
+    fn chunk(session: &Session, req: &Request, payload: ChunkPayload) -> Self {
+        let chunk = Chunk {
+            flags: REPLY_FLAG_DONE,
+            cookie: req.cookie,
+            payload,
+        };
         let mut head = BytesMut::new();
-        let tail = encode_chunk(chunk, &mut head);
+        let tail = match session.header_style {
+            HeaderStyle::Compact => encode_chunk(&chunk, &mut head),
+            HeaderStyle::Extended => encode_extended_chunk(&chunk, req.offset_bytes, &mut head),
+        };
         let mut parts = vec![head.freeze()];
         parts.extend(tail);
         Self { parts }
@@ -165,21 +179,23 @@ impl WireReply {
 /// The reply for a refused or failed request.
 pub(crate) fn error_reply(session: &Session, req: &Request, r: &Refusal) -> WireReply {
     if session.structured {
-        WireReply::chunk(&Chunk {
-            flags: REPLY_FLAG_DONE,
-            cookie: req.cookie,
-            payload: ChunkPayload::Error {
-                error: r.error,
-                message: r.message.clone(),
-            },
-        })
+        let payload = ChunkPayload::Error {
+            error: r.error,
+            message: r.message.clone(),
+        };
+        WireReply::chunk(session, req, payload)
     } else {
         WireReply::simple(r.error, req.cookie, None)
     }
 }
 
-fn ok_reply(req: &Request) -> WireReply {
-    WireReply::simple(0, req.cookie, None)
+/// Success without data: a simple reply, or with extended headers (which have no simple
+/// replies) a final `NBD_REPLY_TYPE_NONE` chunk.
+fn ok_reply(session: &Session, req: &Request) -> WireReply {
+    match session.header_style {
+        HeaderStyle::Compact => WireReply::simple(0, req.cookie, None),
+        HeaderStyle::Extended => WireReply::chunk(session, req, ChunkPayload::None),
+    }
 }
 
 /// Runs one checked request (not DISC) and returns its reply.
@@ -216,18 +232,21 @@ async fn run(session: &Session, req: &Request, payload: Bytes) -> Result<WireRep
     let length = req.length_bytes;
     match req.command {
         Command::Read => {
+            // check_request bounded it by the maximum block size, a u32.
+            let read_len = u32::try_from(length)
+                .map_err(|_| refuse(NBD_EINVAL, format!("read of {length} bytes")))?;
             let data = if length == 0 {
                 Bytes::new()
             } else {
-                disk.read(offset, length).await.map_err(disk_err)?
+                disk.read(offset, read_len).await.map_err(disk_err)?
             };
-            if data.len() != length as usize {
+            if data.len() != read_len as usize {
                 return Err(refuse(
                     NBD_EIO,
                     format!("disk returned {} bytes for a read of {length}", data.len()),
                 ));
             }
-            stats.add_read(u64::from(length));
+            stats.add_read(length);
             if !session.structured {
                 return Ok(WireReply::simple(0, req.cookie, Some(data)));
             }
@@ -239,64 +258,53 @@ async fn run(session: &Session, req: &Request, payload: Bytes) -> Result<WireRep
                     data,
                 }
             };
-            Ok(WireReply::chunk(&Chunk {
-                flags: REPLY_FLAG_DONE,
-                cookie: req.cookie,
-                payload,
-            }))
+            Ok(WireReply::chunk(session, req, payload))
         }
         Command::Write => {
             if length > 0 {
                 disk.write(offset, payload, fua).await.map_err(disk_err)?;
             }
-            stats.add_written(u64::from(length));
-            Ok(ok_reply(req))
+            stats.add_written(length);
+            Ok(ok_reply(session, req))
         }
         Command::Flush => {
             disk.flush().await.map_err(disk_err)?;
-            Ok(ok_reply(req))
+            Ok(ok_reply(session, req))
         }
         Command::Trim => {
             if length > 0 {
-                disk.trim(offset, u64::from(length))
-                    .await
-                    .map_err(disk_err)?;
+                disk.trim(offset, length).await.map_err(disk_err)?;
                 if fua {
                     // The Disk API's trim has no FUA of its own.
                     disk.flush().await.map_err(disk_err)?;
                 }
             }
-            stats.add_trimmed(u64::from(length));
-            Ok(ok_reply(req))
+            stats.add_trimmed(length);
+            Ok(ok_reply(session, req))
         }
         Command::WriteZeroes => {
             if length > 0 {
                 let may_unmap = !req.has_flag(CMD_FLAG_NO_HOLE);
-                disk.write_zeroes(offset, u64::from(length), may_unmap, fua)
+                disk.write_zeroes(offset, length, may_unmap, fua)
                     .await
                     .map_err(disk_err)?;
             }
-            stats.add_zeroed(u64::from(length));
-            Ok(ok_reply(req))
+            stats.add_zeroed(length);
+            Ok(ok_reply(session, req))
         }
         Command::Cache => {
             // The Disk API has no prefetch; asking for the range's status loads the layouts
             // and extents a following read or write needs.
             if length > 0 {
-                disk.block_status(offset, u64::from(length))
-                    .await
-                    .map_err(disk_err)?;
+                disk.block_status(offset, length).await.map_err(disk_err)?;
             }
-            Ok(ok_reply(req))
+            Ok(ok_reply(session, req))
         }
         Command::BlockStatus => {
             let id = session
                 .base_allocation_id
                 .ok_or_else(|| refuse(NBD_EINVAL, "no metadata context selected"))?;
-            let extents = disk
-                .block_status(offset, u64::from(length))
-                .await
-                .map_err(disk_err)?;
+            let extents = disk.block_status(offset, length).await.map_err(disk_err)?;
             let descriptors = descriptors_from_extents(
                 &extents,
                 offset,
@@ -306,16 +314,46 @@ async fn run(session: &Session, req: &Request, payload: Bytes) -> Result<WireRep
                 session.max_block_status_descriptors,
             )
             .map_err(|m| refuse(NBD_EIO, m))?;
-            Ok(WireReply::chunk(&Chunk {
-                flags: REPLY_FLAG_DONE,
-                cookie: req.cookie,
-                payload: ChunkPayload::BlockStatus {
-                    context_id: id,
-                    descriptors,
-                },
-            }))
+            let payload = block_status_payload(session.header_style, id, descriptors)
+                .map_err(|m| refuse(NBD_EIO, m))?;
+            Ok(WireReply::chunk(session, req, payload))
         }
         Command::Disc | Command::Unknown(_) => Err(refuse(NBD_EINVAL, "not executable")),
+    }
+}
+
+/// The block status chunk for the header style: `NBD_REPLY_TYPE_BLOCK_STATUS_EXT` (64-bit
+/// lengths, the only type allowed with extended headers) or `NBD_REPLY_TYPE_BLOCK_STATUS`,
+/// whose 32-bit lengths always hold here: a compact request's length is 32 bits and the
+/// descriptors never go past it.
+fn block_status_payload(
+    style: HeaderStyle,
+    context_id: u32,
+    descriptors: Vec<BlockDescriptorExt>,
+) -> Result<ChunkPayload, String> {
+    match style {
+        HeaderStyle::Extended => Ok(ChunkPayload::BlockStatusExt {
+            context_id,
+            descriptors,
+        }),
+        HeaderStyle::Compact => {
+            let descriptors = descriptors
+                .into_iter()
+                .map(|d| {
+                    Ok(BlockDescriptor {
+                        length_bytes: u32::try_from(d.length_bytes).map_err(|_| {
+                            format!("block status extent of {} bytes", d.length_bytes)
+                        })?,
+                        status_flags: u32::try_from(d.status_flags)
+                            .map_err(|_| format!("block status flags {:#x}", d.status_flags))?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            Ok(ChunkPayload::BlockStatus {
+                context_id,
+                descriptors,
+            })
+        }
     }
 }
 
@@ -337,12 +375,14 @@ pub fn status_flags(status: ExtentStatus) -> u32 {
 pub fn descriptors_from_extents(
     extents: &[StatusExtent],
     offset: u64,
-    length: u32,
+    length: u64,
     min_block: u32,
     req_one: bool,
     max_descriptors: usize,
-) -> Result<Vec<BlockDescriptor>, String> {
-    let req_end = offset + u64::from(length);
+) -> Result<Vec<BlockDescriptorExt>, String> {
+    let req_end = offset
+        .checked_add(length)
+        .ok_or("block status range overflows")?;
     let min = u64::from(min_block.max(1));
     // 1. Clip and check contiguity: runs of (end, flags) from `offset`.
     let mut runs: Vec<(u64, u32)> = Vec::new();
@@ -404,19 +444,20 @@ pub fn descriptors_from_extents(
         out.push((offset, offset + min, carry.unwrap_or(0)));
     }
     // 3. Merge equal neighbours, cap the count.
-    let mut merged: Vec<BlockDescriptor> = Vec::new();
+    let mut merged: Vec<BlockDescriptorExt> = Vec::new();
     let mut last_flags = None;
     for (s, e, f) in out {
-        let len = u32::try_from(e - s).map_err(|_| "descriptor longer than 4 GiB")?;
+        // Every run lies inside [offset, req_end): lengths and their sums fit a u64.
+        let len = e - s;
         if last_flags == Some(f) {
             if let Some(d) = merged.last_mut() {
                 d.length_bytes += len;
                 continue;
             }
         }
-        merged.push(BlockDescriptor {
+        merged.push(BlockDescriptorExt {
             length_bytes: len,
-            status_flags: f,
+            status_flags: u64::from(f),
         });
         last_flags = Some(f);
     }
@@ -437,10 +478,10 @@ mod tests {
         }
     }
 
-    fn d(length_bytes: u32, status_flags: u32) -> BlockDescriptor {
-        BlockDescriptor {
+    fn d(length_bytes: u64, status_flags: u32) -> BlockDescriptorExt {
+        BlockDescriptorExt {
             length_bytes,
-            status_flags,
+            status_flags: u64::from(status_flags),
         }
     }
 
@@ -490,7 +531,44 @@ mod tests {
         ];
         let got = descriptors_from_extents(&e, 4096, 65536, 4096, false, 100).unwrap();
         assert!(got.iter().all(|x| x.length_bytes % 4096 == 0));
-        assert_eq!(got.iter().map(|x| x.length_bytes).sum::<u32>(), 65536);
+        assert_eq!(got.iter().map(|x| x.length_bytes).sum::<u64>(), 65536);
+    }
+
+    #[test]
+    fn extents_past_4_gib_give_64_bit_descriptors_and_compact_ones_still_fit() {
+        const GIB: u64 = 1 << 30;
+        let e = [
+            ext(0, 5 * GIB, ExtentStatus::Hole),
+            ext(5 * GIB, 4096, ExtentStatus::Data),
+            ext(5 * GIB + 4096, 3 * GIB, ExtentStatus::Zero),
+        ];
+        let got = descriptors_from_extents(&e, 0, 8 * GIB, 512, false, 100).unwrap();
+        assert_eq!(
+            got,
+            vec![d(5 * GIB, H), d(4096, 0), d(3 * GIB - 4096, STATE_ZERO)]
+        );
+        let ext_payload = block_status_payload(HeaderStyle::Extended, 1, got.clone()).unwrap();
+        assert!(
+            matches!(ext_payload, ChunkPayload::BlockStatusExt { ref descriptors, .. }
+            if descriptors[0].length_bytes == 5 * GIB)
+        );
+        // A compact reply cannot carry them (compact requests never ask for that much).
+        assert!(block_status_payload(HeaderStyle::Compact, 1, got).is_err());
+        // A compact request of up to 4 GiB - 512 converts.
+        let len = u64::from(u32::MAX) - 511;
+        let got = descriptors_from_extents(&e, 0, len, 512, false, 100).unwrap();
+        match block_status_payload(HeaderStyle::Compact, 1, got).unwrap() {
+            ChunkPayload::BlockStatus { descriptors, .. } => assert_eq!(
+                descriptors,
+                vec![BlockDescriptor {
+                    length_bytes: u32::try_from(len).unwrap(),
+                    status_flags: H
+                }]
+            ),
+            other => panic!("{other:?}"),
+        }
+        // The end of the range overflowing is an error, not a panic.
+        assert!(descriptors_from_extents(&e, u64::MAX - 511, 1024, 512, false, 10).is_err());
     }
 
     #[test]

@@ -81,7 +81,7 @@ async fn garbage_handshake_closes_only_that_connection() {
 async fn unknown_and_unsupported_options_get_err_unsup_and_negotiation_continues() {
     let srv = start("d", Arc::new(MemDisk::new(MIB))).await;
     let mut c = RawClient::connect(srv.addr.unwrap()).await;
-    for code in [0xdead_beef, OPT_EXTENDED_HEADERS, OPT_PEEK_EXPORT] {
+    for code in [0xdead_beef, OPT_PEEK_EXPORT] {
         c.option(&ClientOption::Unsupported(code)).await;
         let (opt, r) = c.option_reply().await;
         assert_eq!(opt, code);

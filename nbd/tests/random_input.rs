@@ -11,9 +11,9 @@ use common::Rng;
 use pnfs_nbd::codec::consts::*;
 use pnfs_nbd::codec::exercise::exercise_all_parsers;
 use pnfs_nbd::codec::{
-    encode_chunk, encode_option_reply, encode_request, BlockDescriptor, Chunk, ChunkPayload,
-    ClientOption, CodecLimits, Command, GoRequest, InfoReply, MetaContextRequest, OptionReply,
-    Request,
+    encode_chunk, encode_extended_request, encode_option_reply, encode_request, BlockDescriptor,
+    BlockDescriptorExt, Chunk, ChunkPayload, ClientOption, CodecLimits, Command, ExtendedChunk,
+    GoRequest, HeaderStyle, InfoReply, MetaContextRequest, OptionReply, Request,
 };
 use pnfs_nbd::testing::MemDisk;
 use pnfs_nbd::{serve_stream, Export, ExportSet, ServerConfig, ShutdownSignal};
@@ -67,8 +67,48 @@ fn corpus() -> Vec<Vec<u8>> {
             length_bytes: 16,
         };
         let mut b = BytesMut::new();
-        encode_request(&req, &vec![1; req.payload_bytes() as usize], &mut b);
+        let payload = vec![1; usize::try_from(req.payload_bytes(HeaderStyle::Compact)).unwrap()];
+        encode_request(&req, &payload, &mut b);
         v.push(b.to_vec());
+        // The same with extended headers: a payload with PAYLOAD_LEN, a 64-bit effect length
+        // without.
+        let ext = Request {
+            flags: if cmd == Command::Write {
+                CMD_FLAG_PAYLOAD_LEN
+            } else {
+                0
+            },
+            length_bytes: if cmd == Command::Write { 16 } else { 5 << 30 },
+            ..req
+        };
+        let mut b = BytesMut::new();
+        let payload = vec![1; usize::try_from(ext.payload_bytes(HeaderStyle::Extended)).unwrap()];
+        encode_extended_request(&ext, &payload, &mut b);
+        v.push(b.to_vec());
+    }
+    for p in [
+        ChunkPayload::BlockStatusExt {
+            context_id: 1,
+            descriptors: vec![BlockDescriptorExt {
+                length_bytes: 5 << 30,
+                status_flags: 3,
+            }],
+        },
+        ChunkPayload::OffsetData {
+            offset_bytes: 4096,
+            data: bytes::Bytes::from_static(b"data"),
+        },
+        ChunkPayload::None,
+    ] {
+        let c = ExtendedChunk {
+            request_offset_bytes: 4096,
+            chunk: Chunk {
+                flags: REPLY_FLAG_DONE,
+                cookie: 3,
+                payload: p,
+            },
+        };
+        v.push(c.to_bytes().to_vec());
     }
     for p in [
         ChunkPayload::BlockStatus {

@@ -15,6 +15,11 @@ pub const REQUEST_MAGIC: u32 = 0x2560_9513;
 pub const SIMPLE_REPLY_MAGIC: u32 = 0x6744_6698;
 /// Prefix of a structured reply chunk.
 pub const STRUCTURED_REPLY_MAGIC: u32 = 0x668e_33ef;
+/// Prefix of every request once extended headers are negotiated (`NBD_EXTENDED_REQUEST_MAGIC`).
+pub const EXTENDED_REQUEST_MAGIC: u32 = 0x21e4_1c71;
+/// Prefix of every reply chunk once extended headers are negotiated
+/// (`NBD_EXTENDED_REPLY_MAGIC`).
+pub const EXTENDED_REPLY_MAGIC: u32 = 0x6e8a_278c;
 
 // ---- Handshake flags (server, 16 bits) ----
 
@@ -81,7 +86,7 @@ pub const OPT_STRUCTURED_REPLY: u32 = 8;
 pub const OPT_LIST_META_CONTEXT: u32 = 9;
 /// Select metadata contexts.
 pub const OPT_SET_META_CONTEXT: u32 = 10;
-/// Extended headers (64-bit lengths); not supported by this server.
+/// Extended headers: 32-byte request and reply headers with 64-bit lengths.
 pub const OPT_EXTENDED_HEADERS: u32 = 11;
 
 // ---- Option reply types ----
@@ -114,6 +119,9 @@ pub const REP_ERR_SHUTDOWN: u32 = REP_FLAG_ERROR | 7;
 pub const REP_ERR_BLOCK_SIZE_REQD: u32 = REP_FLAG_ERROR | 8;
 /// Request or reply too large.
 pub const REP_ERR_TOO_BIG: u32 = REP_FLAG_ERROR | 9;
+/// Extended headers are required, or (the use here) already negotiated, which rules out
+/// `NBD_OPT_STRUCTURED_REPLY`.
+pub const REP_ERR_EXT_HEADER_REQD: u32 = REP_FLAG_ERROR | 10;
 
 // ---- Information types (NBD_OPT_INFO / NBD_OPT_GO) ----
 
@@ -157,6 +165,9 @@ pub const CMD_FLAG_DF: u16 = 1 << 2;
 pub const CMD_FLAG_REQ_ONE: u16 = 1 << 3;
 /// Fail write zeroes with ENOTSUP unless it is fast.
 pub const CMD_FLAG_FAST_ZERO: u16 = 1 << 4;
+/// Extended headers only: the length is a payload length (the payload follows the header),
+/// not an effect length. Required on `NBD_CMD_WRITE`.
+pub const CMD_FLAG_PAYLOAD_LEN: u16 = 1 << 5;
 
 // ---- Structured replies ----
 
@@ -170,6 +181,9 @@ pub const REPLY_TYPE_OFFSET_DATA: u16 = 1;
 pub const REPLY_TYPE_OFFSET_HOLE: u16 = 2;
 /// Context id + (length, flags) descriptors.
 pub const REPLY_TYPE_BLOCK_STATUS: u16 = 5;
+/// Context id + descriptor count + (64-bit length, 64-bit flags) descriptors; extended
+/// headers only, and then the only block status type.
+pub const REPLY_TYPE_BLOCK_STATUS_EXT: u16 = 6;
 /// Bit 15: the chunk is an error chunk.
 pub const REPLY_TYPE_FLAG_ERROR: u16 = 1 << 15;
 /// Error + message.
@@ -224,6 +238,14 @@ pub const REQUEST_HEADER_BYTES: usize = 4 + 2 + 2 + 8 + 8 + 4;
 pub const SIMPLE_REPLY_HEADER_BYTES: usize = 4 + 4 + 8;
 /// Structured reply chunk header: magic + flags + type + cookie + length.
 pub const STRUCTURED_REPLY_HEADER_BYTES: usize = 4 + 2 + 2 + 8 + 4;
+/// Extended request header: magic + flags + type + cookie + offset + 64-bit length.
+pub const EXTENDED_REQUEST_HEADER_BYTES: usize = 4 + 2 + 2 + 8 + 8 + 8;
+/// Extended reply chunk header: magic + flags + type + cookie + offset + 64-bit length.
+pub const EXTENDED_REPLY_HEADER_BYTES: usize = 4 + 2 + 2 + 8 + 8 + 8;
+/// `NBD_REPLY_TYPE_BLOCK_STATUS_EXT` payload before the descriptors: context id + count.
+pub const BLOCK_STATUS_EXT_PREFIX_BYTES: usize = 4 + 4;
+/// One `NBD_REPLY_TYPE_BLOCK_STATUS_EXT` descriptor: 64-bit length + 64-bit flags.
+pub const BLOCK_STATUS_EXT_DESCRIPTOR_BYTES: usize = 8 + 8;
 
 /// Longest string (export name, context name, message) the protocol allows.
 pub const MAX_STRING_BYTES: usize = 4096;

@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 
-use super::consts::{OPTION_REPLY_HEADER_BYTES, REQUEST_HEADER_BYTES};
+use super::consts::OPTION_REPLY_HEADER_BYTES;
 use super::*;
 use crate::error::NbdResult;
 
@@ -56,28 +56,11 @@ pub fn exercise_all_parsers(data: &[u8], limits: &CodecLimits) {
         let r = decode_export_name_reply(data, no_zeroes);
         check("export name reply", n, &Ok::<_, crate::NbdError>(r));
     }
-    let hdr = decode_request_header(data);
-    check("request header", n, &hdr);
-    let req = decode_request(data, limits);
-    check("request", n, &req);
-    if let Ok(Decode::Done {
-        value,
-        consumed_bytes,
-    }) = &req
-    {
-        assert_eq!(
-            *consumed_bytes,
-            REQUEST_HEADER_BYTES + value.payload_bytes() as usize
-        );
-        let mut out = BytesMut::new();
-        encode_request(
-            value,
-            &data[REQUEST_HEADER_BYTES..*consumed_bytes],
-            &mut out,
-        );
-        assert_eq!(&out[..], &data[..*consumed_bytes], "request round trip");
+    for style in [HeaderStyle::Compact, HeaderStyle::Extended] {
+        exercise_request(data, style, limits);
     }
     check("simple reply", n, &decode_simple_reply(data));
+    exercise_extended_chunk(data, limits);
     let chunk = decode_chunk(data, limits);
     check("chunk", n, &chunk);
     if let Ok(Decode::Done { value, .. }) = &chunk {
@@ -97,6 +80,50 @@ pub fn exercise_all_parsers(data: &[u8], limits: &CodecLimits) {
         }
         assert_eq!(again.as_ref(), Some(value), "chunk round trip");
     }
+}
+
+fn exercise_request(data: &[u8], style: HeaderStyle, limits: &CodecLimits) {
+    let n = data.len();
+    check("request header", n, &decode_request_header(data, style));
+    let req = decode_request(data, style, limits);
+    check("request", n, &req);
+    if let Ok(Decode::Done {
+        value,
+        consumed_bytes,
+    }) = &req
+    {
+        let header = style.request_header_bytes();
+        let payload_len = usize::try_from(value.payload_bytes(style)).expect("payload in limit");
+        assert_eq!(*consumed_bytes, header + payload_len);
+        let mut out = BytesMut::new();
+        let payload = &data[header..*consumed_bytes];
+        match style {
+            HeaderStyle::Compact => encode_request(value, payload, &mut out),
+            HeaderStyle::Extended => encode_extended_request(value, payload, &mut out),
+        }
+        assert_eq!(&out[..], &data[..*consumed_bytes], "request round trip");
+    }
+}
+
+/// A parsed extended chunk re-encodes to something that parses to the same chunk.
+fn exercise_extended_chunk(data: &[u8], limits: &CodecLimits) {
+    let chunk = decode_extended_chunk(data, limits);
+    check("extended chunk", data.len(), &chunk);
+    let Ok(Decode::Done { value, .. }) = &chunk else {
+        return;
+    };
+    if let ChunkPayload::Error { message, .. } | ChunkPayload::ErrorOffset { message, .. } =
+        &value.chunk.payload
+    {
+        if message.contains('\u{fffd}') {
+            return;
+        }
+    }
+    let again = decode_extended_chunk(&value.to_bytes(), limits)
+        .ok()
+        .and_then(Decode::done)
+        .map(|(c, _)| c);
+    assert_eq!(again.as_ref(), Some(value), "extended chunk round trip");
 }
 
 fn round_trip_option(parsed: &ClientOption, limits: &CodecLimits) {

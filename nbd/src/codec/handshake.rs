@@ -183,6 +183,8 @@ pub enum ClientOption {
     ListMetaContext(MetaContextRequest),
     /// `NBD_OPT_SET_META_CONTEXT`.
     SetMetaContext(MetaContextRequest),
+    /// `NBD_OPT_EXTENDED_HEADERS`.
+    ExtendedHeaders,
     /// Any option this server does not implement (answered `NBD_REP_ERR_UNSUP`).
     Unsupported(u32),
 }
@@ -328,6 +330,10 @@ impl ClientOption {
             }
             OPT_LIST_META_CONTEXT => ClientOption::ListMetaContext(parse_meta(data, limits)?),
             OPT_SET_META_CONTEXT => ClientOption::SetMetaContext(parse_meta(data, limits)?),
+            OPT_EXTENDED_HEADERS => {
+                expect_empty(data, "NBD_OPT_EXTENDED_HEADERS")?;
+                ClientOption::ExtendedHeaders
+            }
             other => ClientOption::Unsupported(other),
         })
     }
@@ -344,6 +350,7 @@ impl ClientOption {
             ClientOption::StructuredReply => OPT_STRUCTURED_REPLY,
             ClientOption::ListMetaContext(_) => OPT_LIST_META_CONTEXT,
             ClientOption::SetMetaContext(_) => OPT_SET_META_CONTEXT,
+            ClientOption::ExtendedHeaders => OPT_EXTENDED_HEADERS,
             ClientOption::Unsupported(c) => *c,
         }
     }
@@ -374,6 +381,7 @@ impl ClientOption {
             | ClientOption::List
             | ClientOption::StartTls
             | ClientOption::StructuredReply
+            | ClientOption::ExtendedHeaders
             | ClientOption::Unsupported(_) => {}
         }
         out.to_vec()
@@ -757,7 +765,7 @@ mod tests {
             export_name: "vm1".into(),
             queries: vec![],
         }));
-        round_trip(ClientOption::Unsupported(OPT_EXTENDED_HEADERS));
+        round_trip(ClientOption::ExtendedHeaders);
         round_trip(ClientOption::Unsupported(0xdead_beef));
     }
 

@@ -13,9 +13,13 @@ use crate::error::{NbdError, NbdResult};
 
 pub mod consts;
 pub mod exercise;
+pub mod extended;
 pub mod handshake;
 pub mod transmission;
 
+pub use extended::{
+    decode_extended_chunk, encode_extended_chunk, encode_extended_request, ExtendedChunk,
+};
 pub use handshake::{
     decode_client_flags, decode_export_name_reply, decode_greeting, decode_option,
     decode_option_reply, encode_client_flags, encode_export_name_reply, encode_greeting,
@@ -24,8 +28,8 @@ pub use handshake::{
 };
 pub use transmission::{
     decode_chunk, decode_request, decode_request_header, decode_simple_reply, encode_chunk,
-    encode_request, encode_simple_reply, BlockDescriptor, Chunk, ChunkPayload, Command, Request,
-    SimpleReplyHeader,
+    encode_request, encode_simple_reply, BlockDescriptor, BlockDescriptorExt, Chunk, ChunkPayload,
+    Command, HeaderStyle, Request, SimpleReplyHeader,
 };
 
 /// Outcome of a parser that may need more bytes.

@@ -1,12 +1,36 @@
-//! Transmission phase: requests, simple replies and structured reply chunks.
+//! Transmission phase: requests, simple replies and structured reply chunks, in the compact
+//! style; the extended style (`NBD_OPT_EXTENDED_HEADERS`) shares the request type and the
+//! chunk payloads, and its headers are in [`super::extended`].
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::consts::*;
+use super::extended::decode_extended_request_header;
 use super::{
     be_u16, be_u32, be_u64, clip_str, frame_body, wire_len, CodecLimits, Cursor, Decode, Frame,
 };
 use crate::error::{NbdError, NbdResult};
+
+/// Which request and reply headers a connection uses, as negotiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HeaderStyle {
+    /// 28-byte requests with 32-bit lengths; simple or structured replies.
+    #[default]
+    Compact,
+    /// `NBD_OPT_EXTENDED_HEADERS`: 32-byte requests with 64-bit lengths, 32-byte reply
+    /// chunk headers, never a simple reply.
+    Extended,
+}
+
+impl HeaderStyle {
+    /// Bytes of one request header in this style.
+    pub fn request_header_bytes(self) -> usize {
+        match self {
+            HeaderStyle::Compact => REQUEST_HEADER_BYTES,
+            HeaderStyle::Extended => EXTENDED_REQUEST_HEADER_BYTES,
+        }
+    }
+}
 
 /// A transmission command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,7 +92,7 @@ impl Command {
     }
 }
 
-/// A request header (the payload of a write is the `length_bytes` that follow it).
+/// A request header (a payload of [`Request::payload_bytes`] follows it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
     /// Command flags (`NBD_CMD_FLAG_*`).
@@ -79,14 +103,24 @@ pub struct Request {
     pub cookie: u64,
     /// Offset.
     pub offset_bytes: u64,
-    /// Length.
-    pub length_bytes: u32,
+    /// Length: 32 bits on the wire in the compact style, 64 in the extended one, where it is
+    /// the payload length with `NBD_CMD_FLAG_PAYLOAD_LEN` and the effect length without.
+    pub length_bytes: u64,
 }
 
 impl Request {
-    /// Bytes of payload that follow the header on the wire.
-    pub fn payload_bytes(&self) -> u32 {
-        if self.command == Command::Write {
+    /// Bytes of payload that follow the header on the wire: the length of a write, and in
+    /// the extended style also the length of any request with `NBD_CMD_FLAG_PAYLOAD_LEN`.
+    /// (The extension's draft asks clients to set the flag on writes, but qemu 10 does not:
+    /// a write's length is its payload either way.)
+    pub fn payload_bytes(&self, style: HeaderStyle) -> u64 {
+        let carries = match style {
+            HeaderStyle::Compact => self.command == Command::Write,
+            HeaderStyle::Extended => {
+                self.command == Command::Write || self.has_flag(CMD_FLAG_PAYLOAD_LEN)
+            }
+        };
+        if carries {
             self.length_bytes
         } else {
             0
@@ -99,10 +133,18 @@ impl Request {
     }
 }
 
-/// Server side: parses one request header only (28 bytes), with no limit on the length: the
-/// server checks the write payload length itself so that it can still answer with the
-/// request's cookie. A wrong magic is [`NbdError::Protocol`].
-pub fn decode_request_header(buf: &[u8]) -> NbdResult<Decode<Request>> {
+/// Server side: parses one request header only (28 bytes compact, 32 extended), with no
+/// limit on the length: the server checks the payload length itself so that it can still
+/// answer with the request's cookie. A wrong magic (including the other style's) is
+/// [`NbdError::Protocol`].
+pub fn decode_request_header(buf: &[u8], style: HeaderStyle) -> NbdResult<Decode<Request>> {
+    match style {
+        HeaderStyle::Compact => decode_compact_request_header(buf),
+        HeaderStyle::Extended => decode_extended_request_header(buf),
+    }
+}
+
+fn decode_compact_request_header(buf: &[u8]) -> NbdResult<Decode<Request>> {
     if buf.len() < REQUEST_HEADER_BYTES {
         return Ok(Decode::NeedMore {
             total_bytes: REQUEST_HEADER_BYTES,
@@ -120,24 +162,34 @@ pub fn decode_request_header(buf: &[u8]) -> NbdResult<Decode<Request>> {
             command: Command::from_code(be_u16(buf, 6)),
             cookie: be_u64(buf, 8),
             offset_bytes: be_u64(buf, 16),
-            length_bytes: be_u32(buf, 24),
+            length_bytes: u64::from(be_u32(buf, 24)),
         },
         consumed_bytes: REQUEST_HEADER_BYTES,
     })
 }
 
-/// Parses one whole request. `Done` is returned only once the whole write payload is in
-/// `buf`; the payload is `buf[REQUEST_HEADER_BYTES..consumed_bytes]`. A write payload longer
-/// than `limits.max_write_payload_bytes` is [`NbdError::TooLarge`] (the connection cannot be
-/// kept in sync without reading it), a wrong magic is [`NbdError::Protocol`].
-pub fn decode_request(buf: &[u8], limits: &CodecLimits) -> NbdResult<Decode<Request>> {
-    let req = match decode_request_header(buf)? {
+/// Parses one whole request. `Done` is returned only once the whole payload is in `buf`;
+/// the payload is `buf[style.request_header_bytes()..consumed_bytes]`. A payload longer than
+/// `limits.max_write_payload_bytes` is [`NbdError::TooLarge`] (the connection cannot be kept
+/// in sync without reading it), a wrong magic is [`NbdError::Protocol`].
+pub fn decode_request(
+    buf: &[u8],
+    style: HeaderStyle,
+    limits: &CodecLimits,
+) -> NbdResult<Decode<Request>> {
+    let req = match decode_request_header(buf, style)? {
         Decode::Done { value, .. } => value,
         Decode::NeedMore { total_bytes } => return Ok(Decode::NeedMore { total_bytes }),
     };
-    let payload = req.payload_bytes();
     let max = limits.max_write_payload_bytes;
-    let total = match frame_body(buf, REQUEST_HEADER_BYTES, payload, max, "write payload")? {
+    let payload = req.payload_bytes(style);
+    let payload = u32::try_from(payload).map_err(|_| NbdError::TooLarge {
+        what: "write payload",
+        value_bytes: payload,
+        limit_bytes: u64::from(max),
+    })?;
+    let header = style.request_header_bytes();
+    let total = match frame_body(buf, header, payload, max, "write payload")? {
         Frame::Body { total_bytes, .. } => total_bytes,
         Frame::NeedMore { total_bytes } => return Ok(Decode::NeedMore { total_bytes }),
     };
@@ -147,14 +199,17 @@ pub fn decode_request(buf: &[u8], limits: &CodecLimits) -> NbdResult<Decode<Requ
     })
 }
 
-/// Client side: encodes a request header followed by `payload` (empty except for writes).
+/// Client side: encodes a compact request header followed by `payload` (empty except for
+/// writes); [`super::extended::encode_extended_request`] is the extended counterpart. A
+/// compact header cannot carry a length above 32 bits: it is sent as `u32::MAX` (the server
+/// refuses it; tests only).
 pub fn encode_request(req: &Request, payload: &[u8], out: &mut BytesMut) {
     out.put_u32(REQUEST_MAGIC);
     out.put_u16(req.flags);
     out.put_u16(req.command.code());
     out.put_u64(req.cookie);
     out.put_u64(req.offset_bytes);
-    out.put_u32(req.length_bytes);
+    out.put_u32(u32::try_from(req.length_bytes).unwrap_or(u32::MAX));
     out.put_slice(payload);
 }
 
@@ -204,6 +259,15 @@ pub struct BlockDescriptor {
     pub status_flags: u32,
 }
 
+/// One descriptor of `NBD_REPLY_TYPE_BLOCK_STATUS_EXT` (extended headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockDescriptorExt {
+    /// Extent length (never 0).
+    pub length_bytes: u64,
+    /// Status flags (`NBD_STATE_*`; `base:allocation` uses only the low 32 bits).
+    pub status_flags: u64,
+}
+
 /// The payload of a structured reply chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChunkPayload {
@@ -229,6 +293,13 @@ pub enum ChunkPayload {
         context_id: u32,
         /// One or more descriptors.
         descriptors: Vec<BlockDescriptor>,
+    },
+    /// `NBD_REPLY_TYPE_BLOCK_STATUS_EXT` (extended headers only).
+    BlockStatusExt {
+        /// The metadata context id.
+        context_id: u32,
+        /// One or more descriptors.
+        descriptors: Vec<BlockDescriptorExt>,
     },
     /// `NBD_REPLY_TYPE_ERROR`.
     Error {
@@ -263,6 +334,7 @@ impl ChunkPayload {
             ChunkPayload::OffsetData { .. } => REPLY_TYPE_OFFSET_DATA,
             ChunkPayload::OffsetHole { .. } => REPLY_TYPE_OFFSET_HOLE,
             ChunkPayload::BlockStatus { .. } => REPLY_TYPE_BLOCK_STATUS,
+            ChunkPayload::BlockStatusExt { .. } => REPLY_TYPE_BLOCK_STATUS_EXT,
             ChunkPayload::Error { .. } => REPLY_TYPE_ERROR,
             ChunkPayload::ErrorOffset { .. } => REPLY_TYPE_ERROR_OFFSET,
             ChunkPayload::Unknown { chunk_type, .. } => *chunk_type,
@@ -303,9 +375,23 @@ const MAX_ERROR_MESSAGE_BYTES: usize = MAX_STRING_BYTES;
 /// Server side: encodes a chunk. Header and fixed fields go into `out`; for
 /// `OffsetData` the data is returned instead of copied, and must be sent right after `out`.
 pub fn encode_chunk(chunk: &Chunk, out: &mut BytesMut) -> Option<Bytes> {
+    let (body, tail) = encode_chunk_body(&chunk.payload);
+    let tail_len = tail.as_ref().map_or(0, Bytes::len);
+    out.put_u32(STRUCTURED_REPLY_MAGIC);
+    out.put_u16(chunk.flags);
+    out.put_u16(chunk.payload.chunk_type());
+    out.put_u64(chunk.cookie);
+    out.put_u32(wire_len(body.len() + tail_len));
+    out.put_slice(&body);
+    tail
+}
+
+/// The payload of a chunk (either header style): the fixed fields, and the data of
+/// `OffsetData` apart so that it is sent without a copy.
+pub(crate) fn encode_chunk_body(payload: &ChunkPayload) -> (BytesMut, Option<Bytes>) {
     let mut body = BytesMut::new();
     let mut tail = None;
-    match &chunk.payload {
+    match payload {
         ChunkPayload::None => {}
         ChunkPayload::OffsetData { offset_bytes, data } => {
             body.put_u64(*offset_bytes);
@@ -328,6 +414,19 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut BytesMut) -> Option<Bytes> {
                 body.put_u32(d.status_flags);
             }
         }
+        ChunkPayload::BlockStatusExt {
+            context_id,
+            descriptors,
+        } => {
+            body.put_u32(*context_id);
+            // The count is optional on the wire (0 = "see the length"); this side always
+            // fills it in.
+            body.put_u32(wire_len(descriptors.len()));
+            for d in descriptors {
+                body.put_u64(d.length_bytes);
+                body.put_u64(d.status_flags);
+            }
+        }
         ChunkPayload::Error { error, message } => {
             let m = clip_str(message, MAX_ERROR_MESSAGE_BYTES);
             body.put_u32(*error);
@@ -347,14 +446,7 @@ pub fn encode_chunk(chunk: &Chunk, out: &mut BytesMut) -> Option<Bytes> {
         }
         ChunkPayload::Unknown { data, .. } => body.put_slice(data),
     }
-    let tail_len = tail.as_ref().map_or(0, Bytes::len);
-    out.put_u32(STRUCTURED_REPLY_MAGIC);
-    out.put_u16(chunk.flags);
-    out.put_u16(chunk.payload.chunk_type());
-    out.put_u64(chunk.cookie);
-    out.put_u32(wire_len(body.len() + tail_len));
-    out.put_slice(&body);
-    tail
+    (body, tail)
 }
 
 fn parse_error_fields(c: &mut Cursor<'_>, what: &str) -> NbdResult<(u32, String)> {
@@ -402,8 +494,25 @@ pub fn decode_chunk(buf: &[u8], limits: &CodecLimits) -> NbdResult<Decode<Chunk>
         Frame::Body { body, total_bytes } => (body, total_bytes),
         Frame::NeedMore { total_bytes } => return Ok(Decode::NeedMore { total_bytes }),
     };
+    let payload = decode_chunk_payload(flags, chunk_type, body)?;
+    Ok(Decode::Done {
+        value: Chunk {
+            flags,
+            cookie,
+            payload,
+        },
+        consumed_bytes: total,
+    })
+}
+
+/// Parses the payload of one chunk (either header style) of type `chunk_type`.
+pub(crate) fn decode_chunk_payload(
+    flags: u16,
+    chunk_type: u16,
+    body: &[u8],
+) -> NbdResult<ChunkPayload> {
     let mut c = Cursor::new(body);
-    let payload = match chunk_type {
+    Ok(match chunk_type {
         REPLY_TYPE_NONE => {
             if !body.is_empty() {
                 return Err(NbdError::protocol("NONE chunk with a payload"));
@@ -462,6 +571,7 @@ pub fn decode_chunk(buf: &[u8], limits: &CodecLimits) -> NbdResult<Decode<Chunk>
                 descriptors,
             }
         }
+        REPLY_TYPE_BLOCK_STATUS_EXT => decode_block_status_ext(body)?,
         REPLY_TYPE_ERROR => {
             let (error, message) = parse_error_fields(&mut c, "ERROR")?;
             if c.remaining() != 0 {
@@ -487,14 +597,44 @@ pub fn decode_chunk(buf: &[u8], limits: &CodecLimits) -> NbdResult<Decode<Chunk>
             chunk_type: other,
             data: Bytes::copy_from_slice(body),
         },
-    };
-    Ok(Decode::Done {
-        value: Chunk {
-            flags,
-            cookie,
-            payload,
-        },
-        consumed_bytes: total,
+    })
+}
+
+/// `NBD_REPLY_TYPE_BLOCK_STATUS_EXT`: context id, descriptor count (0, or the number of
+/// descriptors), then 16-byte descriptors of nonzero length.
+fn decode_block_status_ext(body: &[u8]) -> NbdResult<ChunkPayload> {
+    let prefix = BLOCK_STATUS_EXT_PREFIX_BYTES;
+    let each = BLOCK_STATUS_EXT_DESCRIPTOR_BYTES;
+    if body.len() < prefix + each || (body.len() - prefix) % each != 0 {
+        return Err(NbdError::protocol(format!(
+            "BLOCK_STATUS_EXT chunk of {} bytes (want {prefix} + {each}n, n ≥ 1)",
+            body.len()
+        )));
+    }
+    let n = (body.len() - prefix) / each;
+    let mut c = Cursor::new(body);
+    let context_id = c.u32().unwrap_or_default();
+    let count = c.u32().unwrap_or_default();
+    if count != 0 && usize::try_from(count).ok() != Some(n) {
+        return Err(NbdError::protocol(format!(
+            "BLOCK_STATUS_EXT chunk says {count} descriptors but carries {n}"
+        )));
+    }
+    let mut descriptors = Vec::with_capacity(n);
+    while c.remaining() >= each {
+        let length_bytes = c.u64().unwrap_or_default();
+        let status_flags = c.u64().unwrap_or_default();
+        if length_bytes == 0 {
+            return Err(NbdError::protocol("block status descriptor of length 0"));
+        }
+        descriptors.push(BlockDescriptorExt {
+            length_bytes,
+            status_flags,
+        });
+    }
+    Ok(ChunkPayload::BlockStatusExt {
+        context_id,
+        descriptors,
     })
 }
 
@@ -527,18 +667,22 @@ mod tests {
                 offset_bytes: 1 << 33,
                 length_bytes: 1024,
             };
-            let payload = vec![0xa5; req.payload_bytes() as usize];
+            let style = HeaderStyle::Compact;
+            let payload = vec![0xa5; usize::try_from(req.payload_bytes(style)).unwrap()];
             let mut out = BytesMut::new();
             encode_request(&req, &payload, &mut out);
             let total = out.len();
             assert_eq!(total, REQUEST_HEADER_BYTES + payload.len());
             for cut in 0..total {
                 assert!(matches!(
-                    decode_request(&out[..cut], &limits()).unwrap(),
+                    decode_request(&out[..cut], style, &limits()).unwrap(),
                     Decode::NeedMore { .. }
                 ));
             }
-            let (back, n) = decode_request(&out, &limits()).unwrap().done().unwrap();
+            let (back, n) = decode_request(&out, style, &limits())
+                .unwrap()
+                .done()
+                .unwrap();
             assert_eq!((back, n), (req, total));
             assert_eq!(Command::from_code(cmd.code()), cmd);
         }
@@ -551,13 +695,14 @@ mod tests {
             command: Command::Write,
             cookie: 1,
             offset_bytes: 0,
-            length_bytes: DEFAULT_LIMIT + 1,
+            length_bytes: u64::from(DEFAULT_LIMIT) + 1,
         };
         const DEFAULT_LIMIT: u32 = super::super::DEFAULT_MAX_WRITE_PAYLOAD_BYTES;
+        let style = HeaderStyle::Compact;
         let mut out = BytesMut::new();
         encode_request(&req, &[], &mut out);
         assert!(matches!(
-            decode_request(&out, &limits()),
+            decode_request(&out, style, &limits()),
             Err(NbdError::TooLarge { .. })
         ));
         // A read of the same length is just a header: the server answers it with an error.
@@ -567,10 +712,13 @@ mod tests {
         };
         let mut out = BytesMut::new();
         encode_request(&read, &[], &mut out);
-        assert!(decode_request(&out, &limits()).unwrap().done().is_some());
+        assert!(decode_request(&out, style, &limits())
+            .unwrap()
+            .done()
+            .is_some());
         out[0] = 0;
         assert!(matches!(
-            decode_request(&out, &limits()),
+            decode_request(&out, style, &limits()),
             Err(NbdError::Protocol(_))
         ));
     }

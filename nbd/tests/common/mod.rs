@@ -479,6 +479,6 @@ pub fn req(command: pnfs_nbd::codec::Command, cookie: u64, offset: u64, length: 
         command,
         cookie,
         offset_bytes: offset,
-        length_bytes: length,
+        length_bytes: u64::from(length),
     }
 }

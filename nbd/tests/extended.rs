@@ -1,0 +1,150 @@
+//! Extended headers (`NBD_OPT_EXTENDED_HEADERS`) with real clients: qemu 10's `qemu-io` and
+//! `qemu-img` negotiate them (their own trace, `-T nbd_*`, proves it: the option is
+//! acknowledged and block status comes back as the 64-bit chunk type) and use 64-bit lengths;
+//! libnbd 1.14 (`nbdinfo`, `nbdcopy`) does not know them and must keep working in the
+//! compact style on the same server.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use pnfs_gateway::disk::{Disk, ExtentStatus};
+use pnfs_nbd::codec::consts::*;
+use pnfs_nbd::testing::MemDisk;
+use pnfs_nbd::{Export, ExportSet, ServerConfig};
+
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+/// A disk larger than 4 GiB, so that one request or extent can need more than 32 bits.
+const DISK_BYTES: u64 = 8 * GIB;
+
+fn set_of(name: &str, disk: Arc<MemDisk>) -> ExportSet {
+    let mut set = ExportSet::new();
+    set.add(Export::new(name, disk).with_fast_zero(true))
+        .expect("add export");
+    set
+}
+
+/// stdout + stderr of a finished command (qemu's trace goes to stderr).
+fn text_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The qemu trace line that says the server acknowledged `NBD_OPT_EXTENDED_HEADERS`.
+const QEMU_EXTENDED_ACK: &str = "Received option reply 11 (extended headers), type 1 (ack)";
+/// The qemu trace fragment of a block status reply in the 64-bit chunk type.
+const QEMU_BLOCK_STATUS_EXT: &str = "type = 6 (block status (64-bit))";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_io_negotiates_extended_headers_and_sends_64_bit_lengths() {
+    let Some(qemu_io) = tool("qemu-io") else {
+        return;
+    };
+    let disk = Arc::new(MemDisk::new(DISK_BYTES));
+    let set = set_of("big", disk.clone());
+    let export = set.lookup("big").expect("export").clone();
+    let srv = start_tcp(set, ServerConfig::default()).await;
+    let uri = srv.uri("big");
+    let out = run(
+        &qemu_io,
+        &[
+            "-T",
+            "nbd_receive_option_reply",
+            "-T",
+            "nbd_send_request",
+            "-T",
+            "nbd_receive_reply_chunk_header",
+            "-f",
+            "raw",
+            "-c",
+            "write -P 0xab 5G 1M",
+            "-c",
+            "aio_write -P 0x22 7G 64k",
+            "-c",
+            "aio_write -P 0x33 1G 64k",
+            "-c",
+            "aio_flush",
+            "-c",
+            "read -P 0xab 5G 1M",
+            // One WRITE_ZEROES of 6 GiB: a 64-bit effect length (-n: fast zero, which
+            // lets qemu-io send it whole).
+            "-c",
+            "write -z -u -n 0 6G",
+            "-c",
+            "read -P 0 5G 1M",
+            "-c",
+            "read -P 0x22 7G 64k",
+            "-c",
+            "discard 7G 64k",
+            "-c",
+            "flush",
+            &uri,
+        ],
+    )
+    .await;
+    let text = text_of(&out);
+    assert!(out.status.success(), "qemu-io failed:\n{text}");
+    assert!(
+        !text.contains("failed"),
+        "qemu-io reported a failure:\n{text}"
+    );
+    assert!(text.contains(QEMU_EXTENDED_ACK), "not negotiated:\n{text}");
+    assert!(
+        text.contains(".len = 6442450944,") && text.contains("(write zeroes)"),
+        "no 64-bit WRITE_ZEROES was sent:\n{text}"
+    );
+    // The server took the 6 GiB zeroing as one request, and answered every request.
+    srv.stop().await.unwrap();
+    let st = export.stats().snapshot();
+    assert_eq!(st.requests[usize::from(CMD_WRITE_ZEROES)], 1, "{st:?}");
+    assert_eq!(st.zeroed_bytes, 6 * GIB);
+    assert_eq!(st.trimmed_bytes, 64 * 1024);
+    assert_eq!(st.errors, 0);
+    let e = disk.extents();
+    assert!(
+        e.iter().any(|x| x.offset_bytes == 0
+            && x.length_bytes == 6 * GIB
+            && x.status != ExtentStatus::Data),
+        "{e:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_img_map_gets_64_bit_block_status_extents() {
+    let Some(qemu_img) = tool("qemu-img") else {
+        return;
+    };
+    let disk = Arc::new(MemDisk::new(DISK_BYTES));
+    disk.write(5 * GIB, bytes::Bytes::from(vec![7u8; 1 << 20]), false)
+        .await
+        .unwrap();
+    let srv = start_tcp(set_of("big", disk.clone()), ServerConfig::default()).await;
+    let out = run(
+        &qemu_img,
+        &[
+            "-T",
+            "nbd_receive_option_reply",
+            "-T",
+            "nbd_receive_reply_chunk_header",
+            "map",
+            "--output=json",
+            &srv.uri("big"),
+        ],
+    )
+    .await;
+    let text = text_of(&out);
+    assert!(out.status.success(), "qemu-img map failed:\n{text}");
+    assert!(text.contains(QEMU_EXTENDED_ACK), "not negotiated:\n{text}");
+    assert!(text.contains(QEMU_BLOCK_STATUS_EXT), "{text}");
+    // The hole before the data is one extent of 5 GiB: more than a 32-bit descriptor holds.
+    assert!(
+        text.contains(r#"{ "start": 0, "length": 5368709120, "depth": 0, "present": true, "zero": true, "data": false"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"{ "start": 5368709120, "length": 1048576, "depth": 0, "present": true, "zero": false, "data": true"#),
+        "{text}"
+    );
+    srv.stop().await.unwrap();
+}
