@@ -148,3 +148,109 @@ async fn qemu_img_map_gets_64_bit_block_status_extents() {
     );
     srv.stop().await.unwrap();
 }
+
+/// Parses `nbdinfo --map` text lines: (offset, length, type).
+fn parse_map(text: &str) -> Vec<(u64, u64, u32)> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (
+                f[0].parse().expect("offset"),
+                f[1].parse().expect("length"),
+                f[2].parse().expect("type"),
+            )
+        })
+        .collect()
+}
+
+/// Which headers libnbd negotiated, from Python: libnbd before 1.18 has no extended headers
+/// (and no `get_extended_headers_negotiated`); a newer one must get them from this server.
+const NBDSH_HEADERS_SCRIPT: &str = r#"
+h.connect_uri(os.environ["NBD_URI"])
+assert h.get_structured_replies_negotiated()
+if hasattr(h, "get_extended_headers_negotiated"):
+    assert h.get_extended_headers_negotiated(), "a libnbd with extended headers must get them"
+    print("HEADERS=extended")
+else:
+    print("HEADERS=compact")
+h.shutdown()
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libnbd_maps_and_copies_a_disk_past_4_gib_with_or_without_extended_headers() {
+    let (Some(nbdinfo), Some(nbdcopy), Some(nbdsh)) =
+        (tool("nbdinfo"), tool("nbdcopy"), tool("nbdsh"))
+    else {
+        return;
+    };
+    let disk = Arc::new(MemDisk::new(DISK_BYTES));
+    disk.write(5 * GIB, bytes::Bytes::from(vec![7u8; 1 << 20]), false)
+        .await
+        .unwrap();
+    let srv = start_tcp(set_of("big", disk.clone()), ServerConfig::default()).await;
+    let uri = srv.uri("big");
+
+    let script = scratch_dir().join("headers.py");
+    std::fs::write(&script, NBDSH_HEADERS_SCRIPT).unwrap();
+    // nbdsh 1.14 takes no script file: run it with -c.
+    let command = format!(
+        "import os; exec(open({:?}).read())",
+        script.display().to_string()
+    );
+    let path = format!(
+        "/usr/bin:/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = tokio::process::Command::new(&nbdsh)
+        .arg("-c")
+        .arg(&command)
+        .env("PATH", path)
+        .env("NBD_URI", &uri)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(TEST_TIMEOUT, out)
+        .await
+        .expect("nbdsh timed out")
+        .expect("nbdsh starts");
+    let text = text_of(&out);
+    assert!(out.status.success(), "nbdsh failed:\n{text}");
+    eprintln!("libnbd negotiated: {}", text.trim());
+    assert!(text.contains("HEADERS="), "{text}");
+
+    // The map covers the whole 8 GiB (32-bit requests and descriptors in the compact style)
+    // and finds the data at 5 GiB.
+    let map = parse_map(&run_ok(&nbdinfo, &["--map", &uri]).await);
+    const HOLE: u32 = 3;
+    const DATA: u32 = 0;
+    let mut at = 0;
+    for &(offset, length, kind) in &map {
+        assert_eq!(offset, at, "{map:?}");
+        let data = offset >= 5 * GIB && offset < 5 * GIB + MIB;
+        assert_eq!(kind, if data { DATA } else { HOLE }, "{map:?}");
+        at += length;
+    }
+    assert_eq!(at, DISK_BYTES, "{map:?}");
+    assert!(map.contains(&(5 * GIB, MIB, DATA)), "{map:?}");
+
+    // nbdcopy to a sparse file: same size, the data where it was, zeros around it.
+    let copy = scratch_dir().join("extended-copy.img");
+    let _ = std::fs::remove_file(&copy);
+    run_ok(&nbdcopy, &[&uri, copy.to_str().unwrap()]).await;
+    let check = || -> std::io::Result<(u64, Vec<u8>)> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = std::fs::File::open(&copy)?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(5 * GIB - 4096))?;
+        let mut buf = vec![0u8; 4096 + (1 << 20) + 4096];
+        f.read_exact(&mut buf)?;
+        Ok((len, buf))
+    };
+    let (len, buf) = check().expect("read the copy");
+    let _ = std::fs::remove_file(&copy);
+    assert_eq!(len, DISK_BYTES);
+    assert!(buf[..4096].iter().all(|&b| b == 0));
+    assert!(buf[4096..4096 + (1 << 20)].iter().all(|&b| b == 7));
+    assert!(buf[4096 + (1 << 20)..].iter().all(|&b| b == 0));
+    srv.stop().await.unwrap();
+}
