@@ -33,6 +33,8 @@ fn text_of(out: &std::process::Output) -> String {
 
 /// The qemu trace line that says the server acknowledged `NBD_OPT_EXTENDED_HEADERS`.
 const QEMU_EXTENDED_ACK: &str = "Received option reply 11 (extended headers), type 1 (ack)";
+/// The qemu trace of a simple reply (never allowed with extended headers).
+const QEMU_SIMPLE_REPLY: &str = "Got simple reply";
 /// The qemu trace fragment of a block status reply in the 64-bit chunk type.
 const QEMU_BLOCK_STATUS_EXT: &str = "type = 6 (block status (64-bit))";
 
@@ -55,6 +57,8 @@ async fn qemu_io_negotiates_extended_headers_and_sends_64_bit_lengths() {
             "nbd_send_request",
             "-T",
             "nbd_receive_reply_chunk_header",
+            "-T",
+            "nbd_receive_simple_reply",
             "-f",
             "raw",
             "-c",
@@ -90,6 +94,11 @@ async fn qemu_io_negotiates_extended_headers_and_sends_64_bit_lengths() {
         "qemu-io reported a failure:\n{text}"
     );
     assert!(text.contains(QEMU_EXTENDED_ACK), "not negotiated:\n{text}");
+    // qemu tolerates simple replies in extended mode, but the protocol forbids them.
+    assert!(
+        !text.contains(QEMU_SIMPLE_REPLY),
+        "simple reply sent:\n{text}"
+    );
     assert!(
         text.contains(".len = 6442450944,") && text.contains("(write zeroes)"),
         "no 64-bit WRITE_ZEROES was sent:\n{text}"
