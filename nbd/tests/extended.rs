@@ -235,7 +235,7 @@ async fn libnbd_maps_and_copies_a_disk_past_4_gib_with_or_without_extended_heade
     let mut at = 0;
     for &(offset, length, kind) in &map {
         assert_eq!(offset, at, "{map:?}");
-        let data = offset >= 5 * GIB && offset < 5 * GIB + MIB;
+        let data = (5 * GIB..5 * GIB + MIB).contains(&offset);
         assert_eq!(kind, if data { DATA } else { HOLE }, "{map:?}");
         at += length;
     }
