@@ -263,3 +263,33 @@ async fn libnbd_maps_and_copies_a_disk_past_4_gib_with_or_without_extended_heade
     assert!(buf[4096 + (1 << 20)..].iter().all(|&b| b == 0));
     srv.stop().await.unwrap();
 }
+
+/// A fully sparse 64 GiB disk: mapping it takes one block status request with extended
+/// headers (qemu-img), and at least 16 in the compact style (nbdinfo from libnbd 1.14: a
+/// request length has 32 bits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_block_status_request_maps_a_64_gib_hole_with_extended_headers() {
+    let (Some(qemu_img), Some(nbdinfo)) = (tool("qemu-img"), tool("nbdinfo")) else {
+        return;
+    };
+    const SPARSE_BYTES: u64 = 64 * GIB;
+    let block_status = |e: &Export| e.stats().snapshot().requests[usize::from(CMD_BLOCK_STATUS)];
+    let disk = Arc::new(MemDisk::new(SPARSE_BYTES));
+    let set = set_of("sparse", disk);
+    let export = set.lookup("sparse").expect("export").clone();
+    let srv = start_tcp(set, ServerConfig::default()).await;
+    let uri = srv.uri("sparse");
+    let out = run_ok(&qemu_img, &["map", "--output=json", &uri]).await;
+    assert!(
+        out.contains(r#"{ "start": 0, "length": 68719476736, "depth": 0, "present": true, "zero": true, "data": false"#),
+        "{out}"
+    );
+    let extended = block_status(&export);
+    let map = parse_map(&run_ok(&nbdinfo, &["--map", &uri]).await);
+    let compact = block_status(&export) - extended;
+    eprintln!("block status requests for a 64 GiB hole: extended {extended}, compact {compact}");
+    assert_eq!(extended, 1);
+    assert!(compact >= 16, "{compact}");
+    assert_eq!(map.iter().map(|m| m.1).sum::<u64>(), SPARSE_BYTES);
+    srv.stop().await.unwrap();
+}
