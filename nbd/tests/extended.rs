@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use pnfs_gateway::disk::{Disk, ExtentStatus};
+use pnfs_disk::{Disk, ExtentStatus};
 use pnfs_nbd::codec::consts::*;
 use pnfs_nbd::testing::MemDisk;
 use pnfs_nbd::{Export, ExportSet, ServerConfig};

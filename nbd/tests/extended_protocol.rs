@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use common::*;
-use pnfs_gateway::disk::Disk;
+use pnfs_disk::Disk;
 use pnfs_nbd::codec::consts::*;
 use pnfs_nbd::codec::{
     decode_extended_chunk, encode_extended_request, encode_request, BlockDescriptorExt,
