@@ -18,7 +18,9 @@
 
 use pnfs_proto::nfs4::types::NfsStat;
 
-use super::{round_up, set_state, ExtState, Fs, Kind, Tx, MAX_FILE_BYTES, SECTOR_BYTES};
+use super::extents::{round_up, set_state, ExtState, SECTOR_BYTES};
+use super::inode::{Kind, MAX_FILE_BYTES};
+use super::store::{io_error, Fs, Tx};
 
 /// How durable a WRITE is when it is answered (the `committed` of RFC 8881 §18.32.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +29,6 @@ pub enum Durability {
     Unstable,
     /// Data synced and the map committed to the store.
     Stable,
-}
-
-fn io_error(what: &str) -> impl FnOnce(std::io::Error) -> NfsStat + '_ {
-    move |err| {
-        tracing::error!("volume {what}: {err}");
-        NfsStat::IO
-    }
 }
 
 impl Fs {
@@ -199,22 +194,14 @@ impl Fs {
     pub fn has_unstable_writes(&self) -> bool {
         self.volume_dirty || !self.unstable.is_empty()
     }
-
-    /// fdatasync of the volume if anything was written to it since the last one.
-    pub(super) fn sync_volume(&mut self) -> Result<(), NfsStat> {
-        if self.volume_dirty {
-            self.vol.sync().map_err(io_error("sync"))?;
-            self.volume_dirty = false;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::tests::mkfs;
-    use crate::fs::{SetAttrs, ROOT_ID};
+    use crate::fs::inode::ROOT_ID;
+    use crate::fs::namespace::SetAttrs;
+    use crate::fs::testing::mkfs;
 
     /// An UNSTABLE write is readable at once but reaches the store only with the next
     /// transaction: dropped without one (a crash), the store still has the file empty and
