@@ -76,6 +76,7 @@ impl Fs {
             fs.release_orphan(id)
                 .map_err(|e| MdsError::Store(format!("freeing removed file {id}: {e}")))?;
         }
+        fs.debug_check();
         Ok(fs)
     }
 }

@@ -23,11 +23,16 @@ impl Fs {
         }
         self.free.clear();
         self.free_bytes = 0;
+        self.label_bytes = 0;
         let nblocks = self.vol.size_bytes / bs;
         let mut run: Option<(u64, u64)> = None;
         for i in 0..nblocks {
             let b = i * bs;
-            let ok = !used.contains(&b) && !self.vol.touches_label(b, bs);
+            let label = self.vol.touches_label(b, bs);
+            if label {
+                self.label_bytes += bs;
+            }
+            let ok = !used.contains(&b) && !label;
             match (&mut run, ok) {
                 (Some((_, l)), true) => *l += bs,
                 (None, true) => run = Some((b, bs)),

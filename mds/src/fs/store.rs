@@ -46,6 +46,8 @@ pub struct Fs {
     pub epoch: u64,
     pub(super) broken: bool,
     pub(super) free_bytes: u64,
+    /// Bytes of the blocks that touch a volume label (never free, never used).
+    pub(super) label_bytes: u64,
     /// Truncation generation: bumped by every truncation that shrinks a file (in memory only:
     /// layouts do not survive a restart, reclaimed commits come before any new truncation).
     pub(super) cut_gen: u64,
@@ -100,6 +102,7 @@ impl Fs {
             epoch: 0,
             broken: false,
             free_bytes: 0,
+            label_bytes: 0,
             cut_gen: 0,
             cuts: HashMap::new(),
             orphans: BTreeSet::new(),
@@ -254,7 +257,9 @@ impl Fs {
         r.map_err(|e| {
             self.broken = true;
             sfault(e)
-        })
+        })?;
+        self.debug_check();
+        Ok(())
     }
 
     /// Records that a client owner holds state (for reclaim after restart).

@@ -1,4 +1,5 @@
 //! Tests of the file system as a whole.
+
 use super::data::Durability;
 use super::inode::{Kind, ROOT_ID};
 use super::layout::{read_layout_end, LayoutPiece};
