@@ -64,6 +64,7 @@
 
 pub mod fs;
 pub mod nfs;
+pub mod out_queue;
 pub mod server;
 pub mod sync;
 pub mod volume;

@@ -2,7 +2,7 @@
 //! connection, the periodic lease/recall/grace work, and the admin socket.
 
 use crate::sync::LockExt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 
 use crate::nfs::{self, ConnHandle, Cred, Recall, State};
+use crate::out_queue::OutQueue;
 
 /// Largest RPC record accepted from a client.
 pub const MAX_RECORD_BYTES: usize = 2 * 1024 * 1024;
@@ -29,6 +30,8 @@ pub struct Mds {
     pub(crate) state: Mutex<State>,
     next_conn: AtomicU64,
     next_xid: AtomicU32,
+    /// The most bytes queued for writing on one connection so far (see [`OutQueue`]).
+    peak_queued_reply_bytes: Arc<AtomicUsize>,
 }
 
 impl Mds {
@@ -38,7 +41,14 @@ impl Mds {
             state: Mutex::new(state),
             next_conn: AtomicU64::new(1),
             next_xid: AtomicU32::new(rand::random::<u32>() | 1),
+            peak_queued_reply_bytes: Arc::new(AtomicUsize::new(0)),
         })
+    }
+
+    /// The most bytes that were ever queued for writing on one connection: at most
+    /// [`crate::out_queue::MAX_QUEUED_REPLY_BYTES`] plus one record.
+    pub fn peak_queued_reply_bytes(&self) -> usize {
+        self.peak_queued_reply_bytes.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -165,7 +175,7 @@ impl Mds {
             }
             let (tx, rx) = tokio::sync::oneshot::channel();
             back.pending.lock_unpoisoned().insert(xid, tx);
-            if back.tx.send(enc.into_inner()).is_err() {
+            if !back.out.send(enc.into_inner()) {
                 tracing::warn!("recall: back channel closed");
                 return;
             }
@@ -266,18 +276,21 @@ pub async fn serve(
 async fn serve_conn(mds: Arc<Mds>, sock: TcpStream) {
     let id = mds.next_conn.fetch_add(1, Ordering::Relaxed);
     let (mut rd, mut wr) = sock.into_split();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let (out, mut rx) = OutQueue::new(Arc::clone(&mds.peak_queued_reply_bytes));
+    let writer_out = Arc::clone(&out);
     let writer = tokio::spawn(async move {
         while let Some(b) = rx.recv().await {
             if let Err(e) = wr.write_all(&b).await {
                 tracing::debug!("write: {e}");
                 break;
             }
+            writer_out.written(b.len());
         }
+        writer_out.close();
     });
     let conn = ConnHandle {
         id,
-        tx,
+        out,
         pending: Arc::new(Mutex::new(std::collections::HashMap::new())),
     };
     let mut reader = RecordReader::new(MAX_RECORD_BYTES);
@@ -297,6 +310,7 @@ async fn serve_conn(mds: Arc<Mds>, sock: TcpStream) {
                 Ok((used, rec)) => {
                     data = &data[used..];
                     if let Some(rec) = rec {
+                        conn.out.wait_for_room().await;
                         handle_record(&mds, &conn, rec);
                     }
                 }
@@ -328,7 +342,8 @@ fn reply_header(xid: u32, stat: AcceptStat) -> (Encoder, usize) {
 
 fn send(conn: &ConnHandle, mut enc: Encoder, mark: usize) {
     if rpc::finish_record(&mut enc, mark).is_ok() {
-        let _ = conn.tx.send(enc.into_inner());
+        // A closed queue: the connection is going away, its client will not read the reply.
+        let _ = conn.out.send(enc.into_inner());
     }
 }
 

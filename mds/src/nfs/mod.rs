@@ -36,6 +36,7 @@ use pnfs_proto::nfs4::{CompoundArgs, CompoundRes, NfsArgOp, NfsResOp, NfsStat, O
 use pnfs_proto::xdr::{from_bytes, to_bytes, Decoder, Encoder, XdrResult};
 
 use crate::fs::Fs;
+use crate::out_queue::OutQueue;
 
 pub use callback::Recall;
 pub(crate) use session::{Client, Session};
@@ -100,8 +101,8 @@ pub struct Settings {
 pub struct ConnHandle {
     /// Connection id.
     pub id: u64,
-    /// Records to send.
-    pub tx: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
+    /// Records to send (bounded in bytes, see [`OutQueue`]).
+    pub out: std::sync::Arc<OutQueue>,
     /// Callback replies awaited, by xid.
     pub pending:
         std::sync::Arc<std::sync::Mutex<HashMap<u32, tokio::sync::oneshot::Sender<Vec<u8>>>>>,

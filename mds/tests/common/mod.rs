@@ -17,6 +17,8 @@ pub struct Server {
     pub stop: Option<tokio::sync::oneshot::Sender<()>>,
     pub task: tokio::task::JoinHandle<()>,
     pub dir: std::path::PathBuf,
+    /// The server itself, for its counters.
+    pub mds: Arc<pnfs_mds::Mds>,
 }
 
 pub async fn start(dir: Option<std::path::PathBuf>) -> Server {
@@ -61,6 +63,7 @@ pub async fn start_with(dir: Option<std::path::PathBuf>, flags: &[&str]) -> Serv
         stop: Some(tx),
         task,
         dir,
+        mds,
     }
 }
 
