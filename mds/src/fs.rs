@@ -55,7 +55,7 @@ pub use store::{Fs, Tx};
 pub use truncate::{Grant, MAX_CUTS_PER_FILE};
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -7,7 +7,7 @@ use crate::volume::{LabelAt, LogicalVolume, SimpleVolume, Topology};
 
 /// A file system over a new 16 MiB volume file in `dir` (or the one already there, so that a
 /// second call reopens the same store) with `bs`-byte blocks.
-pub(super) fn mkfs(dir: &Path, bs: u64) -> Fs {
+pub(crate) fn mkfs(dir: &Path, bs: u64) -> Fs {
     let p = dir.join("vol");
     if !p.exists() {
         std::fs::File::create(&p)

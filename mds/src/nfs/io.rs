@@ -20,6 +20,10 @@ impl State {
         if access == 0 || a.share_deny & !OPEN4_SHARE_DENY_BOTH != 0 {
             return Err(NfsStat::INVAL);
         }
+        // Checked before anything is created (an upgrade of a held open is refused too).
+        if !self.room_for_stateid(cid) {
+            return Err(NfsStat::DELAY);
+        }
         // Only CLAIM_NULL and CLAIM_FH get a delegation; the CLAIM_DELEG_CUR* opens are done
         // under one and do not recall it.
         let mut grantable = false;

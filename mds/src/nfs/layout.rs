@@ -14,7 +14,10 @@ use pnfs_proto::nfs4::{
 use pnfs_proto::xdr::{from_bytes, to_bytes};
 
 use super::callback::Recall;
-use super::{fh_of, Ctx, Seg, State, StateEntry, MAX_READ_LAYOUT_BYTES, MAX_RW_LAYOUT_BYTES};
+use super::{
+    fh_of, Ctx, Seg, State, StateEntry, MAX_READ_LAYOUT_BYTES, MAX_RW_LAYOUT_BYTES,
+    MAX_SEGS_PER_LAYOUT_STATEID,
+};
 use crate::fs::{Grant, LayoutPiece};
 
 /// Encoded size of one pnfs_block_extent4 (device id, three offsets, state).
@@ -69,6 +72,25 @@ fn check_type(t: LayoutType) -> Result<(), NfsStat> {
     } else {
         Err(NfsStat::UNKNOWN_LAYOUTTYPE)
     }
+}
+
+/// `segs` with `seg` added. Segments of the same mode and truncation generation that
+/// overlap or touch become one (their union was granted, under the same fence), so a client
+/// that gets the same or the next range again does not grow the list. None when the result
+/// would hold more than [`MAX_SEGS_PER_LAYOUT_STATEID`] segments.
+pub(crate) fn with_seg(segs: &[Seg], seg: Seg) -> Option<Vec<Seg>> {
+    let mut all: Vec<Seg> = segs.iter().copied().chain([seg]).collect();
+    all.sort_unstable_by_key(|g| (g.rw, g.gen, g.off));
+    let mut out: Vec<Seg> = Vec::with_capacity(all.len());
+    for g in all {
+        match out.last_mut() {
+            Some(l) if l.rw == g.rw && l.gen == g.gen && g.off <= l.end => {
+                l.end = l.end.max(g.end);
+            }
+            _ => out.push(g),
+        }
+    }
+    (out.len() <= MAX_SEGS_PER_LAYOUT_STATEID).then_some(out)
 }
 
 impl State {
@@ -298,8 +320,8 @@ impl State {
         match found {
             Some(o) => match self.states.get_mut(&o) {
                 Some(StateEntry::Layout { seqid, segs, .. }) => {
+                    *segs = with_seg(segs, seg).ok_or(NfsStat::LAYOUTTRYLATER)?;
                     *seqid += 1;
-                    segs.push(seg);
                     Ok(Stateid {
                         seqid: *seqid,
                         other: o,
@@ -308,6 +330,9 @@ impl State {
                 _ => Err(NfsStat::SERVERFAULT),
             },
             None => {
+                if !self.room_for_stateid(cid) {
+                    return Err(NfsStat::LAYOUTTRYLATER);
+                }
                 let other = self.new_other();
                 self.states.insert(
                     other,
@@ -535,5 +560,54 @@ impl State {
             .values()
             .filter(|s| matches!(s, StateEntry::Layout { file, .. } if *file == id))
             .count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(rw: bool, off: u64, end: u64, gen: u64) -> Seg {
+        Seg { rw, off, end, gen }
+    }
+
+    /// The same range again, or the next one, under the same mode and generation does not
+    /// grow the list; another mode or generation keeps its own segment (its fence differs).
+    #[test]
+    fn layout_segments_merge_only_under_the_same_mode_and_fence() {
+        let mut segs = vec![seg(true, 0, 4096, 0)];
+        for _ in 0..3 {
+            segs = with_seg(&segs, seg(true, 0, 4096, 0)).unwrap();
+        }
+        assert_eq!(segs, vec![seg(true, 0, 4096, 0)]);
+        segs = with_seg(&segs, seg(true, 4096, 8192, 0)).unwrap();
+        assert_eq!(segs, vec![seg(true, 0, 8192, 0)]);
+        segs = with_seg(&segs, seg(true, 8192, 12288, 1)).unwrap();
+        segs = with_seg(&segs, seg(false, 0, 4096, 0)).unwrap();
+        assert_eq!(
+            segs,
+            vec![
+                seg(false, 0, 4096, 0),
+                seg(true, 0, 8192, 0),
+                seg(true, 8192, 12288, 1)
+            ]
+        );
+    }
+
+    /// Past `MAX_SEGS_PER_LAYOUT_STATEID` disjoint segments a new one is refused, while one
+    /// that merges into a held segment still fits.
+    #[test]
+    fn layout_segments_are_bounded() {
+        let block = 4096;
+        let disjoint = |i: u64| seg(false, 2 * i * block, (2 * i + 1) * block, 0);
+        let mut segs = Vec::new();
+        for i in 0..MAX_SEGS_PER_LAYOUT_STATEID as u64 {
+            segs = with_seg(&segs, disjoint(i)).unwrap();
+        }
+        let n = MAX_SEGS_PER_LAYOUT_STATEID as u64;
+        assert_eq!(with_seg(&segs, disjoint(n)), None);
+        let touching = seg(false, block, 2 * block, 0);
+        let merged = with_seg(&segs, touching).expect("a touching segment merges");
+        assert_eq!(merged.len(), MAX_SEGS_PER_LAYOUT_STATEID - 1);
     }
 }

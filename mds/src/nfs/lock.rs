@@ -12,7 +12,7 @@ use pnfs_proto::nfs4::{
     OPEN4_SHARE_ACCESS_WRITE,
 };
 
-use super::{Ctx, State, StateEntry};
+use super::{Ctx, State, StateEntry, MAX_LOCK_RANGES_PER_STATEID};
 
 /// Why a LOCK or LOCKT was refused.
 pub(crate) enum Refused {
@@ -183,6 +183,9 @@ impl State {
         let other = match existing {
             Some(k) => k,
             None => {
+                if !self.room_for_stateid(cid) {
+                    return Err(NfsStat::DELAY.into());
+                }
                 let k = self.new_other();
                 self.states.insert(
                     k,
@@ -203,6 +206,9 @@ impl State {
         };
         let mut held = cut(ranges, a.offset, end);
         held.push((a.offset, end, write));
+        if held.len() > MAX_LOCK_RANGES_PER_STATEID {
+            return Err(NfsStat::LOCK_RANGE.into());
+        }
         held.sort_unstable();
         *ranges = held;
         *seqid += 1;
@@ -252,7 +258,11 @@ impl State {
                         NfsStat::BAD_STATEID
                     });
                 }
-                *ranges = cut(ranges, a.offset, end);
+                let left = cut(ranges, a.offset, end);
+                if left.len() > MAX_LOCK_RANGES_PER_STATEID {
+                    return Err(NfsStat::LOCK_RANGE);
+                }
+                *ranges = left;
                 *seqid += 1;
                 let out = Stateid {
                     seqid: *seqid,

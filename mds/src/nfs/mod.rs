@@ -201,6 +201,28 @@ impl StateEntry {
 /// Most revoked layout stateids remembered per client; older ones are forgotten first.
 pub(crate) const MAX_REVOKED_LAYOUTS_PER_CLIENT: usize = 256;
 
+// Bounds on the state clients can make the server hold (records, sessions with their reply
+// caches, stateids and what each stateid holds). Past one, the operation that would grow
+// the state is refused with a status that lets the client go on: DELAY where the state
+// frees itself (leases expire, opens close), NOSPC for sessions, LAYOUTTRYLATER for
+// layouts (the client does the I/O through the MDS), LOCK_RANGE for lock ranges.
+
+/// Most client records, confirmed or not (unconfirmed ones expire after a lease).
+pub const MAX_CLIENT_RECORDS: usize = 4096;
+/// Most sessions of one client.
+pub const MAX_SESSIONS_PER_CLIENT: usize = 16;
+/// Most sessions in all.
+pub const MAX_SESSIONS: usize = 1024;
+/// Most open, lock and layout stateids of one client (delegations have their own bounds,
+/// `deleg`).
+pub const MAX_STATEIDS_PER_CLIENT: usize = 16 * 1024;
+/// Most stateids in all.
+pub const MAX_STATEIDS: usize = 256 * 1024;
+/// Most byte ranges one lock stateid holds.
+pub const MAX_LOCK_RANGES_PER_STATEID: usize = 1024;
+/// Most byte ranges (segments) one layout stateid holds.
+pub const MAX_SEGS_PER_LAYOUT_STATEID: usize = 4096;
+
 /// A layout revoked after a recall timeout, remembered so that the client learns of it
 /// (RFC 8881 §18.46.3: SEQ4_STATUS_RECALLABLE_STATE_REVOKED, TEST_STATEID →
 /// NFS4ERR_DELEG_REVOKED) until it acknowledges it: FREE_STATEID of the stateid, a late
@@ -328,6 +350,18 @@ impl State {
             return Err(NfsStat::GRACE);
         }
         Ok(())
+    }
+
+    /// May client `cid` get another open, lock or layout stateid
+    /// ([`MAX_STATEIDS_PER_CLIENT`], [`MAX_STATEIDS`])?
+    pub(crate) fn room_for_stateid(&self, cid: u64) -> bool {
+        self.states.len() < MAX_STATEIDS
+            && self
+                .states
+                .values()
+                .filter(|s| s.clientid() == cid && !matches!(s, StateEntry::Deleg { .. }))
+                .count()
+                < MAX_STATEIDS_PER_CLIENT
     }
 
     fn new_other(&mut self) -> [u8; 12] {
@@ -650,5 +684,57 @@ impl State {
                 NfsResOp::error_for(&other, NfsStat::NOTSUPP)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::ROOT_ID;
+
+    /// A client may hold `MAX_STATEIDS_PER_CLIENT` open, lock and layout stateids; its
+    /// delegations and other clients' stateids do not count, and a freed one makes room.
+    /// (OPEN, LOCK and LAYOUTGET ask `room_for_stateid` before they add one; filling the
+    /// table over the wire takes minutes, the table's scans being linear.)
+    #[test]
+    fn stateids_of_one_client_are_bounded() {
+        let d = crate::volume::tests::tempdir();
+        let fs = crate::fs::testing::mkfs(&d, 4096);
+        let settings = Settings {
+            lease: Duration::from_secs(90),
+            grace: Duration::from_secs(0),
+            recall_timeout: Duration::from_secs(90),
+            layout_blksize: 4096,
+        };
+        let mut st = State::new(fs, settings).unwrap();
+        let open = |clientid| StateEntry::Open {
+            clientid,
+            owner: Vec::new(),
+            file: ROOT_ID,
+            access: 1,
+            deny: 0,
+            seqid: 1,
+        };
+        for _ in 0..MAX_STATEIDS_PER_CLIENT - 1 {
+            let k = st.new_other();
+            st.states.insert(k, open(1));
+        }
+        let deleg = st.new_other();
+        st.states.insert(
+            deleg,
+            StateEntry::Deleg {
+                clientid: 1,
+                file: ROOT_ID,
+                seqid: 1,
+                recalled: None,
+            },
+        );
+        assert!(st.room_for_stateid(1), "one left (delegations not counted)");
+        let last = st.new_other();
+        st.states.insert(last, open(1));
+        assert!(!st.room_for_stateid(1), "full");
+        assert!(st.room_for_stateid(2), "another client");
+        st.states.remove(&last);
+        assert!(st.room_for_stateid(1), "room after a close");
     }
 }

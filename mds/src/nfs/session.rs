@@ -15,8 +15,9 @@ use pnfs_proto::nfs4::{
 };
 
 use super::{
-    ConnHandle, Ctx, Principal, RevokedLayout, State, StateEntry, MAX_OPS,
-    MAX_REVOKED_LAYOUTS_PER_CLIENT, MAX_RPC_BYTES, MAX_SLOTS,
+    ConnHandle, Ctx, Principal, RevokedLayout, State, StateEntry, MAX_CLIENT_RECORDS, MAX_OPS,
+    MAX_REVOKED_LAYOUTS_PER_CLIENT, MAX_RPC_BYTES, MAX_SESSIONS, MAX_SESSIONS_PER_CLIENT,
+    MAX_SLOTS,
 };
 
 /// The eia_flags bits RFC 8881 §18.35 (and RFC 7862 for SUPP_FENCE_OPS) defines for EXCHANGE_ID
@@ -255,6 +256,10 @@ impl State {
                 if let Some(old) = self.client_of_owner(owner, false) {
                     self.drop_client(old);
                 }
+                if self.clients.len() >= MAX_CLIENT_RECORDS {
+                    tracing::warn!("EXCHANGE_ID: {MAX_CLIENT_RECORDS} client records; DELAY");
+                    return Err(NfsStat::DELAY);
+                }
                 let id = self.new_client(owner.clone(), verifier, principal.clone());
                 (id, false)
             }
@@ -319,6 +324,13 @@ impl State {
         a: &CreateSessionArgs,
     ) -> NfsRes<CreateSessionResOk> {
         let epoch32 = self.epoch32();
+        let sessions_of_client = self
+            .sessions
+            .values()
+            .filter(|s| s.clientid == a.clientid)
+            .count();
+        let sessions_full =
+            sessions_of_client >= MAX_SESSIONS_PER_CLIENT || self.sessions.len() >= MAX_SESSIONS;
         let c = self
             .clients
             .get_mut(&a.clientid)
@@ -347,6 +359,9 @@ impl State {
             || fore.maxoperations < MIN_CHANNEL_OPS
         {
             return Err(NfsStat::TOOSMALL);
+        }
+        if sessions_full {
+            return Err(NfsStat::NOSPC);
         }
         let newly_confirmed = !c.confirmed;
         let owner = c.owner.clone();
