@@ -48,7 +48,9 @@ mod truncate;
 
 pub use data::Durability;
 pub use extents::{merge, split_at, ExtState, Extent, MAX_EXTENTS_PER_FILE, SECTOR_BYTES};
-pub use inode::{now, Inode, Kind, MAX_FILE_BYTES, MAX_SYMLINK_BYTES, ROOT_ID};
+pub use inode::{
+    now, Inode, Kind, MAX_FILE_BYTES, MAX_INODES, MAX_LINKS, MAX_SYMLINK_BYTES, ROOT_ID,
+};
 pub use layout::{read_layout_end, LayoutPiece};
 pub use namespace::SetAttrs;
 pub use store::{Fs, Tx};

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use super::extents::{round_up, Extent, MAX_EXTENTS_PER_FILE, SECTOR_BYTES};
-use super::inode::{Inode, Kind, MAX_FILE_BYTES, ROOT_ID};
+use super::inode::{Inode, Kind, MAX_FILE_BYTES, MAX_LINKS, ROOT_ID};
 use super::store::Fs;
 use super::truncate::MAX_CUTS_PER_FILE;
 
@@ -25,6 +25,9 @@ impl Fs {
     ///   are block aligned, disjoint, inside the volume and off the labels, and they sum to
     ///   the free byte count; used + free + label bytes are the whole volume (nothing leaks).
     pub fn check(&self) -> Result<(), String> {
+        if self.inodes.len() > self.max_inodes {
+            return Err(format!("{} inodes, over the limit", self.inodes.len()));
+        }
         for ino in self.inodes.values() {
             self.check_inode(ino)?;
         }
@@ -133,6 +136,8 @@ impl Fs {
                 if id != ROOT_ID && named != 1 {
                     return Err(format!("directory {id} has {named} names"));
                 }
+            } else if ino.nlink > MAX_LINKS {
+                return Err(format!("inode {id}: nlink {} over the limit", ino.nlink));
             } else if ino.nlink != named {
                 return Err(format!("inode {id}: nlink {} for {named} names", ino.nlink));
             }
@@ -268,8 +273,10 @@ impl Fs {
 
 #[cfg(test)]
 mod tests {
+    use pnfs_proto::nfs4::types::NfsStat;
+
     use super::super::data::Durability;
-    use super::super::inode::{Kind, ROOT_ID};
+    use super::super::inode::{Kind, MAX_LINKS, ROOT_ID};
     use super::super::namespace::SetAttrs;
     use super::super::store::Fs;
     use super::super::testing::mkfs;
@@ -376,6 +383,26 @@ mod tests {
             let err = fs.check().expect_err(want);
             assert!(err.contains(want), "wanted {want:?}, got {err:?}");
         }
+    }
+
+    /// CREATE past the inode limit is NOSPC and LINK past the link limit MLINK, and
+    /// neither changes anything; the limit shows in files_avail.
+    #[test]
+    fn inodes_and_links_are_bounded() {
+        let (mut fs, a, _) = populated(4096);
+        fs.max_inodes = fs.inodes.len() + 1;
+        assert_eq!(fs.files_avail(), 1);
+        create(&mut fs, ROOT_ID, "last", Kind::File);
+        assert_eq!(fs.files_avail(), 0);
+        let r = fs.create(ROOT_ID, "over", Kind::File, 0, 0, &SetAttrs::default());
+        assert_eq!(r.err(), Some(NfsStat::NOSPC));
+        assert_eq!(fs.lookup(ROOT_ID, "over").err(), Some(NfsStat::NOENT));
+        let names = fs.inodes[&a].nlink;
+        fs.inodes.get_mut(&a).unwrap().nlink = MAX_LINKS;
+        assert_eq!(fs.link(a, ROOT_ID, "a3").err(), Some(NfsStat::MLINK));
+        fs.inodes.get_mut(&a).unwrap().nlink = names;
+        assert_eq!(fs.lookup(ROOT_ID, "a3").err(), Some(NfsStat::NOENT));
+        fs.check().unwrap();
     }
 
     /// A commit over broken state stops the server in debug builds, at the commit that

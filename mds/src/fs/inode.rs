@@ -11,6 +11,11 @@ use super::extents::{ExtState, Extent, MAX_EXTENTS_PER_FILE};
 pub const ROOT_ID: u64 = 1;
 /// Largest file the server accepts (bytes).
 pub const MAX_FILE_BYTES: u64 = 1 << 50;
+/// Most inodes the file system holds (every one is kept in memory); CREATE and OPEN past it
+/// get NOSPC.
+pub const MAX_INODES: usize = 1 << 24;
+/// Most hard links of one file; LINK past it gets MLINK.
+pub const MAX_LINKS: u32 = 65_000;
 /// Longest symlink target.
 pub const MAX_SYMLINK_BYTES: usize = 4096;
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use pnfs_proto::nfs4::types::{NfsStat, NfsTime};
 
-use super::inode::{now, Inode, Kind, MAX_FILE_BYTES, ROOT_ID};
+use super::inode::{now, Inode, Kind, MAX_FILE_BYTES, MAX_LINKS, ROOT_ID};
 use super::store::{Fs, Tx};
 
 /// Attributes given at creation or by SETATTR.
@@ -78,6 +78,9 @@ impl Fs {
         }
         if self.dir(dir)?.contains_key(name) {
             return Err(NfsStat::EXIST);
+        }
+        if self.inodes.len() >= self.max_inodes {
+            return Err(NfsStat::NOSPC);
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -309,8 +312,12 @@ impl Fs {
     /// Adds a hard link to a file.
     pub fn link(&mut self, id: u64, dir: u64, name: &str) -> Result<(u64, u64), NfsStat> {
         Self::check_name(name)?;
-        if self.get(id)?.is_dir() {
+        let ino = self.get(id)?;
+        if ino.is_dir() {
             return Err(NfsStat::ISDIR);
+        }
+        if ino.nlink >= MAX_LINKS {
+            return Err(NfsStat::MLINK);
         }
         if self.dir(dir)?.contains_key(name) {
             return Err(NfsStat::EXIST);
@@ -372,6 +379,16 @@ impl Fs {
         }
         tx.inodes.insert(id);
         self.commit(tx)
+    }
+
+    /// Inodes the file system can hold ([`super::inode::MAX_INODES`]).
+    pub fn files_total(&self) -> u64 {
+        u64::try_from(self.max_inodes).unwrap_or(u64::MAX)
+    }
+
+    /// Inodes that can still be created.
+    pub fn files_avail(&self) -> u64 {
+        u64::try_from(self.max_inodes.saturating_sub(self.inodes.len())).unwrap_or(0)
     }
 
     /// Resolves a slash-separated path from the root.

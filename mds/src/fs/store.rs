@@ -7,7 +7,7 @@ use std::path::Path;
 use pnfs_proto::nfs4::types::NfsStat;
 use redb::{Database, ReadableTable, TableDefinition};
 
-use super::inode::{now, Inode, Kind, ROOT_ID};
+use super::inode::{now, Inode, Kind, MAX_INODES, ROOT_ID};
 use crate::volume::LogicalVolume;
 use crate::MdsError;
 
@@ -46,6 +46,8 @@ pub struct Fs {
     pub epoch: u64,
     pub(super) broken: bool,
     pub(super) free_bytes: u64,
+    /// Most inodes ([`MAX_INODES`]; lower in tests).
+    pub(super) max_inodes: usize,
     /// Bytes of the blocks that touch a volume label (never free, never used).
     pub(super) label_bytes: u64,
     /// Truncation generation: bumped by every truncation that shrinks a file (in memory only:
@@ -103,6 +105,7 @@ impl Fs {
             broken: false,
             free_bytes: 0,
             label_bytes: 0,
+            max_inodes: MAX_INODES,
             cut_gen: 0,
             cuts: HashMap::new(),
             orphans: BTreeSet::new(),

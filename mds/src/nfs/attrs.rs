@@ -16,12 +16,6 @@ const FSID: Fsid = Fsid {
     major: 0x706e_6673,
     minor: 1,
 };
-/// Files the server claims it can still create (it has no inode limit of its own).
-const FILES_AVAIL: u64 = 1 << 30;
-/// Total files reported.
-const FILES_TOTAL: u64 = 1 << 31;
-/// Hard links per inode.
-const MAX_LINKS: u32 = 65_000;
 /// Longest name.
 const MAX_NAME_BYTES: u32 = 255;
 
@@ -197,12 +191,12 @@ impl State {
             chown_restricted: Some(true),
             filehandle: Some(FileHandle(fh_of(id))),
             fileid: Some(id),
-            files_avail: Some(FILES_AVAIL),
-            files_free: Some(FILES_AVAIL),
-            files_total: Some(FILES_TOTAL),
+            files_avail: Some(self.fs.files_avail()),
+            files_free: Some(self.fs.files_avail()),
+            files_total: Some(self.fs.files_total()),
             homogeneous: Some(true),
             maxfilesize: Some(crate::fs::MAX_FILE_BYTES),
-            maxlink: Some(MAX_LINKS),
+            maxlink: Some(crate::fs::MAX_LINKS),
             maxname: Some(MAX_NAME_BYTES),
             maxread: Some(u64::from(MAX_IO_BYTES)),
             maxwrite: Some(u64::from(MAX_IO_BYTES)),
