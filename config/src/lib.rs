@@ -228,10 +228,8 @@ impl VolumeSearch {
             }
             let dir = entry.pattern.parent().unwrap_or(Path::new("/"));
             let pattern = entry
-                .pattern
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
+                .name_pattern()
+                .map_err(|e| format!("volume search {}: {e}", entry.pattern.display()))?;
             let rd = match std::fs::read_dir(dir) {
                 Ok(rd) => rd,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
@@ -242,7 +240,7 @@ impl VolumeSearch {
                 let item =
                     item.map_err(|e| format!("volume search {}: {e}", entry.pattern.display()))?;
                 if let Some(name) = item.file_name().to_str() {
-                    if glob_match(pattern, name) {
+                    if pattern.matches(name) {
                         found.push(item.path());
                     }
                 }
@@ -263,49 +261,5 @@ impl VolumeSearch {
             }
         }
         Ok(out)
-    }
-}
-
-/// Matches `name` against a pattern of literal characters, `*` (any run) and `?` (one
-/// character). Iterative with one backtrack point, so linear-ish and never recursive.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    let (mut pi, mut ni) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ni));
-            pi += 1;
-        } else if let Some((sp, sn)) = star {
-            pi = sp + 1;
-            ni = sn + 1;
-            star = Some((sp, sn + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glob_matches_star_and_question_mark() {
-        assert!(glob_match("loop*", "loop0"));
-        assert!(glob_match("loop*", "loop"));
-        assert!(glob_match("loop?", "loop7"));
-        assert!(!glob_match("loop?", "loop17"));
-        assert!(glob_match("*.img", "a.b.img"));
-        assert!(!glob_match("*.img", "a.img.bak"));
-        assert!(glob_match("a*b*c", "axxbyyc"));
-        assert!(!glob_match("a*b*c", "axxbyy"));
-        assert!(glob_match("*", ""));
-        assert!(!glob_match("?", ""));
     }
 }

@@ -101,7 +101,7 @@ impl fmt::Display for LayoutChoice {
     }
 }
 
-/// `[volumes]`: absolute paths; a pattern may use `*` and `?` in its last component.
+/// `[volumes]`: absolute paths; a pattern may use `*`, `?` and `[...]` in its last component.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VolumeSearch {
     /// Entries in file order.
@@ -219,10 +219,14 @@ impl ScsiDesignator {
     }
 }
 
+/// The characters that make a volume search entry a pattern.
+pub const GLOB_CHARS: [char; 3] = ['*', '?', '['];
+
 /// One entry of the volume search list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumePattern {
-    /// An absolute path; only the last component may hold `*` or `?`.
+    /// An absolute path; only the last component may hold `*`, `?` or `[...]` (the
+    /// [`glob::Pattern`] syntax).
     pub pattern: PathBuf,
 }
 
@@ -232,7 +236,23 @@ impl VolumePattern {
         self.pattern
             .file_name()
             .and_then(|n| n.to_str())
-            .is_some_and(|n| n.contains(['*', '?']))
+            .is_some_and(|n| n.contains(GLOB_CHARS))
+    }
+
+    /// The last component as a pattern; the error says where in it and why it is not one.
+    pub fn name_pattern(&self) -> Result<glob::Pattern, String> {
+        let name = self
+            .pattern
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        glob::Pattern::new(name).map_err(|e| {
+            format!(
+                "{name:?} is not a pattern: {} at character {}",
+                e.msg,
+                e.pos + 1
+            )
+        })
     }
 }
 

@@ -316,19 +316,22 @@ impl Checker<'_> {
             let path = Path::new(p);
             let parent_has_glob = path
                 .parent()
-                .is_some_and(|d| d.to_string_lossy().contains(['*', '?', '[']));
-            let name_has_bracket = path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().contains('['));
-            if parent_has_glob || name_has_bracket {
+                .is_some_and(|d| d.to_string_lossy().contains(GLOB_CHARS));
+            if parent_has_glob {
                 return Err(self.err(
                     s.span(),
-                    format!("volume search entry {p:?}: only `*` and `?` in the last path component are supported"),
+                    format!("volume search entry {p:?}: only the last path component may hold `*`, `?` or `[...]`"),
                 ));
             }
-            entries.push(VolumePattern {
+            let entry = VolumePattern {
                 pattern: PathBuf::from(p),
-            });
+            };
+            if entry.is_glob() {
+                entry.name_pattern().map_err(|why| {
+                    self.err(s.span(), format!("volume search entry {p:?}: {why}"))
+                })?;
+            }
+            entries.push(entry);
         }
         self.count_limit(&v.designator, "[[volumes.designator]]", VOLUME_SEARCH_MAX)?;
         let mut designators: Vec<VolumeDesignator> = Vec::with_capacity(v.designator.len());

@@ -288,6 +288,17 @@ fn glob_only_in_the_last_component() {
     );
 }
 
+/// A volume search pattern that is not one (an unclosed `[`) is reported at its entry, with
+/// where in the name and why.
+#[test]
+fn bad_glob_pattern_is_reported_at_its_entry() {
+    let text = format!("{GOOD_HEAD}[volumes]\nsearch = [\"/dev/sda\", \"/dev/sd[b\"]\n");
+    starts(
+        &err(&text, ConfigErrorKind::Invalid),
+        "/etc/pnfsgw/gw.toml:6:23: volume search entry \"/dev/sd[b\": \"sd[b\" is not a pattern: ",
+    );
+}
+
 #[test]
 fn unknown_frontend_and_data_path() {
     let text = format!(
@@ -417,6 +428,24 @@ fn volume_search_expands_globs_in_order_without_duplicates() {
     .map(|n| dir.join(n))
     .collect();
     assert_eq!(got, want);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Character classes select by name: `vol[1-9].img` takes vol1 but not vol0 or vol10.
+#[test]
+fn volume_search_takes_character_classes() {
+    let dir = std::env::temp_dir().join(format!("pnfs-config-class-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for n in ["vol1.img", "vol0.img", "vol10.img", "vol3.img"] {
+        std::fs::write(dir.join(n), b"").unwrap();
+    }
+    let text = format!(
+        "{GOOD_HEAD}[volumes]\nsearch = [\"{d}/vol[1-9].img\"]\n[[device]]\nname = \"d\"\npath = \"/f\"\n",
+        d = dir.display()
+    );
+    let got = parse(&text).unwrap().volumes.candidates().unwrap();
+    assert_eq!(got, vec![dir.join("vol1.img"), dir.join("vol3.img")]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
