@@ -195,25 +195,20 @@ fn export_over_ganesha_serves_through_mds_io_and_run_reports_a_missing_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Writes `len` bytes of xorshift64* output seeded with `seed` to `path`.
+/// Writes `len` bytes of a `StdRng` seeded with `seed` to `path`.
 fn write_random(path: &Path, len: usize, seed: u64) {
+    use rand::{RngCore, SeedableRng};
     use std::io::Write;
-    let mut x = seed | 1;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     let mut buf = vec![0u8; 1 << 20];
     let mut left = len;
     while left > 0 {
-        for chunk in buf.chunks_exact_mut(8) {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            chunk.copy_from_slice(&x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-        }
         let n = left.min(buf.len());
+        rng.fill_bytes(&mut buf[..n]);
         f.write_all(&buf[..n]).unwrap();
         left -= n;
     }
-    f.flush().unwrap();
 }
 
 /// Runs a shell pipeline, asserting success; returns stdout.

@@ -1,5 +1,5 @@
 //! Shared helpers for the integration tests: start a server in-process, a raw protocol
-//! client built on the crate's own codec, tool lookup, and a seeded PRNG.
+//! client built on the crate's own codec, tool lookup, and a seeded `StdRng`.
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
@@ -16,6 +16,8 @@ use pnfs_nbd::codec::{
     MetaContextRequest, OptionReply, Request, SimpleReplyHeader,
 };
 use pnfs_nbd::{serve_with_config, ExportSet, NbdResult, ServerConfig};
+use rand::rngs::StdRng;
+use rand::{Rng as _, RngCore, SeedableRng};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::oneshot;
@@ -196,9 +198,9 @@ pub async fn run_ok(program: &Path, args: &[&str]) -> String {
     stdout
 }
 
-/// xorshift64* PRNG: deterministic from a printed seed.
+/// A seeded `StdRng`: deterministic from a printed seed.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(StdRng);
 
 impl Rng {
     /// Seeded from `NBD_TEST_SEED` if set, else from the clock; the seed is printed.
@@ -218,40 +220,27 @@ impl Rng {
 
     /// From a seed.
     pub fn new(seed: u64) -> Self {
-        Self(seed.max(1))
-    }
-
-    /// Next value.
-    pub fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        Self(StdRng::seed_from_u64(seed))
     }
 
     /// Uniform below `n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
+        self.0.gen_range(0..n)
     }
 
     /// Uniform index below `len` (len > 0).
     pub fn index(&mut self, len: usize) -> usize {
-        usize::try_from(self.below(len as u64)).unwrap_or(0)
+        self.0.gen_range(0..len)
     }
 
     /// A random byte.
     pub fn byte(&mut self) -> u8 {
-        self.next_u64().to_le_bytes()[0]
+        self.0.gen()
     }
 
     /// Fills a buffer.
     pub fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let v = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
+        self.0.fill_bytes(buf);
     }
 }
 

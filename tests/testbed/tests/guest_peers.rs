@@ -11,17 +11,11 @@ use pnfs_testbed::{require, GuestRunner, GuestScript};
 /// Size of the data written through the kernel client.
 const DATA_BYTES: usize = 8 * 1024 * 1024;
 
-/// Deterministic pseudo-random bytes (xorshift64*), from a logged seed.
+/// Deterministic pseudo-random bytes (a seeded `StdRng`), from a logged seed.
 fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
+    use rand::{RngCore, SeedableRng};
+    let mut out = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut out);
     out
 }
 
