@@ -15,7 +15,8 @@
 //! an allocation block. Allocation is in units of the configured block size.
 //!
 //! One idea a file; each file imports only from the ones above it in this list (no import
-//! circle; the facade here only declares and re-exports them, and opens the store):
+//! circle, `tests/tools/import_circles.py mds/src fs`; the facade here only declares and
+//! re-exports them, and opens the store):
 //!
 //! | file | what |
 //! | --- | --- |
