@@ -251,6 +251,20 @@ async fn reaper(shared: Arc<Shared>, fd: AsyncFd<RingFd>) {
     }
 }
 
+/// A ring whose completions wait for the reaping thread's next system call instead of
+/// interrupting it (`IORING_SETUP_COOP_TASKRUN`, Linux 5.19): a completion that arrives
+/// while the runtime's thread runs costs no inter-processor interrupt (a VM exit on a
+/// virtual machine); the thread makes a system call (socket, submit, `epoll_wait`) within
+/// microseconds, and a sleeping thread is still woken. Kernels without the flag refuse it
+/// with `EINVAL`: then a plain ring.
+fn new_ring() -> io::Result<IoUring> {
+    match IoUring::builder().setup_coop_taskrun().build(RING_ENTRIES) {
+        Ok(r) => Ok(r),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => IoUring::new(RING_ENTRIES),
+        Err(e) => Err(e),
+    }
+}
+
 /// One volume's io_uring (dropping it ends its reaper task).
 pub(super) struct VolumeRing {
     handle: RingHandle,
@@ -280,7 +294,7 @@ impl VolumeRing {
     /// runtime or where io_uring is unavailable (the caller uses the blocking pool).
     pub(super) fn new() -> Option<Self> {
         let handle = tokio::runtime::Handle::try_current().ok()?;
-        let ring = match IoUring::new(RING_ENTRIES) {
+        let ring = match new_ring() {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(error = %e, "volume io_uring unavailable: using the blocking pool");
