@@ -88,8 +88,7 @@ async fn plan<'a, M: MetadataServer>(
                 None
             } else if st.mds_only_until.is_some_and(|t| Instant::now() < t) {
                 return Ok(Plan::Mds);
-            } else if st.cache.gaps(start, end).is_empty() {
-                let pieces = st.cache.lookup(start, end);
+            } else if let Some(pieces) = st.cache.lookup_covered(start, end) {
                 if write && pieces.iter().any(needs_write_layout) {
                     return Ok(Plan::Mds);
                 }
