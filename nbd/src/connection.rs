@@ -494,7 +494,7 @@ async fn read_and_run<R: AsyncRead + Unpin>(
         max_write_payload_bytes: config.limits.max_write_payload_bytes,
         style: session.header_style,
     };
-    let mut running: RequestSet<Outgoing> = RequestSet::new();
+    let mut running = RequestSet::new();
     let reading = next_request(rd, buf, budget.clone());
     tokio::pin!(reading);
     let stop = shutdown.wait();
@@ -563,7 +563,7 @@ async fn read_and_run<R: AsyncRead + Unpin>(
             break Ok(());
         }
         let session = session.clone();
-        running.push(Box::pin(async move {
+        running.push(async move {
             let reply = match CatchPanic::new(execute(&session, req, payload)).await {
                 Ok(reply) => reply,
                 Err(panic) => panicked_reply(&session, &req, &panic),
@@ -573,7 +573,7 @@ async fn read_and_run<R: AsyncRead + Unpin>(
                 _request_slot: slot,
                 _bytes: bytes,
             }
-        }));
+        });
         reading.set(next_request(rd, buf, budget.clone()));
     };
 
