@@ -237,6 +237,36 @@ mod tests {
         assert_eq!(set.slots.len(), 4);
     }
 
+    /// Completes at its first poll and wakes itself on the way (a late wake); a second poll
+    /// is a bug of the set and fails the test.
+    struct CompletesAndWakesItself {
+        done: bool,
+    }
+
+    impl Future for CompletesAndWakesItself {
+        type Output = u32;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+            assert!(!self.done, "a completed request was polled again");
+            self.done = true;
+            cx.waker().wake_by_ref();
+            Poll::Ready(5)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_late_wake_of_a_completed_request_does_not_poll_it_again() {
+        let mut set: RequestSet<Boxed<u32>> = RequestSet::new();
+        set.push(Box::pin(std::future::pending()));
+        set.push(Box::pin(CompletesAndWakesItself { done: false }));
+        assert_eq!(set.next().await, Some(5));
+        // Its wake queued its slot again while the other request still runs: the next poll
+        // of the set must skip the emptied slot, not poll the finished future in it.
+        let next = std::future::poll_fn(|cx| Poll::Ready(set.poll_next(cx))).await;
+        assert!(next.is_pending());
+        assert_eq!(set.len(), 1);
+    }
+
     #[tokio::test]
     async fn a_panic_becomes_an_error_of_that_future_only() {
         let r = CatchPanic::new(async {
