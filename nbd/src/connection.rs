@@ -363,7 +363,10 @@ async fn read_one<R: AsyncRead + Unpin>(
     budget: &Budget,
 ) -> NbdResult<Incoming> {
     // The semaphores are never closed, so acquiring only fails if they were.
-    let slot = budget.request_slots.clone().acquire_owned().await.ok();
+    let slot = match budget.request_slots.clone().try_acquire_owned() {
+        Ok(p) => Some(p),
+        Err(_) => budget.request_slots.clone().acquire_owned().await.ok(),
+    };
     let Some(req) = read_frame(rd, buf, |b| decode_request_header(b, budget.style)).await? else {
         return Ok(Incoming::Eof);
     };
@@ -396,12 +399,17 @@ async fn read_one<R: AsyncRead + Unpin>(
         .unwrap_or(u32::MAX)
         .min(budget.byte_units_max);
     let bytes = if units > 0 {
-        budget
-            .byte_slots
-            .clone()
-            .acquire_many_owned(units)
-            .await
-            .ok()
+        // Without the waiting future when the budget has room (the usual case); a budget with
+        // room has no waiters, so this never jumps the queue.
+        match budget.byte_slots.clone().try_acquire_many_owned(units) {
+            Ok(p) => Some(p),
+            Err(_) => budget
+                .byte_slots
+                .clone()
+                .acquire_many_owned(units)
+                .await
+                .ok(),
+        }
     } else {
         None
     };
@@ -486,7 +494,7 @@ async fn read_and_run<R: AsyncRead + Unpin>(
         max_write_payload_bytes: config.limits.max_write_payload_bytes,
         style: session.header_style,
     };
-    let mut running: RequestSet<Outgoing> = RequestSet::new();
+    let mut running = RequestSet::new();
     let reading = next_request(rd, buf, budget.clone());
     tokio::pin!(reading);
     let stop = shutdown.wait();
@@ -555,7 +563,7 @@ async fn read_and_run<R: AsyncRead + Unpin>(
             break Ok(());
         }
         let session = session.clone();
-        running.push(Box::pin(async move {
+        running.push(async move {
             let reply = match CatchPanic::new(execute(&session, req, payload)).await {
                 Ok(reply) => reply,
                 Err(panic) => panicked_reply(&session, &req, &panic),
@@ -565,7 +573,7 @@ async fn read_and_run<R: AsyncRead + Unpin>(
                 _request_slot: slot,
                 _bytes: bytes,
             }
-        }));
+        });
         reading.set(next_request(rd, buf, budget.clone()));
     };
 

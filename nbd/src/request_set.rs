@@ -13,8 +13,9 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
-/// A request's future.
-pub(crate) type RequestFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+/// A slot's future: its allocation is made once and reused by every request the slot holds
+/// (`None` between requests), so a request costs no allocation of its own here.
+type SlotFuture<F> = Pin<Box<Option<F>>>;
 
 /// The requests that were woken, and the connection task to wake when one is.
 #[derive(Default)]
@@ -56,16 +57,16 @@ impl Wake for SlotWaker {
     }
 }
 
-struct Slot<T> {
-    fut: Option<RequestFuture<T>>,
+struct Slot<F> {
+    fut: SlotFuture<F>,
     /// Built once per slot and reused by every request the slot holds.
     waker: Waker,
 }
 
-/// An unordered set of request futures (at most as many as the connection allows in flight,
-/// which bounds the slot table).
-pub(crate) struct RequestSet<T> {
-    slots: Vec<Slot<T>>,
+/// An unordered set of request futures of one type `F` (at most as many as the connection
+/// allows in flight, which bounds the slot table).
+pub(crate) struct RequestSet<F> {
+    slots: Vec<Slot<F>>,
     free: Vec<usize>,
     queue: Arc<WakeQueue>,
     /// Woken slots taken from the queue, still to poll.
@@ -73,7 +74,7 @@ pub(crate) struct RequestSet<T> {
     len: usize,
 }
 
-impl<T> RequestSet<T> {
+impl<F: Future> RequestSet<F> {
     pub(crate) fn new() -> Self {
         Self {
             slots: Vec::new(),
@@ -90,9 +91,9 @@ impl<T> RequestSet<T> {
     }
 
     /// Adds a request; it is first polled by the next [`RequestSet::poll_next`].
-    pub(crate) fn push(&mut self, fut: RequestFuture<T>) {
+    pub(crate) fn push(&mut self, fut: F) {
         let i = if let Some(i) = self.free.pop() {
-            self.slots[i].fut = Some(fut);
+            self.slots[i].fut.as_mut().set(Some(fut));
             i
         } else {
             let i = self.slots.len();
@@ -101,7 +102,7 @@ impl<T> RequestSet<T> {
                 queue: Arc::clone(&self.queue),
             }));
             self.slots.push(Slot {
-                fut: Some(fut),
+                fut: Box::pin(Some(fut)),
                 waker,
             });
             i
@@ -111,7 +112,7 @@ impl<T> RequestSet<T> {
     }
 
     /// The next completed request's output; `Ready(None)` when the set is empty.
-    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
         if self.len == 0 {
             return Poll::Ready(None);
         }
@@ -126,13 +127,13 @@ impl<T> RequestSet<T> {
             let Some(slot) = self.slots.get_mut(i) else {
                 continue;
             };
-            let Some(fut) = slot.fut.as_mut() else {
+            let Some(fut) = slot.fut.as_mut().as_pin_mut() else {
                 // A late wake of a slot whose request already completed.
                 continue;
             };
             let mut scx = Context::from_waker(&slot.waker);
-            if let Poll::Ready(out) = fut.as_mut().poll(&mut scx) {
-                slot.fut = None;
+            if let Poll::Ready(out) = fut.poll(&mut scx) {
+                slot.fut.as_mut().set(None);
                 self.free.push(i);
                 self.len -= 1;
                 return Poll::Ready(Some(out));
@@ -142,7 +143,7 @@ impl<T> RequestSet<T> {
     }
 
     /// Waits for the next completed request (`None` when the set is empty).
-    pub(crate) async fn next(&mut self) -> Option<T> {
+    pub(crate) async fn next(&mut self) -> Option<F::Output> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 }
@@ -152,14 +153,21 @@ impl<T> RequestSet<T> {
 /// through the connection's task and ending every request on it. The future is dropped after
 /// a panic and never polled again.
 pub(crate) struct CatchPanic<F> {
-    fut: Option<Pin<Box<F>>>,
+    /// Pinned in place with the `CatchPanic` (no allocation of its own): never moved out,
+    /// only polled or dropped in place.
+    fut: Option<F>,
 }
 
 impl<F: Future> CatchPanic<F> {
     pub(crate) fn new(fut: F) -> Self {
-        Self {
-            fut: Some(Box::pin(fut)),
-        }
+        Self { fut: Some(fut) }
+    }
+
+    fn project(self: Pin<&mut Self>) -> Pin<&mut Option<F>> {
+        // SAFETY: structural pinning of `fut`: `CatchPanic` has no `Drop` of its own and
+        // `fut` is never moved out of a pinned `CatchPanic` (it is only polled in place or
+        // replaced in place through `Pin::set`, which drops the old value where it lies).
+        unsafe { self.map_unchecked_mut(|s| &mut s.fut) }
     }
 }
 
@@ -177,15 +185,16 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 impl<F: Future> Future for CatchPanic<F> {
     type Output = Result<F::Output, String>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(fut) = self.fut.as_mut() else {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut slot = self.project();
+        let Some(fut) = slot.as_mut().as_pin_mut() else {
             return Poll::Ready(Err("polled after a panic".to_string()));
         };
-        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+        match catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
             Err(payload) => {
-                self.fut = None;
+                slot.set(None);
                 Poll::Ready(Err(panic_message(payload.as_ref())))
             }
         }
@@ -197,9 +206,12 @@ mod tests {
     use super::*;
     use tokio::sync::oneshot;
 
+    /// Tests push futures of different types.
+    type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
     #[tokio::test]
     async fn completes_in_completion_order_and_reuses_slots() {
-        let mut set: RequestSet<u32> = RequestSet::new();
+        let mut set: RequestSet<Boxed<u32>> = RequestSet::new();
         assert_eq!(set.next().await, None);
         let mut senders = Vec::new();
         for n in 0..4u32 {
@@ -225,6 +237,36 @@ mod tests {
         assert_eq!(set.slots.len(), 4);
     }
 
+    /// Completes at its first poll and wakes itself on the way (a late wake); a second poll
+    /// is a bug of the set and fails the test.
+    struct CompletesAndWakesItself {
+        done: bool,
+    }
+
+    impl Future for CompletesAndWakesItself {
+        type Output = u32;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+            assert!(!self.done, "a completed request was polled again");
+            self.done = true;
+            cx.waker().wake_by_ref();
+            Poll::Ready(5)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_late_wake_of_a_completed_request_does_not_poll_it_again() {
+        let mut set: RequestSet<Boxed<u32>> = RequestSet::new();
+        set.push(Box::pin(std::future::pending()));
+        set.push(Box::pin(CompletesAndWakesItself { done: false }));
+        assert_eq!(set.next().await, Some(5));
+        // Its wake queued its slot again while the other request still runs: the next poll
+        // of the set must skip the emptied slot, not poll the finished future in it.
+        let next = std::future::poll_fn(|cx| Poll::Ready(set.poll_next(cx))).await;
+        assert!(next.is_pending());
+        assert_eq!(set.len(), 1);
+    }
+
     #[tokio::test]
     async fn a_panic_becomes_an_error_of_that_future_only() {
         let r = CatchPanic::new(async {
@@ -240,7 +282,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_pending_set_wakes_the_task_when_one_request_completes() {
-        let mut set: RequestSet<&'static str> = RequestSet::new();
+        let mut set: RequestSet<Boxed<&'static str>> = RequestSet::new();
         let (tx, rx) = oneshot::channel::<()>();
         set.push(Box::pin(async move {
             rx.await.ok();

@@ -149,11 +149,19 @@ pub(crate) struct WireReply {
     pub parts: Vec<Bytes>,
 }
 
+/// Bytes reserved for a reply chunk's header and body (the data goes as its own part): the
+/// larger (extended) chunk header plus room for the small bodies of the hot replies (a
+/// read's offset, a hole, a few block-status descriptors); longer bodies grow the buffer.
+const CHUNK_HEAD_RESERVE_BYTES: usize = EXTENDED_REPLY_HEADER_BYTES + 64;
+/// Parts of one reply: its header (with any small body) and its data.
+const REPLY_PARTS_MAX: usize = 2;
+
 impl WireReply {
     fn simple(error: u32, cookie: u64, data: Option<Bytes>) -> Self {
         let mut head = BytesMut::with_capacity(SIMPLE_REPLY_HEADER_BYTES);
         encode_simple_reply(error, cookie, &mut head);
-        let mut parts = vec![head.freeze()];
+        let mut parts = Vec::with_capacity(REPLY_PARTS_MAX);
+        parts.push(head.freeze());
         parts.extend(data);
         Self { parts }
     }
@@ -165,12 +173,14 @@ impl WireReply {
             cookie: req.cookie,
             payload,
         };
-        let mut head = BytesMut::new();
+        // Sized up front: growing from empty cost a few reallocations per read reply.
+        let mut head = BytesMut::with_capacity(CHUNK_HEAD_RESERVE_BYTES);
         let tail = match session.header_style {
             HeaderStyle::Compact => encode_chunk(&chunk, &mut head),
             HeaderStyle::Extended => encode_extended_chunk(&chunk, req.offset_bytes, &mut head),
         };
-        let mut parts = vec![head.freeze()];
+        let mut parts = Vec::with_capacity(REPLY_PARTS_MAX);
+        parts.push(head.freeze());
         parts.extend(tail);
         Self { parts }
     }

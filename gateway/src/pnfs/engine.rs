@@ -2,9 +2,11 @@
 //! read-modify-write of server blocks into INVALID extents and copy-on-write fill), and fall
 //! back to MDS READ/WRITE when no layout, a recall, the fence or a volume error says so.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::futures::Notified;
 use tokio::time::Instant;
 
 use super::aligned::AlignedBuf;
@@ -48,6 +50,14 @@ fn needs_write_layout(p: &Piece) -> bool {
     matches!(p.state, PieceState::ReadOnly(_) | PieceState::None)
 }
 
+/// What a plan round found when it could not plan direct I/O at once.
+enum Next<'a> {
+    /// A recall of the range is running: wait for the file's state to change.
+    Wait(Pin<Box<Notified<'a>>>),
+    /// Pieces are missing or need a write layout: LAYOUTGET.
+    Layout,
+}
+
 /// Plans `[start, end)`: waits for the fence, recalls and LAYOUTGETs (bounded) and registers
 /// the I/O in flight. `write` plans need writable pieces everywhere.
 async fn plan<'a, M: MetadataServer>(
@@ -73,10 +83,7 @@ async fn plan<'a, M: MetadataServer>(
             Stats::inc(&sh.stats.fenced_to_mds);
             return Ok(Plan::Mds);
         }
-        let notified = f.changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let need_layout = {
+        let next = {
             let mut st = f.lock();
             if st.closed {
                 return Err(PnfsError::Shutdown);
@@ -85,11 +92,15 @@ async fn plan<'a, M: MetadataServer>(
             // under recall until its direct I/O has drained and been committed, and no
             // request may go to the MDS before that (see `recall::contention_backoff`).
             if st.recalls.iter().any(|&r| overlaps(r, (start, end))) {
-                None
+                // Registered while the state lock is held: whoever ends the recall changes
+                // the state under this lock first and notifies after, so the wake-up cannot
+                // be missed. Only this rare path pays for the registration.
+                let mut notified = Box::pin(f.changed.notified());
+                notified.as_mut().enable();
+                Next::Wait(notified)
             } else if st.mds_only_until.is_some_and(|t| Instant::now() < t) {
                 return Ok(Plan::Mds);
-            } else if st.cache.gaps(start, end).is_empty() {
-                let pieces = st.cache.lookup(start, end);
+            } else if let Some(pieces) = st.cache.lookup_covered(start, end) {
                 if write && pieces.iter().any(needs_write_layout) {
                     return Ok(Plan::Mds);
                 }
@@ -102,11 +113,11 @@ async fn plan<'a, M: MetadataServer>(
                 st.in_flight.insert(id, (start, end));
                 return Ok(Plan::Direct(pieces, InFlight { f, id }));
             } else {
-                Some(())
+                Next::Layout
             }
         };
-        match need_layout {
-            None => {
+        match next {
+            Next::Wait(notified) => {
                 // A recall of this range is running: wait for it (bounded), then re-plan.
                 if tokio::time::timeout(sh.cfg.recall_wait, notified)
                     .await
@@ -115,7 +126,7 @@ async fn plan<'a, M: MetadataServer>(
                     return Ok(Plan::Mds);
                 }
             }
-            Some(()) => {
+            Next::Layout => {
                 if rounds == 1 {
                     Stats::inc(&sh.stats.cache_misses);
                 }

@@ -182,6 +182,21 @@ impl ExtentCache {
         out
     }
 
+    /// The pieces of `[start, end)` (clipped to it) when they cover all of it without a gap,
+    /// else `None`: one walk of the map and one allocation, for the per-request plan (the same
+    /// answer as `gaps(start, end).is_empty()` followed by `lookup(start, end)`).
+    pub fn lookup_covered(&self, start: u64, end: u64) -> Option<Vec<Piece>> {
+        let pieces = self.lookup(start, end);
+        let mut at = start;
+        for p in &pieces {
+            if p.file_offset_bytes != at {
+                return None;
+            }
+            at = p.end_bytes();
+        }
+        (at >= end).then_some(pieces)
+    }
+
     /// The parts of `[start, end)` no piece covers.
     pub fn gaps(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
         let mut gaps = Vec::new();
@@ -534,6 +549,13 @@ mod tests {
         );
         assert_eq!(l[0].length_bytes, 4096);
         assert_eq!(c.gaps(0, 30000), vec![(8192, 16384), (24576, 30000)]);
+        assert_eq!(c.lookup_covered(0, 30000), None, "gaps inside");
+        assert_eq!(c.lookup_covered(20000, 30000), None, "a gap at the end");
+        assert_eq!(c.lookup_covered(8192, 20000), None, "a gap at the start");
+        assert_eq!(c.lookup_covered(4096, 8000), Some(c.lookup(4096, 8000)));
+        let both = c.lookup_covered(16384, 24576).expect("one piece covers it");
+        assert_eq!(both.len(), 1);
+        assert_eq!(c.lookup_covered(5, 5), Some(Vec::new()), "an empty range");
     }
 
     #[test]

@@ -192,6 +192,34 @@ impl Default for PnfsConfig {
     }
 }
 
+/// Hashes the gateway's own sequential I/O ids (never input from a peer, so no flooding
+/// concern) with one multiplication instead of SipHash: every direct request inserts and
+/// removes one id.
+#[derive(Debug, Default, Clone, Copy)]
+struct IoIdHasher(u64);
+
+/// An odd constant whose high bits mix every bit of the id (2^64 / the golden ratio).
+const IO_ID_HASH_MULTIPLIER: u64 = 0x9e37_79b9_7f4a_7c15;
+
+impl std::hash::Hasher for IoIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(IO_ID_HASH_MULTIPLIER);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = (self.0 ^ id).wrapping_mul(IO_ID_HASH_MULTIPLIER);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A map keyed by I/O id.
+type IoIdMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IoIdHasher>>;
+
 /// Mutable layout state of one file (behind [`FileCtx::state`], never held across an await).
 #[derive(Debug)]
 struct FileState {
@@ -208,7 +236,7 @@ struct FileState {
     /// Ranges being recalled: no new direct I/O there.
     recalls: Vec<(u64, u64)>,
     /// Direct I/O in flight: id → range.
-    in_flight: HashMap<u64, (u64, u64)>,
+    in_flight: IoIdMap<(u64, u64)>,
     next_io_id: u64,
     /// Devices the cached layouts use (fdatasync on flush).
     devices_used: Vec<DeviceId>,
@@ -424,7 +452,7 @@ impl<M: MetadataServer> PnfsClient<M> {
                 mds_only_until: None,
                 contention: contention::Contention::default(),
                 recalls: Vec::new(),
-                in_flight: HashMap::new(),
+                in_flight: IoIdMap::default(),
                 next_io_id: 0,
                 devices_used: Vec::new(),
                 last_use: Instant::now(),
