@@ -109,7 +109,8 @@ fn pnfs_config(config: &Config) -> PnfsConfig {
     }
     c.fence.safety_margin = Duration::from_millis(config.mds.lease_margin_ms);
     c.fence.max_io = Duration::from_millis(config.mds.max_io_ms);
-    // The cache bound is global in the pNFS layer: the sum of the per-device limits.
+    // Each device's `max_cached_extents` bounds its own file (`Backend::open`). The limit
+    // over all files is their sum, so only the per-device bounds ever bind.
     let total: u64 = config
         .devices
         .iter()
@@ -230,7 +231,9 @@ impl Gateway {
     /// disk; checks the expected block size.
     pub async fn open(&self, spec: &DeviceSpec) -> Result<Device, BackendError> {
         let c = &spec.config;
-        let disk = match self.pnfs.open_disk(&c.path, c.read_only).await {
+        // Each device's own bound on cached extents (honoured per file by the pNFS layer).
+        let bound = usize::try_from(c.max_cached_extents).unwrap_or(usize::MAX);
+        let disk = match self.pnfs.open_disk_bounded(&c.path, c.read_only, bound).await {
             Ok(d) => d,
             Err(e) if is_noent(&e) => match spec.create_size_bytes {
                 None => {
@@ -241,7 +244,7 @@ impl Gateway {
                 Some(size) => {
                     self.create(&c.path, size).await?;
                     self.pnfs
-                        .open_disk(&c.path, c.read_only)
+                        .open_disk_bounded(&c.path, c.read_only, bound)
                         .await
                         .map_err(|e| {
                             BackendError::Failed(format!(

@@ -434,7 +434,14 @@ const GATEWAY: &[Mapping] = &[
         "pnfs.evictions",
         "pnfsgw_layout_evictions",
         C,
-        "Layouts of whole files evicted under the memory bound.",
+        "Layouts of whole files evicted under the memory bound over all files.",
+        &[],
+    ),
+    m(
+        "pnfs.window_evictions",
+        "pnfsgw_layout_window_evictions",
+        C,
+        "Least recently used layout ranges a file returned to stay within its max_cached_extents.",
         &[],
     ),
     m(

@@ -85,8 +85,11 @@ counters! {
     volume_errors,
     /// GETDEVICEINFO calls sent.
     getdeviceinfos,
-    /// Layouts of whole files evicted under the memory bound.
+    /// Layouts of whole files evicted under the memory bound over all files.
     evictions,
+    /// Ranges (least recently used windows) a file returned to stay within its own bound on
+    /// cached pieces (`max_cached_extents`).
+    window_evictions,
     /// Times a file went through the MDS for a while because its layout kept being recalled
     /// (two clients taking turns on it: ping-pong).
     contention_backoffs,

@@ -108,6 +108,7 @@ async fn plan<'a, M: MetadataServer>(
                     Stats::inc(&sh.stats.cache_hits);
                 }
                 st.last_use = Instant::now();
+                st.cache.touch(start, end);
                 let id = st.next_io_id;
                 st.next_io_id += 1;
                 st.in_flight.insert(id, (start, end));
@@ -131,7 +132,7 @@ async fn plan<'a, M: MetadataServer>(
                     Stats::inc(&sh.stats.cache_misses);
                 }
                 match ensure_layout(sh, f, start, end).await {
-                    Ok(LayoutOutcome::Progress) => maybe_evict(sh, f),
+                    Ok(LayoutOutcome::Progress) => maybe_evict(sh, f, start, end),
                     Ok(LayoutOutcome::Unavailable) => return Ok(Plan::Mds),
                     Err(e) => {
                         tracing::warn!(path = %f.open.path, error = %e, "LAYOUTGET failed: using the MDS");

@@ -6,10 +6,11 @@
 //! Writes into INVALID storage turn the written (server-block-aligned) range `Uncommitted`; a
 //! successful LAYOUTCOMMIT turns it `ReadWrite`.
 
-use std::collections::BTreeMap;
-
+use lru::LruCache;
 use pnfs_proto::layout::{Extent, ExtentState};
 use pnfs_proto::nfs4::DeviceId;
+
+use super::piece_map::PieceMap;
 
 /// Where bytes live on a logical volume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,7 +22,7 @@ pub struct StorageRef {
 }
 
 impl StorageRef {
-    fn advanced(self, by_bytes: u64) -> Self {
+    pub(super) fn advanced(self, by_bytes: u64) -> Self {
         Self {
             device_id: self.device_id,
             offset_bytes: self.offset_bytes + by_bytes,
@@ -114,16 +115,53 @@ pub struct CommitRange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtentError(pub String);
 
-/// The sorted, non-overlapping pieces of one file.
-#[derive(Debug, Default, Clone)]
+/// Default width of the recency windows ([`ExtentCache::with_window`]): the default LAYOUTGET
+/// chunk (`PnfsConfig::layout_chunk_bytes`).
+pub const DEFAULT_RECENCY_WINDOW_BYTES: u64 = 64 << 20;
+/// Largest cache checked whole after every change in debug builds.
+const DEBUG_CHECK_MAX_PIECES: usize = 4096;
+/// Narrowest recency window.
+const MIN_RECENCY_WINDOW_BYTES: u64 = 4096;
+/// Most windows one [`ExtentCache::touch`] marks: a longer range marks its first ones (a
+/// request is far shorter; only a huge hole piece reaches it).
+const MAX_TOUCH_WINDOWS: u64 = 64;
+
+/// The sorted, non-overlapping pieces of one file, and which parts of the file were used
+/// last (for the per-file bound, [`ExtentCache::eviction_ranges`]).
+///
+/// Recency is kept per window: the file cut into aligned ranges of `window_bytes` (the
+/// LAYOUTGET chunk), in an LRU list (the `lru` crate). Per piece it would cost 8 bytes more
+/// for 1M pieces and a scan to find the oldest; per window it costs one hash lookup per
+/// request and ~100 bytes per window holding pieces. A window is what eviction returns
+/// (one ranged LAYOUTRETURN), so a file over its bound gives back the parts used longest
+/// ago instead of everything.
+#[derive(Debug, Clone)]
 pub struct ExtentCache {
-    pieces: BTreeMap<u64, Piece>,
+    pieces: PieceMap,
+    window_bytes: u64,
+    /// Windows overlapping cached pieces, least recently used first.
+    recency: LruCache<u64, ()>,
+}
+
+impl Default for ExtentCache {
+    fn default() -> Self {
+        Self::with_window(DEFAULT_RECENCY_WINDOW_BYTES)
+    }
 }
 
 impl ExtentCache {
-    /// An empty cache.
+    /// An empty cache with the default recency window.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty cache whose recency (and eviction) unit is `window_bytes` (at least 4 KiB).
+    pub fn with_window(window_bytes: u64) -> Self {
+        Self {
+            pieces: PieceMap::default(),
+            window_bytes: window_bytes.max(MIN_RECENCY_WINDOW_BYTES),
+            recency: LruCache::unbounded(),
+        }
     }
 
     /// Number of pieces (the memory measure).
@@ -133,20 +171,20 @@ impl ExtentCache {
 
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.pieces.is_empty()
+        self.pieces.len() == 0
     }
 
     /// Every piece, in order.
-    pub fn pieces(&self) -> impl Iterator<Item = &Piece> {
-        self.pieces.values()
+    pub fn pieces(&self) -> impl Iterator<Item = Piece> + '_ {
+        self.pieces.iter()
     }
 
     /// Panics if the pieces are not sorted, non-overlapping, nonzero and keyed correctly
     /// (the TigerBeetle-style invariant check, run after each change in debug builds).
     pub fn check_invariant(&self) {
         let mut prev_end = 0u64;
-        for (&k, p) in &self.pieces {
-            assert_eq!(k, p.file_offset_bytes, "piece keyed at the wrong offset");
+        for p in self.pieces.iter() {
+            let k = p.file_offset_bytes;
             assert!(p.length_bytes > 0, "empty piece at {k}");
             assert!(
                 k >= prev_end,
@@ -154,10 +192,17 @@ impl ExtentCache {
             );
             prev_end = p.end_bytes();
         }
+        self.pieces.check_invariant();
+        if self.is_empty() {
+            assert_eq!(self.recency.len(), 0, "recency of an empty cache");
+        }
     }
 
+    /// In debug builds, the whole invariant after each change while the file holds at most
+    /// [`DEBUG_CHECK_MAX_PIECES`] pieces (above that the O(pieces) check would make a
+    /// change cost milliseconds, and tests that build 1M pieces would never end).
     fn debug_check(&self) {
-        if cfg!(debug_assertions) {
+        if cfg!(debug_assertions) && self.len() <= DEBUG_CHECK_MAX_PIECES {
             self.check_invariant();
         }
     }
@@ -169,12 +214,12 @@ impl ExtentCache {
             return out;
         }
         // The piece that starts at or before `start` may reach into the range.
-        if let Some((_, p)) = self.pieces.range(..=start).next_back() {
+        if let Some(p) = self.pieces.last_at_or_before(start) {
             if let Some(c) = p.clip(start, end) {
                 out.push(c);
             }
         }
-        for (_, p) in self.pieces.range(start + 1..end) {
+        for p in self.pieces.range(start + 1..end) {
             if let Some(c) = p.clip(start, end) {
                 out.push(c);
             }
@@ -215,12 +260,13 @@ impl ExtentCache {
 
     /// Cuts pieces so that `at` is a piece boundary.
     fn split_at(&mut self, at: u64) {
-        let Some((&k, &p)) = self.pieces.range(..at).next_back() else {
+        let Some(p) = self.pieces.last_before(at) else {
             return;
         };
         if p.end_bytes() <= at {
             return;
         }
+        let k = p.file_offset_bytes;
         let head = Piece {
             length_bytes: at - k,
             ..p
@@ -230,8 +276,8 @@ impl ExtentCache {
             length_bytes: p.end_bytes() - at,
             state: p.state.advanced(at - k),
         };
-        self.pieces.insert(k, head);
-        self.pieces.insert(at, tail);
+        self.pieces.insert(head);
+        self.pieces.insert(tail);
     }
 
     /// Removes and returns the pieces within `[start, end)` (cut at the edges).
@@ -241,11 +287,13 @@ impl ExtentCache {
         }
         self.split_at(start);
         self.split_at(end);
-        let keys: Vec<u64> = self.pieces.range(start..end).map(|(&k, _)| k).collect();
-        let removed = keys
+        let removed = self
+            .pieces
+            .keys(start..end)
             .into_iter()
-            .filter_map(|k| self.pieces.remove(&k))
+            .filter_map(|k| self.pieces.remove(k))
             .collect();
+        self.forget_unused_windows(start, end);
         self.debug_check();
         removed
     }
@@ -254,30 +302,26 @@ impl ExtentCache {
     fn coalesce_around(&mut self, start: u64, end: u64) {
         let mut keys: Vec<u64> = self
             .pieces
-            .range(..start)
-            .next_back()
-            .map(|(&k, _)| k)
+            .last_before(start)
+            .map(|p| p.file_offset_bytes)
             .into_iter()
             .collect();
-        keys.extend(self.pieces.range(start..=end).map(|(&k, _)| k));
+        keys.extend(self.pieces.keys(start..=end));
         let mut i = 0;
         while i + 1 < keys.len() {
             let (a, b) = (keys[i], keys[i + 1]);
-            let (Some(&pa), Some(&pb)) = (self.pieces.get(&a), self.pieces.get(&b)) else {
+            let (Some(pa), Some(pb)) = (self.pieces.get(a), self.pieces.get(b)) else {
                 i += 1;
                 continue;
             };
             if pa.end_bytes() == pb.file_offset_bytes
                 && pa.state.continues(pa.length_bytes, pb.state)
             {
-                self.pieces.remove(&b);
-                self.pieces.insert(
-                    a,
-                    Piece {
-                        length_bytes: pa.length_bytes + pb.length_bytes,
-                        ..pa
-                    },
-                );
+                self.pieces.remove(b);
+                self.pieces.insert(Piece {
+                    length_bytes: pa.length_bytes + pb.length_bytes,
+                    ..pa
+                });
                 keys.remove(i + 1);
             } else {
                 i += 1;
@@ -288,7 +332,8 @@ impl ExtentCache {
     /// Adds the extents of one layout segment covering `[seg_start, seg_end)` (already
     /// validated by `pnfs_proto::layout::validate_extents`: sorted, COW pairs allowed).
     /// Extents are clipped to the segment. Our own `Uncommitted` pieces win over what the
-    /// server sends (the server still calls them INVALID until our LAYOUTCOMMIT).
+    /// server sends (the server still calls them INVALID until our LAYOUTCOMMIT). The windows
+    /// of the new pieces count as just used.
     pub fn insert_extents(
         &mut self,
         seg_start: u64,
@@ -296,6 +341,11 @@ impl ExtentCache {
         extents: &[Extent],
     ) -> Result<(), ExtentError> {
         let new_pieces = pieces_from_extents(seg_start, seg_end, extents)?;
+        self.pieces.check_devices(new_pieces.iter()).map_err(|max| {
+            ExtentError(format!(
+                "the file's layouts name more than {max} devices"
+            ))
+        })?;
         for p in new_pieces {
             // Keep Uncommitted pieces; replace everything else in p's range.
             let keep: Vec<Piece> = self
@@ -308,16 +358,17 @@ impl ExtentCache {
             for k in &keep {
                 if k.file_offset_bytes > at {
                     if let Some(c) = p.clip(at, k.file_offset_bytes) {
-                        self.pieces.insert(c.file_offset_bytes, c);
+                        self.pieces.insert(c);
                     }
                 }
-                self.pieces.insert(k.file_offset_bytes, *k);
+                self.pieces.insert(*k);
                 at = k.end_bytes();
             }
             if let Some(c) = p.clip(at, p.end_bytes()) {
-                self.pieces.insert(c.file_offset_bytes, c);
+                self.pieces.insert(c);
             }
             self.coalesce_around(p.file_offset_bytes, p.end_bytes());
+            self.touch(p.file_offset_bytes, p.end_bytes());
         }
         self.debug_check();
         Ok(())
@@ -331,11 +382,13 @@ impl ExtentCache {
         }
         self.split_at(start);
         self.split_at(end);
-        let keys: Vec<u64> = self.pieces.range(start..end).map(|(&k, _)| k).collect();
-        for k in keys {
-            if let Some(p) = self.pieces.get_mut(&k) {
+        for k in self.pieces.keys(start..end) {
+            if let Some(p) = self.pieces.get(k) {
                 if let PieceState::Invalid { target, .. } = p.state {
-                    p.state = PieceState::Uncommitted(target);
+                    self.pieces.insert(Piece {
+                        state: PieceState::Uncommitted(target),
+                        ..p
+                    });
                 }
             }
         }
@@ -343,10 +396,19 @@ impl ExtentCache {
         self.debug_check();
     }
 
-    /// The `Uncommitted` ranges within `[start, end)`, coalesced, in order.
+    /// The `Uncommitted` ranges within `[start, end)`, coalesced, in order. Costs
+    /// O(uncommitted pieces), not O(pieces).
     pub fn uncommitted(&self, start: u64, end: u64) -> Vec<CommitRange> {
         let mut out: Vec<CommitRange> = Vec::new();
-        for p in self.lookup(start, end) {
+        if start >= end {
+            return out;
+        }
+        let first = self
+            .pieces
+            .last_at_or_before(start)
+            .filter(|p| matches!(p.state, PieceState::Uncommitted(_)));
+        let rest = self.pieces.uncommitted(start + 1..end);
+        for p in first.into_iter().chain(rest).filter_map(|p| p.clip(start, end)) {
             if let PieceState::Uncommitted(s) = p.state {
                 if let Some(last) = out.last_mut() {
                     if last.file_offset_bytes + last.length_bytes == p.file_offset_bytes
@@ -366,12 +428,9 @@ impl ExtentCache {
         out
     }
 
-    /// Number of `Uncommitted` pieces.
+    /// Number of `Uncommitted` pieces (O(1)).
     pub fn uncommitted_count(&self) -> usize {
-        self.pieces
-            .values()
-            .filter(|p| matches!(p.state, PieceState::Uncommitted(_)))
-            .count()
+        self.pieces.uncommitted_len()
     }
 
     /// After a successful LAYOUTCOMMIT of `ranges`: `Uncommitted` → `ReadWrite` there.
@@ -380,17 +439,139 @@ impl ExtentCache {
             let (start, end) = (r.file_offset_bytes, r.file_offset_bytes + r.length_bytes);
             self.split_at(start);
             self.split_at(end);
-            let keys: Vec<u64> = self.pieces.range(start..end).map(|(&k, _)| k).collect();
-            for k in keys {
-                if let Some(p) = self.pieces.get_mut(&k) {
+            for k in self.pieces.keys(start..end) {
+                if let Some(p) = self.pieces.get(k) {
                     if let PieceState::Uncommitted(s) = p.state {
-                        p.state = PieceState::ReadWrite(s);
+                        self.pieces.insert(Piece {
+                            state: PieceState::ReadWrite(s),
+                            ..p
+                        });
                     }
                 }
             }
             self.coalesce_around(start, end);
         }
         self.debug_check();
+    }
+
+    /// The windows of `[start, end)` (at most [`MAX_TOUCH_WINDOWS`] of them).
+    fn windows(&self, start: u64, end: u64) -> std::ops::RangeInclusive<u64> {
+        let first = start / self.window_bytes;
+        let last = (end.max(start + 1) - 1) / self.window_bytes;
+        first..=last.min(first.saturating_add(MAX_TOUCH_WINDOWS - 1))
+    }
+
+    fn window_range(&self, w: u64) -> (u64, u64) {
+        let s = w.saturating_mul(self.window_bytes);
+        (s, s.saturating_add(self.window_bytes))
+    }
+
+    /// Marks the windows of `[start, end)` as just used (a cache hit, or new pieces).
+    pub fn touch(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        for w in self.windows(start, end) {
+            if !self.recency.promote(&w) {
+                self.recency.put(w, ());
+            }
+        }
+    }
+
+    /// True if a piece overlaps `[start, end)`.
+    fn covers_any(&self, start: u64, end: u64) -> bool {
+        self.pieces
+            .last_at_or_before(start)
+            .is_some_and(|p| p.end_bytes() > start)
+            || self.pieces.range(start..end).next().is_some()
+    }
+
+    /// Drops from the recency list the windows of `[start, end)` that no longer hold pieces,
+    /// so it never lists more windows than hold pieces.
+    fn forget_unused_windows(&mut self, start: u64, end: u64) {
+        if self.is_empty() {
+            self.recency.clear();
+            return;
+        }
+        let first = start / self.window_bytes;
+        let last = (end - 1) / self.window_bytes;
+        let candidates: Vec<u64> = if last - first < self.recency.len() as u64 {
+            (first..=last).filter(|w| self.recency.contains(w)).collect()
+        } else {
+            self.recency
+                .iter()
+                .map(|(&w, _)| w)
+                .filter(|w| (first..=last).contains(w))
+                .collect()
+        };
+        for w in candidates {
+            let (s, e) = self.window_range(w);
+            if !self.covers_any(s, e) {
+                self.recency.pop(&w);
+            }
+        }
+    }
+
+    /// How many pieces fewer the cache holds once `[start, end)` is removed (pieces cut at
+    /// its edges stay, and a piece spanning the whole range becomes two).
+    fn removal_gain(&self, start: u64, end: u64) -> usize {
+        let mut overlapping = 0usize;
+        let mut outside = 0usize;
+        let mut count = |p: Piece| {
+            if p.file_offset_bytes < end && p.end_bytes() > start {
+                overlapping += 1;
+                outside += usize::from(p.file_offset_bytes < start) + usize::from(p.end_bytes() > end);
+            }
+        };
+        if let Some(p) = self.pieces.last_before(start) {
+            count(p);
+        }
+        for p in self.pieces.range(start..end) {
+            count(p);
+        }
+        overlapping.saturating_sub(outside)
+    }
+
+    /// The ranges to return so that the file gets back within `bound` pieces: whole
+    /// windows, least recently used first, never one overlapping `keep` (the request that
+    /// is being served) or `busy` (already being returned; what they will remove counts
+    /// as done). The chosen windows leave the recency list; the caller must put them under
+    /// recall and return them. Empty when the cache is within `bound`.
+    pub fn eviction_ranges(
+        &mut self,
+        bound: usize,
+        keep: (u64, u64),
+        busy: &[(u64, u64)],
+    ) -> Vec<(u64, u64)> {
+        let pending: usize = busy.iter().map(|&(s, e)| self.removal_gain(s, e)).sum();
+        let mut excess = self.len().saturating_sub(pending).saturating_sub(bound);
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        let mut spared = Vec::new();
+        while excess > 0 {
+            let Some((w, ())) = self.recency.pop_lru() else {
+                break;
+            };
+            let r = self.window_range(w);
+            let o = |b: &(u64, u64)| r.0 < b.1 && b.0 < r.1;
+            if o(&keep) || busy.iter().any(o) {
+                spared.push(w);
+                continue;
+            }
+            let gain = self.removal_gain(r.0, r.1);
+            if gain == 0 {
+                // Inside one piece that starts elsewhere: nothing to win here.
+                continue;
+            }
+            excess = excess.saturating_sub(gain);
+            match out.last_mut() {
+                Some(last) if last.1 == r.0 => last.1 = r.1,
+                _ => out.push(r),
+            }
+        }
+        for w in spared {
+            self.recency.put(w, ());
+        }
+        out
     }
 }
 
@@ -622,6 +803,109 @@ mod tests {
         let removed = c.remove_range(8192, 1 << 19);
         assert_eq!(removed.len(), 2);
         assert_eq!(c.gaps(0, 1 << 20), vec![(8192, 1 << 19)]);
+        c.check_invariant();
+    }
+
+    const WINDOW: u64 = 64 * 1024;
+
+    /// `windows` windows, each one INVALID extent with its first 4 KiB written: two pieces a
+    /// window that never coalesce across windows.
+    fn two_pieces_per_window(windows: u64) -> ExtentCache {
+        let mut c = ExtentCache::with_window(WINDOW);
+        for w in 0..windows {
+            c.insert_extents(
+                w * WINDOW,
+                (w + 1) * WINDOW,
+                &[ext(w * WINDOW, WINDOW, w * 2 * WINDOW, ExtentState::InvalidData, D1)],
+            )
+            .expect("insert");
+            c.mark_written(w * WINDOW, w * WINDOW + 4096);
+        }
+        assert_eq!(c.len() as u64, 2 * windows);
+        c
+    }
+
+    #[test]
+    fn eviction_takes_least_recently_used_windows_and_spares_the_request_and_recalls() {
+        let mut c = two_pieces_per_window(8);
+        // Use order: 3 is the oldest, then 0, 1, 2, 4, ... (3 inserted then touched first).
+        for w in [3u64, 0, 1, 2, 4, 5, 6, 7] {
+            c.touch(w * WINDOW + 100, w * WINDOW + 200);
+        }
+        assert!(c.eviction_ranges(16, (0, 1), &[]).is_empty(), "within the bound");
+        // 4 pieces over: the two oldest windows (3, then 0).
+        let r = c.eviction_ranges(12, (7 * WINDOW, 8 * WINDOW), &[]);
+        assert_eq!(r, vec![(3 * WINDOW, 4 * WINDOW), (0, WINDOW)]);
+        for &(s, e) in &r {
+            c.remove_range(s, e);
+        }
+        assert_eq!(c.len(), 12);
+        // The request's window and windows already being returned are never chosen, and
+        // what those returns will remove counts as done.
+        let busy = [(2 * WINDOW, 3 * WINDOW)];
+        let r = c.eviction_ranges(8, (WINDOW, 2 * WINDOW), &busy);
+        assert_eq!(r, vec![(4 * WINDOW, 5 * WINDOW)], "1 and 2 spared, 4 is next");
+        // Spared windows stay listed (and are now the most recent); window 4 is being
+        // returned (its 2 pieces count as gone).
+        let r = c.eviction_ranges(4, (0, 1), &[(4 * WINDOW, 5 * WINDOW)]);
+        assert_eq!(
+            r,
+            vec![(5 * WINDOW, 8 * WINDOW)],
+            "adjacent windows become one range"
+        );
+        c.check_invariant();
+    }
+
+    #[test]
+    fn windows_without_pieces_leave_the_recency_list() {
+        let mut c = two_pieces_per_window(4);
+        c.remove_range(WINDOW, 3 * WINDOW);
+        assert_eq!(c.recency.len(), 2, "{:?}", c.recency);
+        // Nothing to win in windows that are gone: the next over-bound call takes real ones.
+        assert_eq!(c.eviction_ranges(2, (0, 1), &[]), vec![(3 * WINDOW, 4 * WINDOW)]);
+        c.remove_range(0, u64::MAX);
+        assert_eq!(c.recency.len(), 0);
+        c.check_invariant();
+    }
+
+    #[test]
+    fn a_window_inside_one_long_piece_is_not_worth_evicting() {
+        let mut c = ExtentCache::with_window(WINDOW);
+        c.insert_extents(0, 4 * WINDOW, &[ext(0, 4 * WINDOW, 0, ExtentState::ReadWriteData, D1)])
+            .expect("insert");
+        c.insert_extents(
+            4 * WINDOW,
+            5 * WINDOW,
+            &[ext(4 * WINDOW, WINDOW, 9 * WINDOW, ExtentState::ReadWriteData, D2)],
+        )
+        .expect("insert");
+        for w in [1u64, 2, 0, 4] {
+            c.touch(w * WINDOW, w * WINDOW + 1);
+        }
+        assert_eq!(c.len(), 2);
+        // Windows 1 and 2 lie inside the first piece (removing them would cut it in two);
+        // window 0 holds its start: returning it drops the piece's head only (no gain
+        // either), so the second piece's window is the one that helps.
+        let r = c.eviction_ranges(1, (3 * WINDOW, 3 * WINDOW + 1), &[]);
+        assert_eq!(r, vec![(4 * WINDOW, 5 * WINDOW)]);
+    }
+
+    #[test]
+    fn uncommitted_index_follows_every_change() {
+        let mut c = two_pieces_per_window(4);
+        assert_eq!(c.uncommitted_count(), 4);
+        // A range starting inside an uncommitted piece still finds it.
+        let u = c.uncommitted(2048, 3 * WINDOW + 1024);
+        assert_eq!(
+            u.iter()
+                .map(|r| (r.file_offset_bytes, r.length_bytes))
+                .collect::<Vec<_>>(),
+            vec![(2048, 2048), (WINDOW, 4096), (2 * WINDOW, 4096), (3 * WINDOW, 1024)]
+        );
+        c.mark_committed(&c.uncommitted(0, 2 * WINDOW));
+        assert_eq!(c.uncommitted_count(), 2);
+        c.remove_range(2 * WINDOW + 1024, 2 * WINDOW + 2048);
+        assert_eq!(c.uncommitted_count(), 3, "a cut piece counts twice");
         c.check_invariant();
     }
 }

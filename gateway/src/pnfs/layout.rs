@@ -732,6 +732,8 @@ pub(super) async fn close_file<M: MetadataServer>(
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|x| !Arc::ptr_eq(x, f));
+        sh.file_bounds_sum
+            .fetch_sub(f.max_cached_pieces, std::sync::atomic::Ordering::Relaxed);
     }
     // MDS writes answered UNSTABLE4 must be durable before the file is closed.
     let m = super::mds_unstable::commit(sh, f).await;
@@ -742,8 +744,59 @@ pub(super) async fn close_file<M: MetadataServer>(
     Ok(())
 }
 
-/// Evicts whole files' layouts (least recently used first) while the total is over the bound.
-pub(super) fn maybe_evict<M: MetadataServer>(sh: &Arc<Shared<M>>, except: &Arc<FileCtx>) {
+/// Keeps the cache within its bounds after a LAYOUTGET for `[start, end)` of `f`:
+/// - `f` over its own bound (`FileCtx::max_cached_pieces`) returns its least recently used
+///   windows, never the one the request uses, and no other file's;
+/// - all files over `max_cached_pieces` (a second, process-wide limit): the least recently
+///   used other file returns its whole layout.
+///
+/// The returns run in the background, each range under recall first (no new direct I/O
+/// there; the next request in it takes a new layout with LAYOUTGET, never stale pieces).
+pub(super) fn maybe_evict<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    start: u64,
+    end: u64,
+) {
+    let ranges = {
+        let mut st = f.lock();
+        if st.cache.len() <= f.max_cached_pieces {
+            Vec::new()
+        } else {
+            let busy = st.recalls.clone();
+            let ranges = st
+                .cache
+                .eviction_ranges(f.max_cached_pieces, (start, end), &busy);
+            st.recalls.extend_from_slice(&ranges);
+            ranges
+        }
+    };
+    for (s, e) in ranges {
+        Stats::inc(&sh.stats.window_evictions);
+        spawn_eviction(sh, f, s, e);
+    }
+    let bounds = sh
+        .file_bounds_sum
+        .load(std::sync::atomic::Ordering::Relaxed);
+    if bounds > sh.cfg.max_cached_pieces {
+        evict_other_file(sh, f);
+    }
+}
+
+/// Returns `[start, end)` of `f` (already in its recalls) in the background.
+fn spawn_eviction<M: MetadataServer>(sh: &Arc<Shared<M>>, f: &Arc<FileCtx>, start: u64, end: u64) {
+    let sh = Arc::clone(sh);
+    let f = Arc::clone(f);
+    tokio::spawn(async move {
+        if let Err(e) = return_range(&sh, &f, start, end, true).await {
+            tracing::warn!(path = %f.open.path, start, end, error = %e, "eviction return failed");
+        }
+    });
+}
+
+/// Evicts the least recently used other file's whole layout while the total over all files
+/// is over `max_cached_pieces` (O(files)).
+fn evict_other_file<M: MetadataServer>(sh: &Arc<Shared<M>>, except: &Arc<FileCtx>) {
     let files = sh.files();
     let total: usize = files.iter().map(|f| f.lock().cache.len()).sum();
     if total <= sh.cfg.max_cached_pieces {
@@ -761,12 +814,7 @@ pub(super) fn maybe_evict<M: MetadataServer>(sh: &Arc<Shared<M>>, except: &Arc<F
     if let Some(v) = victim {
         Stats::inc(&sh.stats.evictions);
         v.lock().recalls.push((0, u64::MAX));
-        let sh = Arc::clone(sh);
-        tokio::spawn(async move {
-            if let Err(e) = return_range(&sh, &v, 0, u64::MAX, true).await {
-                tracing::warn!(path = %v.open.path, error = %e, "eviction return failed");
-            }
-        });
+        spawn_eviction(sh, &v, 0, u64::MAX);
     }
 }
 

@@ -6,7 +6,8 @@
 //! - [`device`]: GETDEVICEINFO bodies → volume trees matched by signature (block) or
 //!   designator (SCSI, with the PR key registered); device cache.
 //! - [`scsi`]: VPD page 0x83 designators and persistent-reservation registration.
-//! - [`extent_cache`]: the per-file extent cache (sorted pieces, COW pairs, pending commits).
+//! - [`extent_cache`]: the per-file extent cache (sorted pieces, COW pairs, pending commits,
+//!   recency for the per-file bound); `piece_map`: its compact store.
 //! - [`fence`]: lease-timed fencing.
 //! - [`contention`]: LAYOUTGET retry pauses and the back-off to the MDS when two clients
 //!   keep recalling each other's layouts of one file (ping-pong).
@@ -28,6 +29,7 @@ pub mod fence;
 pub mod file_disk;
 mod layout;
 mod mds_unstable;
+mod piece_map;
 mod range_lock;
 mod recall;
 pub mod scsi;
@@ -116,7 +118,14 @@ pub struct PnfsConfig {
     pub commit_threshold_pieces: usize,
     /// Most extents in one LAYOUTCOMMIT.
     pub commit_max_extents: usize,
-    /// Memory bound: total cached pieces over all files before whole files are evicted (LRU).
+    /// Memory bound of each file (a disk opened with [`PnfsClient::open_disk`]; the CLI gives
+    /// each `[[device]]` its `max_cached_extents` through [`PnfsClient::open_disk_bounded`]):
+    /// past it the file returns its least recently used layout windows
+    /// ([`extent_cache::ExtentCache::eviction_ranges`]). Other files are never touched.
+    pub max_cached_pieces_per_file: usize,
+    /// Memory bound over all files, a second limit for a process with many files: past it the
+    /// least recently used other file returns its whole layout. Checked only while the
+    /// per-file bounds of the open files add up to more than it (else it cannot be reached).
     pub max_cached_pieces: usize,
     /// How long a request waits for a recall of its range to finish before using the MDS.
     pub recall_wait: Duration,
@@ -168,6 +177,12 @@ pub const LAYOUTGET_RETRY_BASE: Duration = Duration::from_millis(2);
 /// The longest single LAYOUTGET retry pause.
 pub const LAYOUTGET_RETRY_MAX: Duration = Duration::from_millis(256);
 
+/// Default per-file bound on cached pieces (the configuration's `max_cached_extents` default).
+pub const DEFAULT_MAX_CACHED_PIECES_PER_FILE: usize = 65536;
+/// Default bound on cached pieces over all files: 1M pieces, ~50 MiB
+/// (`gateway/tests/extent_cache_memory.rs`).
+pub const DEFAULT_MAX_CACHED_PIECES: usize = 1 << 20;
+
 impl Default for PnfsConfig {
     fn default() -> Self {
         Self {
@@ -180,7 +195,8 @@ impl Default for PnfsConfig {
             unavailable_backoff: Duration::from_secs(30),
             commit_threshold_pieces: 256,
             commit_max_extents: 1024,
-            max_cached_pieces: 1 << 20,
+            max_cached_pieces_per_file: DEFAULT_MAX_CACHED_PIECES_PER_FILE,
+            max_cached_pieces: DEFAULT_MAX_CACHED_PIECES,
             recall_wait: Duration::from_secs(30),
             mds_io_chunk_bytes: 1 << 20,
             layoutget_max_reply_bytes: 1 << 20,
@@ -253,6 +269,8 @@ struct FileCtx {
     /// The server block: unit of read-modify-write into INVALID extents.
     block_bytes: u64,
     iomode: LayoutIoMode,
+    /// Most cached pieces of this file ([`PnfsConfig::max_cached_pieces_per_file`]).
+    max_cached_pieces: usize,
     /// The layout type this file uses (None: the file system offers none we support).
     layout_type: Option<LayoutType>,
     state: Mutex<FileState>,
@@ -296,6 +314,9 @@ struct Shared<M: MetadataServer> {
     lease_rx: watch::Receiver<LeaseStatus>,
     /// Bytes in every file's [`FileCtx::mds_kept`].
     mds_kept_bytes: std::sync::atomic::AtomicU64,
+    /// The per-file bounds of the files in `files`, added up: while it is within
+    /// [`PnfsConfig::max_cached_pieces`] the total needs no O(files) sum.
+    file_bounds_sum: std::sync::atomic::AtomicUsize,
     #[cfg(any(test, feature = "testing"))]
     hooks: testing::Hooks,
 }
@@ -373,6 +394,7 @@ impl<M: MetadataServer> PnfsClient<M> {
             files: Mutex::new(Vec::new()),
             lease_rx,
             mds_kept_bytes: std::sync::atomic::AtomicU64::new(0),
+            file_bounds_sum: std::sync::atomic::AtomicUsize::new(0),
             #[cfg(any(test, feature = "testing"))]
             hooks: testing::Hooks::default(),
         });
@@ -417,6 +439,18 @@ impl<M: MetadataServer> PnfsClient<M> {
     /// Opens `path` on the MDS and returns its disk. The disk size is the file size at open
     /// and stays fixed (writes past it are refused by `validate_request`).
     pub async fn open_disk(&self, path: &str, read_only: bool) -> Result<PnfsDisk<M>, PnfsError> {
+        let bound = self.shared.cfg.max_cached_pieces_per_file;
+        self.open_disk_bounded(path, read_only, bound).await
+    }
+
+    /// [`Self::open_disk`] with this file's own bound on cached pieces (at least 1).
+    pub async fn open_disk_bounded(
+        &self,
+        path: &str,
+        read_only: bool,
+        max_cached_pieces: usize,
+    ) -> Result<PnfsDisk<M>, PnfsError> {
+        let max_cached_pieces = max_cached_pieces.max(1);
         let open = self
             .shared
             .mds
@@ -435,6 +469,7 @@ impl<M: MetadataServer> PnfsClient<M> {
             MIN_BLOCK_BYTES
         };
         let ctx = Arc::new(FileCtx {
+            max_cached_pieces,
             size_bytes: open.size_bytes,
             read_only,
             block_bytes,
@@ -446,7 +481,7 @@ impl<M: MetadataServer> PnfsClient<M> {
             layout_type: choose_layout_type(&open.layout_types, self.shared.cfg.layout_preference),
             open,
             state: Mutex::new(FileState {
-                cache: ExtentCache::new(),
+                cache: ExtentCache::with_window(self.shared.cfg.layout_chunk_bytes),
                 layout_stateid: None,
                 layoutget_in_flight: false,
                 mds_only_until: None,
@@ -467,6 +502,9 @@ impl<M: MetadataServer> PnfsClient<M> {
             write_locks: RangeLocks::default(),
         });
         self.shared.files.lock_unpoisoned().push(Arc::clone(&ctx));
+        self.shared
+            .file_bounds_sum
+            .fetch_add(max_cached_pieces, std::sync::atomic::Ordering::Relaxed);
         Ok(PnfsDisk::new(Arc::clone(&self.shared), ctx))
     }
 

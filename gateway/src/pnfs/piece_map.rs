@@ -1,0 +1,286 @@
+//! The compact store behind [`super::extent_cache::ExtentCache`]: pieces keyed by file offset,
+//! 32 bytes a piece in the map (key included) instead of 88.
+//!
+//! A [`Piece`] as the rest of the layer sees it is 80 bytes (two 16-byte device IDs and two
+//! storage offsets, for the rare copy-on-write pair). Kept like that in a `BTreeMap`, 1M
+//! pieces took ~150 MiB; docs/requirements.md allows 64 MiB. So the map holds a 24-byte
+//! [`Slot`]: the device ID becomes an index into a per-file table ([`MAX_DEVICES_PER_FILE`]
+//! distinct devices at most), and the copy-on-write source of an INVALID piece lives in a
+//! side map keyed like the piece (only clones have one). Every change goes through
+//! [`PieceMap::insert`] / [`PieceMap::remove`], which also keep the set of `Uncommitted`
+//! pieces, so counting and listing pending commits costs O(pending), not O(pieces).
+//! Bytes per piece are measured by `gateway/tests/extent_cache_memory.rs`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::RangeBounds;
+
+use pnfs_proto::nfs4::DeviceId;
+
+use super::extent_cache::{Piece, PieceState, StorageRef};
+
+/// Most distinct devices the pieces of one file may name (the table is emptied whenever the
+/// file caches nothing). A layout naming more is refused.
+pub const MAX_DEVICES_PER_FILE: usize = 4096;
+
+/// The kind of a stored piece (the state without its storage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Kind {
+    ReadWrite,
+    Uncommitted,
+    ReadOnly,
+    /// INVALID without a copy-on-write source.
+    Invalid,
+    /// INVALID whose source is in [`PieceMap::cow_sources`] under the same key.
+    InvalidCow,
+    Hole,
+}
+
+/// One piece without its file offset (the map key).
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    length_bytes: u64,
+    /// Storage offset of the piece's first byte (the target for INVALID; 0 for holes).
+    storage_offset_bytes: u64,
+    /// Index into [`PieceMap::devices`] (0 for holes).
+    device: u32,
+    kind: Kind,
+}
+
+// The figure the memory bound rests on: a change that grows the slot must show up here.
+const _: () = assert!(std::mem::size_of::<Slot>() == 24);
+
+/// Sorted pieces keyed by file offset, stored compactly.
+#[derive(Debug, Default, Clone)]
+pub(super) struct PieceMap {
+    slots: BTreeMap<u64, Slot>,
+    /// Device table: index → ID, and back.
+    devices: Vec<DeviceId>,
+    device_index: HashMap<DeviceId, u32>,
+    /// Copy-on-write sources of the `InvalidCow` pieces, by file offset.
+    cow_sources: BTreeMap<u64, StorageRef>,
+    /// File offsets of the `Uncommitted` pieces.
+    uncommitted: BTreeSet<u64>,
+}
+
+impl PieceMap {
+    /// Number of pieces.
+    pub(super) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Number of `Uncommitted` pieces.
+    pub(super) fn uncommitted_len(&self) -> usize {
+        self.uncommitted.len()
+    }
+
+    /// Checks that the devices of `pieces` fit into the device table (before any change, so a
+    /// refused layout changes nothing).
+    pub(super) fn check_devices<'a>(
+        &self,
+        pieces: impl Iterator<Item = &'a Piece>,
+    ) -> Result<(), usize> {
+        let mut new: Vec<DeviceId> = Vec::new();
+        for p in pieces {
+            for s in storages(p.state).into_iter().flatten() {
+                if !self.device_index.contains_key(&s.device_id) && !new.contains(&s.device_id) {
+                    new.push(s.device_id);
+                    if self.devices.len() + new.len() > MAX_DEVICES_PER_FILE {
+                        return Err(MAX_DEVICES_PER_FILE);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn intern(&mut self, id: DeviceId) -> u32 {
+        if let Some(&i) = self.device_index.get(&id) {
+            return i;
+        }
+        // Bounded by `check_devices` before every insert of new pieces (other inserts only
+        // re-store pieces whose devices are in the table).
+        let i = u32::try_from(self.devices.len()).unwrap_or(u32::MAX);
+        self.devices.push(id);
+        self.device_index.insert(id, i);
+        i
+    }
+
+    fn storage(&self, device: u32, offset_bytes: u64) -> StorageRef {
+        StorageRef {
+            device_id: self.devices[device as usize],
+            offset_bytes,
+        }
+    }
+
+    fn unpack(&self, key: u64, s: &Slot) -> Piece {
+        let at = |dev, off| self.storage(dev, off);
+        let state = match s.kind {
+            Kind::ReadWrite => PieceState::ReadWrite(at(s.device, s.storage_offset_bytes)),
+            Kind::Uncommitted => PieceState::Uncommitted(at(s.device, s.storage_offset_bytes)),
+            Kind::ReadOnly => PieceState::ReadOnly(at(s.device, s.storage_offset_bytes)),
+            Kind::Invalid => PieceState::Invalid {
+                target: at(s.device, s.storage_offset_bytes),
+                cow_source: None,
+            },
+            Kind::InvalidCow => PieceState::Invalid {
+                target: at(s.device, s.storage_offset_bytes),
+                cow_source: self.cow_sources.get(&key).copied(),
+            },
+            Kind::Hole => PieceState::None,
+        };
+        Piece {
+            file_offset_bytes: key,
+            length_bytes: s.length_bytes,
+            state,
+        }
+    }
+
+    /// Stores `p` (replacing a piece with the same offset).
+    pub(super) fn insert(&mut self, p: Piece) {
+        self.remove(p.file_offset_bytes);
+        let key = p.file_offset_bytes;
+        let mut slot = |kind, s: StorageRef| Slot {
+            length_bytes: p.length_bytes,
+            storage_offset_bytes: s.offset_bytes,
+            device: self.intern(s.device_id),
+            kind,
+        };
+        let slot = match p.state {
+            PieceState::ReadWrite(s) => slot(Kind::ReadWrite, s),
+            PieceState::Uncommitted(s) => {
+                let v = slot(Kind::Uncommitted, s);
+                self.uncommitted.insert(key);
+                v
+            }
+            PieceState::ReadOnly(s) => slot(Kind::ReadOnly, s),
+            PieceState::Invalid {
+                target,
+                cow_source: None,
+            } => slot(Kind::Invalid, target),
+            PieceState::Invalid {
+                target,
+                cow_source: Some(c),
+            } => {
+                let v = slot(Kind::InvalidCow, target);
+                self.intern(c.device_id);
+                self.cow_sources.insert(key, c);
+                v
+            }
+            PieceState::None => Slot {
+                length_bytes: p.length_bytes,
+                storage_offset_bytes: 0,
+                device: 0,
+                kind: Kind::Hole,
+            },
+        };
+        self.slots.insert(key, slot);
+    }
+
+    /// Removes and returns the piece at `key`.
+    pub(super) fn remove(&mut self, key: u64) -> Option<Piece> {
+        let s = self.slots.remove(&key)?;
+        let p = self.unpack(key, &s);
+        match s.kind {
+            Kind::Uncommitted => {
+                self.uncommitted.remove(&key);
+            }
+            Kind::InvalidCow => {
+                self.cow_sources.remove(&key);
+            }
+            _ => {}
+        }
+        if self.slots.is_empty() {
+            // Nothing refers to the table any more: start afresh (bounds it by what is cached).
+            self.devices.clear();
+            self.device_index.clear();
+        }
+        Some(p)
+    }
+
+    /// The piece at `key`.
+    pub(super) fn get(&self, key: u64) -> Option<Piece> {
+        self.slots.get(&key).map(|s| self.unpack(key, s))
+    }
+
+    /// The last piece starting at or before `at`.
+    pub(super) fn last_at_or_before(&self, at: u64) -> Option<Piece> {
+        self.slots
+            .range(..=at)
+            .next_back()
+            .map(|(&k, s)| self.unpack(k, s))
+    }
+
+    /// The last piece starting before `at`.
+    pub(super) fn last_before(&self, at: u64) -> Option<Piece> {
+        self.slots
+            .range(..at)
+            .next_back()
+            .map(|(&k, s)| self.unpack(k, s))
+    }
+
+    /// The pieces starting within `keys`, in order.
+    pub(super) fn range<R: RangeBounds<u64>>(&self, keys: R) -> impl Iterator<Item = Piece> + '_ {
+        self.slots.range(keys).map(|(&k, s)| self.unpack(k, s))
+    }
+
+    /// The offsets of the pieces starting within `keys`.
+    pub(super) fn keys<R: RangeBounds<u64>>(&self, keys: R) -> Vec<u64> {
+        self.slots.range(keys).map(|(&k, _)| k).collect()
+    }
+
+    /// The `Uncommitted` pieces starting within `keys`, in order.
+    pub(super) fn uncommitted<R: RangeBounds<u64>>(
+        &self,
+        keys: R,
+    ) -> impl Iterator<Item = Piece> + '_ {
+        self.uncommitted
+            .range(keys)
+            .filter_map(|&k| self.get(k))
+    }
+
+    /// Every piece, in order.
+    pub(super) fn iter(&self) -> impl Iterator<Item = Piece> + '_ {
+        self.range(..)
+    }
+
+    /// Panics if the side tables disagree with the pieces.
+    pub(super) fn check_invariant(&self) {
+        let unc = self
+            .slots
+            .values()
+            .filter(|s| s.kind == Kind::Uncommitted)
+            .count();
+        assert_eq!(unc, self.uncommitted.len(), "uncommitted set out of step");
+        for k in &self.uncommitted {
+            assert!(
+                self.slots.get(k).is_some_and(|s| s.kind == Kind::Uncommitted),
+                "uncommitted set names {k}"
+            );
+        }
+        for k in self.cow_sources.keys() {
+            assert!(
+                self.slots.get(k).is_some_and(|s| s.kind == Kind::InvalidCow),
+                "copy-on-write source without its piece at {k}"
+            );
+        }
+        let cow = self
+            .slots
+            .values()
+            .filter(|s| s.kind == Kind::InvalidCow)
+            .count();
+        assert_eq!(cow, self.cow_sources.len(), "copy-on-write table out of step");
+        assert!(self.devices.len() <= MAX_DEVICES_PER_FILE);
+    }
+}
+
+/// The storage references of a state (target first).
+fn storages(state: PieceState) -> [Option<StorageRef>; 2] {
+    match state {
+        PieceState::ReadWrite(s) | PieceState::Uncommitted(s) | PieceState::ReadOnly(s) => {
+            [Some(s), None]
+        }
+        PieceState::Invalid { target, cow_source } => [Some(target), cow_source],
+        PieceState::None => [None, None],
+    }
+}
