@@ -233,7 +233,11 @@ impl Gateway {
         let c = &spec.config;
         // Each device's own bound on cached extents (honoured per file by the pNFS layer).
         let bound = usize::try_from(c.max_cached_extents).unwrap_or(usize::MAX);
-        let disk = match self.pnfs.open_disk_bounded(&c.path, c.read_only, bound).await {
+        let disk = match self
+            .pnfs
+            .open_disk_bounded(&c.path, c.read_only, bound)
+            .await
+        {
             Ok(d) => d,
             Err(e) if is_noent(&e) => match spec.create_size_bytes {
                 None => {

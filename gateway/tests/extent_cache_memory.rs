@@ -37,6 +37,8 @@ static COUNTING: Counting = Counting;
 const PIECES: usize = 1 << 20;
 const MAX_BYTES_FOR_PIECES: usize = 64 << 20;
 const BLOCK_BYTES: u64 = 4096;
+/// `PnfsConfig::commit_threshold_pieces` default.
+const COMMIT_THRESHOLD_PIECES: usize = 256;
 /// Extents per insert, about what one LAYOUTGET reply of 1 MiB carries.
 const EXTENTS_PER_LAYOUTGET: u64 = 16 * 1024;
 
@@ -52,17 +54,19 @@ fn rss_bytes() -> usize {
 
 /// Builds a cache with `build`, returns (pieces, heap bytes it holds).
 fn measure(what: &str, build: impl FnOnce() -> ExtentCache) -> (ExtentCache, usize) {
+    let t0 = std::time::Instant::now();
     let rss0 = rss_bytes();
     let before = LIVE_BYTES.load(Ordering::Relaxed);
     let cache = build();
     let bytes = LIVE_BYTES.load(Ordering::Relaxed) - before;
     let rss = rss_bytes().saturating_sub(rss0);
     eprintln!(
-        "[extent cache memory] {what}: {} pieces, {:.1} MiB heap ({:.1} bytes a piece), RSS +{:.1} MiB",
+        "[extent cache memory] {what}: {} pieces, {:.1} MiB heap ({:.1} bytes a piece), RSS +{:.1} MiB, built in {:.1?}",
         cache.len(),
         bytes as f64 / f64::from(1 << 20),
         bytes as f64 / cache.len() as f64,
         rss as f64 / f64::from(1 << 20),
+        t0.elapsed(),
     );
     (cache, bytes)
 }
@@ -128,6 +132,10 @@ fn a_million_cached_extents_fit_in_64_mib() {
             x ^= x << 17;
             let b = x % blocks;
             c.mark_written(b * BLOCK_BYTES, (b + 1) * BLOCK_BYTES);
+            // The engine commits once this many pieces are pending.
+            if c.uncommitted_count() > COMMIT_THRESHOLD_PIECES {
+                c.mark_committed(&c.uncommitted(0, u64::MAX));
+            }
         }
         c
     });

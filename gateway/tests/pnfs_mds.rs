@@ -412,6 +412,128 @@ async fn layouts_of_the_least_recently_used_file_are_evicted_under_the_memory_bo
     assert_eq!(snap.request_errors, 0);
 }
 
+/// Each file keeps its own bound on cached pieces (a device's `max_cached_extents`), by
+/// returning its least recently used layout windows: another file's pieces are never taken,
+/// even when that file holds more than the first one's bound; an evicted window is fetched
+/// again with LAYOUTGET (never served from what was dropped) and its data survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_file_keeps_its_own_cache_bound_by_returning_its_least_recently_used_windows() {
+    const WINDOW_BYTES: u64 = 64 * 1024;
+    const WINDOWS: u64 = 16;
+    let s = start("perfile", 1, 4096, simple(0), LabelAt::Start).await;
+    let nfs = connect(&s, "gw-perfile").await;
+    for f in ["a.img", "b.img"] {
+        create(&nfs, f).await;
+    }
+    let gw = gateway_with(
+        &s,
+        Arc::clone(&nfs),
+        PnfsConfig {
+            layout_chunk_bytes: WINDOW_BYTES,
+            ..PnfsConfig::default()
+        },
+    );
+    // 4 KiB at the start of a window: with the layout of the window that is two pieces
+    // (written, INVALID rest), which never merge with the next window's.
+    let block =
+        |w: u64, tag: u8| bytes::Bytes::from(vec![tag.wrapping_add(w.to_le_bytes()[0]); 4096]);
+    let b = gw
+        .open_disk_bounded("b.img", false, 1000)
+        .await
+        .expect("open b");
+    for w in 0..WINDOWS {
+        b.write(w * WINDOW_BYTES, block(w, 0xb0), false)
+            .await
+            .expect("write b");
+    }
+    b.flush().await.expect("flush b");
+    let b_pieces = b.cached_pieces();
+    let per_window = b_pieces / usize::try_from(WINDOWS).expect("small");
+    assert!(per_window >= 2, "{b_pieces} pieces in b");
+
+    // a may hold 4 windows' worth: far less than b holds.
+    let bound = 4 * per_window;
+    let a = gw
+        .open_disk_bounded("a.img", false, bound)
+        .await
+        .expect("open a");
+    for w in 0..WINDOWS {
+        a.write(w * WINDOW_BYTES, block(w, 0xa0), false)
+            .await
+            .expect("write a");
+    }
+    eventually("a within its bound", || a.cached_pieces() <= bound).await;
+    let snap = gw.stats().snapshot();
+    assert!(snap.window_evictions > 0, "{snap}");
+    assert_eq!(snap.evictions, 0, "no whole file was evicted: {snap}");
+    assert_eq!(
+        b.cached_pieces(),
+        b_pieces,
+        "a's bound never takes b's pieces"
+    );
+
+    // a now holds its 4 most recent windows (12..16). Use 12 again, then fetch window 0
+    // back: the least recently used one (13) goes, 12 stays.
+    let layoutgets = || gw.stats().snapshot().layoutgets;
+    let before = layoutgets();
+    let read = |w: u64| a.read(w * WINDOW_BYTES, 4096);
+    assert_eq!(&read(12).await.expect("read 12")[..], &block(12, 0xa0)[..]);
+    assert_eq!(layoutgets(), before, "window 12 is cached");
+    assert_eq!(&read(0).await.expect("read 0")[..], &block(0, 0xa0)[..]);
+    assert!(layoutgets() > before, "window 0 was evicted: fetched again");
+    eventually("a within its bound again", || a.cached_pieces() <= bound).await;
+    let before = layoutgets();
+    assert_eq!(&read(12).await.expect("read 12")[..], &block(12, 0xa0)[..]);
+    assert_eq!(layoutgets(), before, "the recently used window 12 was kept");
+    assert_eq!(&read(13).await.expect("read 13")[..], &block(13, 0xa0)[..]);
+    assert!(
+        layoutgets() > before,
+        "window 13 was the least recently used"
+    );
+    // A write into an evicted window goes through a new layout too, and is read back.
+    a.write(WINDOW_BYTES + 8192, block(1, 0xc0), false)
+        .await
+        .expect("rewrite 1");
+    assert_eq!(
+        &a.read(WINDOW_BYTES + 8192, 4096).await.expect("read")[..],
+        &block(1, 0xc0)[..]
+    );
+
+    // Every block of both files, read back through the gateway and from the server.
+    for w in 0..WINDOWS {
+        assert_eq!(
+            &read(w).await.expect("read a")[..],
+            &block(w, 0xa0)[..],
+            "a {w}"
+        );
+        let got = b.read(w * WINDOW_BYTES, 4096).await.expect("read b");
+        assert_eq!(&got[..], &block(w, 0xb0)[..], "b {w}");
+    }
+    assert_eq!(b.cached_pieces(), b_pieces, "b kept everything");
+    a.close().await.expect("close a");
+    b.close().await.expect("close b");
+    let len = u32::try_from(WINDOWS * WINDOW_BYTES).expect("small");
+    for (f, tag) in [("a.img", 0xa0u8), ("b.img", 0xb0)] {
+        let copy = server_copy(&nfs, f, len).await;
+        for w in 0..WINDOWS {
+            let at = usize::try_from(w * WINDOW_BYTES).expect("small");
+            assert!(
+                copy[at..at + 4096] == block(w, tag)[..],
+                "{f} window {w} on the server"
+            );
+        }
+    }
+    let copy = server_copy(&nfs, "a.img", len).await;
+    let at = usize::try_from(WINDOW_BYTES + 8192).expect("small");
+    assert!(
+        copy[at..at + 4096] == block(1, 0xc0)[..],
+        "a's rewrite on the server"
+    );
+    let snap = gw.stats().snapshot();
+    eprintln!("[perfile] {per_window} pieces a window, bound {bound}\n  {snap}");
+    assert_eq!(snap.request_errors, 0);
+}
+
 /// A layout the gateway cannot return in time (a write to the volume hangs past the recall
 /// timeout) is revoked by the MDS. The MDS then flags RECALLABLE_STATE_REVOKED; the gateway
 /// finds the layout with TEST_STATEID, frees it and drops that file's layout only (the other

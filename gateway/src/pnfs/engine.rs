@@ -485,16 +485,23 @@ pub(super) async fn write<M: MetadataServer>(
     // Only a write that turned INVALID pieces into written ones adds uncommitted pieces, so
     // only such a write counts them (a scan of the file's pieces; a rewrite of written
     // extents, the common case, costs nothing here).
-    let pending = if written.is_empty() {
-        0
+    let (pending, over_bound) = if written.is_empty() {
+        (0, false)
     } else {
         let mut st = f.lock();
         for (a, b) in &written {
             st.cache.mark_written(*a, *b);
         }
-        st.cache.uncommitted_count()
+        // Cutting pieces grows the cache without a LAYOUTGET: check the file's bound too.
+        (
+            st.cache.uncommitted_count(),
+            st.cache.len() > f.max_cached_pieces,
+        )
     };
     drop(guard);
+    if over_bound {
+        maybe_evict(sh, f, bs, be);
+    }
     match result {
         Ok(()) => {}
         Err(DirectError::Fallback) => mds_write_range(sh, f, offset, data).await?,

@@ -341,11 +341,11 @@ impl ExtentCache {
         extents: &[Extent],
     ) -> Result<(), ExtentError> {
         let new_pieces = pieces_from_extents(seg_start, seg_end, extents)?;
-        self.pieces.check_devices(new_pieces.iter()).map_err(|max| {
-            ExtentError(format!(
-                "the file's layouts name more than {max} devices"
-            ))
-        })?;
+        self.pieces
+            .check_devices(new_pieces.iter())
+            .map_err(|max| {
+                ExtentError(format!("the file's layouts name more than {max} devices"))
+            })?;
         for p in new_pieces {
             // Keep Uncommitted pieces; replace everything else in p's range.
             let keep: Vec<Piece> = self
@@ -408,7 +408,11 @@ impl ExtentCache {
             .last_at_or_before(start)
             .filter(|p| matches!(p.state, PieceState::Uncommitted(_)));
         let rest = self.pieces.uncommitted(start + 1..end);
-        for p in first.into_iter().chain(rest).filter_map(|p| p.clip(start, end)) {
+        for p in first
+            .into_iter()
+            .chain(rest)
+            .filter_map(|p| p.clip(start, end))
+        {
             if let PieceState::Uncommitted(s) = p.state {
                 if let Some(last) = out.last_mut() {
                     if last.file_offset_bytes + last.length_bytes == p.file_offset_bytes
@@ -496,7 +500,9 @@ impl ExtentCache {
         let first = start / self.window_bytes;
         let last = (end - 1) / self.window_bytes;
         let candidates: Vec<u64> = if last - first < self.recency.len() as u64 {
-            (first..=last).filter(|w| self.recency.contains(w)).collect()
+            (first..=last)
+                .filter(|w| self.recency.contains(w))
+                .collect()
         } else {
             self.recency
                 .iter()
@@ -520,7 +526,8 @@ impl ExtentCache {
         let mut count = |p: Piece| {
             if p.file_offset_bytes < end && p.end_bytes() > start {
                 overlapping += 1;
-                outside += usize::from(p.file_offset_bytes < start) + usize::from(p.end_bytes() > end);
+                outside +=
+                    usize::from(p.file_offset_bytes < start) + usize::from(p.end_bytes() > end);
             }
         };
         if let Some(p) = self.pieces.last_before(start) {
@@ -816,7 +823,13 @@ mod tests {
             c.insert_extents(
                 w * WINDOW,
                 (w + 1) * WINDOW,
-                &[ext(w * WINDOW, WINDOW, w * 2 * WINDOW, ExtentState::InvalidData, D1)],
+                &[ext(
+                    w * WINDOW,
+                    WINDOW,
+                    w * 2 * WINDOW,
+                    ExtentState::InvalidData,
+                    D1,
+                )],
             )
             .expect("insert");
             c.mark_written(w * WINDOW, w * WINDOW + 4096);
@@ -832,7 +845,10 @@ mod tests {
         for w in [3u64, 0, 1, 2, 4, 5, 6, 7] {
             c.touch(w * WINDOW + 100, w * WINDOW + 200);
         }
-        assert!(c.eviction_ranges(16, (0, 1), &[]).is_empty(), "within the bound");
+        assert!(
+            c.eviction_ranges(16, (0, 1), &[]).is_empty(),
+            "within the bound"
+        );
         // 4 pieces over: the two oldest windows (3, then 0).
         let r = c.eviction_ranges(12, (7 * WINDOW, 8 * WINDOW), &[]);
         assert_eq!(r, vec![(3 * WINDOW, 4 * WINDOW), (0, WINDOW)]);
@@ -844,7 +860,11 @@ mod tests {
         // what those returns will remove counts as done.
         let busy = [(2 * WINDOW, 3 * WINDOW)];
         let r = c.eviction_ranges(8, (WINDOW, 2 * WINDOW), &busy);
-        assert_eq!(r, vec![(4 * WINDOW, 5 * WINDOW)], "1 and 2 spared, 4 is next");
+        assert_eq!(
+            r,
+            vec![(4 * WINDOW, 5 * WINDOW)],
+            "1 and 2 spared, 4 is next"
+        );
         // Spared windows stay listed (and are now the most recent); window 4 is being
         // returned (its 2 pieces count as gone).
         let r = c.eviction_ranges(4, (0, 1), &[(4 * WINDOW, 5 * WINDOW)]);
@@ -862,7 +882,10 @@ mod tests {
         c.remove_range(WINDOW, 3 * WINDOW);
         assert_eq!(c.recency.len(), 2, "{:?}", c.recency);
         // Nothing to win in windows that are gone: the next over-bound call takes real ones.
-        assert_eq!(c.eviction_ranges(2, (0, 1), &[]), vec![(3 * WINDOW, 4 * WINDOW)]);
+        assert_eq!(
+            c.eviction_ranges(2, (0, 1), &[]),
+            vec![(3 * WINDOW, 4 * WINDOW)]
+        );
         c.remove_range(0, u64::MAX);
         assert_eq!(c.recency.len(), 0);
         c.check_invariant();
@@ -871,12 +894,22 @@ mod tests {
     #[test]
     fn a_window_inside_one_long_piece_is_not_worth_evicting() {
         let mut c = ExtentCache::with_window(WINDOW);
-        c.insert_extents(0, 4 * WINDOW, &[ext(0, 4 * WINDOW, 0, ExtentState::ReadWriteData, D1)])
-            .expect("insert");
+        c.insert_extents(
+            0,
+            4 * WINDOW,
+            &[ext(0, 4 * WINDOW, 0, ExtentState::ReadWriteData, D1)],
+        )
+        .expect("insert");
         c.insert_extents(
             4 * WINDOW,
             5 * WINDOW,
-            &[ext(4 * WINDOW, WINDOW, 9 * WINDOW, ExtentState::ReadWriteData, D2)],
+            &[ext(
+                4 * WINDOW,
+                WINDOW,
+                9 * WINDOW,
+                ExtentState::ReadWriteData,
+                D2,
+            )],
         )
         .expect("insert");
         for w in [1u64, 2, 0, 4] {
@@ -900,12 +933,68 @@ mod tests {
             u.iter()
                 .map(|r| (r.file_offset_bytes, r.length_bytes))
                 .collect::<Vec<_>>(),
-            vec![(2048, 2048), (WINDOW, 4096), (2 * WINDOW, 4096), (3 * WINDOW, 1024)]
+            vec![
+                (2048, 2048),
+                (WINDOW, 4096),
+                (2 * WINDOW, 4096),
+                (3 * WINDOW, 1024)
+            ]
         );
         c.mark_committed(&c.uncommitted(0, 2 * WINDOW));
         assert_eq!(c.uncommitted_count(), 2);
         c.remove_range(2 * WINDOW + 1024, 2 * WINDOW + 2048);
         assert_eq!(c.uncommitted_count(), 3, "a cut piece counts twice");
         c.check_invariant();
+    }
+
+    #[test]
+    fn huge_pieces_and_the_device_limit() {
+        let mut c = ExtentCache::new();
+        // A hole to the end of the file axis (a length no slot word can hold).
+        c.insert_extents(
+            0,
+            u64::MAX,
+            &[ext(0, u64::MAX, 0, ExtentState::NoneData, D1)],
+        )
+        .expect("insert");
+        assert_eq!(c.lookup(0, u64::MAX)[0].length_bytes, u64::MAX);
+        c.insert_extents(
+            1 << 50,
+            (1 << 50) + 4096,
+            &[ext(1 << 50, 4096, 0, ExtentState::ReadWriteData, D1)],
+        )
+        .expect("insert");
+        let p: Vec<(u64, u64)> = c
+            .pieces()
+            .map(|p| (p.file_offset_bytes, p.length_bytes))
+            .collect();
+        assert_eq!(
+            p,
+            vec![
+                (0, 1 << 50),
+                (1 << 50, 4096),
+                ((1 << 50) + 4096, u64::MAX - (1 << 50) - 4096)
+            ]
+        );
+        c.remove_range(0, u64::MAX);
+        c.check_invariant();
+
+        // One device more than the table holds is refused, and changes nothing.
+        let dev = |i: usize| {
+            let mut id = [0u8; 16];
+            id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            DeviceId(id)
+        };
+        let many: Vec<Extent> = (0..=super::super::piece_map::MAX_DEVICES_PER_FILE)
+            .map(|i| ext(i as u64 * 4096, 4096, 0, ExtentState::ReadWriteData, dev(i)))
+            .collect();
+        let err = c
+            .insert_extents(0, u64::MAX, &many)
+            .expect_err("too many devices");
+        assert!(err.0.contains("devices"), "{err:?}");
+        assert!(c.is_empty());
+        c.insert_extents(0, u64::MAX, &many[1..])
+            .expect("the limit itself is fine");
+        assert_eq!(c.len(), many.len() - 1);
     }
 }

@@ -1,12 +1,15 @@
 //! The compact store behind [`super::extent_cache::ExtentCache`]: pieces keyed by file offset,
-//! 32 bytes a piece in the map (key included) instead of 88.
+//! 24 bytes a piece in the map (key included) instead of 88.
 //!
 //! A [`Piece`] as the rest of the layer sees it is 80 bytes (two 16-byte device IDs and two
 //! storage offsets, for the rare copy-on-write pair). Kept like that in a `BTreeMap`, 1M
-//! pieces took ~150 MiB; docs/requirements.md allows 64 MiB. So the map holds a 24-byte
-//! [`Slot`]: the device ID becomes an index into a per-file table ([`MAX_DEVICES_PER_FILE`]
-//! distinct devices at most), and the copy-on-write source of an INVALID piece lives in a
-//! side map keyed like the piece (only clones have one). Every change goes through
+//! pieces took ~150 MiB; docs/requirements.md allows 64 MiB. So the map holds a 16-byte
+//! [`Slot`]: the storage offset and one word with the length (48 bits), the device as an
+//! index into a per-file table ([`MAX_DEVICES_PER_FILE`] distinct devices at most) and the
+//! kind. The rare rest lives in side maps keyed like the piece: the copy-on-write source of
+//! an INVALID piece (only clones have one) and lengths of 256 TiB or more (huge holes).
+//! A `BTreeMap` built in order leaves its nodes about half full: 1M slots of 24 bytes took
+//! 63.6 bytes a piece, of 16 bytes 49. Every change goes through
 //! [`PieceMap::insert`] / [`PieceMap::remove`], which also keep the set of `Uncommitted`
 //! pieces, so counting and listing pending commits costs O(pending), not O(pieces).
 //! Bytes per piece are measured by `gateway/tests/extent_cache_memory.rs`.
@@ -20,35 +23,77 @@ use super::extent_cache::{Piece, PieceState, StorageRef};
 
 /// Most distinct devices the pieces of one file may name (the table is emptied whenever the
 /// file caches nothing). A layout naming more is refused.
-pub const MAX_DEVICES_PER_FILE: usize = 4096;
+pub const MAX_DEVICES_PER_FILE: usize = 1 << DEVICE_BITS;
+
+/// Bits of [`Slot::word`]: length, then device index, then kind.
+const LENGTH_BITS: u32 = 48;
+const DEVICE_BITS: u32 = 12;
+const KIND_SHIFT: u32 = LENGTH_BITS + DEVICE_BITS;
+const LENGTH_MASK: u64 = (1 << LENGTH_BITS) - 1;
+const DEVICE_MASK: u64 = (1 << DEVICE_BITS) - 1;
+/// The length field value that means "in [`PieceMap::long_lengths`]".
+const LONG_LENGTH: u64 = LENGTH_MASK;
 
 /// The kind of a stored piece (the state without its storage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 enum Kind {
-    ReadWrite,
-    Uncommitted,
-    ReadOnly,
+    ReadWrite = 0,
+    Uncommitted = 1,
+    ReadOnly = 2,
     /// INVALID without a copy-on-write source.
-    Invalid,
+    Invalid = 3,
     /// INVALID whose source is in [`PieceMap::cow_sources`] under the same key.
-    InvalidCow,
-    Hole,
+    InvalidCow = 4,
+    Hole = 5,
+}
+
+impl Kind {
+    fn from_bits(v: u64) -> Self {
+        match v {
+            0 => Self::ReadWrite,
+            1 => Self::Uncommitted,
+            2 => Self::ReadOnly,
+            3 => Self::Invalid,
+            4 => Self::InvalidCow,
+            _ => Self::Hole,
+        }
+    }
 }
 
 /// One piece without its file offset (the map key).
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    length_bytes: u64,
+    /// Length (or [`LONG_LENGTH`]), device index and kind, packed.
+    word: u64,
     /// Storage offset of the piece's first byte (the target for INVALID; 0 for holes).
     storage_offset_bytes: u64,
-    /// Index into [`PieceMap::devices`] (0 for holes).
-    device: u32,
-    kind: Kind,
+}
+
+impl Slot {
+    fn new(kind: Kind, device: u32, length_field: u64, storage_offset_bytes: u64) -> Self {
+        Self {
+            word: (kind as u64) << KIND_SHIFT
+                | (u64::from(device) & DEVICE_MASK) << LENGTH_BITS
+                | length_field & LENGTH_MASK,
+            storage_offset_bytes,
+        }
+    }
+    fn kind(self) -> Kind {
+        Kind::from_bits(self.word >> KIND_SHIFT)
+    }
+    fn device(self) -> u32 {
+        // Masked to 12 bits: the cast cannot truncate.
+        ((self.word >> LENGTH_BITS) & DEVICE_MASK) as u32
+    }
+    fn length_field(self) -> u64 {
+        self.word & LENGTH_MASK
+    }
 }
 
 // The figure the memory bound rests on: a change that grows the slot must show up here.
-const _: () = assert!(std::mem::size_of::<Slot>() == 24);
+const _: () = assert!(std::mem::size_of::<Slot>() == 16);
+const _: () = assert!(KIND_SHIFT + 3 <= 64);
 
 /// Sorted pieces keyed by file offset, stored compactly.
 #[derive(Debug, Default, Clone)]
@@ -59,6 +104,8 @@ pub(super) struct PieceMap {
     device_index: HashMap<DeviceId, u32>,
     /// Copy-on-write sources of the `InvalidCow` pieces, by file offset.
     cow_sources: BTreeMap<u64, StorageRef>,
+    /// Lengths of pieces of [`LONG_LENGTH`] bytes or more, by file offset.
+    long_lengths: BTreeMap<u64, u64>,
     /// File offsets of the `Uncommitted` pieces.
     uncommitted: BTreeSet<u64>,
 }
@@ -114,24 +161,28 @@ impl PieceMap {
     }
 
     fn unpack(&self, key: u64, s: &Slot) -> Piece {
-        let at = |dev, off| self.storage(dev, off);
-        let state = match s.kind {
-            Kind::ReadWrite => PieceState::ReadWrite(at(s.device, s.storage_offset_bytes)),
-            Kind::Uncommitted => PieceState::Uncommitted(at(s.device, s.storage_offset_bytes)),
-            Kind::ReadOnly => PieceState::ReadOnly(at(s.device, s.storage_offset_bytes)),
+        let own = || self.storage(s.device(), s.storage_offset_bytes);
+        let state = match s.kind() {
+            Kind::ReadWrite => PieceState::ReadWrite(own()),
+            Kind::Uncommitted => PieceState::Uncommitted(own()),
+            Kind::ReadOnly => PieceState::ReadOnly(own()),
             Kind::Invalid => PieceState::Invalid {
-                target: at(s.device, s.storage_offset_bytes),
+                target: own(),
                 cow_source: None,
             },
             Kind::InvalidCow => PieceState::Invalid {
-                target: at(s.device, s.storage_offset_bytes),
+                target: own(),
                 cow_source: self.cow_sources.get(&key).copied(),
             },
             Kind::Hole => PieceState::None,
         };
+        let length_bytes = match s.length_field() {
+            LONG_LENGTH => self.long_lengths.get(&key).copied().unwrap_or(LONG_LENGTH),
+            l => l,
+        };
         Piece {
             file_offset_bytes: key,
-            length_bytes: s.length_bytes,
+            length_bytes,
             state,
         }
     }
@@ -140,11 +191,15 @@ impl PieceMap {
     pub(super) fn insert(&mut self, p: Piece) {
         self.remove(p.file_offset_bytes);
         let key = p.file_offset_bytes;
-        let mut slot = |kind, s: StorageRef| Slot {
-            length_bytes: p.length_bytes,
-            storage_offset_bytes: s.offset_bytes,
-            device: self.intern(s.device_id),
-            kind,
+        let length_field = if p.length_bytes >= LONG_LENGTH {
+            self.long_lengths.insert(key, p.length_bytes);
+            LONG_LENGTH
+        } else {
+            p.length_bytes
+        };
+        let mut slot = |kind, s: StorageRef| {
+            let device = self.intern(s.device_id);
+            Slot::new(kind, device, length_field, s.offset_bytes)
         };
         let slot = match p.state {
             PieceState::ReadWrite(s) => slot(Kind::ReadWrite, s),
@@ -167,12 +222,7 @@ impl PieceMap {
                 self.cow_sources.insert(key, c);
                 v
             }
-            PieceState::None => Slot {
-                length_bytes: p.length_bytes,
-                storage_offset_bytes: 0,
-                device: 0,
-                kind: Kind::Hole,
-            },
+            PieceState::None => Slot::new(Kind::Hole, 0, length_field, 0),
         };
         self.slots.insert(key, slot);
     }
@@ -181,7 +231,10 @@ impl PieceMap {
     pub(super) fn remove(&mut self, key: u64) -> Option<Piece> {
         let s = self.slots.remove(&key)?;
         let p = self.unpack(key, &s);
-        match s.kind {
+        if s.length_field() == LONG_LENGTH {
+            self.long_lengths.remove(&key);
+        }
+        match s.kind() {
             Kind::Uncommitted => {
                 self.uncommitted.remove(&key);
             }
@@ -234,9 +287,7 @@ impl PieceMap {
         &self,
         keys: R,
     ) -> impl Iterator<Item = Piece> + '_ {
-        self.uncommitted
-            .range(keys)
-            .filter_map(|&k| self.get(k))
+        self.uncommitted.range(keys).filter_map(|&k| self.get(k))
     }
 
     /// Every piece, in order.
@@ -249,28 +300,44 @@ impl PieceMap {
         let unc = self
             .slots
             .values()
-            .filter(|s| s.kind == Kind::Uncommitted)
+            .filter(|s| s.kind() == Kind::Uncommitted)
             .count();
         assert_eq!(unc, self.uncommitted.len(), "uncommitted set out of step");
         for k in &self.uncommitted {
             assert!(
-                self.slots.get(k).is_some_and(|s| s.kind == Kind::Uncommitted),
+                self.slots
+                    .get(k)
+                    .is_some_and(|s| s.kind() == Kind::Uncommitted),
                 "uncommitted set names {k}"
             );
         }
         for k in self.cow_sources.keys() {
             assert!(
-                self.slots.get(k).is_some_and(|s| s.kind == Kind::InvalidCow),
+                self.slots
+                    .get(k)
+                    .is_some_and(|s| s.kind() == Kind::InvalidCow),
                 "copy-on-write source without its piece at {k}"
             );
         }
         let cow = self
             .slots
             .values()
-            .filter(|s| s.kind == Kind::InvalidCow)
+            .filter(|s| s.kind() == Kind::InvalidCow)
             .count();
-        assert_eq!(cow, self.cow_sources.len(), "copy-on-write table out of step");
+        assert_eq!(
+            cow,
+            self.cow_sources.len(),
+            "copy-on-write table out of step"
+        );
         assert!(self.devices.len() <= MAX_DEVICES_PER_FILE);
+        for k in self.long_lengths.keys() {
+            assert!(
+                self.slots
+                    .get(k)
+                    .is_some_and(|s| s.length_field() == LONG_LENGTH),
+                "long length without its piece at {k}"
+            );
+        }
     }
 }
 
