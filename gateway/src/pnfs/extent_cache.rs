@@ -996,5 +996,18 @@ mod tests {
         c.insert_extents(0, u64::MAX, &many[1..])
             .expect("the limit itself is fine");
         assert_eq!(c.len(), many.len() - 1);
+        // Devices no piece names any more make room for new ones.
+        c.remove_range(4096 * 2, u64::MAX);
+        c.insert_extents(0, u64::MAX, &many[..1])
+            .expect("room after the table is compacted");
+        let devs: Vec<DeviceId> = c
+            .pieces()
+            .filter_map(|p| match p.state {
+                PieceState::ReadWrite(s) => Some(s.device_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(devs, vec![dev(0), dev(1)]);
+        c.check_invariant();
     }
 }

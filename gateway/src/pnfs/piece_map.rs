@@ -121,15 +121,24 @@ impl PieceMap {
         self.uncommitted.len()
     }
 
-    /// Checks that the devices of `pieces` fit into the device table (before any change, so a
-    /// refused layout changes nothing).
+    /// Makes room in the device table for the devices of `pieces` (before any change, so a
+    /// refused layout changes nothing): when the table is full, devices no piece names any
+    /// more are dropped first (O(pieces), only then).
     pub(super) fn check_devices<'a>(
-        &self,
-        pieces: impl Iterator<Item = &'a Piece>,
+        &mut self,
+        pieces: impl Iterator<Item = &'a Piece> + Clone,
     ) -> Result<(), usize> {
+        if self.fits(pieces.clone()).is_ok() {
+            return Ok(());
+        }
+        self.compact_devices();
+        self.fits(pieces)
+    }
+
+    fn fits<'a>(&self, pieces: impl Iterator<Item = &'a Piece>) -> Result<(), usize> {
         let mut new: Vec<DeviceId> = Vec::new();
         for p in pieces {
-            for s in storages(p.state).into_iter().flatten() {
+            if let Some(s) = target(p.state) {
                 if !self.device_index.contains_key(&s.device_id) && !new.contains(&s.device_id) {
                     new.push(s.device_id);
                     if self.devices.len() + new.len() > MAX_DEVICES_PER_FILE {
@@ -139,6 +148,30 @@ impl PieceMap {
             }
         }
         Ok(())
+    }
+
+    /// Rebuilds the device table with only the devices that pieces name.
+    fn compact_devices(&mut self) {
+        let mut used = vec![false; self.devices.len()];
+        for s in self.slots.values().filter(|s| s.kind() != Kind::Hole) {
+            used[s.device() as usize] = true;
+        }
+        let old = std::mem::take(&mut self.devices);
+        self.device_index.clear();
+        let mut remap = vec![0u32; old.len()];
+        for (i, id) in old.iter().enumerate() {
+            if used[i] {
+                remap[i] = self.intern(*id);
+            }
+        }
+        for s in self.slots.values_mut().filter(|s| s.kind() != Kind::Hole) {
+            *s = Slot::new(
+                s.kind(),
+                remap[s.device() as usize],
+                s.length_field(),
+                s.storage_offset_bytes,
+            );
+        }
     }
 
     fn intern(&mut self, id: DeviceId) -> u32 {
@@ -218,7 +251,7 @@ impl PieceMap {
                 cow_source: Some(c),
             } => {
                 let v = slot(Kind::InvalidCow, target);
-                self.intern(c.device_id);
+                // The side map keeps the whole device ID: no table entry.
                 self.cow_sources.insert(key, c);
                 v
             }
@@ -341,13 +374,11 @@ impl PieceMap {
     }
 }
 
-/// The storage references of a state (target first).
-fn storages(state: PieceState) -> [Option<StorageRef>; 2] {
+/// The storage a state's slot refers to by device index.
+fn target(state: PieceState) -> Option<StorageRef> {
     match state {
-        PieceState::ReadWrite(s) | PieceState::Uncommitted(s) | PieceState::ReadOnly(s) => {
-            [Some(s), None]
-        }
-        PieceState::Invalid { target, cow_source } => [Some(target), cow_source],
-        PieceState::None => [None, None],
+        PieceState::ReadWrite(s) | PieceState::Uncommitted(s) | PieceState::ReadOnly(s) => Some(s),
+        PieceState::Invalid { target, .. } => Some(target),
+        PieceState::None => None,
     }
 }
