@@ -112,22 +112,30 @@ mds_pid=$!
 pids+=("$mds_pid")
 for _ in $(seq 600); do (echo >"/dev/tcp/127.0.0.1/$mds_port") 2>/dev/null && break; sleep 0.1; done
 
-# create PATH SIZE_MIB: one `pnfsgw export --create`, stopped once it serves.
+# create PATH SIZE_MIB: one `pnfsgw export --create`, stopped once it serves. Tried twice
+# (a port another creation took in the meantime).
 create() {
-  local port log pid
-  port=$(free_port)
+  local port log pid try
   log="$dir/create-${1//\//_}"
-  "$PNFSGW" export --mds "127.0.0.1:$mds_port" --path "$1" --create "${2}M" \
-    --nbd "127.0.0.1:$port" --volume "$dir/vol.img" --control "$log.sock" \
-    >"$log.out" 2>"$log.log" &
-  pid=$!
-  wait_line "$log.out" '^nbd://' "$pid" || return 1
-  kill -TERM "$pid"
-  wait "$pid" || { echo "scale: creating $1 failed" >&2; return 1; }
+  for try in 1 2; do
+    port=$(free_port)
+    "$PNFSGW" export --mds "127.0.0.1:$mds_port" --path "$1" --create "${2}M" \
+      --nbd "127.0.0.1:$port" --volume "$dir/vol.img" --control "$log.sock" \
+      >"$log.out" 2>"$log.log" &
+    pid=$!
+    if wait_line "$log.out" '^nbd://' "$pid" 2>/dev/null; then
+      kill -TERM "$pid"
+      wait "$pid" && return 0
+    fi
+    echo "scale: creating $1 failed (try $try):" >&2
+    tail -3 "$log.log" >&2
+  done
+  return 1
 }
 echo "scale: creating $max_devices + $load_files files" >&2
 t0=$(now)
 batch=()
+# A failed creation ends the script (set -e on `wait`).
 for ((i = 0; i < max_devices; i++)); do
   create "$(printf '/d%04d' "$i")" "$device_mib" & batch+=($!)
   if ((${#batch[@]} == 8)); then for p in "${batch[@]}"; do wait "$p"; done; batch=(); fi
