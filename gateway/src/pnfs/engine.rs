@@ -12,7 +12,9 @@ use tokio::time::Instant;
 use super::aligned::AlignedBuf;
 use super::extent_cache::{Piece, PieceState, StorageRef};
 use super::fence::{wait_unfenced, FenceDecision};
-use super::layout::{commit, ensure_device, ensure_layout, maybe_evict, LayoutOutcome};
+use super::layout::{
+    commit, commit_over_threshold, ensure_device, ensure_layout, maybe_evict, LayoutOutcome,
+};
 use super::{align_down, align_up, overlaps, FileCtx, PnfsError, Shared};
 use crate::mds_api::MetadataServer;
 use crate::stats::Stats;
@@ -508,7 +510,7 @@ pub(super) async fn write<M: MetadataServer>(
         Err(DirectError::Fatal(e)) => return Err(e),
     }
     if pending > sh.cfg.commit_threshold_pieces {
-        commit(sh, f, false).await?;
+        commit_over_threshold(sh, f, sh.cfg.commit_threshold_pieces).await?;
     }
     Ok(())
 }
