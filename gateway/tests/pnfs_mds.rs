@@ -534,6 +534,68 @@ async fn each_file_keeps_its_own_cache_bound_by_returning_its_least_recently_use
     assert_eq!(snap.request_errors, 0);
 }
 
+/// Writes that cross the commit threshold together wait for one LAYOUTCOMMIT: a commit
+/// needs more than `commit_threshold_pieces` uncommitted pieces when it gets the commit
+/// lock, not only when its write ended (else each of a queue of first writes sent its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_writes_crossing_the_commit_threshold_together_share_one_layoutcommit() {
+    const THRESHOLD_PIECES: usize = 4;
+    const WRITES: u64 = 256;
+    const QUEUE: u64 = 16;
+    let s = start("threshold", 1, 4096, simple(0), LabelAt::Start).await;
+    let nfs = connect(&s, "gw-threshold").await;
+    create(&nfs, "t.img").await;
+    let gw = gateway_with(
+        &s,
+        Arc::clone(&nfs),
+        PnfsConfig {
+            commit_threshold_pieces: THRESHOLD_PIECES,
+            ..PnfsConfig::default()
+        },
+    );
+    let d = Arc::new(gw.open_disk("t.img", false).await.expect("open"));
+    // One LAYOUTGET first, so that the writes below run together.
+    d.write(0, bytes::Bytes::from(vec![1u8; 4096]), false)
+        .await
+        .expect("first write");
+    let before = gw.stats().snapshot().commits;
+    // Every other block: each write leaves its own uncommitted piece. QUEUE writers, each
+    // writing in turn (like fio at a queue depth): while a commit runs, others keep adding
+    // pieces and queue up behind it.
+    let mut set = tokio::task::JoinSet::new();
+    for q in 0..QUEUE {
+        let d = Arc::clone(&d);
+        set.spawn(async move {
+            for i in (1..=WRITES).filter(|i| i % QUEUE == q) {
+                d.write(i * 8192, bytes::Bytes::from(vec![2u8; 4096]), false)
+                    .await?;
+            }
+            Ok::<(), pnfs_gateway::disk::DiskError>(())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r.expect("join").expect("write");
+    }
+    let commits = gw.stats().snapshot().commits - before;
+    // Each commit empties the pending set, so the next needs THRESHOLD + 1 new pieces.
+    let most = WRITES / (THRESHOLD_PIECES as u64 + 1) + 1;
+    eprintln!("[threshold] {WRITES} first writes, {commits} LAYOUTCOMMITs (at most {most})");
+    assert!(
+        commits <= most,
+        "{commits} LAYOUTCOMMITs for {WRITES} writes"
+    );
+    assert!(commits >= 1);
+    d.close().await.expect("close");
+    // The server's copy, block by block (MDS READ).
+    let h = nfs.open("t.img", READ_ONLY).await.expect("open for check");
+    for i in 1..=WRITES {
+        let r = nfs.read(&h, i * 8192, 4096).await.expect("MDS READ");
+        assert!(r.data.iter().all(|&b| b == 2), "block {i} on the server");
+    }
+    nfs.close(&h).await.expect("close check");
+    assert_eq!(gw.stats().snapshot().request_errors, 0);
+}
+
 /// A layout the gateway cannot return in time (a write to the volume hangs past the recall
 /// timeout) is revoked by the MDS. The MDS then flags RECALLABLE_STATE_REVOKED; the gateway
 /// finds the layout with TEST_STATEID, frees it and drops that file's layout only (the other
