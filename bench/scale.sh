@@ -212,17 +212,21 @@ alone_us=$(awk -v t=$((c1 - c0)) -v hz="$clk_tck" -v n="$alone" -v s="$load_seco
 all=()
 for ((i = 1; i <= 8; i++)); do all+=($(load_job "$i")); done
 c0=$(cpu_ticks "$run_pid")
+m0=$(cpu_ticks "$mds_pid")
 each=$(fio_nbd --ioengine=nbd "${all[@]}" | awk -F';' '/^3;/ {printf "%d ", $49}')
 c1=$(cpu_ticks "$run_pid")
+m1=$(cpu_ticks "$mds_pid")
 sum=$(awk '{s = 0; for (i = 1; i <= NF; i++) s += $i; print s}' <<<"$each")
 min=$(tr ' ' '\n' <<<"$each" | grep . | sort -n | head -1)
 max=$(tr ' ' '\n' <<<"$each" | grep . | sort -n | tail -1)
+mds_us=$(awk -v t=$((m1 - m0)) -v hz="$clk_tck" -v n="$sum" -v s="$load_seconds" \
+  'BEGIN {printf "%.1f", (n > 0 ? t * 1e6 / hz / (n * s) : 0)}')
 each_us=$(awk -v t=$((c1 - c0)) -v hz="$clk_tck" -v n="$sum" -v s="$load_seconds" \
   'BEGIN {printf "%.1f", (n > 0 ? t * 1e6 / hz / (n * s) : 0)}')
 load_rss=$(rss_mib "$run_pid")
 stats=$("$PNFSGW" stats --control "$dir/control-9.sock" 2>&1 | tr -s ' \n' ' ' |
   grep -oE 'pnfs\.(layoutgets|commits|cached_pieces|window_evictions|evictions|request_errors) [0-9]+' |
-  tr '\n' ' ' || true)
+  awk '!seen[$1]++' | tr '\n' ' ' || true)
 stop_run
 
 extent_line="(skipped: --no-extents)"
@@ -239,11 +243,11 @@ fi
   printf '%s\n' "${rows[@]}"
   echo
   echo "8 devices, concurrent 4 KiB random first writes, QD16 each, ${load_seconds} s, ${load_mib} MiB files (write IOPS):"
-  echo "| one device alone | 8 together: each | sum | min/max | sum / alone | gateway CPU per request alone / 8 | RSS after |"
-  echo "| --- | --- | --- | --- | --- | --- | --- |"
-  printf '| %s | %s| %s | %s/%s | %s | %s / %s us | %s MiB |\n' "$alone" "$each" "$sum" "$min" "$max" \
-    "$(awk -v s="$sum" -v a="$alone" 'BEGIN {printf "%.2fx", (a > 0 ? s / a : 0)}')" "$alone_us" "$each_us" "$load_rss"
-  echo "gateway counters after the load: $stats"
+  echo "| one device alone | 8 together: each | sum | min/max | sum / alone | gateway CPU per request alone / 8 | MDS CPU per request, 8 | RSS after |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  printf '| %s | %s| %s | %s/%s | %s | %s / %s us | %s us | %s MiB |\n' "$alone" "$each" "$sum" "$min" "$max" \
+    "$(awk -v s="$sum" -v a="$alone" 'BEGIN {printf "%.2fx", (a > 0 ? s / a : 0)}')" "$alone_us" "$each_us" "$mds_us" "$load_rss"
+  echo "gateway counters after the load (all devices): $stats"
   echo
   echo "extent cache, 1M cached extents in one file (heap counted by a counting allocator):"
   echo "$extent_line"
