@@ -485,8 +485,8 @@ pub(super) async fn write<M: MetadataServer>(
         }
     }
     // Only a write that turned INVALID pieces into written ones adds uncommitted pieces, so
-    // only such a write counts them (a scan of the file's pieces; a rewrite of written
-    // extents, the common case, costs nothing here).
+    // only such a write counts them (O(1): the cache keeps an index of them) and checks the
+    // file's bound; a rewrite of written extents, the common case, costs nothing here.
     let (pending, over_bound) = if written.is_empty() {
         (0, false)
     } else {
