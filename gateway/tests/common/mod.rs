@@ -2,6 +2,9 @@
 //! cuts connections, and the check of a file's data as the server sees it. Each test binary uses part of it.
 #![allow(dead_code)]
 
+pub mod client_suite;
+pub mod ganesha;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
