@@ -6,19 +6,16 @@
 //! (a real CB_LAYOUTRECALL on our backchannel, delivered to the CallbackSink), returns it, and
 //! finally cuts the connection and checks BIND_CONN_TO_SESSION against nfsd.
 
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use pnfs_gateway::client::{ClientConfig, NfsClient};
-use pnfs_gateway::mds_api::{
-    BoxFuture, CallbackSink, DeviceNotification, LayoutGetArgs, LayoutRecall, LayoutReturnArgs,
-    LayoutReturnTarget, MetadataServer, OpenMode, RecallTarget, StableHow, StateidArg,
-};
-use pnfs_proto::layout::block::BlockLayout;
-use pnfs_proto::nfs4::{LayoutIoMode, LayoutType, NfsStat};
-use tokio::sync::mpsc;
+use pnfs_gateway::mds_api::{MetadataServer, OpenMode, RecallTarget, StableHow};
+use pnfs_proto::nfs4::LayoutType;
+
+use common::client_suite::{layout_get, layout_return, write_all, RecordingSink};
 
 const IN_GUEST: &str = "PNFS_CLIENT_IN_GUEST";
 /// Guest deadline (`guarded`) of the guest body: its own waits are bounded (60 s for the
@@ -28,35 +25,10 @@ const BODY_DEADLINE_S: u64 = 400;
 const TEST_NAME: &str = "client_against_linux_nfsd_in_the_guest";
 /// Bytes written through the MDS before asking for a layout.
 const FILE_BYTES: usize = 1024 * 1024;
-
-/// Hands recalls to the test body (the sink must not call the fore channel itself).
-struct RecallSink {
-    tx: mpsc::UnboundedSender<LayoutRecall>,
-    seen: Mutex<Vec<String>>,
-    restarted: AtomicU32,
-    lost: AtomicU32,
-}
-
-impl CallbackSink for RecallSink {
-    fn layout_recall(&self, recall: LayoutRecall) -> NfsStat {
-        self.seen.lock().unwrap().push(format!("{recall:?}"));
-        let _ = self.tx.send(recall);
-        NfsStat::OK
-    }
-    fn recall_any(&self, _type_mask: u32, _keep: u32) -> NfsStat {
-        NfsStat::OK
-    }
-    fn notify_deviceid(&self, _n: &[DeviceNotification]) -> NfsStat {
-        NfsStat::OK
-    }
-    fn server_restarted(&self) -> BoxFuture<()> {
-        self.restarted.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async {})
-    }
-    fn state_lost(&self) {
-        self.lost.fetch_add(1, Ordering::SeqCst);
-    }
-}
+/// How long nfsd may take to recall our layout once the kernel client writes.
+const RECALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the kernel client's write may take.
+const KERNEL_WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 
 async fn guest_body() {
     let mnt = std::env::var("PNFS_CLIENT_MNT").expect("PNFS_CLIENT_MNT from the guest script");
@@ -71,16 +43,7 @@ async fn guest_body() {
         c.uses_mach_cred(),
         c.lease()
     );
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let sink = Arc::new(RecallSink {
-        tx,
-        seen: Mutex::default(),
-        restarted: AtomicU32::new(0),
-        lost: AtomicU32::new(0),
-    });
-    let dynsink: Arc<dyn CallbackSink> = sink.clone();
-    let weak: Weak<dyn CallbackSink> = Arc::downgrade(&dynsink);
-    c.set_callback_sink(weak);
+    let (sink, mut rx) = RecordingSink::attach(&c);
 
     let f = c
         .open(
@@ -104,45 +67,10 @@ async fn guest_body() {
     let data: Vec<u8> = (0..FILE_BYTES)
         .map(|i| u8::try_from(i % 251).unwrap())
         .collect();
-    let mut off = 0usize;
-    while off < data.len() {
-        let w = c
-            .write(
-                &f,
-                off as u64,
-                Bytes::copy_from_slice(&data[off..]),
-                StableHow::FileSync,
-            )
-            .await
-            .expect("MDS WRITE");
-        off += w.count_bytes as usize;
-    }
-    let lg = c
-        .layout_get(
-            &f,
-            LayoutGetArgs {
-                layout_type: LayoutType::BlockVolume,
-                iomode: LayoutIoMode::Read,
-                offset_bytes: 0,
-                length_bytes: FILE_BYTES as u64,
-                min_length_bytes: 4096,
-                stateid: StateidArg::Open,
-                max_reply_bytes: 64 * 1024,
-                signal_layout_avail: false,
-            },
-        )
-        .await
-        .expect("LAYOUTGET from nfsd");
-    assert!(!lg.segments.is_empty());
-    let layout: BlockLayout =
-        pnfs_proto::xdr::from_bytes(&lg.segments[0].body).expect("block layout body");
+    write_all(&c, &f, 0, &data, StableHow::FileSync).await;
+    let (layout_stateid, layout) = layout_get(&c, &f, FILE_BYTES as u64).await;
     let ext = layout.extents.first().expect("at least one extent");
-    println!(
-        "RESULT layoutget segments={} extents={} roc={}",
-        lg.segments.len(),
-        layout.extents.len(),
-        lg.return_on_close
-    );
+    println!("RESULT layoutget extents={}", layout.extents.len());
     let dev = c
         .get_device_info(LayoutType::BlockVolume, ext.device_id, 0)
         .await
@@ -163,7 +91,7 @@ async fn guest_body() {
             ])
             .status()
     });
-    let recall = tokio::time::timeout(Duration::from_secs(60), rx.recv())
+    let recall = tokio::time::timeout(RECALL_TIMEOUT, rx.recv())
         .await
         .expect("no CB_LAYOUTRECALL within 60 s")
         .expect("sink channel open");
@@ -171,29 +99,9 @@ async fn guest_body() {
         RecallTarget::File { fh, .. } => assert_eq!(fh, &f.fh, "recall names our file"),
         other => println!("RESULT recall target {other:?}"),
     }
-    let ret = c
-        .layout_return(
-            &f,
-            LayoutReturnArgs {
-                reclaim: false,
-                layout_type: LayoutType::BlockVolume,
-                iomode: LayoutIoMode::Any,
-                target: LayoutReturnTarget::File {
-                    offset_bytes: 0,
-                    length_bytes: u64::MAX,
-                    stateid: lg.stateid,
-                    body: Bytes::new(),
-                },
-            },
-        )
-        .await
-        .expect("LAYOUTRETURN after the recall");
-    println!(
-        "RESULT recall={:?} returned stateid_left={:?}",
-        recall.iomode,
-        ret.stateid.is_some()
-    );
-    let st = tokio::time::timeout(Duration::from_secs(120), writer)
+    layout_return(&c, &f, layout_stateid).await;
+    println!("RESULT recall={:?} returned", recall.iomode);
+    let st = tokio::time::timeout(KERNEL_WRITE_TIMEOUT, writer)
         .await
         .expect("kernel client write finished")
         .unwrap()
@@ -250,10 +158,7 @@ async fn guest_body() {
         "data from before the restart is intact"
     );
     let s = c.stats();
-    let (restarted, lost) = (
-        sink.restarted.load(Ordering::SeqCst),
-        sink.lost.load(Ordering::SeqCst),
-    );
+    let (restarted, lost) = sink.counts();
     println!("RESULT after nfsd restart {s:?} server_restarted={restarted} state_lost={lost}");
     assert_eq!(s.client_ids, 2, "{s:?}");
     assert_eq!(s.reclaimed_opens + s.reopened_opens, 1, "{s:?}");
@@ -262,10 +167,7 @@ async fn guest_body() {
     c.shutdown()
         .await
         .expect("DESTROY_SESSION + DESTROY_CLIENTID");
-    println!(
-        "RESULT guest body passed; sink saw {} recall(s)",
-        sink.seen.lock().unwrap().len()
-    );
+    println!("RESULT guest body passed");
 }
 
 #[test]

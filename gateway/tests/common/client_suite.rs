@@ -498,6 +498,7 @@ pub async fn restart_with_grace_reclaims_the_open_with_claim_previous<P: Peer>()
 }
 
 /// One `#[tokio::test]` per suite test for the peer type `$peer`.
+#[allow(unused_macros)] // binaries without a suite peer share this module
 macro_rules! client_suite {
     ($peer:ty) => {
         common::client_suite::client_suite!(@tests $peer;
@@ -516,4 +517,5 @@ macro_rules! client_suite {
         )*
     };
 }
+#[allow(unused_imports)] // see the macro
 pub(crate) use client_suite;
