@@ -8,53 +8,39 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pnfs_gateway::client::{ClientConfig, NfsClient};
-use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
+use pnfs_gateway::pnfs::testing::workload::run_workload;
 use pnfs_gateway::pnfs::volume::{FileVolume, VolumeIo};
-use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
-use pnfs_gateway::stats::Stats;
+use pnfs_gateway::pnfs::PnfsConfig;
 use pnfs_testbed::{require, GuestRunner, GuestScript};
 
-use common::{
-    assert_kernel_copy_is_model, guest_env, nfsd_ops, OP_LAYOUTCOMMIT, OP_LAYOUTGET, OP_WRITE,
+use common::nfsd_guest::{
+    assert_layouts_only, counter, guest_gateway, guest_save, guest_workload_config,
+    guest_workload_lines, kernel_copy_lines, FILE_MIB,
 };
+use common::{assert_kernel_copy_is_model, guest_env, nfsd_ops};
 
-const FILE_MIB: u64 = 8;
-/// Guest deadline (`guarded`) of one run of `guest_side_workload` (200 ops on 8 MiB: well
-/// under a minute under TCG, with recalls included).
-const WORKLOAD_DEADLINE_S: u64 = 400;
-/// Guest deadline of the kernel client's copy of the 8 MiB file (a few seconds under TCG).
-const COPY_DEADLINE_S: u64 = 120;
+/// Seed of the plain workload run.
+const SEED: u64 = 0x6e_f5d0;
 /// Guest deadline of the background reader's end once it is told to stop (one `cat` of the
 /// file and a 0.2 s pause).
 const READER_STOP_DEADLINE_S: u64 = 120;
+/// Guest timeout of the plain workload run.
+const WORKLOAD_GUEST_TIMEOUT: Duration = Duration::from_secs(900);
+/// Guest timeout of the recall run.
+const RECALL_GUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The guest side: the seeded workload on nfsd through the gateway, model written to $OUT.
+/// The guest side: the seeded workload on nfsd through the gateway, model and stats written
+/// to $OUT (`PNFS_GUEST_SEED` and `PNFS_GUEST_TAG` pick the run).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "runs inside the QEMU guest, started by workload_against_linux_nfsd_in_guest"]
 async fn guest_side_workload() {
-    let out = PathBuf::from(guest_env("PNFS_GUEST_OUT"));
-    let nfs = Arc::new(
-        NfsClient::connect(
-            &guest_env("PNFS_GUEST_ADDR"),
-            ClientConfig::new("pnfs-gateway-guest-test"),
-        )
-        .await
-        .expect("connect to nfsd"),
-    );
     let vol: Arc<dyn VolumeIo> = Arc::new(
         FileVolume::open(guest_env("PNFS_GUEST_VOLUME"), false, true).expect("open volume"),
     );
-    let gw = PnfsClient::new(
-        Arc::clone(&nfs),
-        vec![vol],
-        PnfsConfig::default(),
-        Arc::new(Stats::default()),
-    );
+    let gw = guest_gateway("pnfs-gateway-guest-test", vol, PnfsConfig::default()).await;
     let disk = gw
         .open_disk(&guest_env("PNFS_GUEST_PATH"), false)
         .await
@@ -62,24 +48,19 @@ async fn guest_side_workload() {
     let seed = std::env::var("PNFS_GUEST_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0x6e_f5d0);
+        .unwrap_or(SEED);
     let tag = std::env::var("PNFS_GUEST_TAG").unwrap_or_default();
-    let mut cfg = WorkloadConfig::new(seed, 4096);
-    cfg.ops = 200;
-    cfg.trims = false; // every byte defined: the kernel client's copy must equal the model
-    cfg.max_io_bytes = 128 * 1024;
-    let (rep, model) = run_workload(&disk, &cfg)
+    let (rep, model) = run_workload(&disk, &guest_workload_config(seed))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     disk.close().await.expect("close");
     let snap = gw.stats().snapshot();
-    std::fs::write(out.join(format!("model{tag}.bin")), &model.data).expect("write model");
-    std::fs::write(
-        out.join(format!("stats{tag}.txt")),
-        format!("{rep:?}\n{snap}\n"),
-    )
-    .expect("write stats");
-    println!("{rep:?}\n{snap}");
+    guest_save(
+        &tag,
+        &model,
+        &format!("stats{tag}.txt"),
+        &format!("{rep:?}\n{snap}\n"),
+    );
     assert_eq!(snap.request_errors, 0);
 }
 
@@ -88,40 +69,39 @@ fn workload_against_linux_nfsd_in_guest() {
     let Some(runner) = require(GuestRunner::new()) else {
         return;
     };
-    let exe = std::env::current_exe().expect("test exe");
     let script = format!(
         r#"
 step "nfsd pnfs export"
 start_nfsd_pnfs 400
 truncate -s {FILE_MIB}M "$PNFS_EXPORT/disk.img"
 step "gateway workload"
-guarded {WORKLOAD_DEADLINE_S} "the gateway's workload" env PNFS_GUEST_ADDR=127.0.0.1:2049 PNFS_GUEST_VOLUME="$PNFS_VOL_DEV" \
-  PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" RUST_LOG=warn "{exe}" --ignored --exact guest_side_workload --nocapture
-cat /proc/net/rpc/nfsd > "$OUT/nfsd_after_gateway"
+{workload}cat /proc/net/rpc/nfsd > "$OUT/nfsd_after_gateway"
 step "kernel client reads the file"
-mount_kernel_client
-guarded {COPY_DEADLINE_S} "the kernel client's copy of the file" cp "$PNFS_CLIENT_MNT/disk.img" "$OUT/kernel.img"
-umount_kernel_client
-"#,
-        exe = exe.display()
+{copy}"#,
+        workload = guest_workload_lines(
+            "the gateway's workload",
+            "guest_side_workload",
+            r#"PNFS_GUEST_VOLUME="$PNFS_VOL_DEV""#,
+            "warn"
+        ),
+        copy = kernel_copy_lines("kernel.img"),
     );
     let outcome = runner
         .run(
             &GuestScript::new(script)
                 .name("pnfs-nfsd")
-                .timeout(Duration::from_secs(900)),
+                .timeout(WORKLOAD_GUEST_TIMEOUT),
         )
         .expect("guest run");
-    assert_kernel_copy_is_model(&outcome, "model.bin", "kernel.img", "seed=0x6ef5d0");
     let stats = std::fs::read_to_string(outcome.out_file("stats.txt")).expect("stats");
     eprintln!("{stats}");
-    let ops = nfsd_ops(&outcome, "nfsd_after_gateway");
-    assert!(ops[OP_LAYOUTGET] > 0, "nfsd handed out no layouts");
-    assert!(ops[OP_LAYOUTCOMMIT] > 0, "nfsd saw no LAYOUTCOMMIT");
-    assert_eq!(ops[OP_WRITE], 0, "data went through nfsd's WRITE");
-    assert!(
-        stats.contains("mds_read_bytes=0 mds_write_bytes=0"),
-        "{stats}"
+    assert_layouts_only(
+        &outcome,
+        "",
+        "kernel.img",
+        "nfsd_after_gateway",
+        &stats,
+        &format!("seed={SEED:#x}"),
     );
 }
 
@@ -148,7 +128,6 @@ fn recall_by_kernel_client_reads_in_guest() {
     let Some(runner) = require(GuestRunner::new()) else {
         return;
     };
-    let exe = std::env::current_exe().expect("test exe");
     let script = format!(
         r#"
 step "nfsd pnfs export (4 threads)"
@@ -165,26 +144,26 @@ step "kernel client reads while the gateway writes (nfsd recalls the gateway's l
     sleep 0.2
   done ) &
 READER=$!
-guarded {WORKLOAD_DEADLINE_S} "the gateway's workload under recalls" env PNFS_GUEST_ADDR=127.0.0.1:2049 \
-  PNFS_GUEST_VOLUME="$PNFS_VOL_DEV" PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" PNFS_GUEST_SEED=7340033 \
-  PNFS_GUEST_TAG=-recall RUST_LOG=warn "{exe}" --ignored --exact guest_side_workload --nocapture
-touch /run/stop-reader
+{workload}touch /run/stop-reader
 wait_exit {READER_STOP_DEADLINE_S} $READER "the kernel client's reader loop"
 nfs_op_count LAYOUTGET > "$OUT/kernel_layoutgets"
 cat /proc/net/rpc/nfsd > "$OUT/nfsd_after_recall"
 step "fresh kernel mount copies the file"
 umount_kernel_client
-mount_kernel_client
-guarded {COPY_DEADLINE_S} "the kernel client's copy of the file" cp "$PNFS_CLIENT_MNT/disk.img" "$OUT/kernel-recall.img"
-umount_kernel_client
-"#,
-        exe = exe.display()
+{copy}"#,
+        workload = guest_workload_lines(
+            "the gateway's workload under recalls",
+            "guest_side_workload",
+            r#"PNFS_GUEST_VOLUME="$PNFS_VOL_DEV" PNFS_GUEST_SEED=7340033 PNFS_GUEST_TAG=-recall"#,
+            "warn"
+        ),
+        copy = kernel_copy_lines("kernel-recall.img"),
     );
     let outcome = runner
         .run(
             &GuestScript::new(script)
                 .name("pnfs-nfsd-recall")
-                .timeout(Duration::from_secs(600)),
+                .timeout(RECALL_GUEST_TIMEOUT),
         )
         .expect("guest run");
     for s in &outcome.steps {
@@ -194,18 +173,11 @@ umount_kernel_client
     let stats = std::fs::read_to_string(outcome.out_file("stats-recall.txt"))
         .expect("stats of the recall run");
     eprintln!("{stats}");
-    let counter = |name: &str| -> u64 {
-        stats
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no counter {name} in {stats}"))
-    };
     assert!(
-        counter("recalls") > 0,
+        counter(&stats, "recalls") > 0,
         "nfsd never recalled the gateway's layout: {stats}"
     );
-    assert_eq!(counter("request_errors"), 0, "{stats}");
+    assert_eq!(counter(&stats, "request_errors"), 0, "{stats}");
     let reader = std::fs::read_to_string(outcome.out_file("reader.log")).expect("reader log");
     let (ok, failed) = reader.lines().fold(
         (0, 0),

@@ -17,28 +17,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pnfs_gateway::client::{ClientConfig, NfsClient};
-use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
+use pnfs_gateway::pnfs::testing::workload::run_workload;
 use pnfs_gateway::pnfs::volume::{FileVolume, VolumeIo};
-use pnfs_gateway::pnfs::{LayoutPreference, PnfsClient, PnfsConfig};
-use pnfs_gateway::stats::Stats;
+use pnfs_gateway::pnfs::{LayoutPreference, PnfsConfig};
 use pnfs_proto::nfs4::LayoutType;
 use pnfs_testbed::{require, GuestRunner, GuestScript};
 
-use common::{
-    assert_kernel_copy_is_model, guest_env, nfsd_ops, OP_GETDEVICEINFO, OP_LAYOUTCOMMIT,
-    OP_LAYOUTGET, OP_READ, OP_WRITE,
+use common::guest_env;
+use common::nfsd_guest::{
+    assert_layouts_only, counter, guest_gateway, guest_save, guest_workload_config,
+    guest_workload_lines, kernel_copy_lines, FILE_MIB,
 };
 
-const FILE_MIB: u64 = 8;
-/// Guest deadline (`guarded`) of the gateway's workload (200 ops on 8 MiB: well under a
-/// minute under TCG).
-const WORKLOAD_DEADLINE_S: u64 = 400;
 /// Guest deadline of one 4 KiB direct read from a SCSI path (an immediate answer, data or a
 /// reservation conflict).
 const DEVICE_IO_DEADLINE_S: u64 = 60;
-/// Guest deadline of the kernel client's copy of the 8 MiB file (a few seconds under TCG).
-const COPY_DEADLINE_S: u64 = 120;
+/// Guest timeout of the whole run.
+const GUEST_TIMEOUT: Duration = Duration::from_secs(900);
 const SEED: u64 = 0x5c51_0001;
 /// The initiator port name of path B (tests/guest/lib.sh make_lio_scsi_disk).
 const PATH_B_INITIATOR: &str = "naa.500140500000a022";
@@ -52,16 +47,7 @@ async fn guest_side_scsi_workload() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
         .try_init();
-    let out = PathBuf::from(guest_env("PNFS_GUEST_OUT"));
     let pr_file = PathBuf::from(guest_env("PNFS_GUEST_PR_FILE"));
-    let nfs = Arc::new(
-        NfsClient::connect(
-            &guest_env("PNFS_GUEST_ADDR"),
-            ClientConfig::new("pnfs-gateway-guest-scsi"),
-        )
-        .await
-        .expect("connect to nfsd"),
-    );
     let vol = FileVolume::open(guest_env("PNFS_GUEST_VOLUME"), false, true).expect("open volume");
     let designators: Vec<String> = vol
         .scsi_designators()
@@ -73,18 +59,14 @@ async fn guest_side_scsi_workload() {
         layout_preference: LayoutPreference::Scsi,
         ..PnfsConfig::default()
     };
-    let gw = PnfsClient::new(Arc::clone(&nfs), vec![vol], cfg, Arc::new(Stats::default()));
+    let gw = guest_gateway("pnfs-gateway-guest-scsi", vol, cfg).await;
     let disk = gw
         .open_disk(&guest_env("PNFS_GUEST_PATH"), false)
         .await
         .expect("open disk");
     let offered = disk.offered_layout_types().to_vec();
     let used = disk.layout_type();
-    let mut wl = WorkloadConfig::new(SEED, 4096);
-    wl.ops = 200;
-    wl.trims = false; // every byte defined: the kernel client's copy must equal the model
-    wl.max_io_bytes = 128 * 1024;
-    let (rep, model) = run_workload(&disk, &wl)
+    let (rep, model) = run_workload(&disk, &guest_workload_config(SEED))
         .await
         .unwrap_or_else(|e| panic!("seed={SEED:#x}: {e}"));
     let keys = gw.pr_registrations();
@@ -95,7 +77,6 @@ async fn guest_side_scsi_workload() {
         .expect("shutdown (unregisters the PR key)");
     let pr_after = std::fs::read_to_string(&pr_file).expect("LIO registrations after shutdown");
     let snap = gw.stats().snapshot();
-    std::fs::write(out.join("model.bin"), &model.data).expect("write model");
     let report = format!(
         "offered={offered:?}\nused={used:?}\ndesignators={designators:?}\nkeys={}\n{rep:?}\n{snap}\n--- pr during\n{pr_during}--- pr after\n{pr_after}",
         keys.iter()
@@ -103,17 +84,8 @@ async fn guest_side_scsi_workload() {
             .collect::<Vec<_>>()
             .join(",")
     );
-    std::fs::write(out.join("report.txt"), &report).expect("write report");
-    println!("{report}");
+    guest_save("", &model, "report.txt", &report);
     assert_eq!(snap.request_errors, 0);
-}
-
-fn counter(report: &str, name: &str) -> u64 {
-    report
-        .split_whitespace()
-        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no counter {name} in:\n{report}"))
 }
 
 fn section<'a>(report: &'a str, start: &str, end: Option<&str>) -> &'a str {
@@ -133,7 +105,6 @@ fn scsi_layout_workload_against_linux_nfsd_in_guest() {
     let Some(runner) = require(GuestRunner::new()) else {
         return;
     };
-    let exe = std::env::current_exe().expect("test exe");
     let script = format!(
         r#"
 step "LIO SCSI disk (two paths) and nfsd pnfs export on path A"
@@ -142,11 +113,7 @@ start_nfsd_pnfs_on "$PNFS_SCSI_DEV_A"
 truncate -s {FILE_MIB}M "$PNFS_EXPORT/disk.img"
 echo "$PNFS_SCSI_NAA" > "$OUT/naa"
 step "gateway workload with SCSI layouts on path B"
-guarded {WORKLOAD_DEADLINE_S} "the gateway's SCSI-layout workload" env PNFS_GUEST_ADDR=127.0.0.1:2049 \
-  PNFS_GUEST_VOLUME="$PNFS_SCSI_DEV_B" PNFS_GUEST_PATH=disk.img PNFS_GUEST_OUT="$OUT" \
-  PNFS_GUEST_PR_FILE="$PNFS_SCSI_PR_DIR/res_pr_registered_i_pts" \
-  RUST_LOG=warn,pnfs_gateway::pnfs::device=info,pnfs_gateway::pnfs::layout=info "{exe}" --ignored --exact guest_side_scsi_workload --nocapture
-cat /proc/net/rpc/nfsd > "$OUT/nfsd_after_gateway"
+{workload}cat /proc/net/rpc/nfsd > "$OUT/nfsd_after_gateway"
 cat "$PNFS_SCSI_PR_DIR/res_pr_type" "$PNFS_SCSI_PR_DIR/res_pr_holder_tg_port" > "$OUT/pr_reservation" 2>&1 || true
 dmesg | grep -iE 'pnfs|nfsd|reserv|sd[ab]' | tail -n 40 > "$OUT/dmesg" || true
 step "path B without a key is refused by nfsd's reservation"
@@ -160,17 +127,20 @@ else
   echo refused=yes > "$OUT/path_b"
 fi
 step "kernel client reads the file"
-mount_kernel_client
-guarded {COPY_DEADLINE_S} "the kernel client's copy of the file" cp "$PNFS_CLIENT_MNT/disk.img" "$OUT/kernel.img"
-umount_kernel_client
-"#,
-        exe = exe.display()
+{copy}"#,
+        workload = guest_workload_lines(
+            "the gateway's SCSI-layout workload",
+            "guest_side_scsi_workload",
+            r#"PNFS_GUEST_VOLUME="$PNFS_SCSI_DEV_B" PNFS_GUEST_PR_FILE="$PNFS_SCSI_PR_DIR/res_pr_registered_i_pts""#,
+            "warn,pnfs_gateway::pnfs::device=info,pnfs_gateway::pnfs::layout=info"
+        ),
+        copy = kernel_copy_lines("kernel.img"),
     );
     let outcome = runner
         .run(
             &GuestScript::new(script)
                 .name("pnfs-nfsd-scsi")
-                .timeout(Duration::from_secs(900)),
+                .timeout(GUEST_TIMEOUT),
         )
         .expect("guest run");
     for diag in ["pr_reservation", "dmesg"] {
@@ -179,10 +149,12 @@ umount_kernel_client
     }
     let report = std::fs::read_to_string(outcome.out_file("report.txt")).expect("report");
     eprintln!("{report}");
-    assert_kernel_copy_is_model(
+    assert_layouts_only(
         &outcome,
-        "model.bin",
+        "",
         "kernel.img",
+        "nfsd_after_gateway",
+        &report,
         &format!("seed={SEED:#x}"),
     );
 
@@ -209,8 +181,6 @@ umount_kernel_client
     assert_eq!(counter(&report, "pr_registration_errors"), 0, "{report}");
     assert!(counter(&report, "pr_registrations") >= 1, "{report}");
     assert!(counter(&report, "direct_write_bytes") > 0, "{report}");
-    assert_eq!(counter(&report, "mds_read_bytes"), 0, "{report}");
-    assert_eq!(counter(&report, "mds_write_bytes"), 0, "{report}");
     assert_eq!(counter(&report, "volume_errors"), 0, "{report}");
 
     // The PR key: LIO lists it on path B's initiator while the gateway runs, not after.
@@ -240,11 +210,4 @@ umount_kernel_client
         "refused=yes",
         "unregistered path B could read the LU: nfsd's reservation is not in force ({dd_err})"
     );
-
-    let ops = nfsd_ops(&outcome, "nfsd_after_gateway");
-    assert!(ops[OP_LAYOUTGET] > 0, "nfsd handed out no layouts");
-    assert!(ops[OP_GETDEVICEINFO] > 0, "nfsd saw no GETDEVICEINFO");
-    assert!(ops[OP_LAYOUTCOMMIT] > 0, "nfsd saw no LAYOUTCOMMIT");
-    assert_eq!(ops[OP_READ], 0, "data went through nfsd's READ");
-    assert_eq!(ops[OP_WRITE], 0, "data went through nfsd's WRITE");
 }

@@ -4,6 +4,7 @@
 
 pub mod client_suite;
 pub mod ganesha;
+pub mod nfsd_guest;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
