@@ -8,9 +8,9 @@
 mod common;
 
 use pnfs_gateway::client::NfsClient;
-use pnfs_gateway::mds_api::{MetadataServer, OpenMode, StableHow};
+use pnfs_gateway::mds_api::{MetadataServer, StableHow};
 
-use common::client_suite::{config, pattern, read_all, write_all, Peer, PeerSettings};
+use common::client_suite::{config, pattern, read_all, write_all, Peer, PeerSettings, OPEN_CREATE};
 use common::ganesha::Ganesha;
 
 impl Peer for Ganesha {
@@ -48,16 +48,7 @@ async fn ganesha_restart_gives_a_new_client_id_and_the_open_is_recovered() {
     let c = NfsClient::connect(&g.addr(), config("restart"))
         .await
         .expect("connect");
-    let f = c
-        .open(
-            "export/r.bin",
-            OpenMode {
-                read_only: false,
-                create_size_bytes: Some(0),
-            },
-        )
-        .await
-        .expect("OPEN");
+    let f = c.open("export/r.bin", OPEN_CREATE).await.expect("OPEN");
     write_all(&c, &f, 0, &pattern(0, BYTES, 2), StableHow::Unstable).await;
     c.commit(&f, 0, 0).await.expect("COMMIT");
     g.kill();

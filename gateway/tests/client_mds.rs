@@ -9,11 +9,12 @@ mod common;
 use std::time::Duration;
 
 use pnfs_gateway::client::NfsClient;
-use pnfs_gateway::mds_api::{MetadataServer, OpenMode, RecallTarget, StableHow};
+use pnfs_gateway::mds_api::{MetadataServer, RecallTarget, StableHow};
 use pnfs_proto::nfs4::LayoutType;
 
 use common::client_suite::{
     config, layout_get, layout_return, pattern, write_all, Peer, PeerSettings, RecordingSink,
+    OPEN_CREATE,
 };
 use common::{MdsOptions, MdsProcess};
 
@@ -77,16 +78,7 @@ async fn layouts_and_recalls_on_demand_against_the_embedded_mds() {
         .await
         .expect("connect to pnfs-mds");
     let (_sink, mut rx) = RecordingSink::attach(&c);
-    let f = c
-        .open(
-            "m.bin",
-            OpenMode {
-                read_only: false,
-                create_size_bytes: Some(0),
-            },
-        )
-        .await
-        .expect("OPEN create");
+    let f = c.open("m.bin", OPEN_CREATE).await.expect("OPEN create");
     assert!(
         f.layout_types.contains(&LayoutType::BlockVolume),
         "{:?}",

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use pnfs_gateway::client::{ClientConfig, NfsClient};
-use pnfs_gateway::mds_api::{MetadataServer, OpenMode, RecallTarget, StableHow};
+use pnfs_gateway::mds_api::{MetadataServer, RecallTarget, StableHow};
 use pnfs_proto::nfs4::LayoutType;
 
-use common::client_suite::{layout_get, layout_return, write_all, RecordingSink};
+use common::client_suite::{layout_get, layout_return, write_all, RecordingSink, OPEN_CREATE};
 
 const IN_GUEST: &str = "PNFS_CLIENT_IN_GUEST";
 /// Guest deadline (`guarded`) of the guest body: its own waits are bounded (60 s for the
@@ -46,13 +46,7 @@ async fn guest_body() {
     let (sink, mut rx) = RecordingSink::attach(&c);
 
     let f = c
-        .open(
-            "gw.bin",
-            OpenMode {
-                read_only: false,
-                create_size_bytes: Some(0),
-            },
-        )
+        .open("gw.bin", OPEN_CREATE)
         .await
         .expect("OPEN create on nfsd");
     assert!(

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use pnfs_gateway::client::{ClientConfig, NfsClient};
 use pnfs_gateway::disk::Disk;
-use pnfs_gateway::mds_api::{MetadataServer, OpenMode};
+use pnfs_gateway::mds_api::MetadataServer;
 use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
 use pnfs_gateway::pnfs::testing::{make_volume_file, scratch_dir};
 use pnfs_gateway::pnfs::volume::{FaultVolume, FileVolume, VolumeIo};
@@ -21,7 +21,7 @@ use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::{Stats, StatsSnapshot};
 use pnfs_mds::volume::{LabelAt, Topology};
 
-use common::{check_server_view, READ_ONLY};
+use common::{check_server_view, create_file, READ_ONLY};
 
 const FILE_BYTES: u64 = 8 << 20;
 const LEAF_BYTES: u64 = 32 << 20;
@@ -109,21 +109,6 @@ async fn connect(s: &Server, owner: &str) -> Arc<NfsClient> {
     )
 }
 
-async fn create(nfs: &NfsClient, path: &str) {
-    let f = nfs
-        .open(
-            path,
-            OpenMode {
-                read_only: false,
-                create_size_bytes: Some(FILE_BYTES),
-            },
-        )
-        .await
-        .expect("create file");
-    assert_eq!(f.size_bytes, FILE_BYTES);
-    nfs.close(&f).await.expect("close");
-}
-
 fn gateway(s: &Server, nfs: Arc<NfsClient>) -> PnfsClient<NfsClient> {
     gateway_with(s, nfs, PnfsConfig::default())
 }
@@ -141,7 +126,7 @@ fn gateway_with(s: &Server, nfs: Arc<NfsClient>, cfg: PnfsConfig) -> PnfsClient<
 
 async fn run_case(s: &Server, tag: &str, seed: u64, block: u64) -> StatsSnapshot {
     let nfs = connect(s, &format!("gw-{tag}")).await;
-    create(&nfs, "disk.img").await;
+    create_file(&nfs, "disk.img", FILE_BYTES).await;
     let gw = gateway(s, Arc::clone(&nfs));
     let disk = gw.open_disk("disk.img", false).await.expect("open disk");
     let mut cfg = WorkloadConfig::new(seed, block);
@@ -226,8 +211,8 @@ async fn workload_on_embedded_mds_topologies() {
 async fn clone_through_copy_on_write_leaves_source_unchanged() {
     let s = start("cow", 1, 65536, simple(0), LabelAt::Start).await;
     let nfs = connect(&s, "gw-cow").await;
-    create(&nfs, "src.img").await;
-    create(&nfs, "clone.img").await;
+    create_file(&nfs, "src.img", FILE_BYTES).await;
+    create_file(&nfs, "clone.img", FILE_BYTES).await;
     let gw = gateway(&s, Arc::clone(&nfs));
     let src = gw.open_disk("src.img", false).await.expect("open src");
     let mut cfg = WorkloadConfig::new(0xc0de, 65536);
@@ -261,7 +246,7 @@ async fn clone_through_copy_on_write_leaves_source_unchanged() {
 async fn hundred_recalls_during_workload_on_embedded_mds() {
     let s = start("recall", 1, 4096, simple(0), LabelAt::Start).await;
     let nfs = connect(&s, "gw-recall").await;
-    create(&nfs, "disk.img").await;
+    create_file(&nfs, "disk.img", FILE_BYTES).await;
     // A hundred recalls in a row are what the ping-pong back-off answers by leaving the
     // layouts alone for a while; this test is about recalls during direct I/O, so it keeps
     // the back-off off.
@@ -338,7 +323,7 @@ async fn layouts_of_the_least_recently_used_file_are_evicted_under_the_memory_bo
     let s = start("evict", 1, 4096, simple(0), LabelAt::Start).await;
     let nfs = connect(&s, "gw-evict").await;
     for f in ["probe.img", "a.img", "b.img", "c.img"] {
-        create(&nfs, f).await;
+        create_file(&nfs, f, FILE_BYTES).await;
     }
     let small_layouts = |max_cached_pieces| PnfsConfig {
         layout_chunk_bytes: CHUNK_BYTES,
@@ -611,7 +596,7 @@ async fn revoked_layout_is_found_freed_and_dropped_alone() {
     let s = start_with("revoke", 1, 4096, simple(0), LabelAt::Start, quick_recall).await;
     let nfs = connect(&s, "gw-revoke").await;
     for f in ["a.img", "b.img"] {
-        create(&nfs, f).await;
+        create_file(&nfs, f, FILE_BYTES).await;
     }
     let leaf = FileVolume::open(&s.leaves[0], false, true).expect("open leaf");
     let fault = Arc::new(FaultVolume::new(Arc::new(leaf)));

@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use pnfs_gateway::client::{ClientConfig, NfsClient};
 use pnfs_gateway::disk::Disk;
-use pnfs_gateway::mds_api::{MetadataServer, OpenMode};
+use pnfs_gateway::mds_api::MetadataServer;
 use pnfs_gateway::pnfs::testing::workload::{run_workload, Model, WorkloadConfig};
 use pnfs_gateway::pnfs::volume::{FileVolume, TraceKind, TraceVolume, VolumeIo};
 use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::Stats;
 
-use common::{check_server_view, CutProxy, MdsOptions, MdsProcess};
+use common::{check_server_view, create_file, CutProxy, MdsOptions, MdsProcess};
 
 const FILE_BYTES: u64 = 8 << 20;
 /// Bound on the fencing test's workload loop (the stop/continue itself takes ~10 s).
@@ -38,20 +38,6 @@ fn client_config(name: &str) -> ClientConfig {
     cfg
 }
 
-async fn create(nfs: &NfsClient, path: &str) {
-    let f = nfs
-        .open(
-            path,
-            OpenMode {
-                read_only: false,
-                create_size_bytes: Some(FILE_BYTES),
-            },
-        )
-        .await
-        .expect("create");
-    nfs.close(&f).await.expect("close");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_survives_mds_sigkill_restarts_and_tcp_cuts() {
     let mds = Arc::new(Mutex::new(MdsProcess::start("recovery", mds_options())));
@@ -68,7 +54,7 @@ async fn workload_survives_mds_sigkill_restarts_and_tcp_cuts() {
         .await
         .expect("connect"),
     );
-    create(&nfs, "disk.img").await;
+    create_file(&nfs, "disk.img", FILE_BYTES).await;
     let vols: Vec<Arc<dyn VolumeIo>> = vec![Arc::new(
         FileVolume::open(&leaf, false, true).expect("leaf"),
     )];
@@ -131,7 +117,7 @@ async fn sigstop_past_the_fence_point_issues_no_direct_write() {
             .await
             .expect("connect"),
     );
-    create(&nfs, "disk.img").await;
+    create_file(&nfs, "disk.img", FILE_BYTES).await;
     let base: Arc<dyn VolumeIo> = Arc::new(FileVolume::open(m.leaf(), false, true).expect("leaf"));
     let trace = Arc::new(TraceVolume::new(base));
     // No LAYOUTCOMMIT by pending count: an op blocked on the stopped MDS would stall the
@@ -218,7 +204,7 @@ async fn mds_path_resends_uncommitted_writes_after_an_mds_restart() {
             .await
             .expect("connect"),
     );
-    create(&nfs, "disk.img").await;
+    create_file(&nfs, "disk.img", FILE_BYTES).await;
     let stats = Arc::new(Stats::default());
     let gw = PnfsClient::new(
         Arc::clone(&nfs),

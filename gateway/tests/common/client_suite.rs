@@ -33,7 +33,7 @@ const RECONNECT_POLL: Duration = Duration::from_millis(20);
 /// Pause after each cut, so that the writer makes progress on the new connection.
 const AFTER_CUT_PAUSE: Duration = Duration::from_millis(150);
 /// OPEN that creates an empty file.
-const OPEN_CREATE: OpenMode = OpenMode {
+pub const OPEN_CREATE: OpenMode = OpenMode {
     read_only: false,
     create_size_bytes: Some(0),
 };

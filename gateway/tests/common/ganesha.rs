@@ -6,13 +6,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const GANESHA: &str = "/usr/bin/ganesha.nfsd";
 /// How long ganesha may take to accept connections after start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the start waits poll the port.
-const START_POLL: Duration = Duration::from_millis(50);
 /// Log lines shown when ganesha fails to start.
 const LOG_TAIL_LINES: usize = 30;
 /// Ganesha's grace period is its lease plus this, and at least `MIN_GRACE_LEASE_S` + this.
@@ -83,23 +81,10 @@ impl Ganesha {
             .spawn()
             .expect("start ganesha.nfsd");
         self.child = Some(child);
-        let deadline = Instant::now() + START_TIMEOUT;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(st) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                panic!("ganesha exited with {st}; log:\n{}", self.log_tail());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "ganesha did not listen within {START_TIMEOUT:?}; log:\n{}",
-                self.log_tail()
-            );
-            std::thread::sleep(START_POLL);
-        }
+        let log = self.dir.join("ganesha.log");
+        super::wait_listening(&mut self.child, self.port, START_TIMEOUT, "ganesha", || {
+            log_tail(&log)
+        });
     }
 
     /// SIGKILL (no clean shutdown: the server loses its in-memory state) and reap.
@@ -119,12 +104,13 @@ impl Ganesha {
     pub fn export(&self) -> PathBuf {
         self.dir.join("export")
     }
+}
 
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.join("ganesha.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
-    }
+/// The last lines of ganesha's log.
+fn log_tail(log: &Path) -> String {
+    let log = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
 }
 
 /// A failing test keeps the directory (config, log) for a look.

@@ -140,23 +140,14 @@ impl MdsProcess {
             .spawn()
             .expect("start pnfs-mds");
         self.child = Some(child);
-        let deadline = Instant::now() + MDS_START_TIMEOUT;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            if let Some(st) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                self.child = None;
-                panic!("pnfs-mds exited with {st}:\n{}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pnfs-mds did not listen within {MDS_START_TIMEOUT:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log_path = self.log_path();
+        wait_listening(
+            &mut self.child,
+            self.port,
+            MDS_START_TIMEOUT,
+            "pnfs-mds",
+            || std::fs::read_to_string(&log_path).unwrap_or_default(),
+        );
     }
 
     /// SIGKILL (the server loses everything not in its store) and reap.
@@ -281,6 +272,47 @@ pub const READ_ONLY: OpenMode = OpenMode {
     read_only: true,
     create_size_bytes: None,
 };
+
+/// Creates `path` with `size_bytes` (OPEN create, CLOSE) and checks the size OPEN reports.
+pub async fn create_file(nfs: &NfsClient, path: &str, size_bytes: u64) {
+    let f = nfs
+        .open(
+            path,
+            OpenMode {
+                read_only: false,
+                create_size_bytes: Some(size_bytes),
+            },
+        )
+        .await
+        .expect("create file");
+    assert_eq!(f.size_bytes, size_bytes, "{path}: size after OPEN create");
+    nfs.close(&f).await.expect("close");
+}
+
+/// Waits until something listens on 127.0.0.1:`port`, failing with `log()` if `child` exits
+/// (then `child` is `None`) or `timeout` passes first.
+pub fn wait_listening(
+    child: &mut Option<Child>,
+    port: u16,
+    timeout: Duration,
+    what: &str,
+    log: impl Fn() -> String,
+) {
+    const POLL: Duration = Duration::from_millis(20);
+    let deadline = Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(st) = child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            *child = None;
+            panic!("{what} exited with {st}:\n{}", log());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen within {timeout:?}:\n{}",
+            log()
+        );
+        std::thread::sleep(POLL);
+    }
+}
 
 /// Reads `path` through MDS READ (the server's own block map, not our layouts) and checks it
 /// against the workload's model wherever the model is defined: LAYOUTCOMMIT really happened.
