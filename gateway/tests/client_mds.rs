@@ -18,6 +18,8 @@ use common::client_suite::{
 };
 use common::{MdsOptions, MdsProcess};
 
+/// The shortest grace period pnfs-mds accepts.
+const MIN_GRACE_SECONDS: u32 = 1;
 /// How long a recall sent through the admin socket may take to reach the sink.
 const RECALL_DELIVERY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -30,10 +32,13 @@ impl Peer for MdsProcess {
             &format!("client-{tag}"),
             MdsOptions {
                 lease_seconds: settings.lease_seconds,
+                // pnfs-mds has no graceless mode (it clamps the grace to at least 1 s): "no
+                // grace" is the shortest one, which is why the graceless restart test is
+                // ganesha's alone.
                 grace_seconds: if settings.grace {
                     settings.lease_seconds
                 } else {
-                    0
+                    MIN_GRACE_SECONDS
                 },
                 ..MdsOptions::default()
             },
