@@ -1,7 +1,7 @@
 //! The NFSv4.1 client against a real nfs-ganesha on 127.0.0.1 (MDS path: ganesha offers no
 //! block layouts): the shared client suite (`common/client_suite.rs`) plus the graceless
 //! restart, which only ganesha is configured for here. Each test starts its own ganesha
-//! (foreground, own port, own directories) and kills it on drop.
+//! (the testbed's, foreground, own port and directories) and stops it on drop.
 //!
 //! Needs `ganesha.nfsd` (nfs-ganesha + nfs-ganesha-vfs) and root; missing either fails.
 
@@ -11,17 +11,21 @@ use pnfs_gateway::client::NfsClient;
 use pnfs_gateway::mds_api::{MetadataServer, StableHow};
 
 use common::client_suite::{config, pattern, read_all, write_all, Peer, PeerSettings, OPEN_CREATE};
-use common::ganesha::Ganesha;
+use common::ganesha::ExportedGanesha;
+use pnfs_testbed::GaneshaOptions;
 
-impl Peer for Ganesha {
+impl Peer for ExportedGanesha {
     const BLOCK_LAYOUTS: bool = false;
     const RESTARTS: u64 = 1;
 
-    fn start(tag: &str, settings: PeerSettings) -> Self {
-        Ganesha::start(tag, settings.lease_seconds, !settings.grace)
+    fn start(_tag: &str, settings: PeerSettings) -> Self {
+        ExportedGanesha::start(GaneshaOptions {
+            lease_seconds: Some(settings.lease_seconds),
+            graceless: !settings.grace,
+        })
     }
     fn addr(&self) -> String {
-        Ganesha::addr(self)
+        ExportedGanesha::addr(self)
     }
     fn path(&self, name: &str) -> String {
         format!("export/{name}")
@@ -30,8 +34,7 @@ impl Peer for Ganesha {
         Some(std::fs::read(self.export().join(name)).expect("file in ganesha's export"))
     }
     fn restart(&mut self) {
-        self.kill();
-        self.spawn();
+        ExportedGanesha::restart(self);
     }
     /// Ganesha reports no expiries here: the suite expects none.
     fn expired_clients(&self) -> u64 {
@@ -39,20 +42,23 @@ impl Peer for Ganesha {
     }
 }
 
-common::client_suite::client_suite!(Ganesha);
+common::client_suite::client_suite!(ExportedGanesha);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ganesha_restart_gives_a_new_client_id_and_the_open_is_recovered() {
     const BYTES: usize = 65536;
-    let mut g = Ganesha::start("restart", 5, true);
+    const LEASE_S: u32 = 5;
+    let mut g = ExportedGanesha::start(GaneshaOptions {
+        lease_seconds: Some(LEASE_S),
+        graceless: true,
+    });
     let c = NfsClient::connect(&g.addr(), config("restart"))
         .await
         .expect("connect");
     let f = c.open("export/r.bin", OPEN_CREATE).await.expect("OPEN");
     write_all(&c, &f, 0, &pattern(0, BYTES, 2), StableHow::Unstable).await;
     c.commit(&f, 0, 0).await.expect("COMMIT");
-    g.kill();
-    g.spawn();
+    g.restart();
     // The same open keeps working: reconnect, BADSESSION/STALE_CLIENTID, new client ID and
     // session, re-open (ganesha here is graceless: CLAIM_PREVIOUS gets NO_GRACE, then CLAIM_FH).
     // Ganesha derives client IDs from its boot second: the new one may equal the old one.

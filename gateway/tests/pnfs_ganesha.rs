@@ -12,7 +12,8 @@ use pnfs_gateway::pnfs::testing::workload::{run_workload, WorkloadConfig};
 use pnfs_gateway::pnfs::{PnfsClient, PnfsConfig};
 use pnfs_gateway::stats::Stats;
 
-use common::ganesha::Ganesha;
+use common::ganesha::ExportedGanesha;
+use pnfs_testbed::GaneshaOptions;
 
 const FILE_BYTES: u64 = 4 << 20;
 /// Ganesha's lease in this test.
@@ -20,7 +21,10 @@ const LEASE_S: u32 = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workload_through_mds_fallback_on_ganesha() {
-    let g = Ganesha::start("wl", LEASE_S, true);
+    let g = ExportedGanesha::start(GaneshaOptions {
+        lease_seconds: Some(LEASE_S),
+        graceless: true,
+    });
     let f = std::fs::File::create(g.export().join("disk.img")).expect("create file");
     f.set_len(FILE_BYTES).expect("size");
     drop(f);

@@ -68,6 +68,6 @@ pub mod util;
 pub use error::{GuestReport, Result, TestbedError};
 pub use guest::{GuestOutcome, GuestRunner, GuestScript, StepTiming};
 pub use kernel::{find_guest_kernel, GuestKernel};
-pub use peers::{free_port, Ganesha, Nbdkit};
+pub use peers::{free_port, Ganesha, GaneshaOptions, Nbdkit};
 pub use pki::TestPki;
 pub use tools::{ci_strict, find_tool, require, require_tool, skip};

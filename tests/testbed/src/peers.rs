@@ -180,6 +180,19 @@ impl PeerProcess {
         }
     }
 
+    /// SIGKILL and reap: the peer loses everything it held in memory.
+    fn kill9(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        if let Err(e) = self.child.kill() {
+            eprintln!("pnfs-testbed: kill peer: {e}");
+        }
+        if let Err(e) = self.child.wait() {
+            eprintln!("pnfs-testbed: wait for peer: {e}");
+        }
+    }
+
     fn stop(&mut self) {
         if self.exited().is_some() {
             return;
@@ -214,18 +227,45 @@ impl Drop for PeerProcess {
     }
 }
 
+/// Settings of a ganesha started with [`Ganesha::start_with`].
+#[derive(Debug, Clone, Copy)]
+pub struct GaneshaOptions {
+    /// `Lease_Lifetime` in seconds; `None` keeps ganesha's default.
+    pub lease_seconds: Option<u32>,
+    /// `Graceless`: no grace period after a (re)start. With a grace period, it lasts the
+    /// lease plus [`GANESHA_GRACE_OVER_LEASE_S`] (at least [`GANESHA_MIN_GRACE_S`]).
+    pub graceless: bool,
+}
+
+impl Default for GaneshaOptions {
+    fn default() -> Self {
+        Self {
+            lease_seconds: None,
+            graceless: true,
+        }
+    }
+}
+
+/// A grace period lasts this much longer than the lease.
+pub const GANESHA_GRACE_OVER_LEASE_S: u32 = 2;
+/// The shortest grace period configured.
+pub const GANESHA_MIN_GRACE_S: u32 = 7;
+
 /// nfs-ganesha serving one NFSv4.1/4.2 export (FSAL VFS) on 127.0.0.1, in the foreground.
 ///
-/// Config (docs/testbed.md): `Protocols = 4`, no NLM/RQUOTA, `Graceless = true`,
-/// `Minor_Versions = 1, 2`, one export `Pseudo = /export` of the given directory with
-/// `Access_Type = RW`, `Squash = No_Root_Squash`, `SecType = sys`. Its recovery state, pid file
-/// and log live in its own temp dir. No dbus or rpcbind is needed (it logs that dbus is absent).
+/// Config (docs/testbed.md): `Protocols = 4`, no NLM/RQUOTA, `Graceless = true` unless
+/// [`GaneshaOptions`] say otherwise, `Minor_Versions = 1, 2`, one export `Pseudo = /export` of
+/// the given directory with `Access_Type = RW`, `Squash = No_Root_Squash`, `SecType = sys`.
+/// Its recovery state, pid file and log live in its own temp dir, so that
+/// [`Ganesha::restart`] finds its clients' records again. No dbus or rpcbind is needed (it
+/// logs that dbus is absent).
 #[derive(Debug)]
 pub struct Ganesha {
     /// The NFS port on 127.0.0.1.
     pub port: u16,
     /// The directory exported.
     pub export_dir: PathBuf,
+    binary: PathBuf,
     process: PeerProcess,
     dir: TempDir,
 }
@@ -234,9 +274,14 @@ impl Ganesha {
     /// The NFSv4 pseudo path of the export.
     pub const PSEUDO_PATH: &'static str = "/export";
 
-    /// Starts ganesha exporting `export_dir` (which must exist) and waits until it answers an
-    /// RPC NULL call to NFS version 4.
+    /// Starts ganesha exporting `export_dir` (which must exist) with the default
+    /// [`GaneshaOptions`] and waits until it answers an RPC NULL call to NFS version 4.
     pub fn start(export_dir: &Path) -> Result<Ganesha> {
+        Self::start_with(export_dir, GaneshaOptions::default())
+    }
+
+    /// [`Ganesha::start`] with `options`.
+    pub fn start_with(export_dir: &Path, options: GaneshaOptions) -> Result<Ganesha> {
         let binary = find_tool(
             "ganesha.nfsd",
             "apt-get install nfs-ganesha nfs-ganesha-vfs",
@@ -247,7 +292,7 @@ impl Ganesha {
         )))?;
         let mut last_err = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::start_once(&binary, &export_dir) {
+            match Self::start_once(&binary, &export_dir, options) {
                 Ok(g) => return Ok(g),
                 Err(e) => last_err = Some(e),
             }
@@ -255,29 +300,52 @@ impl Ganesha {
         Err(last_err.unwrap_or_else(|| TestbedError::Invalid("no start attempt".to_owned())))
     }
 
-    fn start_once(binary: &Path, export_dir: &Path) -> Result<Ganesha> {
+    fn start_once(binary: &Path, export_dir: &Path, options: GaneshaOptions) -> Result<Ganesha> {
         let dir = TempDir::new("ganesha")?;
         let port = free_port()?;
         let recovery = dir.path().join("recovery");
         fs::create_dir_all(&recovery)
             .map_err(TestbedError::io(format!("create {}", recovery.display())))?;
         let config = dir.path().join("ganesha.conf");
+        let lease = match options.lease_seconds {
+            Some(s) => format!(
+                " Lease_Lifetime = {s}; Grace_Period = {};",
+                (s + GANESHA_GRACE_OVER_LEASE_S).max(GANESHA_MIN_GRACE_S)
+            ),
+            None => String::new(),
+        };
         let text = format!(
             "NFS_CORE_PARAM {{ NFS_Port = {port}; Bind_addr = 127.0.0.1; Protocols = 4; \
              Enable_NLM = false; Enable_RQUOTA = false; }}\n\
-             NFSV4 {{ Graceless = true; Minor_Versions = 1, 2; RecoveryBackend = fs; \
+             NFSV4 {{ Graceless = {};{lease} Minor_Versions = 1, 2; RecoveryBackend = fs; \
              RecoveryRoot = {}; }}\n\
              EXPORT {{ Export_Id = 1; Path = {}; Pseudo = {}; Access_Type = RW; \
              Squash = No_Root_Squash; SecType = sys; FSAL {{ Name = VFS; }} }}\n\
              LOG {{ Default_Log_Level = EVENT; }}\n",
+            options.graceless,
             quote_conf(&recovery)?,
             quote_conf(export_dir)?,
             Self::PSEUDO_PATH
         );
         fs::write(&config, text)
             .map_err(TestbedError::io(format!("write {}", config.display())))?;
-        let log = dir.path().join("ganesha.log");
-        let output = File::create(dir.path().join("ganesha.out"))
+        let process = Self::spawn(binary, dir.path(), port)?;
+        Ok(Ganesha {
+            port,
+            export_dir: export_dir.to_path_buf(),
+            binary: binary.to_path_buf(),
+            process,
+            dir,
+        })
+    }
+
+    /// Runs ganesha on the config in `dir` and waits until it answers on `port`.
+    fn spawn(binary: &Path, dir: &Path, port: u16) -> Result<PeerProcess> {
+        let log = dir.join("ganesha.log");
+        let output = File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join("ganesha.out"))
             .map_err(TestbedError::io("create ganesha.out"))?;
         let output2 = output
             .try_clone()
@@ -287,9 +355,9 @@ impl Ganesha {
             .arg("-L")
             .arg(&log)
             .arg("-f")
-            .arg(&config)
+            .arg(dir.join("ganesha.conf"))
             .arg("-p")
-            .arg(dir.path().join("ganesha.pid"))
+            .arg(dir.join("ganesha.pid"))
             .args(["-N", "NIV_EVENT"])
             .stdin(Stdio::null())
             .stdout(output)
@@ -308,7 +376,7 @@ impl Ganesha {
             if let Ok(RpcReply::Accepted(_)) =
                 rpc_null_call(addr, NFS_PROGRAM, 4, Duration::from_secs(2))
             {
-                break;
+                return Ok(process);
             }
             if Instant::now() >= deadline {
                 return Err(TestbedError::PeerStart {
@@ -319,12 +387,14 @@ impl Ganesha {
             }
             std::thread::sleep(POLL);
         }
-        Ok(Ganesha {
-            port,
-            export_dir: export_dir.to_path_buf(),
-            process,
-            dir,
-        })
+    }
+
+    /// SIGKILL (no clean shutdown: ganesha loses its in-memory state) and start again on the
+    /// same port, config and recovery directory; returns once it answers.
+    pub fn restart(&mut self) -> Result<()> {
+        self.process.kill9();
+        self.process = Self::spawn(&self.binary, self.dir.path(), self.port)?;
+        Ok(())
     }
 
     /// The server address.
