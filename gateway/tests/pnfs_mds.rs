@@ -408,7 +408,7 @@ async fn each_file_keeps_its_own_cache_bound_by_returning_its_least_recently_use
     let s = start("perfile", 1, 4096, simple(0), LabelAt::Start).await;
     let nfs = connect(&s, "gw-perfile").await;
     for f in ["a.img", "b.img"] {
-        create(&nfs, f).await;
+        create_file(&nfs, f, FILE_BYTES).await;
     }
     let gw = gateway_with(
         &s,
@@ -529,7 +529,7 @@ async fn first_writes_crossing_the_commit_threshold_together_share_one_layoutcom
     const QUEUE: u64 = 16;
     let s = start("threshold", 1, 4096, simple(0), LabelAt::Start).await;
     let nfs = connect(&s, "gw-threshold").await;
-    create(&nfs, "t.img").await;
+    create_file(&nfs, "t.img", FILE_BYTES).await;
     let gw = gateway_with(
         &s,
         Arc::clone(&nfs),
