@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pnfs_gateway::disk::{Disk, DiskInfo, DiskResult, StatusExtent};
+use pnfs_gateway::disk::{Disk, DiskInfo, DiskRange, DiskResult, StatusExtent};
 use serde::{Deserialize, Serialize};
 
 /// Upper bounds of the histogram buckets in microseconds (a last, unbounded bucket follows):
@@ -156,26 +156,39 @@ impl<D: Disk> Disk for TimedDisk<D> {
         self.inner.info()
     }
 
-    async fn read(&self, offset_bytes: u64, length_bytes: u32) -> DiskResult<Bytes> {
+    async fn read_range(&self, range: DiskRange) -> DiskResult<Bytes> {
         let _busy = self.timing.enter();
         let started = Instant::now();
-        let r = self.inner.read(offset_bytes, length_bytes).await;
+        let r = self.inner.read_range(range).await;
         self.timing.read.observe(started.elapsed());
         r
     }
 
-    async fn read_into<'a>(&'a self, offset_bytes: u64, out: &'a mut [u8]) -> DiskResult<()> {
+    async fn read_into<'a>(&'a self, range: DiskRange, out: &'a mut [u8]) -> DiskResult<()> {
         let _busy = self.timing.enter();
         let started = Instant::now();
-        let r = self.inner.read_into(offset_bytes, out).await;
+        let r = self.inner.read_into(range, out).await;
         self.timing.read.observe(started.elapsed());
         r
     }
 
-    async fn write(&self, offset_bytes: u64, data: Bytes, fua: bool) -> DiskResult<()> {
+    async fn write_range(&self, range: DiskRange, data: Bytes, fua: bool) -> DiskResult<()> {
         let _busy = self.timing.enter();
         let started = Instant::now();
-        let r = self.inner.write(offset_bytes, data, fua).await;
+        let r = self.inner.write_range(range, data, fua).await;
+        self.timing.write.observe(started.elapsed());
+        r
+    }
+
+    async fn write_from<'a>(
+        &'a self,
+        range: DiskRange,
+        data: &'a [u8],
+        fua: bool,
+    ) -> DiskResult<()> {
+        let _busy = self.timing.enter();
+        let started = Instant::now();
+        let r = self.inner.write_from(range, data, fua).await;
         self.timing.write.observe(started.elapsed());
         r
     }
@@ -188,30 +201,23 @@ impl<D: Disk> Disk for TimedDisk<D> {
         r
     }
 
-    async fn trim(&self, offset_bytes: u64, length_bytes: u64) -> DiskResult<()> {
+    async fn trim_range(&self, range: DiskRange) -> DiskResult<()> {
         let _busy = self.timing.enter();
-        self.inner.trim(offset_bytes, length_bytes).await
+        self.inner.trim_range(range).await
     }
 
-    async fn write_zeroes(
+    async fn write_zeroes_range(
         &self,
-        offset_bytes: u64,
-        length_bytes: u64,
+        range: DiskRange,
         may_unmap: bool,
         fua: bool,
     ) -> DiskResult<()> {
         let _busy = self.timing.enter();
-        self.inner
-            .write_zeroes(offset_bytes, length_bytes, may_unmap, fua)
-            .await
+        self.inner.write_zeroes_range(range, may_unmap, fua).await
     }
 
-    async fn block_status(
-        &self,
-        offset_bytes: u64,
-        length_bytes: u64,
-    ) -> DiskResult<Vec<StatusExtent>> {
-        self.inner.block_status(offset_bytes, length_bytes).await
+    async fn block_status_range(&self, range: DiskRange) -> DiskResult<Vec<StatusExtent>> {
+        self.inner.block_status_range(range).await
     }
 }
 

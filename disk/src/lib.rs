@@ -1,9 +1,11 @@
 //! The Disk API: what every frontend (NBD, ublk) sees of one configured file.
 //!
-//! Requests are validated once, at [`validate_request`], before any backend code runs; errors
-//! are one type, [`DiskError`], mapped to an errno once, by [`DiskError::errno`].
+//! Requests are validated once, at [`validate_request`], before any backend code runs: it
+//! returns the [`DiskRange`] that the [`Disk`] methods take, so nothing behind the frontend
+//! checks a range again. Errors are one type, [`DiskError`], mapped to an errno once, by
+//! [`DiskError::errno`].
 
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod ram;
 
 use std::future::Future;
@@ -130,42 +132,110 @@ pub struct DiskInfo {
     pub multi_conn_safe: bool,
 }
 
+/// A range of a disk checked once, by [`validate_request`], against the disk's [`DiskInfo`]:
+/// it ends inside the disk, a read or write is at most `max_io_bytes` long, and a write-type
+/// range is on a writable disk. It can be built no other way, so a [`Disk`] method that takes
+/// one does not check it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DiskRange {
+    offset_bytes: u64,
+    length_bytes: u64,
+}
+
+impl DiskRange {
+    /// Start, in bytes from the start of the disk.
+    pub fn offset_bytes(&self) -> u64 {
+        self.offset_bytes
+    }
+
+    /// Length in bytes.
+    pub fn length_bytes(&self) -> u64 {
+        self.length_bytes
+    }
+
+    /// One past the last byte (cannot overflow: checked to be at most the disk size).
+    pub fn end_bytes(&self) -> u64 {
+        self.offset_bytes + self.length_bytes
+    }
+
+    /// The length as a buffer length. A read or write range is at most `max_io_bytes` (a
+    /// u32), so this is exact for those; a longer range (trim, write_zeroes, block status)
+    /// is an error rather than a truncation.
+    pub fn length_usize(&self) -> DiskResult<usize> {
+        usize::try_from(self.length_bytes).map_err(|_| {
+            DiskError::new(
+                DiskErrorKind::TooLarge,
+                format!("a range of {} bytes as one buffer", self.length_bytes),
+            )
+        })
+    }
+
+    /// The length of a read or write range as the u32 every Disk I/O length fits in
+    /// (checked against `max_io_bytes`); an error for a longer range.
+    pub fn io_length_bytes(&self) -> DiskResult<u32> {
+        u32::try_from(self.length_bytes).map_err(|_| {
+            DiskError::new(
+                DiskErrorKind::TooLarge,
+                format!("an I/O of {} bytes", self.length_bytes),
+            )
+        })
+    }
+
+    /// Checks that a caller's buffer (of `len` bytes) is exactly as long as the range.
+    pub fn check_buffer(&self, len: usize) -> DiskResult<()> {
+        if buffer_length_bytes(len) != self.length_bytes {
+            return Err(DiskError::new(
+                DiskErrorKind::InvalidRange,
+                format!(
+                    "a buffer of {len} bytes for a range of {}",
+                    self.length_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The length of a caller's buffer as a range length.
+fn buffer_length_bytes(len: usize) -> u64 {
+    // usize is at most 64 bits on every target this builds for.
+    u64::try_from(len).unwrap_or(u64::MAX)
+}
+
 /// A block device as the frontends see it. Every method is cancel-safe only in the sense that
 /// a dropped future never leaves a half-applied write acknowledged.
+///
+/// The `*_range` methods, [`Disk::read_into`] and [`Disk::write_from`] take a [`DiskRange`]
+/// that the frontend checked once with [`validate_request`]; implementations do not check it
+/// again. The methods named by offset and length ([`Disk::read`], [`Disk::write`], …) are for
+/// callers that are not a frontend (tools, tests): they check the range, then call the
+/// `*_range` method.
 pub trait Disk: Send + Sync + 'static {
     /// Size, block sizes and flags.
     fn info(&self) -> DiskInfo;
 
-    /// Reads `length_bytes` at `offset_bytes`.
-    fn read(
-        &self,
-        offset_bytes: u64,
-        length_bytes: u32,
-    ) -> impl Future<Output = DiskResult<Bytes>> + Send;
+    /// Reads the range.
+    fn read_range(&self, range: DiskRange) -> impl Future<Output = DiskResult<Bytes>> + Send;
 
-    /// Reads `out.len()` bytes at `offset_bytes` into the caller's buffer (a frontend that
-    /// owns its I/O buffer, like ublk, passes it here). A disk that can fill the buffer
-    /// directly overrides this and saves a copy; the default reads with [`Disk::read`] and
-    /// copies. The range is validated like a read of `out.len()` bytes.
+    /// Reads the range into the caller's buffer of exactly the range's length (a frontend
+    /// that owns its I/O buffer, like ublk, passes it here). A disk that can fill the buffer
+    /// directly overrides this and saves a copy; the default reads with [`Disk::read_range`]
+    /// and copies.
     fn read_into<'a>(
         &'a self,
-        offset_bytes: u64,
+        range: DiskRange,
         out: &'a mut [u8],
     ) -> impl Future<Output = DiskResult<()>> + Send + 'a {
         async move {
-            let length_bytes = u32::try_from(out.len()).map_err(|_| {
-                DiskError::new(
-                    DiskErrorKind::TooLarge,
-                    format!("a read of {} bytes", out.len()),
-                )
-            })?;
-            let data = self.read(offset_bytes, length_bytes).await?;
+            range.check_buffer(out.len())?;
+            let data = self.read_range(range).await?;
             if data.len() != out.len() {
                 return Err(DiskError::new(
                     DiskErrorKind::Io,
                     format!(
-                        "disk returned {} bytes for a read of {length_bytes}",
-                        data.len()
+                        "disk returned {} bytes for a read of {}",
+                        data.len(),
+                        out.len()
                     ),
                 ));
             }
@@ -174,41 +244,130 @@ pub trait Disk: Send + Sync + 'static {
         }
     }
 
-    /// Writes `data` at `offset_bytes`; with `fua` it is durable when this returns.
+    /// Writes `data` (exactly the range's length) over the range; with `fua` it is durable
+    /// when this returns.
+    fn write_range(
+        &self,
+        range: DiskRange,
+        data: Bytes,
+        fua: bool,
+    ) -> impl Future<Output = DiskResult<()>> + Send;
+
+    /// Writes the caller's buffer (exactly the range's length) over the range, like
+    /// [`Disk::write_range`]. A disk that can write from the buffer directly overrides this
+    /// and saves a copy; the default copies it into a [`Bytes`].
+    fn write_from<'a>(
+        &'a self,
+        range: DiskRange,
+        data: &'a [u8],
+        fua: bool,
+    ) -> impl Future<Output = DiskResult<()>> + Send + 'a {
+        async move {
+            range.check_buffer(data.len())?;
+            self.write_range(range, Bytes::copy_from_slice(data), fua)
+                .await
+        }
+    }
+
+    /// Makes every completed write durable (on the volume, and LAYOUTCOMMIT done).
+    fn flush(&self) -> impl Future<Output = DiskResult<()>> + Send;
+
+    /// Discards the range: it may read back as zeros or as old data afterwards (NBD TRIM).
+    fn trim_range(&self, range: DiskRange) -> impl Future<Output = DiskResult<()>> + Send;
+
+    /// Makes the range read as zeros; with `may_unmap` it may deallocate.
+    fn write_zeroes_range(
+        &self,
+        range: DiskRange,
+        may_unmap: bool,
+        fua: bool,
+    ) -> impl Future<Output = DiskResult<()>> + Send;
+
+    /// What the range holds, as consecutive runs starting at its offset (the last run may
+    /// stop short of its end; never returns an empty list for a non-empty range).
+    fn block_status_range(
+        &self,
+        range: DiskRange,
+    ) -> impl Future<Output = DiskResult<Vec<StatusExtent>>> + Send;
+
+    /// Checks a read of `length_bytes` at `offset_bytes`, then [`Disk::read_range`].
+    fn read(
+        &self,
+        offset_bytes: u64,
+        length_bytes: u32,
+    ) -> impl Future<Output = DiskResult<Bytes>> + Send {
+        async move {
+            let info = self.info();
+            let range = validate_request(
+                &info,
+                RequestKind::Read,
+                offset_bytes,
+                u64::from(length_bytes),
+            )?;
+            self.read_range(range).await
+        }
+    }
+
+    /// Checks a write of `data` at `offset_bytes`, then [`Disk::write_range`].
     fn write(
         &self,
         offset_bytes: u64,
         data: Bytes,
         fua: bool,
-    ) -> impl Future<Output = DiskResult<()>> + Send;
+    ) -> impl Future<Output = DiskResult<()>> + Send {
+        async move {
+            let info = self.info();
+            let range = validate_request(
+                &info,
+                RequestKind::Write,
+                offset_bytes,
+                buffer_length_bytes(data.len()),
+            )?;
+            self.write_range(range, data, fua).await
+        }
+    }
 
-    /// Makes every completed write durable (on the volume, and LAYOUTCOMMIT done).
-    fn flush(&self) -> impl Future<Output = DiskResult<()>> + Send;
-
-    /// Discards a range: it may read back as zeros or as old data afterwards (NBD TRIM).
+    /// Checks a trim of the range, then [`Disk::trim_range`].
     fn trim(
         &self,
         offset_bytes: u64,
         length_bytes: u64,
-    ) -> impl Future<Output = DiskResult<()>> + Send;
+    ) -> impl Future<Output = DiskResult<()>> + Send {
+        async move {
+            let info = self.info();
+            let range = validate_request(&info, RequestKind::Trim, offset_bytes, length_bytes)?;
+            self.trim_range(range).await
+        }
+    }
 
-    /// Makes a range read as zeros; with `may_unmap` it may deallocate.
+    /// Checks a write_zeroes of the range, then [`Disk::write_zeroes_range`].
     fn write_zeroes(
         &self,
         offset_bytes: u64,
         length_bytes: u64,
         may_unmap: bool,
         fua: bool,
-    ) -> impl Future<Output = DiskResult<()>> + Send;
+    ) -> impl Future<Output = DiskResult<()>> + Send {
+        async move {
+            let info = self.info();
+            let range =
+                validate_request(&info, RequestKind::WriteZeroes, offset_bytes, length_bytes)?;
+            self.write_zeroes_range(range, may_unmap, fua).await
+        }
+    }
 
-    /// What the range holds, as consecutive runs starting at `offset_bytes` (the last run may
-    /// stop short of `offset_bytes + length_bytes`; never returns an empty list for a valid
-    /// non-empty range).
+    /// Checks a block status query of the range, then [`Disk::block_status_range`].
     fn block_status(
         &self,
         offset_bytes: u64,
         length_bytes: u64,
-    ) -> impl Future<Output = DiskResult<Vec<StatusExtent>>> + Send;
+    ) -> impl Future<Output = DiskResult<Vec<StatusExtent>>> + Send {
+        async move {
+            let info = self.info();
+            let range = validate_request(&info, RequestKind::Status, offset_bytes, length_bytes)?;
+            self.block_status_range(range).await
+        }
+    }
 }
 
 /// The kinds of request, for [`validate_request`].
@@ -227,12 +386,13 @@ pub enum RequestKind {
 }
 
 /// The one check every frontend runs before calling the disk: range, size limit, read-only.
+/// The [`DiskRange`] it returns is what the disk's methods take.
 pub fn validate_request(
     info: &DiskInfo,
     kind: RequestKind,
     offset_bytes: u64,
     length_bytes: u64,
-) -> DiskResult<()> {
+) -> DiskResult<DiskRange> {
     let end = offset_bytes
         .checked_add(length_bytes)
         .ok_or_else(|| DiskError::new(DiskErrorKind::InvalidRange, "offset + length overflows"))?;
@@ -266,7 +426,10 @@ pub fn validate_request(
             ),
         ));
     }
-    Ok(())
+    Ok(DiskRange {
+        offset_bytes,
+        length_bytes,
+    })
 }
 
 #[cfg(test)]
@@ -287,7 +450,12 @@ mod tests {
     #[test]
     fn validation_catches_range_size_and_read_only() {
         let i = info();
-        assert!(validate_request(&i, RequestKind::Read, 0, 4096).is_ok());
+        let r = validate_request(&i, RequestKind::Read, 4096, 8192).unwrap();
+        assert_eq!(
+            (r.offset_bytes(), r.length_bytes(), r.end_bytes()),
+            (4096, 8192, 12288)
+        );
+        assert_eq!(r.io_length_bytes(), Ok(8192));
         let e = validate_request(&i, RequestKind::Read, (1 << 20) - 1, 2).unwrap_err();
         assert_eq!(e.errno(), libc_errno::EINVAL);
         let e = validate_request(&i, RequestKind::Read, u64::MAX, 2).unwrap_err();
@@ -296,5 +464,28 @@ mod tests {
         assert_eq!(e.errno(), libc_errno::EPERM);
         let e = validate_request(&i, RequestKind::Read, 0, 65537).unwrap_err();
         assert_eq!(e.kind, DiskErrorKind::TooLarge);
+    }
+
+    #[tokio::test]
+    async fn range_methods_by_offset_check_the_range_and_buffers_must_match_it() {
+        let d = ram::RamDisk::new(1 << 20);
+        d.write(4096, Bytes::from(vec![7u8; 4096]), false)
+            .await
+            .unwrap();
+        let past_end = d.read((1 << 20) - 512, 1024).await.unwrap_err();
+        assert_eq!(past_end.kind, DiskErrorKind::InvalidRange);
+        let too_long = d.write(0, Bytes::from(vec![0u8; 1 << 21]), false).await;
+        assert_eq!(too_long.unwrap_err().kind, DiskErrorKind::InvalidRange);
+        let range = validate_request(&d.info(), RequestKind::Read, 4096, 4096).unwrap();
+        let mut short = vec![0u8; 512];
+        let e = d.read_into(range, &mut short).await.unwrap_err();
+        assert_eq!(e.kind, DiskErrorKind::InvalidRange);
+        let e = d.write_from(range, &short, false).await.unwrap_err();
+        assert_eq!(e.kind, DiskErrorKind::InvalidRange);
+        let mut out = vec![0u8; 4096];
+        d.read_into(range, &mut out).await.unwrap();
+        assert!(out.iter().all(|&b| b == 7));
+        let back = d.read_range(range).await.unwrap();
+        assert_eq!(&back[..], &out[..]);
     }
 }

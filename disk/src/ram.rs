@@ -5,7 +5,9 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use crate::{Disk, DiskError, DiskErrorKind, DiskInfo, DiskResult, ExtentStatus, StatusExtent};
+use crate::{
+    Disk, DiskError, DiskErrorKind, DiskInfo, DiskRange, DiskResult, ExtentStatus, StatusExtent,
+};
 
 /// Bytes per allocation chunk of [`RamDisk`].
 const CHUNK_BYTES: u64 = 64 * 1024;
@@ -46,16 +48,6 @@ impl RamDisk {
             .map_err(|_| DiskError::new(DiskErrorKind::Io, "RAM disk lock poisoned"))
     }
 
-    fn check(&self, offset: u64, len: u64) -> DiskResult<()> {
-        match offset.checked_add(len) {
-            Some(end) if end <= self.info.size_bytes => Ok(()),
-            _ => Err(DiskError::new(
-                DiskErrorKind::InvalidRange,
-                format!("{offset}+{len} past the end"),
-            )),
-        }
-    }
-
     /// Calls `f(chunk index, start in chunk, start in request, length)` per chunk piece.
     fn pieces(offset: u64, len: u64, mut f: impl FnMut(u64, u64, u64, u64)) {
         let mut done = 0;
@@ -68,8 +60,8 @@ impl RamDisk {
         }
     }
 
-    fn zero(&self, offset: u64, len: u64) -> DiskResult<()> {
-        self.check(offset, len)?;
+    fn zero(&self, range: DiskRange) -> DiskResult<()> {
+        let (offset, len) = (range.offset_bytes(), range.length_bytes());
         let mut chunks = self.chunks()?;
         Self::pieces(offset, len, |chunk, within, _, n| {
             if n == CHUNK_BYTES {
@@ -87,36 +79,46 @@ impl Disk for RamDisk {
         self.info.clone()
     }
 
-    async fn read(&self, offset_bytes: u64, length_bytes: u32) -> DiskResult<Bytes> {
-        let mut out = vec![0u8; ix(u64::from(length_bytes))];
-        self.read_into(offset_bytes, &mut out).await?;
+    async fn read_range(&self, range: DiskRange) -> DiskResult<Bytes> {
+        let mut out = vec![0u8; range.length_usize()?];
+        self.read_into(range, &mut out).await?;
         Ok(Bytes::from(out))
     }
 
-    async fn read_into(&self, offset_bytes: u64, out: &mut [u8]) -> DiskResult<()> {
-        let len = u64::try_from(out.len()).unwrap_or(u64::MAX);
-        self.check(offset_bytes, len)?;
+    async fn read_into(&self, range: DiskRange, out: &mut [u8]) -> DiskResult<()> {
+        range.check_buffer(out.len())?;
         let chunks = self.chunks()?;
-        Self::pieces(offset_bytes, len, |chunk, within, at, n| {
-            let dst = &mut out[ix(at)..ix(at + n)];
-            match chunks.get(&chunk) {
-                Some(c) => dst.copy_from_slice(&c[ix(within)..ix(within + n)]),
-                None => dst.fill(0),
-            }
-        });
+        Self::pieces(
+            range.offset_bytes(),
+            range.length_bytes(),
+            |chunk, within, at, n| {
+                let dst = &mut out[ix(at)..ix(at + n)];
+                match chunks.get(&chunk) {
+                    Some(c) => dst.copy_from_slice(&c[ix(within)..ix(within + n)]),
+                    None => dst.fill(0),
+                }
+            },
+        );
         Ok(())
     }
 
-    async fn write(&self, offset_bytes: u64, data: Bytes, _fua: bool) -> DiskResult<()> {
-        let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
-        self.check(offset_bytes, len)?;
+    async fn write_range(&self, range: DiskRange, data: Bytes, fua: bool) -> DiskResult<()> {
+        self.write_from(range, &data, fua).await
+    }
+
+    async fn write_from(&self, range: DiskRange, data: &[u8], _fua: bool) -> DiskResult<()> {
+        range.check_buffer(data.len())?;
         let mut chunks = self.chunks()?;
-        Self::pieces(offset_bytes, len, |chunk, within, at, n| {
-            let c = chunks
-                .entry(chunk)
-                .or_insert_with(|| vec![0u8; ix(CHUNK_BYTES)].into_boxed_slice());
-            c[ix(within)..ix(within + n)].copy_from_slice(&data[ix(at)..ix(at + n)]);
-        });
+        Self::pieces(
+            range.offset_bytes(),
+            range.length_bytes(),
+            |chunk, within, at, n| {
+                let c = chunks
+                    .entry(chunk)
+                    .or_insert_with(|| vec![0u8; ix(CHUNK_BYTES)].into_boxed_slice());
+                c[ix(within)..ix(within + n)].copy_from_slice(&data[ix(at)..ix(at + n)]);
+            },
+        );
         Ok(())
     }
 
@@ -124,29 +126,23 @@ impl Disk for RamDisk {
         Ok(())
     }
 
-    async fn trim(&self, offset_bytes: u64, length_bytes: u64) -> DiskResult<()> {
-        self.zero(offset_bytes, length_bytes)
+    async fn trim_range(&self, range: DiskRange) -> DiskResult<()> {
+        self.zero(range)
     }
 
-    async fn write_zeroes(
+    async fn write_zeroes_range(
         &self,
-        offset_bytes: u64,
-        length_bytes: u64,
+        range: DiskRange,
         _may_unmap: bool,
         _fua: bool,
     ) -> DiskResult<()> {
-        self.zero(offset_bytes, length_bytes)
+        self.zero(range)
     }
 
-    async fn block_status(
-        &self,
-        offset_bytes: u64,
-        length_bytes: u64,
-    ) -> DiskResult<Vec<StatusExtent>> {
-        self.check(offset_bytes, length_bytes)?;
+    async fn block_status_range(&self, range: DiskRange) -> DiskResult<Vec<StatusExtent>> {
         Ok(vec![StatusExtent {
-            offset_bytes,
-            length_bytes,
+            offset_bytes: range.offset_bytes(),
+            length_bytes: range.length_bytes(),
             status: ExtentStatus::Data,
         }])
     }

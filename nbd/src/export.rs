@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use pnfs_disk::{Disk, DiskInfo, DiskResult, StatusExtent};
+use pnfs_disk::{Disk, DiskInfo, DiskRange, DiskResult, StatusExtent};
 
 use crate::codec::consts::*;
 use crate::codec::DEFAULT_MAX_WRITE_PAYLOAD_BYTES;
@@ -21,67 +21,51 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait DynDisk: Send + Sync + 'static {
     /// See [`Disk::info`].
     fn info(&self) -> DiskInfo;
-    /// See [`Disk::read`].
-    fn read(&self, offset_bytes: u64, length_bytes: u32) -> BoxFuture<'_, DiskResult<Bytes>>;
-    /// See [`Disk::write`].
-    fn write(&self, offset_bytes: u64, data: Bytes, fua: bool) -> BoxFuture<'_, DiskResult<()>>;
+    /// See [`Disk::read_range`].
+    fn read(&self, range: DiskRange) -> BoxFuture<'_, DiskResult<Bytes>>;
+    /// See [`Disk::write_range`].
+    fn write(&self, range: DiskRange, data: Bytes, fua: bool) -> BoxFuture<'_, DiskResult<()>>;
     /// See [`Disk::flush`].
     fn flush(&self) -> BoxFuture<'_, DiskResult<()>>;
-    /// See [`Disk::trim`].
-    fn trim(&self, offset_bytes: u64, length_bytes: u64) -> BoxFuture<'_, DiskResult<()>>;
-    /// See [`Disk::write_zeroes`].
+    /// See [`Disk::trim_range`].
+    fn trim(&self, range: DiskRange) -> BoxFuture<'_, DiskResult<()>>;
+    /// See [`Disk::write_zeroes_range`].
     fn write_zeroes(
         &self,
-        offset_bytes: u64,
-        length_bytes: u64,
+        range: DiskRange,
         may_unmap: bool,
         fua: bool,
     ) -> BoxFuture<'_, DiskResult<()>>;
-    /// See [`Disk::block_status`].
-    fn block_status(
-        &self,
-        offset_bytes: u64,
-        length_bytes: u64,
-    ) -> BoxFuture<'_, DiskResult<Vec<StatusExtent>>>;
+    /// See [`Disk::block_status_range`].
+    fn block_status(&self, range: DiskRange) -> BoxFuture<'_, DiskResult<Vec<StatusExtent>>>;
 }
 
 impl<D: Disk> DynDisk for D {
     fn info(&self) -> DiskInfo {
         Disk::info(self)
     }
-    fn read(&self, offset_bytes: u64, length_bytes: u32) -> BoxFuture<'_, DiskResult<Bytes>> {
-        Box::pin(Disk::read(self, offset_bytes, length_bytes))
+    fn read(&self, range: DiskRange) -> BoxFuture<'_, DiskResult<Bytes>> {
+        Box::pin(Disk::read_range(self, range))
     }
-    fn write(&self, offset_bytes: u64, data: Bytes, fua: bool) -> BoxFuture<'_, DiskResult<()>> {
-        Box::pin(Disk::write(self, offset_bytes, data, fua))
+    fn write(&self, range: DiskRange, data: Bytes, fua: bool) -> BoxFuture<'_, DiskResult<()>> {
+        Box::pin(Disk::write_range(self, range, data, fua))
     }
     fn flush(&self) -> BoxFuture<'_, DiskResult<()>> {
         Box::pin(Disk::flush(self))
     }
-    fn trim(&self, offset_bytes: u64, length_bytes: u64) -> BoxFuture<'_, DiskResult<()>> {
-        Box::pin(Disk::trim(self, offset_bytes, length_bytes))
+    fn trim(&self, range: DiskRange) -> BoxFuture<'_, DiskResult<()>> {
+        Box::pin(Disk::trim_range(self, range))
     }
     fn write_zeroes(
         &self,
-        offset_bytes: u64,
-        length_bytes: u64,
+        range: DiskRange,
         may_unmap: bool,
         fua: bool,
     ) -> BoxFuture<'_, DiskResult<()>> {
-        Box::pin(Disk::write_zeroes(
-            self,
-            offset_bytes,
-            length_bytes,
-            may_unmap,
-            fua,
-        ))
+        Box::pin(Disk::write_zeroes_range(self, range, may_unmap, fua))
     }
-    fn block_status(
-        &self,
-        offset_bytes: u64,
-        length_bytes: u64,
-    ) -> BoxFuture<'_, DiskResult<Vec<StatusExtent>>> {
-        Box::pin(Disk::block_status(self, offset_bytes, length_bytes))
+    fn block_status(&self, range: DiskRange) -> BoxFuture<'_, DiskResult<Vec<StatusExtent>>> {
+        Box::pin(Disk::block_status_range(self, range))
     }
 }
 

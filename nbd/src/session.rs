@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use pnfs_disk::{validate_request, DiskInfo, ExtentStatus, RequestKind, StatusExtent};
+use pnfs_disk::{validate_request, DiskInfo, DiskRange, ExtentStatus, RequestKind, StatusExtent};
 use tracing::{debug, warn};
 
 use crate::codec::consts::*;
@@ -71,8 +71,12 @@ fn allowed_flags(cmd: Command, session: &Session, fast_zero: bool) -> u16 {
 
 /// The checks every request goes through before the disk sees it: command, flags, block
 /// status negotiation, alignment to the minimum block, the maximum payload, and then the
-/// Disk API's own [`validate_request`] (range, read-only, size).
-pub(crate) fn check_request(req: &Request, session: &Session) -> Result<(), Refusal> {
+/// Disk API's own [`validate_request`] (range, read-only, size), whose checked range (None for
+/// the commands without one) is what the disk is called with.
+pub(crate) fn check_request(
+    req: &Request,
+    session: &Session,
+) -> Result<Option<DiskRange>, Refusal> {
     let kind = match req.command {
         Command::Read => RequestKind::Read,
         Command::Write => RequestKind::Write,
@@ -81,9 +85,9 @@ pub(crate) fn check_request(req: &Request, session: &Session) -> Result<(), Refu
         Command::Cache | Command::BlockStatus => RequestKind::Status,
         Command::Flush => {
             check_flags(req, session)?;
-            return Ok(());
+            return Ok(None);
         }
-        Command::Disc => return Ok(()),
+        Command::Disc => return Ok(None),
         Command::Unknown(c) => return Err(refuse(NBD_EINVAL, format!("unknown command {c}"))),
     };
     check_flags(req, session)?;
@@ -125,6 +129,7 @@ pub(crate) fn check_request(req: &Request, session: &Session) -> Result<(), Refu
         ));
     }
     validate_request(&session.info, kind, req.offset_bytes, req.length_bytes)
+        .map(Some)
         .map_err(|e| refuse(nbd_error_from_disk(&e), e.to_string()))
 }
 
@@ -213,7 +218,7 @@ pub(crate) async fn execute(session: &Session, req: Request, payload: Bytes) -> 
     let stats = session.export.stats();
     stats.request(req.command.code());
     let result = match check_request(&req, session) {
-        Ok(()) => run(session, &req, payload).await,
+        Ok(range) => run(session, &req, range, payload).await,
         Err(r) => Err(r),
     };
     match result {
@@ -234,8 +239,15 @@ fn disk_err(e: pnfs_disk::DiskError) -> Refusal {
     refuse(nbd_error_from_disk(&e), e.to_string())
 }
 
-async fn run(session: &Session, req: &Request, payload: Bytes) -> Result<WireReply, Refusal> {
+async fn run(
+    session: &Session,
+    req: &Request,
+    range: Option<DiskRange>,
+    payload: Bytes,
+) -> Result<WireReply, Refusal> {
     let disk = session.export.disk();
+    // Every command but FLUSH (and DISC, never run) was checked with a range.
+    let range = || range.ok_or_else(|| refuse(NBD_EINVAL, "a request without a checked range"));
     let stats = session.export.stats();
     let fua = req.has_flag(CMD_FLAG_FUA);
     let offset = req.offset_bytes;
@@ -248,7 +260,7 @@ async fn run(session: &Session, req: &Request, payload: Bytes) -> Result<WireRep
             let data = if length == 0 {
                 Bytes::new()
             } else {
-                disk.read(offset, read_len).await.map_err(disk_err)?
+                disk.read(range()?).await.map_err(disk_err)?
             };
             if data.len() != read_len as usize {
                 return Err(refuse(
@@ -272,7 +284,7 @@ async fn run(session: &Session, req: &Request, payload: Bytes) -> Result<WireRep
         }
         Command::Write => {
             if length > 0 {
-                disk.write(offset, payload, fua).await.map_err(disk_err)?;
+                disk.write(range()?, payload, fua).await.map_err(disk_err)?;
             }
             stats.add_written(length);
             Ok(ok_reply(session, req))
@@ -283,7 +295,7 @@ async fn run(session: &Session, req: &Request, payload: Bytes) -> Result<WireRep
         }
         Command::Trim => {
             if length > 0 {
-                disk.trim(offset, length).await.map_err(disk_err)?;
+                disk.trim(range()?).await.map_err(disk_err)?;
                 if fua {
                     // The Disk API's trim has no FUA of its own.
                     disk.flush().await.map_err(disk_err)?;
@@ -295,7 +307,7 @@ async fn run(session: &Session, req: &Request, payload: Bytes) -> Result<WireRep
         Command::WriteZeroes => {
             if length > 0 {
                 let may_unmap = !req.has_flag(CMD_FLAG_NO_HOLE);
-                disk.write_zeroes(offset, length, may_unmap, fua)
+                disk.write_zeroes(range()?, may_unmap, fua)
                     .await
                     .map_err(disk_err)?;
             }
@@ -306,7 +318,7 @@ async fn run(session: &Session, req: &Request, payload: Bytes) -> Result<WireRep
             // The Disk API has no prefetch; asking for the range's status loads the layouts
             // and extents a following read or write needs.
             if length > 0 {
-                disk.block_status(offset, length).await.map_err(disk_err)?;
+                disk.block_status(range()?).await.map_err(disk_err)?;
             }
             Ok(ok_reply(session, req))
         }
@@ -314,7 +326,7 @@ async fn run(session: &Session, req: &Request, payload: Bytes) -> Result<WireRep
             let id = session
                 .base_allocation_id
                 .ok_or_else(|| refuse(NBD_EINVAL, "no metadata context selected"))?;
-            let extents = disk.block_status(offset, length).await.map_err(disk_err)?;
+            let extents = disk.block_status(range()?).await.map_err(disk_err)?;
             let descriptors = descriptors_from_extents(
                 &extents,
                 offset,

@@ -12,7 +12,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use pnfs_disk::{
-    Disk, DiskError, DiskErrorKind, DiskInfo, DiskResult, ExtentStatus, StatusExtent,
+    Disk, DiskError, DiskErrorKind, DiskInfo, DiskRange, DiskResult, ExtentStatus, StatusExtent,
     DISK_MAX_IO_BYTES,
 };
 use tokio::sync::Semaphore;
@@ -279,7 +279,8 @@ impl Disk for MemDisk {
         self.info.clone()
     }
 
-    async fn read(&self, offset_bytes: u64, length_bytes: u32) -> DiskResult<Bytes> {
+    async fn read_range(&self, range: DiskRange) -> DiskResult<Bytes> {
+        let (offset_bytes, length_bytes) = (range.offset_bytes(), range.io_length_bytes()?);
         self.maybe_panic(FaultOp::Read);
         let gated = {
             let mut s = self.lock()?;
@@ -311,7 +312,9 @@ impl Disk for MemDisk {
         Ok(out.freeze())
     }
 
-    async fn write(&self, offset_bytes: u64, data: Bytes, _fua: bool) -> DiskResult<()> {
+    async fn write_range(&self, range: DiskRange, data: Bytes, _fua: bool) -> DiskResult<()> {
+        range.check_buffer(data.len())?;
+        let offset_bytes = range.offset_bytes();
         self.maybe_panic(FaultOp::Write);
         let mut s = self.lock()?;
         let len = data.len() as u64;
@@ -343,7 +346,8 @@ impl Disk for MemDisk {
         Ok(())
     }
 
-    async fn trim(&self, offset_bytes: u64, length_bytes: u64) -> DiskResult<()> {
+    async fn trim_range(&self, range: DiskRange) -> DiskResult<()> {
+        let (offset_bytes, length_bytes) = (range.offset_bytes(), range.length_bytes());
         let mut s = self.lock()?;
         self.check(&mut s, FaultOp::Trim, offset_bytes, length_bytes)?;
         zero_bytes(&mut s, offset_bytes, length_bytes);
@@ -356,13 +360,13 @@ impl Disk for MemDisk {
         Ok(())
     }
 
-    async fn write_zeroes(
+    async fn write_zeroes_range(
         &self,
-        offset_bytes: u64,
-        length_bytes: u64,
+        range: DiskRange,
         _may_unmap: bool,
         _fua: bool,
     ) -> DiskResult<()> {
+        let (offset_bytes, length_bytes) = (range.offset_bytes(), range.length_bytes());
         let mut s = self.lock()?;
         self.check(&mut s, FaultOp::WriteZeroes, offset_bytes, length_bytes)?;
         zero_bytes(&mut s, offset_bytes, length_bytes);
@@ -375,11 +379,8 @@ impl Disk for MemDisk {
         Ok(())
     }
 
-    async fn block_status(
-        &self,
-        offset_bytes: u64,
-        length_bytes: u64,
-    ) -> DiskResult<Vec<StatusExtent>> {
+    async fn block_status_range(&self, range: DiskRange) -> DiskResult<Vec<StatusExtent>> {
+        let (offset_bytes, length_bytes) = (range.offset_bytes(), range.length_bytes());
         let mut s = self.lock()?;
         self.check(&mut s, FaultOp::BlockStatus, offset_bytes, length_bytes)?;
         Ok(query(&s, offset_bytes, length_bytes))

@@ -270,15 +270,15 @@ async fn handle_request<D: Disk>(
     match result {
         Ok(n) => {
             match request {
-                Request::Read { length_bytes, .. } => {
+                Request::Read { range } => {
                     c.reads.fetch_add(1, Ordering::Relaxed);
                     c.bytes_read
-                        .fetch_add(u64::from(length_bytes), Ordering::Relaxed);
+                        .fetch_add(range.length_bytes(), Ordering::Relaxed);
                 }
-                Request::Write { length_bytes, .. } => {
+                Request::Write { range, .. } => {
                     c.writes.fetch_add(1, Ordering::Relaxed);
                     c.bytes_written
-                        .fetch_add(u64::from(length_bytes), Ordering::Relaxed);
+                        .fetch_add(range.length_bytes(), Ordering::Relaxed);
                 }
                 Request::Flush => {
                     c.flushes.fetch_add(1, Ordering::Relaxed);

@@ -1,47 +1,38 @@
 //! One ublk request descriptor decoded into a Disk API call (pure, no I/O), and its
 //! execution against a [`Disk`].
 
-use bytes::Bytes;
 use pnfs_disk::{
-    libc_errno, validate_request, Disk, DiskError, DiskErrorKind, DiskInfo, RequestKind,
+    libc_errno, validate_request, Disk, DiskError, DiskErrorKind, DiskInfo, DiskRange, RequestKind,
 };
 
 use crate::geometry::SECTOR_BYTES;
 
-/// A request, as the Disk API sees it.
+/// A request, as the Disk API sees it: its range checked once, by [`decode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// Read `length_bytes` at `offset_bytes` into the tag's buffer.
+    /// Read the range into the tag's buffer.
     Read {
-        /// Byte offset.
-        offset_bytes: u64,
-        /// Byte length.
-        length_bytes: u32,
+        /// The checked range (at most the tag buffer's length).
+        range: DiskRange,
     },
-    /// Write the tag's buffer at `offset_bytes`.
+    /// Write the tag's buffer over the range.
     Write {
-        /// Byte offset.
-        offset_bytes: u64,
-        /// Byte length.
-        length_bytes: u32,
+        /// The checked range (at most the tag buffer's length).
+        range: DiskRange,
         /// Durable on return.
         fua: bool,
     },
     /// Make completed writes durable.
     Flush,
-    /// Discard (`Disk::trim`).
+    /// Discard (`Disk::trim_range`).
     Discard {
-        /// Byte offset.
-        offset_bytes: u64,
-        /// Byte length.
-        length_bytes: u64,
+        /// The checked range.
+        range: DiskRange,
     },
     /// Zero a range.
     WriteZeroes {
-        /// Byte offset.
-        offset_bytes: u64,
-        /// Byte length.
-        length_bytes: u64,
+        /// The checked range.
+        range: DiskRange,
         /// The kernel allows deallocation (no `REQ_NOUNMAP`).
         may_unmap: bool,
         /// Durable on return.
@@ -73,121 +64,85 @@ pub fn decode(
         )
     })?;
     let length_bytes = u64::from(nr_sectors) * SECTOR_BYTES;
-    let io_length = |kind: &str| {
-        u32::try_from(length_bytes)
-            .ok()
-            .filter(|&l| l <= buf_bytes)
-            .ok_or_else(|| {
-                DiskError::new(
-                    DiskErrorKind::TooLarge,
-                    format!("{kind} of {length_bytes} bytes exceeds the {buf_bytes}-byte buffer"),
-                )
-            })
-    };
-    let (request, kind) = match op {
-        sys::UBLK_IO_OP_READ => (
-            Request::Read {
-                offset_bytes,
-                length_bytes: io_length("read")?,
-            },
-            RequestKind::Read,
-        ),
-        sys::UBLK_IO_OP_WRITE => (
-            Request::Write {
-                offset_bytes,
-                length_bytes: io_length("write")?,
-                fua,
-            },
-            RequestKind::Write,
-        ),
-        sys::UBLK_IO_OP_DISCARD => (
-            Request::Discard {
-                offset_bytes,
-                length_bytes,
-            },
-            RequestKind::Trim,
-        ),
-        sys::UBLK_IO_OP_WRITE_ZEROES => (
-            Request::WriteZeroes {
-                offset_bytes,
-                length_bytes,
-                may_unmap: op_flags & sys::UBLK_IO_F_NOUNMAP == 0,
-                fua,
-            },
-            RequestKind::WriteZeroes,
-        ),
-        other => {
+    let io_range = |kind: RequestKind, what: &str| {
+        if length_bytes > u64::from(buf_bytes) {
             return Err(DiskError::new(
-                DiskErrorKind::NotSupported,
-                format!("ublk op {other} is not supported"),
-            ))
+                DiskErrorKind::TooLarge,
+                format!("{what} of {length_bytes} bytes exceeds the {buf_bytes}-byte buffer"),
+            ));
         }
+        validate_request(info, kind, offset_bytes, length_bytes)
     };
-    validate_request(info, kind, offset_bytes, length_bytes)?;
-    Ok(request)
+    match op {
+        sys::UBLK_IO_OP_READ => Ok(Request::Read {
+            range: io_range(RequestKind::Read, "read")?,
+        }),
+        sys::UBLK_IO_OP_WRITE => Ok(Request::Write {
+            range: io_range(RequestKind::Write, "write")?,
+            fua,
+        }),
+        sys::UBLK_IO_OP_DISCARD => Ok(Request::Discard {
+            range: validate_request(info, RequestKind::Trim, offset_bytes, length_bytes)?,
+        }),
+        sys::UBLK_IO_OP_WRITE_ZEROES => Ok(Request::WriteZeroes {
+            range: validate_request(info, RequestKind::WriteZeroes, offset_bytes, length_bytes)?,
+            may_unmap: op_flags & sys::UBLK_IO_F_NOUNMAP == 0,
+            fua,
+        }),
+        other => Err(DiskError::new(
+            DiskErrorKind::NotSupported,
+            format!("ublk op {other} is not supported"),
+        )),
+    }
 }
 
 /// Runs one decoded request against the disk. `buf` is the tag's I/O buffer: a read fills
-/// its first `length_bytes` through [`Disk::read_into`] (no intermediate copy), a write
-/// sends them. Returns the byte count to complete with (the request length for reads and
-/// writes, 0 otherwise).
+/// its first bytes through [`Disk::read_into`], a write sends them through
+/// [`Disk::write_from`] (no intermediate copy where the disk supports it). Returns the byte
+/// count to complete with (the request length for reads and writes, 0 otherwise).
 pub async fn execute<D: Disk>(
     disk: &D,
     request: &Request,
     buf: &mut [u8],
 ) -> Result<u32, DiskError> {
-    let tag_buffer = |length_bytes: u32| {
-        usize::try_from(length_bytes)
+    let tag_buffer = |range: &DiskRange| {
+        let len = range.io_length_bytes()?;
+        usize::try_from(len)
             .ok()
             .filter(|&l| l <= buf.len())
+            .map(|l| (len, l))
             .ok_or_else(|| {
                 DiskError::new(
                     DiskErrorKind::TooLarge,
-                    format!(
-                        "{length_bytes} bytes exceed the {}-byte tag buffer",
-                        buf.len()
-                    ),
+                    format!("{len} bytes exceed the {}-byte tag buffer", buf.len()),
                 )
             })
     };
     match *request {
-        Request::Read {
-            offset_bytes,
-            length_bytes,
-        } => {
-            let len = tag_buffer(length_bytes)?;
-            disk.read_into(offset_bytes, &mut buf[..len]).await?;
+        Request::Read { range } => {
+            let (length_bytes, len) = tag_buffer(&range)?;
+            disk.read_into(range, &mut buf[..len]).await?;
             Ok(length_bytes)
         }
-        Request::Write {
-            offset_bytes,
-            length_bytes,
-            fua,
-        } => {
-            let len = tag_buffer(length_bytes)?;
-            let data = Bytes::copy_from_slice(&buf[..len]);
-            disk.write(offset_bytes, data, fua).await?;
+        Request::Write { range, fua } => {
+            let (length_bytes, len) = tag_buffer(&range)?;
+            disk.write_from(range, &buf[..len], fua).await?;
             Ok(length_bytes)
         }
         Request::Flush => {
             disk.flush().await?;
             Ok(0)
         }
-        Request::Discard {
-            offset_bytes,
-            length_bytes,
-        } => {
-            disk.trim(offset_bytes, length_bytes).await?;
+        Request::Discard { range } => {
+            disk.trim_range(range).await?;
             Ok(0)
         }
         Request::WriteZeroes {
-            offset_bytes,
-            length_bytes,
+            range,
             may_unmap,
             fua,
         } => {
-            disk.write_zeroes(offset_bytes, length_bytes, may_unmap, fua)
-                .await?;
+            disk.write_zeroes_range(range, may_unmap, fua).await?;
             Ok(0)
         }
     }
@@ -222,12 +177,12 @@ mod tests {
     #[test]
     fn ops_and_flags_decode() {
         let i = info(false);
+        let range = |o, l| validate_request(&i, RequestKind::Status, o, l).unwrap();
         let r = decode(&i, sys::UBLK_IO_OP_WRITE | sys::UBLK_IO_F_FUA, 8, 8, 65536).unwrap();
         assert_eq!(
             r,
             Request::Write {
-                offset_bytes: 4096,
-                length_bytes: 4096,
+                range: range(4096, 4096),
                 fua: true
             }
         );
@@ -243,9 +198,9 @@ mod tests {
             r,
             Request::WriteZeroes {
                 may_unmap: false,
-                length_bytes: 8192,
+                range,
                 ..
-            }
+            } if range.length_bytes() == 8192
         ));
         let r = decode(&i, sys::UBLK_IO_OP_WRITE_ZEROES, 0, 16, 0).unwrap();
         assert!(matches!(
@@ -264,8 +219,7 @@ mod tests {
         assert_eq!(
             r,
             Request::Discard {
-                offset_bytes: 1024,
-                length_bytes: 2040 * 512
+                range: range(1024, 2040 * 512)
             }
         );
     }

@@ -1,7 +1,8 @@
 //! [`PnfsDisk`]: the [`Disk`] of one file served through pNFS block layouts.
 //!
 //! - Size: the file size at open, fixed for the life of the disk (writes past it are refused
-//!   by [`validate_request`]; the file is never grown or shrunk by the gateway).
+//!   by the frontend's `validate_request`; the file is never grown or shrunk by the gateway).
+//!   Every method takes a [`DiskRange`] checked at the frontend and does not check it again.
 //! - read / write: direct volume I/O through cached layouts, MDS READ/WRITE as fallback.
 //!   `fua` = the write, fdatasync of the volumes, LAYOUTCOMMIT.
 //! - flush: fdatasync of the volumes the file's layouts use + LAYOUTCOMMIT of every pending
@@ -25,8 +26,8 @@ use super::extent_cache::PieceState;
 use super::layout::{close_file, commit, ensure_layout, sync_volumes, LayoutOutcome};
 use super::{FileCtx, PnfsError, Shared};
 use crate::disk::{
-    validate_request, Disk, DiskError, DiskErrorKind, DiskInfo, DiskResult, ExtentStatus,
-    RequestKind, StatusExtent, DISK_MAX_IO_BYTES,
+    Disk, DiskError, DiskErrorKind, DiskInfo, DiskRange, DiskResult, ExtentStatus, StatusExtent,
+    DISK_MAX_IO_BYTES,
 };
 use crate::mds_api::{MdsErrorKind, MetadataServer};
 use crate::stats::Stats;
@@ -171,15 +172,9 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
         self.info.clone()
     }
 
-    async fn read(&self, offset_bytes: u64, length_bytes: u32) -> DiskResult<Bytes> {
-        validate_request(
-            &self.info,
-            RequestKind::Read,
-            offset_bytes,
-            u64::from(length_bytes),
-        )?;
-        let len = usize::try_from(length_bytes)
-            .map_err(|e| DiskError::new(DiskErrorKind::TooLarge, e.to_string()))?;
+    async fn read_range(&self, range: DiskRange) -> DiskResult<Bytes> {
+        let (offset_bytes, length_bytes) = (range.offset_bytes(), range.length_bytes());
+        let len = range.length_usize()?;
         let read = engine::read(&self.sh, &self.f, offset_bytes, len);
         // A span per request only when debug logging is on (its poll wrapper costs on every
         // wake of a 4 KiB request otherwise).
@@ -192,13 +187,9 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
         r.map(Bytes::from_owner).map_err(|e| self.fail(e))
     }
 
-    async fn write(&self, offset_bytes: u64, data: Bytes, fua: bool) -> DiskResult<()> {
-        validate_request(
-            &self.info,
-            RequestKind::Write,
-            offset_bytes,
-            data.len() as u64,
-        )?;
+    async fn write_range(&self, range: DiskRange, data: Bytes, fua: bool) -> DiskResult<()> {
+        range.check_buffer(data.len())?;
+        let offset_bytes = range.offset_bytes();
         if data.is_empty() {
             return Ok(());
         }
@@ -222,8 +213,8 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
         self.flush_inner().await.map_err(|e| self.fail(e))
     }
 
-    async fn trim(&self, offset_bytes: u64, length_bytes: u64) -> DiskResult<()> {
-        validate_request(&self.info, RequestKind::Trim, offset_bytes, length_bytes)?;
+    async fn trim_range(&self, range: DiskRange) -> DiskResult<()> {
+        let (offset_bytes, length_bytes) = (range.offset_bytes(), range.length_bytes());
         if length_bytes == 0 {
             return Ok(());
         }
@@ -253,19 +244,13 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
         }
     }
 
-    async fn write_zeroes(
+    async fn write_zeroes_range(
         &self,
-        offset_bytes: u64,
-        length_bytes: u64,
+        range: DiskRange,
         _may_unmap: bool,
         fua: bool,
     ) -> DiskResult<()> {
-        validate_request(
-            &self.info,
-            RequestKind::WriteZeroes,
-            offset_bytes,
-            length_bytes,
-        )?;
+        let (offset_bytes, length_bytes) = (range.offset_bytes(), range.length_bytes());
         let zeros = Bytes::from(vec![
             0u8;
             usize::try_from(WRITE_ZEROES_CHUNK_BYTES)
@@ -287,12 +272,8 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
         Ok(())
     }
 
-    async fn block_status(
-        &self,
-        offset_bytes: u64,
-        length_bytes: u64,
-    ) -> DiskResult<Vec<StatusExtent>> {
-        validate_request(&self.info, RequestKind::Status, offset_bytes, length_bytes)?;
+    async fn block_status_range(&self, range: DiskRange) -> DiskResult<Vec<StatusExtent>> {
+        let (offset_bytes, length_bytes) = (range.offset_bytes(), range.length_bytes());
         let end = offset_bytes + length_bytes;
         if length_bytes == 0 {
             return Ok(Vec::new());

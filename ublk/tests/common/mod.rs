@@ -7,7 +7,9 @@ use std::ops::Range;
 
 use bytes::Bytes;
 pub use pnfs_disk::ram::RamDisk;
-use pnfs_disk::{Disk, DiskError, DiskErrorKind, DiskInfo, DiskResult, ExtentStatus, StatusExtent};
+use pnfs_disk::{
+    Disk, DiskError, DiskErrorKind, DiskInfo, DiskRange, DiskResult, ExtentStatus, StatusExtent,
+};
 
 /// An index below one request's length (a u32) or the flat disk's size: fits a usize.
 #[allow(clippy::cast_possible_truncation)]
@@ -24,63 +26,64 @@ pub struct FailReads<D> {
     pub eio_range: Range<u64>,
 }
 
+impl<D> FailReads<D> {
+    fn check(&self, range: DiskRange) -> DiskResult<()> {
+        if range.offset_bytes() < self.eio_range.end && self.eio_range.start < range.end_bytes() {
+            return Err(DiskError::new(
+                DiskErrorKind::Io,
+                format!(
+                    "injected read error at {}+{}",
+                    range.offset_bytes(),
+                    range.length_bytes()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl<D: Disk> Disk for FailReads<D> {
     fn info(&self) -> DiskInfo {
         self.inner.info()
     }
 
-    async fn read(&self, offset_bytes: u64, length_bytes: u32) -> DiskResult<Bytes> {
-        let end = offset_bytes.saturating_add(u64::from(length_bytes));
-        if offset_bytes < self.eio_range.end && self.eio_range.start < end {
-            return Err(DiskError::new(
-                DiskErrorKind::Io,
-                format!("injected read error at {offset_bytes}+{length_bytes}"),
-            ));
-        }
-        self.inner.read(offset_bytes, length_bytes).await
+    async fn read_range(&self, range: DiskRange) -> DiskResult<Bytes> {
+        self.check(range)?;
+        self.inner.read_range(range).await
     }
 
-    async fn read_into(&self, offset_bytes: u64, out: &mut [u8]) -> DiskResult<()> {
-        let end = offset_bytes.saturating_add(u64::try_from(out.len()).unwrap_or(u64::MAX));
-        if offset_bytes < self.eio_range.end && self.eio_range.start < end {
-            return Err(DiskError::new(
-                DiskErrorKind::Io,
-                format!("injected read error at {offset_bytes}+{}", out.len()),
-            ));
-        }
-        self.inner.read_into(offset_bytes, out).await
+    async fn read_into(&self, range: DiskRange, out: &mut [u8]) -> DiskResult<()> {
+        self.check(range)?;
+        self.inner.read_into(range, out).await
     }
 
-    async fn write(&self, offset_bytes: u64, data: Bytes, fua: bool) -> DiskResult<()> {
-        self.inner.write(offset_bytes, data, fua).await
+    async fn write_range(&self, range: DiskRange, data: Bytes, fua: bool) -> DiskResult<()> {
+        self.inner.write_range(range, data, fua).await
+    }
+
+    async fn write_from(&self, range: DiskRange, data: &[u8], fua: bool) -> DiskResult<()> {
+        self.inner.write_from(range, data, fua).await
     }
 
     async fn flush(&self) -> DiskResult<()> {
         self.inner.flush().await
     }
 
-    async fn trim(&self, offset_bytes: u64, length_bytes: u64) -> DiskResult<()> {
-        self.inner.trim(offset_bytes, length_bytes).await
+    async fn trim_range(&self, range: DiskRange) -> DiskResult<()> {
+        self.inner.trim_range(range).await
     }
 
-    async fn write_zeroes(
+    async fn write_zeroes_range(
         &self,
-        offset_bytes: u64,
-        length_bytes: u64,
+        range: DiskRange,
         may_unmap: bool,
         fua: bool,
     ) -> DiskResult<()> {
-        self.inner
-            .write_zeroes(offset_bytes, length_bytes, may_unmap, fua)
-            .await
+        self.inner.write_zeroes_range(range, may_unmap, fua).await
     }
 
-    async fn block_status(
-        &self,
-        offset_bytes: u64,
-        length_bytes: u64,
-    ) -> DiskResult<Vec<StatusExtent>> {
-        self.inner.block_status(offset_bytes, length_bytes).await
+    async fn block_status_range(&self, range: DiskRange) -> DiskResult<Vec<StatusExtent>> {
+        self.inner.block_status_range(range).await
     }
 }
 
@@ -104,26 +107,16 @@ impl FlatRamDisk {
         }
     }
 
-    fn range(&self, offset: u64, len: usize) -> DiskResult<Range<usize>> {
-        let len = u64::try_from(len).unwrap_or(u64::MAX);
-        match offset.checked_add(len) {
-            Some(end) if end <= self.info.size_bytes => Ok(ix(offset)..ix(end)),
-            _ => Err(DiskError::new(
-                DiskErrorKind::InvalidRange,
-                format!("{offset}+{len} past the end"),
-            )),
-        }
-    }
-
-    fn zero(&self, offset: u64, len: u64) -> DiskResult<()> {
-        let r = self.range(offset, ix(len))?;
-        let mut data = self
-            .data
+    fn lock(&self) -> DiskResult<std::sync::RwLockWriteGuard<'_, Vec<u8>>> {
+        self.data
             .write()
-            .map_err(|_| DiskError::new(DiskErrorKind::Io, "RAM disk lock poisoned"))?;
-        data[r].fill(0);
-        Ok(())
+            .map_err(|_| DiskError::new(DiskErrorKind::Io, "RAM disk lock poisoned"))
     }
+}
+
+/// The range's bytes in the flat buffer (the range is checked against the disk's size).
+fn span(range: DiskRange) -> Range<usize> {
+    ix(range.offset_bytes())..ix(range.end_bytes())
 }
 
 impl Disk for FlatRamDisk {
@@ -131,29 +124,29 @@ impl Disk for FlatRamDisk {
         self.info.clone()
     }
 
-    async fn read(&self, offset_bytes: u64, length_bytes: u32) -> DiskResult<Bytes> {
-        let mut out = vec![0u8; ix(u64::from(length_bytes))];
-        self.read_into(offset_bytes, &mut out).await?;
+    async fn read_range(&self, range: DiskRange) -> DiskResult<Bytes> {
+        let mut out = vec![0u8; range.length_usize()?];
+        self.read_into(range, &mut out).await?;
         Ok(Bytes::from(out))
     }
 
-    async fn read_into(&self, offset_bytes: u64, out: &mut [u8]) -> DiskResult<()> {
-        let r = self.range(offset_bytes, out.len())?;
+    async fn read_into(&self, range: DiskRange, out: &mut [u8]) -> DiskResult<()> {
+        range.check_buffer(out.len())?;
         let data = self
             .data
             .read()
             .map_err(|_| DiskError::new(DiskErrorKind::Io, "RAM disk lock poisoned"))?;
-        out.copy_from_slice(&data[r]);
+        out.copy_from_slice(&data[span(range)]);
         Ok(())
     }
 
-    async fn write(&self, offset_bytes: u64, data: Bytes, _fua: bool) -> DiskResult<()> {
-        let r = self.range(offset_bytes, data.len())?;
-        let mut store = self
-            .data
-            .write()
-            .map_err(|_| DiskError::new(DiskErrorKind::Io, "RAM disk lock poisoned"))?;
-        store[r].copy_from_slice(&data);
+    async fn write_range(&self, range: DiskRange, data: Bytes, fua: bool) -> DiskResult<()> {
+        self.write_from(range, &data, fua).await
+    }
+
+    async fn write_from(&self, range: DiskRange, data: &[u8], _fua: bool) -> DiskResult<()> {
+        range.check_buffer(data.len())?;
+        self.lock()?[span(range)].copy_from_slice(data);
         Ok(())
     }
 
@@ -161,29 +154,25 @@ impl Disk for FlatRamDisk {
         Ok(())
     }
 
-    async fn trim(&self, offset_bytes: u64, length_bytes: u64) -> DiskResult<()> {
-        self.zero(offset_bytes, length_bytes)
+    async fn trim_range(&self, range: DiskRange) -> DiskResult<()> {
+        self.lock()?[span(range)].fill(0);
+        Ok(())
     }
 
-    async fn write_zeroes(
+    async fn write_zeroes_range(
         &self,
-        offset_bytes: u64,
-        length_bytes: u64,
+        range: DiskRange,
         _may_unmap: bool,
         _fua: bool,
     ) -> DiskResult<()> {
-        self.zero(offset_bytes, length_bytes)
+        self.lock()?[span(range)].fill(0);
+        Ok(())
     }
 
-    async fn block_status(
-        &self,
-        offset_bytes: u64,
-        length_bytes: u64,
-    ) -> DiskResult<Vec<StatusExtent>> {
-        self.range(offset_bytes, ix(length_bytes))?;
+    async fn block_status_range(&self, range: DiskRange) -> DiskResult<Vec<StatusExtent>> {
         Ok(vec![StatusExtent {
-            offset_bytes,
-            length_bytes,
+            offset_bytes: range.offset_bytes(),
+            length_bytes: range.length_bytes(),
             status: ExtentStatus::Data,
         }])
     }
