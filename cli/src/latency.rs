@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use pnfs_gateway::disk::{Disk, DiskInfo, DiskRange, DiskResult, StatusExtent};
+use pnfs_gateway::disk::{AlignedBuf, Disk, DiskInfo, DiskRange, DiskResult, StatusExtent};
 use serde::{Deserialize, Serialize};
 
 /// Upper bounds of the histogram buckets in microseconds (a last, unbounded bucket follows):
@@ -164,10 +164,10 @@ impl<D: Disk> Disk for TimedDisk<D> {
         r
     }
 
-    async fn read_into<'a>(&'a self, range: DiskRange, out: &'a mut [u8]) -> DiskResult<()> {
+    async fn read_into(&self, range: DiskRange, buf: AlignedBuf) -> DiskResult<AlignedBuf> {
         let _busy = self.timing.enter();
         let started = Instant::now();
-        let r = self.inner.read_into(range, out).await;
+        let r = self.inner.read_into(range, buf).await;
         self.timing.read.observe(started.elapsed());
         r
     }
@@ -180,12 +180,7 @@ impl<D: Disk> Disk for TimedDisk<D> {
         r
     }
 
-    async fn write_from<'a>(
-        &'a self,
-        range: DiskRange,
-        data: &'a [u8],
-        fua: bool,
-    ) -> DiskResult<()> {
+    async fn write_from(&self, range: DiskRange, data: AlignedBuf, fua: bool) -> DiskResult<()> {
         let _busy = self.timing.enter();
         let started = Instant::now();
         let r = self.inner.write_from(range, data, fua).await;

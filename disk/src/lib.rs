@@ -5,8 +5,11 @@
 //! checks a range again. Errors are one type, [`DiskError`], mapped to an errno once, by
 //! [`DiskError::errno`].
 
+pub mod aligned;
 #[cfg(any(test, feature = "testing"))]
 pub mod ram;
+
+pub use aligned::AlignedBuf;
 
 use std::future::Future;
 
@@ -217,30 +220,37 @@ pub trait Disk: Send + Sync + 'static {
     /// Reads the range.
     fn read_range(&self, range: DiskRange) -> impl Future<Output = DiskResult<Bytes>> + Send;
 
-    /// Reads the range into the caller's buffer of exactly the range's length (a frontend
-    /// that owns its I/O buffer, like ublk, passes it here). A disk that can fill the buffer
-    /// directly overrides this and saves a copy; the default reads with [`Disk::read_range`]
-    /// and copies.
-    fn read_into<'a>(
-        &'a self,
+    /// Reads the range into the caller's buffer, handed over and handed back with its
+    /// visible length set to the range's length (a frontend that owns its I/O buffers, like
+    /// ublk, passes them here). The buffer is owned, not borrowed, so that a disk can give it
+    /// to the kernel (io_uring, `O_DIRECT`) and keep it alive until the kernel is done with
+    /// it even if this future is dropped. The buffer handed back may be another one (after a
+    /// fallback, or when the capacity was too small); on an error it is gone. A disk that can
+    /// read into it directly overrides this and saves a copy; the default reads with
+    /// [`Disk::read_range`] and copies.
+    fn read_into(
+        &self,
         range: DiskRange,
-        out: &'a mut [u8],
-    ) -> impl Future<Output = DiskResult<()>> + Send + 'a {
+        mut buf: AlignedBuf,
+    ) -> impl Future<Output = DiskResult<AlignedBuf>> + Send {
         async move {
-            range.check_buffer(out.len())?;
             let data = self.read_range(range).await?;
-            if data.len() != out.len() {
-                return Err(DiskError::new(
+            range.check_buffer(data.len()).map_err(|_| {
+                DiskError::new(
                     DiskErrorKind::Io,
                     format!(
                         "disk returned {} bytes for a read of {}",
                         data.len(),
-                        out.len()
+                        range.length_bytes
                     ),
-                ));
+                )
+            })?;
+            if buf.set_len(data.len()).is_err() {
+                buf = AlignedBuf::new(data.len())
+                    .map_err(|e| DiskError::new(DiskErrorKind::Io, e.to_string()))?;
             }
-            out.copy_from_slice(&data);
-            Ok(())
+            buf.as_mut_slice().copy_from_slice(&data);
+            Ok(buf)
         }
     }
 
@@ -253,19 +263,27 @@ pub trait Disk: Send + Sync + 'static {
         fua: bool,
     ) -> impl Future<Output = DiskResult<()>> + Send;
 
-    /// Writes the caller's buffer (exactly the range's length) over the range, like
-    /// [`Disk::write_range`]. A disk that can write from the buffer directly overrides this
-    /// and saves a copy; the default copies it into a [`Bytes`].
-    fn write_from<'a>(
-        &'a self,
+    /// Writes the first range-length bytes of the caller's buffer over the range, like
+    /// [`Disk::write_range`]; the buffer is handed over (it goes to the volume as it is:
+    /// aligned memory that an `O_DIRECT` write can use without a copy). An error if the
+    /// buffer is shorter than the range.
+    fn write_from(
+        &self,
         range: DiskRange,
-        data: &'a [u8],
+        mut buf: AlignedBuf,
         fua: bool,
-    ) -> impl Future<Output = DiskResult<()>> + Send + 'a {
+    ) -> impl Future<Output = DiskResult<()>> + Send {
         async move {
-            range.check_buffer(data.len())?;
-            self.write_range(range, Bytes::copy_from_slice(data), fua)
-                .await
+            let len = range.length_usize()?;
+            if len > buf.len() {
+                return Err(DiskError::new(
+                    DiskErrorKind::InvalidRange,
+                    format!("a buffer of {} bytes for a range of {len}", buf.len()),
+                ));
+            }
+            buf.set_len(len)
+                .map_err(|e| DiskError::new(DiskErrorKind::Io, e.to_string()))?;
+            self.write_range(range, Bytes::from_owner(buf), fua).await
         }
     }
 
@@ -477,15 +495,24 @@ mod tests {
         let too_long = d.write(0, Bytes::from(vec![0u8; 1 << 21]), false).await;
         assert_eq!(too_long.unwrap_err().kind, DiskErrorKind::InvalidRange);
         let range = validate_request(&d.info(), RequestKind::Read, 4096, 4096).unwrap();
-        let mut short = vec![0u8; 512];
-        let e = d.read_into(range, &mut short).await.unwrap_err();
+        let short = AlignedBuf::new(512).unwrap();
+        let e = d.write_from(range, short, false).await.unwrap_err();
         assert_eq!(e.kind, DiskErrorKind::InvalidRange);
-        let e = d.write_from(range, &short, false).await.unwrap_err();
-        assert_eq!(e.kind, DiskErrorKind::InvalidRange);
-        let mut out = vec![0u8; 4096];
-        d.read_into(range, &mut out).await.unwrap();
-        assert!(out.iter().all(|&b| b == 7));
+        // A bigger buffer comes back with the range's length and its bytes.
+        let big = AlignedBuf::zeroed(65536).unwrap();
+        let out = d.read_into(range, big).await.unwrap();
+        assert_eq!(out.len(), 4096);
+        assert!(out.as_slice().iter().all(|&b| b == 7));
+        // A smaller one is replaced.
+        let out = d
+            .read_into(range, AlignedBuf::new(0).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(out.as_slice(), &vec![7u8; 4096][..]);
+        let mut data = AlignedBuf::new(8192).unwrap();
+        data.as_mut_slice().fill(9);
+        d.write_from(range, data, false).await.unwrap();
         let back = d.read_range(range).await.unwrap();
-        assert_eq!(&back[..], &out[..]);
+        assert!(back.iter().all(|&b| b == 9));
     }
 }

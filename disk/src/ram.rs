@@ -81,12 +81,6 @@ impl Disk for RamDisk {
 
     async fn read_range(&self, range: DiskRange) -> DiskResult<Bytes> {
         let mut out = vec![0u8; range.length_usize()?];
-        self.read_into(range, &mut out).await?;
-        Ok(Bytes::from(out))
-    }
-
-    async fn read_into(&self, range: DiskRange, out: &mut [u8]) -> DiskResult<()> {
-        range.check_buffer(out.len())?;
         let chunks = self.chunks()?;
         Self::pieces(
             range.offset_bytes(),
@@ -99,14 +93,10 @@ impl Disk for RamDisk {
                 }
             },
         );
-        Ok(())
+        Ok(Bytes::from(out))
     }
 
-    async fn write_range(&self, range: DiskRange, data: Bytes, fua: bool) -> DiskResult<()> {
-        self.write_from(range, &data, fua).await
-    }
-
-    async fn write_from(&self, range: DiskRange, data: &[u8], _fua: bool) -> DiskResult<()> {
+    async fn write_range(&self, range: DiskRange, data: Bytes, _fua: bool) -> DiskResult<()> {
         range.check_buffer(data.len())?;
         let mut chunks = self.chunks()?;
         Self::pieces(

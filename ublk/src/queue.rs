@@ -5,7 +5,8 @@
 //! - Each tag task (on the queue thread) decodes and validates its request and polls the
 //!   Disk call itself, inside the tokio runtime's context ([`Handle::enter`] around every
 //!   poll), so `spawn_blocking`, timers and sockets inside the disk work as on a tokio worker.
-//!   A read goes through [`Disk::read_into`] straight into the tag's I/O buffer. A disk that
+//!   A read goes through [`Disk::read_into`] straight into the tag's I/O buffer, a write
+//!   hands it on through [`Disk::write_from`] (`crate::request::TagBuf`). A disk that
 //!   answers without waiting (a RAM disk, a cache hit) completes with no thread switch at all.
 //! - The queue thread sleeps in `io_uring_enter`, not in the executor, so a waker alone does
 //!   not wake it. Every queue has an eventfd with an `IORING_OP_POLL_ADD` armed on its ring
@@ -36,7 +37,7 @@ use pnfs_disk::{Disk, DiskError, DiskErrorKind, DiskInfo};
 use tokio::runtime::Handle;
 
 use crate::error::describe_libublk;
-use crate::request::{decode, execute, failure_result, Request};
+use crate::request::{decode, execute, failure_result, Request, TagBuf};
 
 /// How long a queue waits without events before libublk marks it idle (and releases its
 /// buffers' pages).
@@ -242,7 +243,7 @@ async fn kick_task(kicker: Arc<Kicker>) {
 async fn handle_request<D: Disk>(
     q: &UblkQueue<'_>,
     tag: u16,
-    buf: &mut [u8],
+    buf: &mut TagBuf<IoBuf<u8>>,
     ctx: &QueueCtx<D>,
     kicker: &Arc<Kicker>,
 ) -> i32 {
@@ -309,12 +310,13 @@ async fn serve_tag<D: Disk>(
     kicker: &Arc<Kicker>,
 ) -> Result<(), libublk::UblkError> {
     let len = usize::try_from(ctx.buf_bytes).unwrap_or(usize::MAX);
-    let mut buf = IoBuf::<u8>::new(len);
-    q.submit_io_prep_cmd(tag, BufDesc::Slice(buf.as_slice()), 0, Some(&buf))
+    let home = IoBuf::<u8>::new(len);
+    q.submit_io_prep_cmd(tag, BufDesc::Slice(home.as_slice()), 0, Some(&home))
         .await?;
+    let mut buf = TagBuf::new(home);
     loop {
-        let res = handle_request(q, tag, buf.as_mut_slice(), ctx, kicker).await;
-        q.submit_io_commit_cmd(tag, BufDesc::Slice(buf.as_slice()), res)
+        let res = handle_request(q, tag, &mut buf, ctx, kicker).await;
+        q.submit_io_commit_cmd(tag, BufDesc::Slice(buf.current()), res)
             .await?;
     }
 }

@@ -323,7 +323,7 @@ async fn mds_write_range<M: MetadataServer>(
     Ok(())
 }
 
-/// Reads `[offset, offset + len)` into an aligned buffer (every byte of it written: volume
+/// Reads `[offset, offset + len)` into a new aligned buffer (every byte of it written: volume
 /// data, zeros, or MDS data), which the caller hands to the frontend without copying.
 pub(super) async fn read<M: MetadataServer>(
     sh: &Arc<Shared<M>>,
@@ -331,8 +331,22 @@ pub(super) async fn read<M: MetadataServer>(
     offset: u64,
     len: usize,
 ) -> Result<AlignedBuf, PnfsError> {
+    let out = AlignedBuf::new(len).map_err(|e| PnfsError::Volume(e.to_string()))?;
+    read_into(sh, f, offset, out).await
+}
+
+/// Reads `[offset, offset + out.len())` into the caller's aligned buffer (every visible byte
+/// written), straight from the volume where the request is aligned for `O_DIRECT`. The
+/// buffer handed back is `out`, or a new one of the same length after a fallback to the MDS
+/// (a failed volume read loses the buffer it was given).
+pub(super) async fn read_into<M: MetadataServer>(
+    sh: &Arc<Shared<M>>,
+    f: &Arc<FileCtx>,
+    offset: u64,
+    mut out: AlignedBuf,
+) -> Result<AlignedBuf, PnfsError> {
+    let len = out.len();
     let new_buf = || AlignedBuf::new(len).map_err(|e| PnfsError::Volume(e.to_string()));
-    let mut out = new_buf()?;
     let end = offset + len as u64;
     match plan(sh, f, offset, end, false).await? {
         Plan::Mds => {

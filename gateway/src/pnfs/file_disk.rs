@@ -4,6 +4,9 @@
 //!   by the frontend's `validate_request`; the file is never grown or shrunk by the gateway).
 //!   Every method takes a [`DiskRange`] checked at the frontend and does not check it again.
 //! - read / write: direct volume I/O through cached layouts, MDS READ/WRITE as fallback.
+//!   `read_into` reads straight into the caller's aligned buffer (io_uring, `O_DIRECT`);
+//!   `write_from` (the trait's default) passes the caller's aligned buffer on as `Bytes`,
+//!   which an aligned volume write sends to the kernel without a copy.
 //!   `fua` = the write, fdatasync of the volumes, LAYOUTCOMMIT.
 //! - flush: fdatasync of the volumes the file's layouts use + LAYOUTCOMMIT of every pending
 //!   write (MDS fallback writes are FILE_SYNC already).
@@ -26,8 +29,8 @@ use super::extent_cache::PieceState;
 use super::layout::{close_file, commit, ensure_layout, sync_volumes, LayoutOutcome};
 use super::{FileCtx, PnfsError, Shared};
 use crate::disk::{
-    Disk, DiskError, DiskErrorKind, DiskInfo, DiskRange, DiskResult, ExtentStatus, StatusExtent,
-    DISK_MAX_IO_BYTES,
+    AlignedBuf, Disk, DiskError, DiskErrorKind, DiskInfo, DiskRange, DiskResult, ExtentStatus,
+    StatusExtent, DISK_MAX_IO_BYTES,
 };
 use crate::mds_api::{MdsErrorKind, MetadataServer};
 use crate::stats::Stats;
@@ -185,6 +188,22 @@ impl<M: MetadataServer> Disk for PnfsDisk<M> {
             read.await
         };
         r.map(Bytes::from_owner).map_err(|e| self.fail(e))
+    }
+
+    async fn read_into(&self, range: DiskRange, mut buf: AlignedBuf) -> DiskResult<AlignedBuf> {
+        let len = range.length_usize()?;
+        if buf.set_len(len).is_err() {
+            buf = AlignedBuf::new(len)
+                .map_err(|e| DiskError::new(DiskErrorKind::Io, e.to_string()))?;
+        }
+        let read = engine::read_into(&self.sh, &self.f, range.offset_bytes(), buf);
+        let r = if tracing::enabled!(tracing::Level::DEBUG) {
+            read.instrument(tracing::debug_span!("pnfs_read_into", path = %self.f.open.path, offset_bytes = range.offset_bytes(), length_bytes = len))
+                .await
+        } else {
+            read.await
+        };
+        r.map_err(|e| self.fail(e))
     }
 
     async fn write_range(&self, range: DiskRange, data: Bytes, fua: bool) -> DiskResult<()> {

@@ -31,7 +31,9 @@ use io_uring::{opcode, types, IoUring};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use super::aligned::AlignedBuf;
+use bytes::Bytes;
+
+use super::aligned::{AlignedBuf, DIRECT_IO_ALIGN_BYTES};
 
 /// Submission queue entries of one volume's ring.
 const RING_ENTRIES: u32 = 256;
@@ -42,10 +44,18 @@ const SUBMIT_ATTEMPTS: u32 = 3;
 /// Resubmissions of one short read or write before giving up with EIO.
 const MAX_SHORT_RETRIES: u32 = 16;
 
+/// The memory of one operation: an aligned buffer the kernel reads into or writes from, or
+/// shared bytes (aligned, e.g. a frontend's buffer passed on as `Bytes`) that a write sends
+/// without a copy. Either is kept alive by the slot until the completion.
+enum IoMem {
+    Buf(AlignedBuf),
+    Shared(Bytes),
+}
+
 /// One operation's state, owned by the ring until its completion is reaped.
 struct Slot {
     /// The buffer the kernel reads into or writes from.
-    buf: Option<AlignedBuf>,
+    buf: Option<IoMem>,
     /// Keeps the file descriptor open while the kernel uses it.
     _file: Arc<File>,
     /// The completion result (bytes or -errno), once reaped.
@@ -361,19 +371,29 @@ impl RingHandle {
         file: &Arc<File>,
         write: bool,
         offset: u64,
-        mut buf: AlignedBuf,
+        mut buf: IoMem,
         at: usize,
         len: usize,
-    ) -> io::Result<(AlignedBuf, i32)> {
+    ) -> io::Result<(IoMem, i32)> {
         let permit = acquire_owned_fast(&self.shared.budget)
             .await
             .map_err(|_| io::Error::other("volume io_uring closed"))?;
         let len_u32 = u32::try_from(len).map_err(|e| io::Error::other(e.to_string()))?;
-        let ptr = buf
-            .as_mut_slice()
-            .get_mut(at..at + len)
-            .ok_or_else(|| io::Error::other("volume io_uring: range outside the buffer"))?
-            .as_mut_ptr();
+        let outside = || io::Error::other("volume io_uring: range outside the buffer");
+        let ptr = match &mut buf {
+            IoMem::Buf(b) => b
+                .as_mut_slice()
+                .get_mut(at..at + len)
+                .ok_or_else(outside)?
+                .as_mut_ptr(),
+            // Shared bytes are only ever written from: the kernel reads them.
+            IoMem::Shared(_) if !write => {
+                return Err(io::Error::other(
+                    "volume io_uring: a read into shared bytes",
+                ))
+            }
+            IoMem::Shared(b) => b.get(at..at + len).ok_or_else(outside)?.as_ptr().cast_mut(),
+        };
         let fd = types::Fd(file.as_raw_fd());
         let sqe = if write {
             opcode::Write::new(fd, ptr, len_u32).offset(offset).build()
@@ -436,7 +456,13 @@ impl RingHandle {
         at: usize,
         len: usize,
     ) -> io::Result<AlignedBuf> {
-        self.full(file, false, offset, buf, at, len).await
+        match self
+            .full(file, false, offset, IoMem::Buf(buf), at, len)
+            .await?
+        {
+            IoMem::Buf(b) => Ok(b),
+            IoMem::Shared(_) => Err(io::Error::other("volume io_uring: buffer swapped")),
+        }
     }
 
     /// Writes all of `buf[at..at + len]` at `offset` (resubmitting short writes).
@@ -448,7 +474,33 @@ impl RingHandle {
         at: usize,
         len: usize,
     ) -> io::Result<AlignedBuf> {
-        self.full(file, true, offset, buf, at, len).await
+        match self
+            .full(file, true, offset, IoMem::Buf(buf), at, len)
+            .await?
+        {
+            IoMem::Buf(b) => Ok(b),
+            IoMem::Shared(_) => Err(io::Error::other("volume io_uring: buffer swapped")),
+        }
+    }
+
+    /// True when `data` can be written by [`RingHandle::write_bytes`]: its memory is aligned
+    /// for `O_DIRECT` (the length is checked by the volume with the offset).
+    pub(super) fn bytes_aligned(data: &Bytes) -> bool {
+        (data.as_ptr() as usize) % DIRECT_IO_ALIGN_BYTES == 0
+    }
+
+    /// Writes all of `data` at `offset` straight from its memory, which must be aligned for
+    /// `O_DIRECT` ([`RingHandle::bytes_aligned`]): no copy into a buffer of our own.
+    pub(super) async fn write_bytes(
+        &self,
+        file: &Arc<File>,
+        offset: u64,
+        data: Bytes,
+    ) -> io::Result<()> {
+        let len = data.len();
+        self.full(file, true, offset, IoMem::Shared(data), 0, len)
+            .await
+            .map(drop)
     }
 
     async fn full(
@@ -456,10 +508,10 @@ impl RingHandle {
         file: &Arc<File>,
         write: bool,
         offset: u64,
-        mut buf: AlignedBuf,
+        mut buf: IoMem,
         at: usize,
         len: usize,
-    ) -> io::Result<AlignedBuf> {
+    ) -> io::Result<IoMem> {
         let mut done = 0usize;
         let mut retries = 0u32;
         while done < len {
@@ -516,14 +568,14 @@ struct OpFuture<'a> {
 
 impl OpFuture<'_> {
     /// Frees a slot that was never submitted and returns its buffer.
-    fn forget(mut self) -> Option<AlignedBuf> {
+    fn forget(mut self) -> Option<IoMem> {
         self.done = true;
         self.shared.slots().remove(self.idx).and_then(|s| s.buf)
     }
 }
 
 impl Future for OpFuture<'_> {
-    type Output = io::Result<(AlignedBuf, i32)>;
+    type Output = io::Result<(IoMem, i32)>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;

@@ -329,8 +329,12 @@ impl VolumeIo for FileVolume {
         let file = Arc::clone(&self.file);
         let direct = self.direct;
         if let (Ok(()), Some(ring)) = (&checked, self.ring_for(offset_bytes, 0, data.len())) {
-            // Whole aligned units: one copy into an aligned buffer, no read-modify-write.
             let ring = ring.clone_handle();
+            if super::uring::RingHandle::bytes_aligned(&data) {
+                // Aligned memory (a frontend's aligned buffer): written as it is, no copy.
+                return Box::pin(async move { ring.write_bytes(&file, offset_bytes, data).await });
+            }
+            // Whole aligned units: one copy into an aligned buffer, no read-modify-write.
             return Box::pin(async move {
                 let mut buf = AlignedBuf::new(data.len())?;
                 buf.as_mut_slice().copy_from_slice(&data);

@@ -8,7 +8,8 @@ use std::ops::Range;
 use bytes::Bytes;
 pub use pnfs_disk::ram::RamDisk;
 use pnfs_disk::{
-    Disk, DiskError, DiskErrorKind, DiskInfo, DiskRange, DiskResult, ExtentStatus, StatusExtent,
+    AlignedBuf, Disk, DiskError, DiskErrorKind, DiskInfo, DiskRange, DiskResult, ExtentStatus,
+    StatusExtent,
 };
 
 /// An index below one request's length (a u32) or the flat disk's size: fits a usize.
@@ -52,16 +53,16 @@ impl<D: Disk> Disk for FailReads<D> {
         self.inner.read_range(range).await
     }
 
-    async fn read_into(&self, range: DiskRange, out: &mut [u8]) -> DiskResult<()> {
+    async fn read_into(&self, range: DiskRange, buf: AlignedBuf) -> DiskResult<AlignedBuf> {
         self.check(range)?;
-        self.inner.read_into(range, out).await
+        self.inner.read_into(range, buf).await
     }
 
     async fn write_range(&self, range: DiskRange, data: Bytes, fua: bool) -> DiskResult<()> {
         self.inner.write_range(range, data, fua).await
     }
 
-    async fn write_from(&self, range: DiskRange, data: &[u8], fua: bool) -> DiskResult<()> {
+    async fn write_from(&self, range: DiskRange, data: AlignedBuf, fua: bool) -> DiskResult<()> {
         self.inner.write_from(range, data, fua).await
     }
 
@@ -125,28 +126,29 @@ impl Disk for FlatRamDisk {
     }
 
     async fn read_range(&self, range: DiskRange) -> DiskResult<Bytes> {
-        let mut out = vec![0u8; range.length_usize()?];
-        self.read_into(range, &mut out).await?;
-        Ok(Bytes::from(out))
-    }
-
-    async fn read_into(&self, range: DiskRange, out: &mut [u8]) -> DiskResult<()> {
-        range.check_buffer(out.len())?;
         let data = self
             .data
             .read()
             .map_err(|_| DiskError::new(DiskErrorKind::Io, "RAM disk lock poisoned"))?;
-        out.copy_from_slice(&data[span(range)]);
-        Ok(())
+        Ok(Bytes::copy_from_slice(&data[span(range)]))
     }
 
-    async fn write_range(&self, range: DiskRange, data: Bytes, fua: bool) -> DiskResult<()> {
-        self.write_from(range, &data, fua).await
+    async fn read_into(&self, range: DiskRange, mut buf: AlignedBuf) -> DiskResult<AlignedBuf> {
+        if buf.set_len(range.length_usize()?).is_err() {
+            buf = AlignedBuf::new(range.length_usize()?)
+                .map_err(|e| DiskError::new(DiskErrorKind::Io, e.to_string()))?;
+        }
+        let data = self
+            .data
+            .read()
+            .map_err(|_| DiskError::new(DiskErrorKind::Io, "RAM disk lock poisoned"))?;
+        buf.as_mut_slice().copy_from_slice(&data[span(range)]);
+        Ok(buf)
     }
 
-    async fn write_from(&self, range: DiskRange, data: &[u8], _fua: bool) -> DiskResult<()> {
+    async fn write_range(&self, range: DiskRange, data: Bytes, _fua: bool) -> DiskResult<()> {
         range.check_buffer(data.len())?;
-        self.lock()?[span(range)].copy_from_slice(data);
+        self.lock()?[span(range)].copy_from_slice(&data);
         Ok(())
     }
 
