@@ -6,6 +6,7 @@
 //! [`DiskError::errno`].
 
 pub mod aligned;
+pub mod plug;
 #[cfg(any(test, feature = "testing"))]
 pub mod ram;
 

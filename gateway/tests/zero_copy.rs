@@ -1,6 +1,7 @@
-//! `PnfsDisk::read_into` / `write_from` over real `O_DIRECT` volume files (the in-crate MDS
-//! test double hands out the layouts): the caller's aligned buffer is filled in place on an
-//! aligned read, and the data is right on every path (aligned, unaligned, across pieces).
+//! The frontend-facing I/O path over real `O_DIRECT` volume files: `PnfsDisk::read_into` /
+//! `write_from` (the in-crate MDS test double hands out the layouts) fill the caller's aligned
+//! buffer in place and get the data right on every path (aligned, unaligned, across pieces);
+//! a frontend thread holding a `Plug` submits the volume ring's I/O itself.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -155,5 +156,55 @@ async fn read_into_fills_the_callers_buffer_and_write_from_sends_it() {
     );
     assert_eq!(snap.request_errors, 0, "{snap}");
     assert_eq!(snap.mds_read_bytes + snap.mds_write_bytes, 0, "{snap}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A volume read started under a plug reaches the kernel when the plug ends, submitted on
+/// the plugging thread (here the runtime's own thread is not running, so nothing else could
+/// have submitted it).
+#[test]
+fn plugged_ring_io_is_submitted_on_the_plugging_thread_when_the_plug_ends() {
+    use std::task::{Context, Waker};
+
+    const UNIT: usize = 4096;
+    let dir = scratch_dir("plug");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("vol");
+    let data = pattern(0, 4 * UNIT, 0x11);
+    std::fs::write(&path, &data).expect("volume file");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _in_runtime = rt.enter();
+    let v = FileVolume::open(&path, false, true).expect("open volume");
+    assert!(v.is_direct(), "the test needs an O_DIRECT volume");
+    // The first read sets the ring up.
+    let first = rt.block_on(v.read_into(0, AlignedBuf::new(UNIT).expect("buf"), 0, UNIT));
+    assert_eq!(first.expect("read").as_slice(), &data[..UNIT]);
+    let before = v.ring_submit_calls();
+    assert!(before >= 1, "the read did not go through the ring");
+
+    let mut read = v.read_into(UNIT as u64, AlignedBuf::new(UNIT).expect("buf"), 0, UNIT);
+    {
+        let _plug = pnfs_gateway::disk::plug::Plug::start();
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(
+            read.as_mut().poll(&mut cx).is_pending(),
+            "pushed, not complete"
+        );
+        assert_eq!(
+            v.ring_submit_calls(),
+            before,
+            "nothing submitted while plugged"
+        );
+    }
+    assert_eq!(
+        v.ring_submit_calls(),
+        before + 1,
+        "the plug's end submitted the read, on this thread"
+    );
+    let got = rt.block_on(read).expect("plugged read");
+    assert_eq!(got.as_slice(), &data[UNIT..2 * UNIT]);
     let _ = std::fs::remove_dir_all(&dir);
 }

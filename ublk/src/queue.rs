@@ -15,6 +15,9 @@
 //!   `AtomicBool` coalesces); the poll completes, `io_uring_enter` returns, the executor
 //!   runs the woken tasks, and they commit their results with
 //!   `UBLK_U_IO_COMMIT_AND_FETCH_REQ`.
+//! - The executor runs under a [`pnfs_disk::plug::Plug`]: a disk that submits its I/O from
+//!   another thread (the gateway's volume io_uring) leaves the submission to the plug, and it
+//!   happens on this thread after the round, for all requests of the round in one go.
 //! - A Disk call that panics completes its request with `-ESHUTDOWN` (the panic is caught
 //!   at the poll), never takes the queue thread down or hangs the queue.
 
@@ -353,7 +356,12 @@ pub(crate) fn run_queue<D: Disk>(qid: u16, dev: &UblkDev, ctx: &QueueCtx<D>) -> 
     let idle = io_uring::types::Timespec::new().sec(QUEUE_IDLE_SECS);
     let mut failure = None;
     loop {
-        while exe.try_tick() {}
+        {
+            // The disk's I/O for every request this round started is submitted here, in one
+            // go, when the plug ends: no wake of another thread to submit it.
+            let _plug = pnfs_disk::plug::Plug::start();
+            while exe.try_tick() {}
+        }
         if tags.iter().all(smol::Task::is_finished) {
             break;
         }

@@ -32,6 +32,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use bytes::Bytes;
+use pnfs_disk::plug::Unplug;
 
 use super::aligned::{AlignedBuf, DIRECT_IO_ALIGN_BYTES};
 
@@ -212,6 +213,12 @@ impl Drop for Shared {
                 }
             }
         }
+    }
+}
+
+impl Unplug for Shared {
+    fn unplug(&self) {
+        self.submit_pending();
     }
 }
 
@@ -441,7 +448,12 @@ impl RingHandle {
         // caller's task yields, so that every operation pushed until then goes in one
         // `io_uring_enter` (a first push wakes it; later ones find it woken already).
         if !self.shared.unsubmitted.swap(true, Ordering::AcqRel) {
-            self.shared.kick.notify_one();
+            // A frontend thread holding a plug (a ublk queue thread) submits the batch
+            // itself when it is done; otherwise the ring's task does.
+            let unplug: Arc<dyn Unplug> = Arc::clone(&self.shared) as Arc<dyn Unplug>;
+            if !pnfs_disk::plug::defer(&unplug) {
+                self.shared.kick.notify_one();
+            }
         }
         op.await
     }
