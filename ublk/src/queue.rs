@@ -362,6 +362,8 @@ pub(crate) fn run_queue<D: Disk>(qid: u16, dev: &UblkDev, ctx: &QueueCtx<D>) -> 
             let _plug = pnfs_disk::plug::Plug::start();
             while exe.try_tick() {}
         }
+        // Requests whose I/O completed inside the unplug's submit finish now.
+        while exe.try_tick() {}
         if tags.iter().all(smol::Task::is_finished) {
             break;
         }

@@ -217,8 +217,12 @@ impl Drop for Shared {
 }
 
 impl Unplug for Shared {
+    /// Submits, then reaps what completed inside the submit (a read from a RAM-backed or
+    /// cached device often does): those requests go on at once on the plugging thread
+    /// instead of after a wake of the ring's task and a wake back.
     fn unplug(&self) {
         self.submit_pending();
+        self.reap();
     }
 }
 
