@@ -60,14 +60,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local p i
-  for i in $(seq 1 100); do
-    p=$((20000 + RANDOM % 20000))
-    if [[ -z $(ss -Hltn "sport = :$p") ]]; then echo "$p"; return 0; fi
-  done
-  echo "callgrind: no free port" >&2; return 1
-}
+bench_name=callgrind
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 # One run with N requests; prints the program's total instruction count.
 run() {

@@ -85,14 +85,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local p i
-  for i in $(seq 1 100); do
-    p=$((20000 + RANDOM % 20000))
-    if [[ -z $(ss -Hltn "sport = :$p") ]]; then echo "$p"; return 0; fi
-  done
-  echo "bench: no free port" >&2; return 1
-}
+bench_name=bench
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 size=$((size_mib * 1024 * 1024))
 half=$((size / 2))

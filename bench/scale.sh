@@ -81,14 +81,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-  local p i
-  for i in $(seq 1 100); do
-    p=$((20000 + RANDOM % 20000))
-    if [[ -z $(ss -Hltn "sport = :$p") ]]; then echo "$p"; return 0; fi
-  done
-  echo "scale: no free port" >&2; return 1
-}
+bench_name=scale
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 now() { date +%s.%N; }
 rss_mib() { awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
