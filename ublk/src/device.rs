@@ -548,33 +548,32 @@ impl Control {
         } else {
             0
         };
+        // The same control for a new device and for one being recovered; only the dev flag
+        // and what a failure is called differ.
+        let open_ctrl = |id: i32, dev_flags: UblkFlags, what: &'static str| {
+            UblkCtrlBuilder::default()
+                .name(&self.params.name)
+                .id(id)
+                .nr_queues(g.nr_queues)
+                .depth(g.queue_depth)
+                .io_buf_bytes(g.max_io_bytes)
+                .ctrl_flags(ctrl_flags)
+                .dev_flags(dev_flags)
+                .build()
+                .map_err(|e| UblkError::kernel(what, &e))
+        };
         let ctrl = match self.mode {
-            Mode::Add => dev_id.and_then(|id| {
-                UblkCtrlBuilder::default()
-                    .name(&self.params.name)
-                    .id(id)
-                    .nr_queues(g.nr_queues)
-                    .depth(g.queue_depth)
-                    .io_buf_bytes(g.max_io_bytes)
-                    .ctrl_flags(ctrl_flags)
-                    .dev_flags(UblkFlags::UBLK_DEV_F_ADD_DEV)
-                    .build()
-                    .map_err(|e| UblkError::kernel("adding the device", &e))
-            }),
+            Mode::Add => dev_id
+                .and_then(|id| open_ctrl(id, UblkFlags::UBLK_DEV_F_ADD_DEV, "adding the device")),
             Mode::Recover(id) => i32::try_from(id)
                 .map_err(|_| UblkError::InvalidConfig(format!("device id {id} is too large")))
                 .and_then(|id| start_user_recovery(id).map(|()| id))
                 .and_then(|id| {
-                    UblkCtrlBuilder::default()
-                        .name(&self.params.name)
-                        .id(id)
-                        .nr_queues(g.nr_queues)
-                        .depth(g.queue_depth)
-                        .io_buf_bytes(g.max_io_bytes)
-                        .ctrl_flags(ctrl_flags)
-                        .dev_flags(UblkFlags::UBLK_DEV_F_RECOVER_DEV)
-                        .build()
-                        .map_err(|e| UblkError::kernel("opening the device to recover", &e))
+                    open_ctrl(
+                        id,
+                        UblkFlags::UBLK_DEV_F_RECOVER_DEV,
+                        "opening the device to recover",
+                    )
                 }),
         };
         let ctrl = match ctrl {
